@@ -1,0 +1,3 @@
+//! One module per operator command, each a function over the shared stages.
+
+pub mod export;

@@ -1,0 +1,98 @@
+//! The crate's error type and the one place that turns an error into words and an exit code.
+//!
+//! Each stage has its own error enum; this module decides what each means for the operator
+//! (and for cron: retry later, fix the config, or fix the data).
+
+use crate::config::ConfigError;
+use crate::exit_codes::ExitCode;
+use crate::output::OutputError;
+use crate::roles::RolesError;
+use crate::state::StateError;
+
+/// Anything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The YAML config.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Reading `state.db`.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Getting the Discord roles.
+    #[error(transparent)]
+    Roles(#[from] RolesError),
+    /// Writing the snapshot directory.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// Rendering JSON (only possible with a value JSON cannot hold).
+    #[error("cannot render the snapshot as JSON: {0}")]
+    Render(#[from] serde_json::Error),
+    /// A command-line value that parses but makes no sense.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// What the process should exit with for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Config(ConfigError::Unreadable { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                ExitCode::Config
+            }
+            Error::Config(_) => ExitCode::Config,
+            Error::State(e) => match e {
+                StateError::Missing(_) | StateError::Unopenable { .. } => ExitCode::NoInput,
+                StateError::Corrupt { .. } | StateError::BadData { .. } => ExitCode::DataErr,
+                StateError::Locked { .. } => ExitCode::TempFail,
+            },
+            Error::Roles(e) => match e {
+                RolesError::Unreadable { .. } => ExitCode::NoInput,
+                RolesError::Invalid { .. } => ExitCode::DataErr,
+                RolesError::NoSource => ExitCode::Config,
+            },
+            Error::Output(_) => ExitCode::CantCreate,
+            Error::Render(_) => ExitCode::DataErr,
+            Error::Usage(_) => ExitCode::Usage,
+        }
+    }
+}
+
+/// Prints `err` for a person: one line on stderr, prefixed with the program's name.
+pub fn print_error(err: &Error) {
+    eprintln!("gitcord-snapshot: error: {}", one_line(&err.to_string()));
+}
+
+/// Folds a message onto one line, so that log collectors see one record per failure.
+pub fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn each_failure_maps_to_its_sysexits_code() {
+        let state = |e| Error::State(e).exit_code();
+        assert_eq!(state(StateError::Missing(PathBuf::new())), ExitCode::NoInput);
+        assert_eq!(
+            state(StateError::Corrupt { path: PathBuf::new(), reason: String::new() }),
+            ExitCode::DataErr
+        );
+        assert_eq!(
+            state(StateError::Locked { path: PathBuf::new(), waited: Default::default() }),
+            ExitCode::TempFail
+        );
+        assert_eq!(Error::Roles(RolesError::NoSource).exit_code(), ExitCode::Config);
+        assert_eq!(Error::Output(OutputError::Exists(PathBuf::new())).exit_code(), ExitCode::CantCreate);
+        assert_eq!(Error::Usage(String::new()).exit_code(), ExitCode::Usage);
+    }
+
+    #[test]
+    fn messages_fold_to_one_line() {
+        assert_eq!(one_line("a\n  b\tc "), "a b c");
+    }
+}

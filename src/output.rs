@@ -1,0 +1,93 @@
+//! Puts a rendered snapshot on disk all at once or not at all.
+//!
+//! The files are written into a hidden temporary directory beside the destination and renamed
+//! into place, so a crash or a full disk never leaves a half-written snapshot that a reader (or
+//! a later `git add`) could mistake for a real one.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Why a snapshot directory could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// Snapshots are append-only: an existing directory is never touched.
+    #[error("snapshot directory {0} already exists; refusing to overwrite it")]
+    Exists(PathBuf),
+    /// The filesystem refused (permissions, full disk, ...).
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The path being written.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
+    move |source| OutputError::Io { path: path.to_owned(), source }
+}
+
+/// Writes `files` into the new directory `dest`, which must not exist yet.
+///
+/// Each file is flushed to disk before the rename, and the parent directory after it, so that
+/// the directory either appears complete or not at all, even across a power cut.
+pub fn write_dir_atomically(dest: &Path, files: &[(&str, Vec<u8>)]) -> Result<(), OutputError> {
+    if dest.symlink_metadata().is_ok() {
+        return Err(OutputError::Exists(dest.to_owned()));
+    }
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(io_err(parent))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp-snapshot-")
+        .tempdir_in(parent)
+        .map_err(io_err(parent))?;
+    for (name, bytes) in files {
+        let path = tmp.path().join(name);
+        let mut file = fs::File::create(&path).map_err(io_err(&path))?;
+        file.write_all(bytes).map_err(io_err(&path))?;
+        file.sync_all().map_err(io_err(&path))?;
+    }
+    // rename(2) would replace an empty directory that appeared since the check above; losing an
+    // empty directory loses nothing, and a non-empty one makes the rename fail.
+    fs::rename(tmp.path(), dest).map_err(|source| match source.kind() {
+        std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty => {
+            OutputError::Exists(dest.to_owned())
+        }
+        _ => OutputError::Io { path: dest.to_owned(), source },
+    })?;
+    // The temporary path no longer exists; forget it rather than have Drop look for it.
+    let _ = tmp.keep();
+    if let Ok(dir) = fs::File::open(parent) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_all_files_and_leaves_no_temporary() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("snapshots/a");
+        write_dir_atomically(&dest, &[("x.json", b"1".to_vec()), ("y.json", b"2".to_vec())]).unwrap();
+        assert_eq!(fs::read(dest.join("x.json")).unwrap(), b"1");
+        assert_eq!(fs::read(dest.join("y.json")).unwrap(), b"2");
+        let names: Vec<_> = fs::read_dir(root.path().join("snapshots")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["a"]);
+    }
+
+    #[test]
+    fn refuses_an_existing_directory_and_keeps_its_content() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("a");
+        fs::create_dir(&dest).unwrap();
+        fs::write(dest.join("x.json"), b"old").unwrap();
+        let err = write_dir_atomically(&dest, &[("x.json", b"new".to_vec())]).unwrap_err();
+        assert!(matches!(err, OutputError::Exists(_)));
+        assert_eq!(fs::read(dest.join("x.json")).unwrap(), b"old");
+        assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,553 @@
+//! Reads Gitcord's `state.db` without ever changing it.
+//!
+//! The database belongs to a running bot, so the reader opens it read-only (it can neither
+//! create nor migrate it), waits out a writer holding the lock, and reads every table inside
+//! one read transaction so the seven snapshot files describe one consistent state. Older
+//! Gitcord databases that lack a newer table or column still export: what is missing reads
+//! as empty, with a warning.
+//!
+//! Contributions are the one large table (millions of rows). They are streamed to the
+//! caller's closure, never held in memory; Gitcord's `SELECT DISTINCT` is reproduced with a
+//! fingerprint set that is exact (a fingerprint match is confirmed against the stored row).
+
+use std::collections::hash_map::{DefaultHasher, Entry};
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use crate::timefmt::{self, Instant};
+
+/// Why `state.db` could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// There is no file at the path (wrong `--state-db` or `runtime.data_dir`).
+    #[error("state database {0} does not exist")]
+    Missing(PathBuf),
+    /// The file exists but SQLite cannot open it at all.
+    #[error("state database {path} cannot be opened: {reason}")]
+    Unopenable {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's explanation.
+        reason: String,
+    },
+    /// Not an SQLite file, or damaged.
+    #[error("state database {path} is corrupt or not an SQLite database: {reason}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's explanation.
+        reason: String,
+    },
+    /// A Gitcord run held the lock longer than we were willing to wait.
+    #[error("state database {path} stayed locked by another process for {waited:?}; try again later")]
+    Locked {
+        /// The database file.
+        path: PathBuf,
+        /// The busy timeout that ran out.
+        waited: Duration,
+    },
+    /// A readable database whose content is not Gitcord's.
+    #[error("state database {path}: {reason}")]
+    BadData {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong, naming the table and column.
+        reason: String,
+    },
+}
+
+/// An SQLite value copied into a snapshot with its type intact.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    /// SQL NULL, written as `null`.
+    Null,
+    /// INTEGER, written as a JSON number.
+    Int(i64),
+    /// REAL, written as Python writes floats.
+    Real(f64),
+    /// TEXT, written as a JSON string.
+    Text(String),
+}
+
+impl Cell {
+    /// The value's text, for sorting and comparing identities.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Cell::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Rows copied from one table, columns in code-point order (the order they are written in).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Table {
+    /// Column names, sorted.
+    pub columns: Vec<String>,
+    /// One cell per column, in `columns` order.
+    pub rows: Vec<Vec<Cell>>,
+}
+
+/// A verified Discord ↔ GitHub link.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdentityRow {
+    /// Discord user id as stored.
+    pub discord_user_id: Cell,
+    /// GitHub login as stored.
+    pub github_user: Cell,
+}
+
+/// A row of the newest scoring period.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoreRow {
+    /// GitHub login as stored.
+    pub github_user: Cell,
+    /// Start of the period, re-read as an instant.
+    pub period_start: Instant,
+    /// End of the period, re-read as an instant.
+    pub period_end: Instant,
+    /// Points as stored (INTEGER, or REAL if Gitcord ever wrote one).
+    pub points: Cell,
+}
+
+/// One distinct contribution inside the period, borrowed from SQLite's row buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct Contribution<'a> {
+    /// GitHub login.
+    pub github_user: &'a str,
+    /// `pr_merged`, `pr_opened`, `issue_opened`, `pr_reviewed`, `comment`, ...
+    pub event_type: &'a str,
+    /// The event's JSON payload text.
+    pub payload_json: &'a str,
+}
+
+/// What a snapshot needs from the database besides contributions, already selected and ordered.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tables {
+    /// `identity_links` with `verified = 1`, by Discord id then GitHub login.
+    pub identities: Vec<IdentityRow>,
+    /// Scores of the latest period, by points descending then login.
+    pub scores: Vec<ScoreRow>,
+    /// Pending issue requests, oldest first.
+    pub issue_requests: Table,
+    /// The 1000 most recent sent notifications.
+    pub notifications: Table,
+}
+
+/// What to read: the contribution window, as Gitcord's text bounds, and how long to wait.
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    /// Lower bound, formatted with [`timefmt::isoformat`]; compared as text, as Gitcord does.
+    pub period_start: String,
+    /// Upper bound, likewise.
+    pub period_end: String,
+    /// How long to wait for a Gitcord run holding the lock.
+    pub busy_timeout: Duration,
+}
+
+const ISSUE_REQUEST_COLUMNS: &[&str] = &[
+    "created_at", "discord_user_id", "github_user", "issue_number", "issue_url", "owner", "repo",
+    "request_id", "status",
+];
+const NOTIFICATION_COLUMNS: &[&str] = &[
+    "channel_id", "dedupe_key", "discord_user_id", "event_type", "github_user", "repo", "sent_at",
+    "target",
+];
+
+/// Reads everything a snapshot needs in one read transaction.
+///
+/// Each distinct contribution with `period_start <= created_at <= period_end` (text
+/// comparison) is passed to `on_contribution` exactly once; the other tables are returned.
+/// A reason returned by `on_contribution` fails the read, naming the row.
+pub fn read(
+    path: &Path,
+    opts: &ReadOptions,
+    mut on_contribution: impl FnMut(Contribution<'_>) -> Result<(), String>,
+) -> Result<Tables, StateError> {
+    let db = Db::open(path, opts.busy_timeout)?;
+    db.conn.execute_batch("BEGIN DEFERRED").map_err(|e| db.err(e))?;
+    let schema = db.schema()?;
+    let tables = Tables {
+        identities: db.identities(&schema)?,
+        scores: db.latest_scores(&schema)?,
+        issue_requests: db.copy_table(
+            &schema,
+            "issue_requests",
+            ISSUE_REQUEST_COLUMNS,
+            "WHERE status = 'pending' ORDER BY created_at, request_id",
+        )?,
+        notifications: db.copy_table(
+            &schema,
+            "notifications_sent",
+            NOTIFICATION_COLUMNS,
+            "ORDER BY sent_at DESC, dedupe_key ASC LIMIT 1000",
+        )?,
+    };
+    db.contributions(&schema, opts, &mut on_contribution)?;
+    db.conn.execute_batch("COMMIT").map_err(|e| db.err(e))?;
+    Ok(tables)
+}
+
+/// Table name → its column names, as found in this database.
+type Schema = HashMap<String, HashSet<String>>;
+
+struct Db {
+    conn: Connection,
+    path: PathBuf,
+    busy_timeout: Duration,
+}
+
+impl Db {
+    fn open(path: &Path, busy_timeout: Duration) -> Result<Db, StateError> {
+        match path.metadata() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StateError::Missing(path.to_owned()))
+            }
+            Ok(m) if m.is_dir() => {
+                return Err(StateError::Unopenable {
+                    path: path.to_owned(),
+                    reason: "it is a directory".into(),
+                })
+            }
+            _ => {}
+        }
+        // READ_ONLY without CREATE: SQLite can neither create nor write the file.
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| StateError::Unopenable {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let db = Db { conn, path: path.to_owned(), busy_timeout };
+        db.conn.busy_timeout(busy_timeout).map_err(|e| db.err(e))?;
+        Ok(db)
+    }
+
+    /// Turns an SQLite error into the kind of failure an operator can act on.
+    fn err(&self, e: rusqlite::Error) -> StateError {
+        let path = self.path.clone();
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                StateError::Locked { path, waited: self.busy_timeout }
+            }
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+                StateError::Corrupt { path, reason: e.to_string() }
+            }
+            _ => StateError::BadData { path, reason: e.to_string() },
+        }
+    }
+
+    fn bad(&self, reason: String) -> StateError {
+        StateError::BadData { path: self.path.clone(), reason }
+    }
+
+    fn schema(&self) -> Result<Schema, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT m.name, p.name FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS p WHERE m.type = 'table'")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut schema = Schema::new();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let table: String = row.get(0).map_err(|e| self.err(e))?;
+            let column: String = row.get(1).map_err(|e| self.err(e))?;
+            schema.entry(table).or_default().insert(column);
+        }
+        Ok(schema)
+    }
+
+    /// Checks that `table` has `columns`. A table that older Gitcord versions lack reads as
+    /// empty (`Ok(false)`, with a warning); anything else missing is an error.
+    fn require(&self, schema: &Schema, table: &str, columns: &[&str], optional: bool) -> Result<bool, StateError> {
+        let Some(have) = schema.get(table) else {
+            if optional {
+                log::warn!("{}: no table {table} (an older Gitcord?); exporting it as empty", self.path.display());
+                return Ok(false);
+            }
+            return Err(self.bad(format!("no table {table}; is this Gitcord's state database?")));
+        };
+        match columns.iter().find(|c| !have.contains(**c)) {
+            Some(missing) => Err(self.bad(format!("table {table} has no column {missing}"))),
+            None => Ok(true),
+        }
+    }
+
+    fn identities(&self, schema: &Schema) -> Result<Vec<IdentityRow>, StateError> {
+        self.require(schema, "identity_links", &["discord_user_id", "github_user", "verified"], false)?;
+        for column in ["unlinked_at", "github_user_normalized"] {
+            if !schema["identity_links"].contains(column) {
+                log::warn!(
+                    "{}: table identity_links has no column {column} (an older Gitcord?); exporting without it",
+                    self.path.display()
+                );
+            }
+        }
+        let sql = "SELECT discord_user_id, github_user FROM identity_links WHERE verified = 1 ORDER BY discord_user_id, github_user";
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            out.push(IdentityRow {
+                discord_user_id: self.cell(row, 0, "identity_links.discord_user_id")?,
+                github_user: self.cell(row, 1, "identity_links.github_user")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The rows whose `period_end` is the latest instant in the table, found in one pass.
+    fn latest_scores(&self, schema: &Schema) -> Result<Vec<ScoreRow>, StateError> {
+        self.require(schema, "scores", &["github_user", "period_start", "period_end", "points"], false)?;
+        let sql = "SELECT github_user, period_start, period_end, points FROM scores";
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut latest: Vec<ScoreRow> = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let period_end = self.instant(row, 2, "scores.period_end")?;
+            if latest.first().is_some_and(|r| period_end < r.period_end) {
+                continue;
+            }
+            if latest.first().is_some_and(|r| period_end > r.period_end) {
+                latest.clear();
+            }
+            latest.push(ScoreRow {
+                github_user: self.cell(row, 0, "scores.github_user")?,
+                period_start: self.instant(row, 1, "scores.period_start")?,
+                period_end,
+                points: self.cell(row, 3, "scores.points")?,
+            });
+        }
+        latest.sort_by(|a, b| {
+            compare_numbers(&b.points, &a.points).then_with(|| compare_cells(&a.github_user, &b.github_user))
+        });
+        Ok(latest)
+    }
+
+    fn copy_table(&self, schema: &Schema, table: &str, columns: &[&str], tail: &str) -> Result<Table, StateError> {
+        let mut out = Table { columns: columns.iter().map(|c| c.to_string()).collect(), rows: Vec::new() };
+        if !self.require(schema, table, columns, true)? {
+            return Ok(out);
+        }
+        let sql = format!("SELECT {} FROM {table} {tail}", columns.join(", "));
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let cells = columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| self.cell(row, i, &format!("{table}.{c}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.rows.push(cells);
+        }
+        Ok(out)
+    }
+
+    fn contributions(
+        &self,
+        schema: &Schema,
+        opts: &ReadOptions,
+        on_contribution: &mut dyn FnMut(Contribution<'_>) -> Result<(), String>,
+    ) -> Result<(), StateError> {
+        let columns = ["github_user", "event_type", "repo", "created_at", "payload_json"];
+        self.require(schema, "contributions", &columns, false)?;
+        let sql = "SELECT rowid, github_user, event_type, repo, created_at, payload_json FROM contributions \
+                   WHERE created_at >= ?1 AND created_at <= ?2";
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        let mut by_rowid = self
+            .conn
+            .prepare("SELECT github_user, event_type, repo, created_at, payload_json FROM contributions WHERE rowid = ?1")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt
+            .query([&opts.period_start, &opts.period_end])
+            .map_err(|e| self.err(e))?;
+        let mut seen = DistinctRows::default();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let rowid: i64 = row.get(0).map_err(|e| self.err(e))?;
+            let values: [ValueRef<'_>; 5] = [
+                row.get_ref(1).map_err(|e| self.err(e))?,
+                row.get_ref(2).map_err(|e| self.err(e))?,
+                row.get_ref(3).map_err(|e| self.err(e))?,
+                row.get_ref(4).map_err(|e| self.err(e))?,
+                row.get_ref(5).map_err(|e| self.err(e))?,
+            ];
+            let is_new = seen
+                .insert(rowid, &values, |earlier| {
+                    let mut found = by_rowid.query([earlier])?;
+                    let Some(old) = found.next()? else { return Ok(false) };
+                    for (i, v) in values.iter().enumerate() {
+                        if old.get_ref(i)? != *v {
+                            return Ok(false);
+                        }
+                    }
+                    Ok(true)
+                })
+                .map_err(|e| self.err(e))?;
+            if is_new {
+                on_contribution(Contribution {
+                    github_user: self.text(values[0], "contributions.github_user")?,
+                    event_type: self.text(values[1], "contributions.event_type")?,
+                    payload_json: self.text(values[4], "contributions.payload_json")?,
+                })
+                .map_err(|reason| self.bad(format!("contributions row {rowid}: {reason}")))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn text<'a>(&self, value: ValueRef<'a>, what: &str) -> Result<&'a str, StateError> {
+        match value {
+            ValueRef::Text(bytes) => std::str::from_utf8(bytes).map_err(|_| self.bad(format!("{what} holds text that is not UTF-8"))),
+            other => Err(self.bad(format!("{what} holds {}, not text", type_name(other)))),
+        }
+    }
+
+    fn cell(&self, row: &rusqlite::Row<'_>, i: usize, what: &str) -> Result<Cell, StateError> {
+        Ok(match row.get_ref(i).map_err(|e| self.err(e))? {
+            ValueRef::Null => Cell::Null,
+            ValueRef::Integer(n) => Cell::Int(n),
+            ValueRef::Real(x) => Cell::Real(x),
+            v @ ValueRef::Text(_) => Cell::Text(self.text(v, what)?.to_owned()),
+            ValueRef::Blob(_) => return Err(self.bad(format!("{what} holds a BLOB, which JSON cannot carry"))),
+        })
+    }
+
+    fn instant(&self, row: &rusqlite::Row<'_>, i: usize, what: &str) -> Result<Instant, StateError> {
+        let value = row.get_ref(i).map_err(|e| self.err(e))?;
+        let text = self.text(value, what)?;
+        timefmt::parse_stored(text).ok_or_else(|| self.bad(format!("{what} holds {text:?}, which is not a timestamp")))
+    }
+}
+
+fn type_name(value: ValueRef<'_>) -> &'static str {
+    match value {
+        ValueRef::Null => "NULL",
+        ValueRef::Integer(_) => "an INTEGER",
+        ValueRef::Real(_) => "a REAL",
+        ValueRef::Text(_) => "TEXT",
+        ValueRef::Blob(_) => "a BLOB",
+    }
+}
+
+/// SQLite's BINARY order for the values a key column can hold: NULL < numbers < text.
+fn compare_cells(a: &Cell, b: &Cell) -> std::cmp::Ordering {
+    fn rank(c: &Cell) -> u8 {
+        match c {
+            Cell::Null => 0,
+            Cell::Int(_) | Cell::Real(_) => 1,
+            Cell::Text(_) => 2,
+        }
+    }
+    match (a, b) {
+        (Cell::Text(x), Cell::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
+        (Cell::Int(_) | Cell::Real(_), Cell::Int(_) | Cell::Real(_)) => compare_numbers(a, b),
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+/// Numeric order of two number cells (integers exactly, mixed pairs as floats).
+fn compare_numbers(a: &Cell, b: &Cell) -> std::cmp::Ordering {
+    match (a, b) {
+        (Cell::Int(x), Cell::Int(y)) => x.cmp(y),
+        (Cell::Int(x), Cell::Real(y)) => (*x as f64).total_cmp(y),
+        (Cell::Real(x), Cell::Int(y)) => x.total_cmp(&(*y as f64)),
+        (Cell::Real(x), Cell::Real(y)) => x.total_cmp(y),
+        _ => compare_cells(a, b),
+    }
+}
+
+/// The set of contribution rows seen so far, as 64-bit fingerprints mapped to a rowid.
+///
+/// Memory is 16 bytes per distinct row in the window instead of the row itself. A fingerprint
+/// that is already present is confirmed by comparing the stored row, so a hash collision can
+/// never drop a contribution.
+#[derive(Default)]
+struct DistinctRows {
+    first: HashMap<u64, i64>,
+    /// Rows whose fingerprint collided with a different earlier row (practically never used).
+    collided: HashMap<u64, Vec<i64>>,
+}
+
+impl DistinctRows {
+    /// Records the row; returns whether it was new. `same_as(rowid)` says whether the row
+    /// stored under `rowid` equals this one.
+    fn insert(
+        &mut self,
+        rowid: i64,
+        values: &[ValueRef<'_>],
+        mut same_as: impl FnMut(i64) -> rusqlite::Result<bool>,
+    ) -> rusqlite::Result<bool> {
+        let fp = fingerprint(values);
+        match self.first.entry(fp) {
+            Entry::Vacant(slot) => {
+                slot.insert(rowid);
+                Ok(true)
+            }
+            Entry::Occupied(slot) => {
+                if same_as(*slot.get())? {
+                    return Ok(false);
+                }
+                let others = self.collided.entry(fp).or_default();
+                for &earlier in others.iter() {
+                    if same_as(earlier)? {
+                        return Ok(false);
+                    }
+                }
+                others.push(rowid);
+                Ok(true)
+            }
+        }
+    }
+}
+
+fn fingerprint(values: &[ValueRef<'_>]) -> u64 {
+    let mut h = DefaultHasher::new();
+    for v in values {
+        match v {
+            ValueRef::Null => 0u8.hash(&mut h),
+            ValueRef::Integer(n) => (1u8, n).hash(&mut h),
+            ValueRef::Real(x) => (2u8, x.to_bits()).hash(&mut h),
+            ValueRef::Text(t) => (3u8, t).hash(&mut h),
+            ValueRef::Blob(b) => (4u8, b).hash(&mut h),
+        }
+    }
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_rows_confirms_collisions_against_the_stored_row() {
+        let mut seen = DistinctRows::default();
+        let a = [ValueRef::Text(b"alice")];
+        assert!(seen.insert(1, &a, |_| Ok(true)).unwrap());
+        // Same fingerprint, and the stored row is equal: a duplicate.
+        assert!(!seen.insert(2, &a, |_| Ok(true)).unwrap());
+        // Same fingerprint but the stored row differs: a collision, kept.
+        assert!(seen.insert(3, &a, |_| Ok(false)).unwrap());
+        assert_eq!(seen.collided[&fingerprint(&a)], [3]);
+    }
+
+    #[test]
+    fn fingerprints_tell_types_apart_like_distinct_does() {
+        assert_ne!(fingerprint(&[ValueRef::Integer(1)]), fingerprint(&[ValueRef::Text(b"1")]));
+        assert_ne!(
+            fingerprint(&[ValueRef::Text(b"ab"), ValueRef::Text(b"c")]),
+            fingerprint(&[ValueRef::Text(b"a"), ValueRef::Text(b"bc")])
+        );
+    }
+
+    #[test]
+    fn cells_order_like_sqlite_binary_collation() {
+        use std::cmp::Ordering::*;
+        assert_eq!(compare_cells(&Cell::Text("Z".into()), &Cell::Text("a".into())), Less);
+        assert_eq!(compare_cells(&Cell::Text("é".into()), &Cell::Text("z".into())), Greater);
+        assert_eq!(compare_cells(&Cell::Int(9), &Cell::Text("1".into())), Less);
+        assert_eq!(compare_numbers(&Cell::Int(2), &Cell::Real(1.5)), Greater);
+    }
+}
