@@ -27,6 +27,9 @@ pub struct Cli {
 pub enum Command {
     /// Write one snapshot directory (the seven JSON files) from Gitcord's state; no git.
     Export(ExportArgs),
+    /// Build a snapshot, commit it into the local clone of the data repository and push
+    /// everything queued (the cron job).
+    Push(PushArgs),
 }
 
 /// Where a snapshot's inputs come from; shared by every command that builds one.
@@ -61,6 +64,26 @@ pub struct ExportArgs {
     /// Directory to write `snapshots/<name>/` into; created if missing.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+/// `push`'s arguments.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// The persistent local clone [default: snapshots.clone_dir, else <runtime.data_dir>/snapshot-repo].
+    #[arg(long, value_name = "DIR")]
+    pub clone_dir: Option<PathBuf>,
+    /// The data repository [default: snapshots.remote_url, else https://github.com/<snapshots.repo_path>.git].
+    /// HTTPS, a file:// URL or a local path; never with credentials in it.
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+    /// Commit into the local clone only; touch no network.
+    #[arg(long)]
+    pub no_push: bool,
+    /// Seconds to wait for another run that holds the clone's lock.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = parse_seconds)]
+    pub lock_timeout: f64,
 }
 
 fn parse_run_id(text: &str) -> Result<Uuid, String> {

@@ -92,16 +92,24 @@ pub struct Config {
 pub struct SnapshotsSection {
     /// Whether publishing is switched on (`push` does nothing otherwise).
     pub enabled: bool,
-    repo_path: Option<Text>,
-    branch: Option<Text>,
-    remote_url: Option<Text>,
-    clone_dir: Option<Text>,
+    /// `snapshots.repo_path` (unexpanded).
+    pub repo_path: Option<Text>,
+    /// `snapshots.branch` (unexpanded).
+    pub branch: Option<Text>,
+    /// `snapshots.remote_url` (unexpanded).
+    pub remote_url: Option<Text>,
+    /// `snapshots.clone_dir` (unexpanded).
+    pub clone_dir: Option<Text>,
     token: Option<Text>,
-    ca_file: Option<Text>,
-    author_name: Option<Text>,
-    author_email: Option<Text>,
+    /// `snapshots.ca_file` (unexpanded).
+    pub ca_file: Option<Text>,
+    /// `snapshots.author_name` (unexpanded).
+    pub author_name: Option<Text>,
+    /// `snapshots.author_email` (unexpanded).
+    pub author_email: Option<Text>,
     roles_file: Option<Text>,
-    metrics_file: Option<Text>,
+    /// `snapshots.metrics_file` (unexpanded).
+    pub metrics_file: Option<Text>,
     /// Skip the commit when nothing but the run's own fields changed.
     pub skip_unchanged: bool,
     /// Fail rather than write empty roles when Discord cannot be read (default true).
@@ -396,7 +404,8 @@ impl Config {
         })
     }
 
-    fn expand_opt(&self, value: &Option<Text>) -> Result<Option<String>, ConfigError> {
+    /// [`Config::expand`] for an optional value.
+    pub fn expand_opt(&self, value: &Option<Text>) -> Result<Option<String>, ConfigError> {
         value.as_ref().map(|v| self.expand(v)).transpose()
     }
 

@@ -4,8 +4,11 @@
 //! (and for cron: retry later, fix the config, or fix the data).
 
 use crate::config::ConfigError;
+use crate::discord::DiscordError;
 use crate::exit_codes::ExitCode;
 use crate::output::OutputError;
+use crate::remote::RemoteError;
+use crate::repo::RepoError;
 use crate::roles::RolesError;
 use crate::state::StateError;
 
@@ -27,6 +30,17 @@ pub enum Error {
     /// Rendering JSON (only possible with a value JSON cannot hold).
     #[error("cannot render the snapshot as JSON: {0}")]
     Render(#[from] serde_json::Error),
+    /// The local clone.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// The push failed after the snapshot was committed; it stays queued.
+    #[error("push failed: {source} ({queued} snapshot commit(s) queued)")]
+    Push {
+        /// What went wrong.
+        source: RemoteError,
+        /// Commits waiting for the next run.
+        queued: usize,
+    },
     /// A command-line value that parses but makes no sense.
     #[error("{0}")]
     Usage(String),
@@ -50,9 +64,20 @@ impl Error {
             Error::Roles(e) => match e {
                 RolesError::Unreadable { .. } => ExitCode::NoInput,
                 RolesError::Invalid { .. } => ExitCode::DataErr,
-                RolesError::NoSource => ExitCode::Config,
+                RolesError::Discord(DiscordError::CaFile { .. }) => ExitCode::Config,
+                RolesError::Discord(_) => ExitCode::Unavailable,
             },
             Error::Output(_) => ExitCode::CantCreate,
+            Error::Repo(e) => match e {
+                RepoError::NotARepo(_) | RepoError::OtherRemote { .. } => ExitCode::Config,
+                RepoError::Busy { .. } => ExitCode::TempFail,
+                RepoError::Conflict(_) => ExitCode::CantCreate,
+                RepoError::Git { .. } | RepoError::Io { .. } => ExitCode::Failure,
+            },
+            Error::Push { source, .. } => match source {
+                RemoteError::Refused(_) => ExitCode::NoPerm,
+                RemoteError::Transient(_) | RemoteError::Moved => ExitCode::TempFail,
+            },
             Error::Render(_) => ExitCode::DataErr,
             Error::Usage(_) => ExitCode::Usage,
         }
@@ -86,7 +111,9 @@ mod tests {
             state(StateError::Locked { path: PathBuf::new(), waited: Default::default() }),
             ExitCode::TempFail
         );
-        assert_eq!(Error::Roles(RolesError::NoSource).exit_code(), ExitCode::Config);
+        let discord = |e| Error::Roles(RolesError::Discord(e)).exit_code();
+        assert_eq!(discord(DiscordError::Unauthorized { url: String::new(), says: String::new() }), ExitCode::Unavailable);
+        assert_eq!(discord(DiscordError::CaFile { path: PathBuf::new(), reason: String::new() }), ExitCode::Config);
         assert_eq!(Error::Output(OutputError::Exists(PathBuf::new())).exit_code(), ExitCode::CantCreate);
         assert_eq!(Error::Usage(String::new()).exit_code(), ExitCode::Usage);
     }

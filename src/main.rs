@@ -6,7 +6,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use clap::Parser;
-use gitcord_snapshot::commands::export;
+use gitcord_snapshot::commands::{export, push};
 use gitcord_snapshot::error::{one_line, print_error};
 use gitcord_snapshot::exit_codes::ExitCode;
 use gitcord_snapshot::Error;
@@ -42,6 +42,17 @@ fn run(command: Command) -> Result<(), Error> {
             let dir = export::run(&args.input.config, &inputs(&args.input), &args.out)?;
             println!("{}", dir.display());
         }
+        Command::Push(args) => {
+            let request = push::Request {
+                config: args.input.config.clone(),
+                inputs: inputs(&args.input),
+                clone_dir: args.clone_dir,
+                remote: args.remote,
+                no_push: args.no_push,
+                lock_timeout: Duration::from_secs_f64(args.lock_timeout),
+            };
+            println!("{}", describe(&push::run(&request)?));
+        }
     }
     Ok(())
 }
@@ -53,6 +64,21 @@ fn inputs(args: &InputArgs) -> export::Inputs {
         run_id: args.run_id,
         at: args.at,
         busy_timeout: Duration::from_secs_f64(args.busy_timeout),
+    }
+}
+
+/// The one line `push` prints on success.
+fn describe(report: &push::Report) -> String {
+    match report {
+        push::Report::Disabled => "snapshots are disabled (snapshots.enabled is not true); nothing to do".into(),
+        push::Report::Done { snapshot_dir, commit, new_commit, pushed_to, queued } => {
+            let what = if *new_commit { "committed" } else { "already committed" };
+            let short = &commit.to_string()[..12];
+            match pushed_to {
+                Some(url) => format!("{what} {snapshot_dir} as {short}; pushed to {url}"),
+                None => format!("{what} {snapshot_dir} as {short}; not pushed, {queued} commit(s) queued"),
+            }
+        }
     }
 }
 

@@ -28,11 +28,22 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
     move |source| OutputError::Io { path: path.to_owned(), source }
 }
 
+/// Whether a write must survive a power cut, or only a crash of this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync every file and the directory: for the product itself (`export`).
+    Synced,
+    /// Rename only: for copies that can be rebuilt (the clone's view of the newest snapshot).
+    Unsynced,
+}
+
 /// Writes `files` into the new directory `dest`, which must not exist yet.
 ///
-/// Each file is flushed to disk before the rename, and the parent directory after it, so that
-/// the directory either appears complete or not at all, even across a power cut.
-pub fn write_dir_atomically(dest: &Path, files: &[(&str, Vec<u8>)]) -> Result<(), OutputError> {
+/// The directory appears complete or not at all. With [`Durability::Synced`] each file is
+/// flushed to disk before the rename, and the parent directory after it, so that this holds
+/// even across a power cut.
+pub fn write_dir_atomically(dest: &Path, files: &[(&str, Vec<u8>)], durability: Durability) -> Result<(), OutputError> {
+    let synced = durability == Durability::Synced;
     if dest.symlink_metadata().is_ok() {
         return Err(OutputError::Exists(dest.to_owned()));
     }
@@ -46,7 +57,9 @@ pub fn write_dir_atomically(dest: &Path, files: &[(&str, Vec<u8>)]) -> Result<()
         let path = tmp.path().join(name);
         let mut file = fs::File::create(&path).map_err(io_err(&path))?;
         file.write_all(bytes).map_err(io_err(&path))?;
-        file.sync_all().map_err(io_err(&path))?;
+        if synced {
+            file.sync_all().map_err(io_err(&path))?;
+        }
     }
     // rename(2) would replace an empty directory that appeared since the check above; losing an
     // empty directory loses nothing, and a non-empty one makes the rename fail.
@@ -58,8 +71,10 @@ pub fn write_dir_atomically(dest: &Path, files: &[(&str, Vec<u8>)]) -> Result<()
     })?;
     // The temporary path no longer exists; forget it rather than have Drop look for it.
     let _ = tmp.keep();
-    if let Ok(dir) = fs::File::open(parent) {
-        let _ = dir.sync_all();
+    if synced {
+        if let Ok(dir) = fs::File::open(parent) {
+            let _ = dir.sync_all();
+        }
     }
     Ok(())
 }
@@ -72,7 +87,7 @@ mod tests {
     fn writes_all_files_and_leaves_no_temporary() {
         let root = tempfile::tempdir().unwrap();
         let dest = root.path().join("snapshots/a");
-        write_dir_atomically(&dest, &[("x.json", b"1".to_vec()), ("y.json", b"2".to_vec())]).unwrap();
+        write_dir_atomically(&dest, &[("x.json", b"1".to_vec()), ("y.json", b"2".to_vec())], Durability::Synced).unwrap();
         assert_eq!(fs::read(dest.join("x.json")).unwrap(), b"1");
         assert_eq!(fs::read(dest.join("y.json")).unwrap(), b"2");
         let names: Vec<_> = fs::read_dir(root.path().join("snapshots")).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -85,7 +100,7 @@ mod tests {
         let dest = root.path().join("a");
         fs::create_dir(&dest).unwrap();
         fs::write(dest.join("x.json"), b"old").unwrap();
-        let err = write_dir_atomically(&dest, &[("x.json", b"new".to_vec())]).unwrap_err();
+        let err = write_dir_atomically(&dest, &[("x.json", b"new".to_vec())], Durability::Unsynced).unwrap_err();
         assert!(matches!(err, OutputError::Exists(_)));
         assert_eq!(fs::read(dest.join("x.json")).unwrap(), b"old");
         assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1);

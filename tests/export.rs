@@ -301,11 +301,18 @@ fn roles_file_problems_are_named() {
     run.expect_error(66, &["none.json"]);
     assert_nothing_written(&env);
 
+    // No roles file: the roles come from Discord, here a closed local port (never the internet).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config = std::fs::read_to_string(Case::load("basic").config())
+        .unwrap()
+        .replace("discord:\n", &format!("discord:\n  api_base: \"http://{closed}/api/v10\"\n"));
+    let config = env.write("closed.yaml", config);
     let run = export_basic(&env, |a| {
         let i = a.iter().position(|x| x == "--roles-file").unwrap();
         a.drain(i..i + 2);
+        set_flag(a, "--config", config.display().to_string());
     });
-    run.expect_error(78, &["no roles source", "--roles-file"]);
+    run.expect_error(69, &["cannot reach Discord", &closed.to_string()]);
     assert_nothing_written(&env);
 }
 

@@ -11,7 +11,8 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::contributors::Tally;
 use crate::error::Error;
-use crate::roles::{self, RoleMap, RolesError};
+use crate::discord::{DiscordApi, Token};
+use crate::roles::{self, RoleMap};
 use crate::snapshot::{RunInfo, Snapshot};
 use crate::state::{self, ReadOptions};
 use crate::timefmt::{self, Instant};
@@ -70,7 +71,13 @@ fn load_roles(config: &Config, inputs: &Inputs) -> Result<RoleMap, Error> {
     let path = match (&inputs.roles_file, config.snapshots.roles_file()) {
         (Some(path), _) => path.clone(),
         (None, Some(text)) => PathBuf::from(config.expand(text)?),
-        (None, None) => return Err(RolesError::NoSource.into()),
+        (None, None) => {
+            // No file: ask Discord, as Gitcord does. The values are checked before anything is sent.
+            let (guild_id, token, api_base) = config.discord()?;
+            let api = DiscordApi::new(api_base.as_deref(), &guild_id, Token::new(token))
+                .map_err(|e| config.invalid(e.key(), e))?;
+            return Ok(roles::load_from_discord(&api, config.snapshots.roles_required)?);
+        }
     };
     Ok(roles::load_roles_file(&path)?)
 }
@@ -85,7 +92,7 @@ pub fn run(config_path: &Path, inputs: &Inputs, out: &Path) -> Result<PathBuf, E
         return Err(output::OutputError::Exists(dest).into());
     }
     let files = serialize::render(&snapshot)?;
-    output::write_dir_atomically(&dest, &files)?;
+    output::write_dir_atomically(&dest, &files, output::Durability::Synced)?;
     log::info!("wrote {}", dest.display());
     Ok(dest)
 }

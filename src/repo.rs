@@ -1,0 +1,649 @@
+//! The persistent local clone of the data repository.
+//!
+//! The clone is a bare repository in `<clone_dir>/.git` plus a plain copy of the newest
+//! snapshot in `<clone_dir>/snapshots/<name>/` for people to look at, and the lock file
+//! `<clone_dir>/.gitcord-snapshot.lock` that keeps overlapping runs apart. Commits are built
+//! directly from objects (no index, no checkout), so a run costs the same whether the history
+//! holds ten snapshots or ten thousand, and an hourly cron never fills the disk with a
+//! checkout of every past snapshot.
+//!
+//! Crash safety comes from git's own design: objects are written before the branch moves, the
+//! branch moves by an atomic compare-and-swap, and the working copy is replaced by rename.
+//! A run killed at any moment leaves, at worst, unreferenced objects and a stale lock file,
+//! which [`DataRepo::open`] cleans up under the clone lock.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant as Clock};
+
+use fs4::fs_std::FileExt;
+use git2::{ErrorCode, ObjectType, Oid, Repository, RepositoryInitOptions, Signature, Time, Tree};
+
+use crate::output;
+use crate::snapshot::SNAPSHOTS_DIR;
+use crate::timefmt::Instant;
+
+/// Why the clone could not be used or updated.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// `clone_dir` holds something that is not ours; it is left untouched.
+    #[error("clone directory {0} exists and is not a git repository; refusing to touch it (choose another clone_dir)")]
+    NotARepo(PathBuf),
+    /// `clone_dir` is a clone of a different data repository.
+    #[error("clone directory {path} is a clone of {found}, not {expected}; refusing to mix them (choose another clone_dir)")]
+    OtherRemote {
+        /// The clone.
+        path: PathBuf,
+        /// Its `origin`.
+        found: String,
+        /// The remote this run is configured for.
+        expected: String,
+    },
+    /// Another run kept the clone locked for longer than we wait.
+    #[error("another gitcord-snapshot run holds the lock on {path} (waited {waited:?}); try again later")]
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// The same snapshot name already exists with different content: never overwrite.
+    #[error("snapshots/{0} already exists in the data repository with different content; refusing to overwrite it")]
+    Conflict(String),
+    /// A git operation failed.
+    #[error("git {context}: {source}")]
+    Git {
+        /// What we were doing.
+        context: String,
+        /// libgit2's error.
+        source: git2::Error,
+    },
+    /// The filesystem refused.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Adds context to libgit2 errors.
+pub(crate) trait GitContext<T> {
+    fn ctx(self, context: &str) -> Result<T, RepoError>;
+}
+
+impl<T> GitContext<T> for Result<T, git2::Error> {
+    fn ctx(self, context: &str) -> Result<T, RepoError> {
+        self.map_err(|source| RepoError::Git { context: context.to_owned(), source })
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RepoError + '_ {
+    move |source| RepoError::Io { path: path.to_owned(), source }
+}
+
+/// The fixed identity snapshot commits are made with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Author {
+    /// `snapshots.author_name`.
+    pub name: String,
+    /// `snapshots.author_email`; must not be a private address GitHub refuses.
+    pub email: String,
+}
+
+/// A snapshot ready to commit: its directory name, files and message.
+#[derive(Clone, Debug)]
+pub struct SnapshotFiles<'a> {
+    /// The directory name under `snapshots/`.
+    pub name: &'a str,
+    /// The seven files, as bytes.
+    pub files: &'a [(&'static str, Vec<u8>)],
+    /// The commit message.
+    pub message: &'a str,
+    /// The snapshot time: author and committer time.
+    pub at: Instant,
+}
+
+/// What [`DataRepo::commit_snapshot`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Committed {
+    /// A new commit on the branch.
+    New(Oid),
+    /// The identical snapshot was already committed (a re-run with the same inputs).
+    AlreadyPresent(Oid),
+}
+
+impl Committed {
+    /// The commit holding the snapshot.
+    pub fn oid(self) -> Oid {
+        match self {
+            Committed::New(oid) | Committed::AlreadyPresent(oid) => oid,
+        }
+    }
+}
+
+/// The clone, opened and locked for this run.
+pub struct DataRepo {
+    repo: Repository,
+    root: PathBuf,
+    branch: String,
+    _lock: File,
+}
+
+/// Kept in the clone's top directory; it must exist before `.git` does.
+const LOCK_FILE: &str = ".gitcord-snapshot.lock";
+const VIEW_RECORD: &str = "gitcord-snapshot-view";
+/// How many loose objects (about 11 per snapshot) accumulate before they are packed.
+const LOOSE_OBJECT_LIMIT: usize = 512;
+/// The remote-tracking namespace used for the data repository's remote.
+pub const REMOTE_NAME: &str = "origin";
+
+impl DataRepo {
+    /// Opens the clone at `root`, creating it if `root` is missing or empty, and takes the
+    /// clone lock (waiting up to `lock_timeout`). `remote` is the data repository's URL, or
+    /// `None` for a purely local repository.
+    pub fn open(root: &Path, remote: Option<&str>, lock_timeout: Duration) -> Result<DataRepo, RepoError> {
+        let git_dir = root.join(".git");
+        // Refuse a directory that is neither ours nor empty before putting anything in it.
+        if !git_dir.exists() {
+            match fs::read_dir(root) {
+                Ok(entries) => {
+                    if entries.filter_map(Result::ok).any(|e| e.file_name() != LOCK_FILE) {
+                        return Err(RepoError::NotARepo(root.to_owned()));
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(RepoError::Io { path: root.to_owned(), source: e }),
+            }
+        }
+        fs::create_dir_all(root).map_err(io_err(root))?;
+        // The lock comes first, so that two first runs do not both initialise the clone.
+        let lock = take_lock(&root.join(LOCK_FILE), lock_timeout)?;
+        if !git_dir.exists() {
+            let mut opts = RepositoryInitOptions::new();
+            opts.bare(true).initial_head("main");
+            Repository::init_opts(&git_dir, &opts).ctx("init")?;
+        }
+        let repo = Repository::open_bare(&git_dir).map_err(|e| match e.code() {
+            ErrorCode::NotFound => RepoError::NotARepo(root.to_owned()),
+            _ => RepoError::Git { context: "open".into(), source: e },
+        })?;
+        check_remote(&repo, root, remote)?;
+        tune(&repo)?;
+        let branch = current_branch(&repo).unwrap_or_else(|| "main".to_owned());
+        let data = DataRepo { repo, root: root.to_owned(), branch, _lock: lock };
+        data.recover()?;
+        Ok(data)
+    }
+
+    /// The underlying repository, for the network layer.
+    pub fn git(&self) -> &Repository {
+        &self.repo
+    }
+
+    /// The branch snapshots are committed to.
+    pub fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    /// Whether the branch was ever set explicitly or by a previous run.
+    pub fn has_commits(&self) -> bool {
+        self.tip().ok().flatten().is_some()
+    }
+
+    /// Chooses the branch (from the config, the remote's default, or `main`) and points HEAD
+    /// at it, so `git log` in the clone shows the snapshots.
+    pub fn set_branch(&mut self, branch: &str) -> Result<(), RepoError> {
+        git2::Branch::name_is_valid(branch)
+            .ctx("check branch name")?
+            .then_some(())
+            .ok_or_else(|| RepoError::Git {
+                context: "check branch name".into(),
+                source: git2::Error::from_str(&format!("{branch:?} is not a valid branch name")),
+            })?;
+        self.repo.set_head(&format!("refs/heads/{branch}")).ctx("set HEAD")?;
+        self.branch = branch.to_owned();
+        Ok(())
+    }
+
+    fn branch_ref(&self) -> String {
+        format!("refs/heads/{}", self.branch)
+    }
+
+    /// The remote-tracking ref: where the remote's branch was when last seen.
+    pub fn tracking_ref(&self) -> String {
+        format!("refs/remotes/{REMOTE_NAME}/{}", self.branch)
+    }
+
+    /// The local branch tip, `None` before the first snapshot.
+    pub fn tip(&self) -> Result<Option<Oid>, RepoError> {
+        self.ref_target(&self.branch_ref())
+    }
+
+    /// The remote branch tip as last seen, `None` if never seen.
+    pub fn remote_tip(&self) -> Result<Option<Oid>, RepoError> {
+        self.ref_target(&self.tracking_ref())
+    }
+
+    fn ref_target(&self, name: &str) -> Result<Option<Oid>, RepoError> {
+        match self.repo.refname_to_id(name) {
+            Ok(oid) => Ok(Some(oid)),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(RepoError::Git { context: format!("read {name}"), source: e }),
+        }
+    }
+
+    /// Records where the remote branch is now (after a fetch or a successful push).
+    pub fn set_remote_tip(&self, oid: Option<Oid>) -> Result<(), RepoError> {
+        let name = self.tracking_ref();
+        match oid {
+            Some(oid) => {
+                self.repo.reference(&name, oid, true, "gitcord-snapshot: remote tip").ctx("update remote-tracking ref")?;
+            }
+            None => {
+                if let Ok(mut r) = self.repo.find_reference(&name) {
+                    r.delete().ctx("delete remote-tracking ref")?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits not yet on the remote, oldest first: the push queue.
+    pub fn queued(&self) -> Result<Vec<Oid>, RepoError> {
+        let Some(tip) = self.tip()? else { return Ok(Vec::new()) };
+        let mut walk = self.repo.revwalk().ctx("walk queue")?;
+        walk.push(tip).ctx("walk queue")?;
+        if let Some(remote) = self.remote_tip()? {
+            walk.hide(remote).ctx("walk queue")?;
+        }
+        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE).ctx("walk queue")?;
+        walk.collect::<Result<Vec<_>, _>>().ctx("walk queue")
+    }
+
+    /// Moves the local branch from `expected` to `new`, failing if it moved in between.
+    fn move_branch(&self, expected: Option<Oid>, new: Oid, why: &str) -> Result<(), RepoError> {
+        let name = self.branch_ref();
+        let log = format!("gitcord-snapshot: {why}");
+        match expected {
+            Some(old) => self.repo.reference_matching(&name, new, true, old, &log),
+            None => self.repo.reference(&name, new, false, &log),
+        }
+        .ctx("update branch")?;
+        Ok(())
+    }
+
+    /// Brings the local branch up to date with the remote tip just fetched: fast-forward when
+    /// we have nothing queued, otherwise replay our queued snapshot commits onto it (keeping
+    /// their author and committer times) so history stays linear.
+    pub fn integrate_remote(&self, remote: Option<Oid>) -> Result<Integrated, RepoError> {
+        let Some(remote) = remote else { return Ok(Integrated::Unchanged) };
+        let local = self.tip()?;
+        let Some(local) = local else {
+            self.move_branch(None, remote, "start from the remote")?;
+            return Ok(Integrated::FastForward);
+        };
+        if local == remote || self.repo.graph_descendant_of(local, remote).ctx("compare history")? {
+            return Ok(Integrated::Unchanged);
+        }
+        if self.repo.graph_descendant_of(remote, local).ctx("compare history")? {
+            self.move_branch(Some(local), remote, "fast-forward to the remote")?;
+            return Ok(Integrated::FastForward);
+        }
+        let queued = self.queued()?;
+        let mut base = remote;
+        for oid in &queued {
+            base = self.replay_one(*oid, base)?;
+        }
+        self.move_branch(Some(local), base, "replay queued snapshots onto the remote")?;
+        Ok(Integrated::Replayed(queued.len()))
+    }
+
+    /// Re-applies one snapshot commit's changes under `snapshots/` onto `base`.
+    fn replay_one(&self, oid: Oid, base: Oid) -> Result<Oid, RepoError> {
+        let commit = self.repo.find_commit(oid).ctx("read queued commit")?;
+        let before = match commit.parent_count() {
+            0 => HashMap::new(),
+            _ => self.snapshot_entries(&commit.parent(0).ctx("read parent")?.tree().ctx("read tree")?)?,
+        };
+        let after = self.snapshot_entries(&commit.tree().ctx("read tree")?)?;
+        let base_commit = self.repo.find_commit(base).ctx("read remote tip")?;
+        let base_tree = base_commit.tree().ctx("read tree")?;
+        let mut target = self.snapshot_entries(&base_tree)?;
+        for (name, entry) in &after {
+            if before.get(name) == Some(entry) {
+                continue;
+            }
+            match target.get(name) {
+                Some(existing) if existing == entry => {}
+                Some(_) => return Err(RepoError::Conflict(name.clone())),
+                None => {
+                    target.insert(name.clone(), *entry);
+                }
+            }
+        }
+        for name in before.keys().filter(|n| !after.contains_key(*n)) {
+            target.remove(name);
+        }
+        let tree = self.write_root(&base_tree, &target)?;
+        if tree == base_tree.id() {
+            return Ok(base); // everything was already there
+        }
+        let tree = self.repo.find_tree(tree).ctx("read tree")?;
+        let (author, committer) = (commit.author(), commit.committer());
+        let message = commit.message_raw().unwrap_or_default();
+        let oid = self
+            .repo
+            .commit(None, &author, &committer, message, &tree, &[&base_commit])
+            .ctx("write replayed commit")?;
+        Ok(oid)
+    }
+
+    /// Entries of `snapshots/` in `tree`: name → (object id, mode).
+    fn snapshot_entries(&self, tree: &Tree<'_>) -> Result<HashMap<String, (Oid, i32)>, RepoError> {
+        let Some(sub) = self.snapshots_tree(tree)? else { return Ok(HashMap::new()) };
+        Ok(sub
+            .iter()
+            .filter_map(|e| e.name().map(|n| (n.to_owned(), (e.id(), e.filemode()))))
+            .collect())
+    }
+
+    fn snapshots_tree<'r>(&'r self, tree: &Tree<'_>) -> Result<Option<Tree<'r>>, RepoError> {
+        match tree.get_name(SNAPSHOTS_DIR) {
+            Some(entry) if entry.kind() == Some(ObjectType::Tree) => {
+                Ok(Some(self.repo.find_tree(entry.id()).ctx("read snapshots/")?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `base` with its `snapshots/` replaced by `entries`.
+    fn write_root(&self, base: &Tree<'_>, entries: &HashMap<String, (Oid, i32)>) -> Result<Oid, RepoError> {
+        let mut sub = self.repo.treebuilder(None).ctx("build tree")?;
+        for (name, (oid, mode)) in entries {
+            sub.insert(name, *oid, *mode).ctx("build tree")?;
+        }
+        let sub = sub.write().ctx("write tree")?;
+        let mut root = self.repo.treebuilder(Some(base)).ctx("build tree")?;
+        if entries.is_empty() {
+            if root.get(SNAPSHOTS_DIR).ctx("build tree")?.is_some() {
+                root.remove(SNAPSHOTS_DIR).ctx("build tree")?;
+            }
+        } else {
+            root.insert(SNAPSHOTS_DIR, sub, 0o040000).ctx("build tree")?;
+        }
+        root.write().ctx("write tree")
+    }
+
+    /// Commits the snapshot on top of the branch: the parent's tree plus the new directory.
+    ///
+    /// Author and committer are `author` at the snapshot time (UTC), so the same inputs onto
+    /// the same parent give the same commit id. An existing snapshot directory is never
+    /// modified: an identical one means the work is done, a different one is a conflict.
+    pub fn commit_snapshot(&self, snap: &SnapshotFiles<'_>, author: &Author) -> Result<Committed, RepoError> {
+        let parent = self.tip()?;
+        let parent_commit = parent.map(|p| self.repo.find_commit(p)).transpose().ctx("read branch tip")?;
+        let base_tree = parent_commit.as_ref().map(|c| c.tree()).transpose().ctx("read tree")?;
+        let mut dir = self.repo.treebuilder(None).ctx("build tree")?;
+        for (name, bytes) in snap.files {
+            let blob = self.repo.blob(bytes).ctx("write file")?;
+            dir.insert(name, blob, 0o100644).ctx("build tree")?;
+        }
+        let dir = dir.write().ctx("write tree")?;
+
+        let existing = match &base_tree {
+            Some(tree) => self.snapshots_tree(tree)?,
+            None => None,
+        };
+        if let Some(entry) = existing.as_ref().and_then(|t| t.get_name(snap.name)) {
+            return match (entry.id() == dir, parent) {
+                (true, Some(p)) => Ok(Committed::AlreadyPresent(p)),
+                _ => Err(RepoError::Conflict(snap.name.to_owned())),
+            };
+        }
+        // Add one entry to snapshots/ without re-listing it through a map.
+        let mut sub = self.repo.treebuilder(existing.as_ref()).ctx("build tree")?;
+        sub.insert(snap.name, dir, 0o040000).ctx("build tree")?;
+        let sub = sub.write().ctx("write tree")?;
+        let mut root = self.repo.treebuilder(base_tree.as_ref()).ctx("build tree")?;
+        root.insert(SNAPSHOTS_DIR, sub, 0o040000).ctx("build tree")?;
+        let tree = self.repo.find_tree(root.write().ctx("write tree")?).ctx("read tree")?;
+
+        let sig = Signature::new(&author.name, &author.email, &Time::new(snap.at.timestamp(), 0))
+            .ctx("make signature")?;
+        let parents: Vec<&git2::Commit<'_>> = parent_commit.iter().collect();
+        let oid = self.repo.commit(None, &sig, &sig, snap.message, &tree, &parents).ctx("commit")?;
+        self.move_branch(parent, oid, "snapshot")?;
+        Ok(Committed::New(oid))
+    }
+
+    /// The newest snapshot directory on the branch and its files' bytes, for comparisons.
+    pub fn newest_snapshot(&self) -> Result<Option<StoredSnapshot>, RepoError> {
+        let Some(tip) = self.tip()? else { return Ok(None) };
+        let tree = self.repo.find_commit(tip).ctx("read tip")?.tree().ctx("read tree")?;
+        let Some(sub) = self.snapshots_tree(&tree)? else { return Ok(None) };
+        // Names start with a UTC timestamp, so the greatest name is the newest snapshot.
+        let Some(entry) = sub.iter().filter(|e| e.kind() == Some(ObjectType::Tree)).max_by(|a, b| a.name_bytes().cmp(b.name_bytes())) else {
+            return Ok(None);
+        };
+        let name = String::from_utf8_lossy(entry.name_bytes()).into_owned();
+        let dir = self.repo.find_tree(entry.id()).ctx("read snapshot")?;
+        let mut files = Vec::new();
+        for file in dir.iter() {
+            let blob = self.repo.find_blob(file.id()).ctx("read snapshot file")?;
+            files.push((String::from_utf8_lossy(file.name_bytes()).into_owned(), blob.content().to_vec()));
+        }
+        Ok(Some((name, files)))
+    }
+
+    /// Shows `name` in the working copy and removes the one shown before, so only the newest
+    /// snapshot is ever checked out.
+    pub fn update_view(&self, name: &str, files: &[(&str, Vec<u8>)]) -> Result<(), RepoError> {
+        let view_root = self.root.join(SNAPSHOTS_DIR);
+        let dest = view_root.join(name);
+        if !dest.exists() {
+            output::write_dir_atomically(&dest, files, output::Durability::Unsynced).map_err(|e| match e {
+                output::OutputError::Io { path, source } => RepoError::Io { path, source },
+                output::OutputError::Exists(path) => RepoError::Io {
+                    path,
+                    source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+                },
+            })?;
+        }
+        let record = self.repo.path().join(VIEW_RECORD);
+        let previous = fs::read_to_string(&record).unwrap_or_default();
+        let previous = previous.trim();
+        write_file_atomically(&record, name.as_bytes())?;
+        if !previous.is_empty() && previous != name && is_plain_name(previous) {
+            let old = view_root.join(previous);
+            if old.is_dir() {
+                fs::remove_dir_all(&old).map_err(io_err(&old))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves loose objects into one pack once enough have accumulated.
+    ///
+    /// libgit2 writes each new object as its own file at the fastest (weakest) compression, so
+    /// a clone of loose objects takes about twice the remote's space. Packing them every few
+    /// dozen snapshots keeps the clone near the remote's size; the work is bounded by the loose
+    /// objects (never the whole history), and lookups stay cheap because packs are few.
+    /// Returns how many objects were packed.
+    pub fn pack_loose_objects(&self) -> Result<usize, RepoError> {
+        let objects = self.repo.path().join("objects");
+        let mut loose = Vec::new();
+        for dir in fs::read_dir(&objects).map_err(io_err(&objects))?.filter_map(Result::ok) {
+            let prefix = dir.file_name().to_string_lossy().into_owned();
+            if prefix.len() != 2 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            for file in fs::read_dir(dir.path()).map_err(io_err(&dir.path()))?.filter_map(Result::ok) {
+                let rest = file.file_name().to_string_lossy().into_owned();
+                if let Ok(oid) = Oid::from_str(&format!("{prefix}{rest}")) {
+                    loose.push((oid, file.path()));
+                }
+            }
+        }
+        if loose.len() < LOOSE_OBJECT_LIMIT {
+            return Ok(0);
+        }
+        let mut pack = self.repo.packbuilder().ctx("pack objects")?;
+        for (oid, _) in &loose {
+            pack.insert_object(*oid, None).ctx("pack objects")?;
+        }
+        let odb = self.repo.odb().ctx("pack objects")?;
+        let mut writer = odb.packwriter().ctx("pack objects")?;
+        let mut write_error = None;
+        pack.foreach(|bytes| match std::io::Write::write_all(&mut writer, bytes) {
+            Ok(()) => true,
+            Err(e) => {
+                write_error = Some(e);
+                false
+            }
+        })
+        .ctx("pack objects")?;
+        if let Some(e) = write_error {
+            return Err(RepoError::Io { path: objects.join("pack"), source: e });
+        }
+        writer.commit().ctx("pack objects")?;
+        // Only now that the pack and its index are in place do the loose copies go.
+        for (_, path) in &loose {
+            fs::remove_file(path).map_err(io_err(path))?;
+        }
+        for (_, path) in &loose {
+            if let Some(dir) = path.parent() {
+                let _ = fs::remove_dir(dir); // only succeeds once empty
+            }
+        }
+        Ok(loose.len())
+    }
+
+    /// Undoes what a killed run can leave behind: stale git lock files (we hold the clone
+    /// lock, so nobody else is writing), half-written pack files and half-written
+    /// working-copy directories.
+    fn recover(&self) -> Result<(), RepoError> {
+        let git_dir = self.repo.path();
+        if let Ok(entries) = fs::read_dir(git_dir.join("objects/pack")) {
+            for e in entries.filter_map(Result::ok) {
+                if e.file_name().to_string_lossy().starts_with("pack_git2_") {
+                    log::warn!("removing {} left by an interrupted run", e.path().display());
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        let mut stale = vec![git_dir.join("packed-refs.lock"), git_dir.join("config.lock"), git_dir.join("HEAD.lock")];
+        for dir in ["refs/heads", &format!("refs/remotes/{REMOTE_NAME}")] {
+            if let Ok(entries) = fs::read_dir(git_dir.join(dir)) {
+                stale.extend(
+                    entries
+                        .filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "lock")),
+                );
+            }
+        }
+        for path in stale.iter().filter(|p| p.exists()) {
+            log::warn!("removing {} left by an interrupted run", path.display());
+            fs::remove_file(path).map_err(io_err(path))?;
+        }
+        if let Ok(entries) = fs::read_dir(self.root.join(SNAPSHOTS_DIR)) {
+            for e in entries.filter_map(Result::ok) {
+                if e.file_name().to_string_lossy().starts_with(".tmp-snapshot-") {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A snapshot directory as committed: its name and its files (name, bytes).
+pub type StoredSnapshot = (String, Vec<(String, Vec<u8>)>);
+
+/// How [`DataRepo::integrate_remote`] reconciled the branch with the remote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Integrated {
+    /// Nothing to do (remote empty, equal, or behind us).
+    Unchanged,
+    /// The remote was ahead and we had nothing queued.
+    FastForward,
+    /// This many queued commits were replayed onto the remote tip.
+    Replayed(usize),
+}
+
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('/') && name != "." && name != ".."
+}
+
+fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(io_err(path))?;
+    tmp.persist(path).map_err(|e| RepoError::Io { path: path.to_owned(), source: e.error })?;
+    Ok(())
+}
+
+/// Takes the clone's exclusive lock, waiting up to `timeout`. The OS releases it when the
+/// process ends, however it ends, so a killed run never blocks the next one.
+fn take_lock(path: &Path, timeout: Duration) -> Result<File, RepoError> {
+    let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io_err(path))?;
+    let started = Clock::now();
+    let mut told = false;
+    loop {
+        match file.try_lock_exclusive() {
+            Ok(true) => return Ok(file),
+            Ok(false) => {}
+            Err(e) => return Err(RepoError::Io { path: path.to_owned(), source: e }),
+        }
+        if started.elapsed() >= timeout {
+            return Err(RepoError::Busy { path: path.to_owned(), waited: timeout });
+        }
+        if !told {
+            log::info!("waiting for another run to release {}", path.display());
+            told = true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sends each object of a push whole instead of searching for deltas.
+///
+/// A push carries one snapshot: seven different files, between which no useful delta exists,
+/// and the search was a fifth of a push's time. libgit2 reads its "never delta objects larger
+/// than this" threshold from `pack.deltaCacheSize`; setting it to one byte turns the search off.
+fn tune(repo: &Repository) -> Result<(), RepoError> {
+    let mut config = repo.config().ctx("read config")?;
+    if config.get_i64("pack.deltaCacheSize").ok() != Some(1) {
+        config.set_i64("pack.deltaCacheSize", 1).ctx("write config")?;
+    }
+    Ok(())
+}
+
+fn current_branch(repo: &Repository) -> Option<String> {
+    let head = repo.find_reference("HEAD").ok()?;
+    let target = head.symbolic_target()?;
+    target.strip_prefix("refs/heads/").map(str::to_owned)
+}
+
+/// Makes sure the clone belongs to `remote`: sets `origin` on a new clone, refuses a clone of
+/// another repository. Only the URL is stored, never a credential.
+fn check_remote(repo: &Repository, root: &Path, remote: Option<&str>) -> Result<(), RepoError> {
+    let Some(expected) = remote else { return Ok(()) };
+    match repo.find_remote(REMOTE_NAME) {
+        Ok(found) => {
+            let found = found.url().unwrap_or_default().to_owned();
+            if found.trim_end_matches('/') != expected.trim_end_matches('/') {
+                return Err(RepoError::OtherRemote { path: root.to_owned(), found, expected: expected.to_owned() });
+            }
+            Ok(())
+        }
+        Err(e) if e.code() == ErrorCode::NotFound => {
+            repo.remote(REMOTE_NAME, expected).ctx("add remote")?;
+            Ok(())
+        }
+        Err(e) => Err(RepoError::Git { context: "read remote".into(), source: e }),
+    }
+}

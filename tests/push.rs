@@ -1,0 +1,527 @@
+//! `push` end to end: the real binary, a real TLS smart-HTTP git server with basic auth, real
+//! clones. Assertions are on exit codes, bytes and the state of the remote.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::git_server::{GitServer, Mode};
+use support::testenv::{tree, Case, Run, TestEnv};
+
+const TOKEN_VAR: &str = "GITCORD_SNAPSHOT_TEST_TOKEN";
+
+/// A Gitcord host: the `basic` case's state and roles, a config pointing at `remote`.
+struct Host {
+    env: TestEnv,
+    case: Case,
+    token: String,
+    ca: Option<PathBuf>,
+}
+
+impl Host {
+    fn new(remote: &str, token: &str, ca: Option<PathBuf>) -> Host {
+        let case = Case::load("basic");
+        let env = TestEnv::new();
+        env.copy_case(&case, ".");
+        let config = std::fs::read_to_string(case.config()).unwrap()
+            + &format!("  remote_url: \"{remote}\"\n  token: \"${{{TOKEN_VAR}}}\"\n");
+        env.write("config.yaml", config);
+        Host { env, case, token: token.to_owned(), ca }
+    }
+
+    fn for_server(server: &GitServer, repo: &str) -> Host {
+        Host::new(&server.url(repo), server.token(), Some(server.ca_file()))
+    }
+
+    /// `push` of the conformance case itself (its run id and time) into clone `clone`.
+    fn push_case(&self, clone: &str) -> Run {
+        let mut args = self.args(clone, 0, &[]);
+        let i = args.iter().position(|a| a == "--run-id").unwrap();
+        args[i + 1] = self.case.run_id.clone();
+        let env = self.env_vars();
+        let env: Vec<(&str, Option<&str>)> = env.iter().map(|(k, v)| (*k, Some(v.as_str()))).collect();
+        self.env.run_with(&args, &env)
+    }
+
+    /// `push` of snapshot number `n` (its own run id and time) into clone `clone`.
+    fn push(&self, clone: &str, n: u32, extra: &[&str]) -> Run {
+        let args = self.args(clone, n, extra);
+        let env = self.env_vars();
+        let env: Vec<(&str, Option<&str>)> = env.iter().map(|(k, v)| (*k, Some(v.as_str()))).collect();
+        self.env.run_with(&args, &env)
+    }
+
+    fn args(&self, clone: &str, n: u32, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "push".into(),
+            "--config".into(),
+            "config.yaml".into(),
+            "--roles-file".into(),
+            "roles.json".into(),
+            "--clone-dir".into(),
+            clone.into(),
+            "--run-id".into(),
+            run_id(n),
+            "--at".into(),
+            at(n),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    fn env_vars(&self) -> Vec<(&'static str, String)> {
+        let mut vars = vec![(TOKEN_VAR, self.token.clone())];
+        if let Some(ca) = &self.ca {
+            vars.push(("SSL_CERT_FILE", ca.display().to_string()));
+        }
+        vars
+    }
+
+    fn clone_path(&self, clone: &str) -> PathBuf {
+        self.env.path(clone)
+    }
+
+    fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.env.path("audit_events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+fn run_id(n: u32) -> String {
+    format!("{n:08x}-0000-4000-8000-000000000000")
+}
+
+/// `at(n)` as git prints an author date in UTC.
+fn git_time(n: u32) -> String {
+    chrono::DateTime::parse_from_rfc3339(&at(n)).unwrap().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Snapshot `n` is taken n hours after the `basic` case's time.
+fn at(n: u32) -> String {
+    let t = chrono::DateTime::parse_from_rfc3339("2024-01-31T12:00:00+00:00").unwrap() + chrono::Duration::hours(n.into());
+    t.to_rfc3339()
+}
+
+fn dir_name(n: u32) -> String {
+    let t = chrono::DateTime::parse_from_rfc3339(&at(n)).unwrap();
+    format!("{}-{:08x}", t.format("%Y-%m-%dT%H-%M-%S"), n)
+}
+
+/// `git` with no user or system config, on a git directory.
+fn git(git_dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Snapshot directory names on `main` of a bare repository, oldest commit first, and
+/// whether the history is linear.
+fn history(git_dir: &Path) -> (Vec<String>, bool) {
+    let log = git(git_dir, &["log", "--reverse", "--format=%P|%s", "main"]);
+    let mut names = Vec::new();
+    let mut linear = true;
+    for line in log.lines() {
+        let (parents, subject) = line.split_once('|').unwrap();
+        linear &= parents.split_whitespace().count() <= 1;
+        // "Gitcord snapshot: <stamp> (run: <8>)"
+        let stamp = subject.split(": ").nth(1).unwrap().split(' ').next().unwrap();
+        let run = subject.rsplit("run: ").next().unwrap().trim_end_matches(')');
+        names.push(format!("{stamp}-{run}"));
+    }
+    (names, linear)
+}
+
+fn remote_tree_files(git_dir: &Path) -> Vec<String> {
+    git(git_dir, &["ls-tree", "-r", "--name-only", "main"]).lines().map(str::to_owned).collect()
+}
+
+fn fsck(git_dir: &Path) {
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["fsck", "--strict", "--no-dangling"])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "fsck {}: {}", git_dir.display(), String::from_utf8_lossy(&out.stderr));
+}
+
+/// Every file below `dir` (the clone, the host directory), searched for `needle`.
+fn assert_nowhere(dir: &Path, needle: &str) {
+    for (path, bytes) in tree(dir) {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "the token was found in {path}"
+        );
+    }
+}
+
+#[test]
+fn first_push_into_an_empty_repository_publishes_the_exact_files() {
+    let server = GitServer::start();
+    let bare = server.create_bare_repo("data");
+    let host = Host::for_server(&server, "data");
+    let run = host.push_case("clone");
+    run.expect_code(0);
+    assert!(run.stdout.contains("pushed to"), "{}", run.stdout);
+
+    // The remote holds exactly the conformance bytes, in one commit with Gitcord's message.
+    let want = tree(&host.case.dir.join("expected"));
+    for (path, bytes) in &want {
+        let got = git(&bare, &["show", &format!("main:{path}")]);
+        assert_eq!(got.as_bytes(), &bytes[..], "{path}");
+    }
+    assert_eq!(remote_tree_files(&bare).len(), 7);
+    let log = git(&bare, &["log", "--format=%an <%ae>|%aI|%cn <%ce>|%cI|%B", "main"]);
+    let want_msg = &host.case.commit_message;
+    assert_eq!(
+        log.trim_end(),
+        format!(
+            "gitcord-snapshot <gitcord-snapshot@users.noreply.github.com>|2024-01-31T12:00:00Z|\
+             gitcord-snapshot <gitcord-snapshot@users.noreply.github.com>|2024-01-31T12:00:00Z|{want_msg}"
+        )
+    );
+    // Only the newest snapshot is checked out in the clone, and nothing is queued.
+    let clone = host.clone_path("clone");
+    let view: Vec<_> = std::fs::read_dir(clone.join("snapshots")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(view, ["2024-01-31T12-00-00-abc12345"]);
+    let second = host.push("clone", 1, &[]);
+    second.expect_code(0);
+    let view: Vec<_> = std::fs::read_dir(clone.join("snapshots")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(view, [dir_name(1).as_str()]);
+    assert_eq!(history(&bare).0, ["2024-01-31T12-00-00-abc12345".to_owned(), dir_name(1)]);
+    fsck(&clone.join(".git"));
+    fsck(&bare);
+
+    // Audit trail, as Gitcord writes it.
+    let audit = host.audit();
+    let kinds: Vec<&str> = audit.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["snapshot_written", "snapshot_pushed", "snapshot_written", "snapshot_pushed"]);
+    assert_eq!(audit[0]["context"]["snapshot_dir"], host.case.snapshot_dir.as_str());
+    assert_eq!(audit[0]["context"]["run_id"], host.case.run_id.as_str());
+    assert_eq!(audit[0]["context"]["files_written"], 7);
+    assert_eq!(audit[0]["context"]["org"], "my-org");
+    assert_eq!(audit[0]["context"]["repo"], "my-org/gitcord-data");
+    assert_nowhere(host.env.dir.path(), server.token());
+}
+
+#[test]
+fn the_same_inputs_onto_the_same_parent_give_the_same_commit() {
+    let server = GitServer::start();
+    let (a, b) = (server.create_bare_repo("a"), server.create_bare_repo("b"));
+    Host::for_server(&server, "a").push("clone", 7, &[]).expect_code(0);
+    Host::for_server(&server, "b").push("clone", 7, &[]).expect_code(0);
+    let offline = Host::new("/nonexistent/offline.git", "unused", None);
+    offline.push("clone", 7, &["--no-push"]).expect_code(0);
+    let local = git(&offline.clone_path("clone").join(".git"), &["rev-parse", "main"]);
+    assert_eq!(git(&a, &["rev-parse", "main"]), git(&b, &["rev-parse", "main"]));
+    assert_eq!(git(&a, &["rev-parse", "main"]), local);
+}
+
+#[test]
+fn a_wrong_token_exits_77_keeps_the_queue_and_leaks_nothing() {
+    let server = GitServer::start();
+    let bare = server.create_bare_repo("data");
+    let mut host = Host::for_server(&server, "data");
+    host.token = "ghp_wrong_token_value_123".into();
+    let run = host.push("clone", 0, &[]);
+    run.expect_error(77, &["rejected the token", "401", "queued"]);
+    assert!(server.refs("data").is_empty(), "nothing reached the remote");
+    let clone = host.clone_path("clone").join(".git");
+    assert_eq!(history(&clone).0, [dir_name(0)], "the commit waits in the clone");
+    // One rejected attempt ends it: no credential loop.
+    let attempts = server.access_log().lines().filter(|l| l.contains(" 401 ")).count();
+    assert!(attempts <= 2, "credential loop: {attempts} rejected requests\n{}", server.access_log());
+    for secret in [host.token.as_str(), server.token()] {
+        assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
+        assert_nowhere(host.env.dir.path(), secret);
+    }
+    let failed = host.audit().into_iter().find(|e| e["event_type"] == "snapshot_push_failed").unwrap();
+    assert_eq!(failed["context"]["queued"], 1);
+
+    // With the right token the next run pushes the queue, in order, then its own snapshot.
+    host.token = server.token().to_owned();
+    host.push("clone", 1, &[]).expect_code(0);
+    assert_eq!(history(&bare), (vec![dir_name(0), dir_name(1)], true));
+}
+
+#[test]
+fn transient_failures_exit_75_and_the_next_run_drains_the_queue_in_order() {
+    let mut server = GitServer::start();
+    let bare = server.create_bare_repo("data");
+    let host = Host::for_server(&server, "data");
+    host.push("clone", 0, &[]).expect_code(0);
+
+    server.set_mode(Mode::Unavailable503);
+    host.push("clone", 1, &[]).expect_error(75, &["503", "queued"]);
+    server.set_mode(Mode::Normal);
+    server.stop();
+    host.push("clone", 2, &[]).expect_error(75, &["cannot reach", "2 snapshot commit(s) queued"]);
+    assert_eq!(history(&bare).0, [dir_name(0)]);
+
+    server.restart();
+    let run = host.push("clone", 3, &[]);
+    run.expect_code(0);
+    assert_eq!(history(&bare), ((0..4).map(dir_name).collect(), true));
+    // Each snapshot keeps its own time.
+    let times = git(&bare, &["log", "--reverse", "--format=%aI %cI", "main"]);
+    for (n, line) in times.lines().enumerate() {
+        let t = git_time(n as u32);
+        assert_eq!(line, format!("{t} {t}"));
+    }
+}
+
+#[test]
+fn refusals_exit_77_with_what_to_fix() {
+    let server = GitServer::start();
+    server.create_bare_repo("data");
+    let host = Host::for_server(&server, "data");
+    host.push("clone", 0, &[]).expect_code(0);
+
+    server.set_mode(Mode::PushForbidden403);
+    host.push("clone", 1, &[]).expect_error(77, &["403", "write access"]);
+    server.set_mode(Mode::Normal);
+
+    server.install_rejecting_hook("data", "GH007: Your push would publish a private email address.");
+    host.push("clone", 2, &[]).expect_error(77, &["rejected", "GH007", "2 snapshot commit(s) queued"]);
+    server.remove_hook("data", "pre-receive");
+    host.push("clone", 3, &[]).expect_code(0);
+    assert_eq!(history(&server.repo_path("data")), ((0..4).map(dir_name).collect(), true));
+}
+
+#[test]
+fn an_untrusted_certificate_is_refused() {
+    let server = GitServer::start();
+    server.create_bare_repo("data");
+    let mut host = Host::for_server(&server, "data");
+    host.ca = None;
+    host.push("clone", 0, &[]).expect_error(77, &["TLS", "snapshots.ca_file"]);
+    assert!(server.refs("data").is_empty());
+    // The same CA given in the config works.
+    let config = std::fs::read_to_string(host.env.path("config.yaml")).unwrap()
+        + &format!("  ca_file: \"{}\"\n", server.ca_file().display());
+    host.env.write("config.yaml", config);
+    host.push("clone", 1, &[]).expect_code(0);
+    assert_eq!(history(&server.repo_path("data")).0, [dir_name(0), dir_name(1)]);
+}
+
+#[test]
+fn another_writer_moved_the_remote_so_queued_commits_are_replayed_linearly() {
+    let mut server = GitServer::start();
+    let bare = server.create_bare_repo("data");
+    let a = Host::for_server(&server, "data");
+    let b = Host::for_server(&server, "data");
+    a.push("clone", 0, &[]).expect_code(0);
+    // A commits offline (server down): queued on top of snapshot 0.
+    server.stop();
+    a.push("clone", 1, &[]).expect_code(75);
+    server.restart();
+    // Meanwhile B publishes snapshot 2.
+    b.push("clone", 2, &[]).expect_code(0);
+    // A's next run fetches, replays 1 onto 2, then adds 3.
+    a.push("clone", 3, &[]).expect_code(0);
+    let (names, linear) = history(&bare);
+    assert!(linear, "no merge commits");
+    assert_eq!(names, [dir_name(0), dir_name(2), dir_name(1), dir_name(3)]);
+    let times = git(&bare, &["log", "--format=%aI %cI", "-1", "main~1"]);
+    let t1 = git_time(1);
+    assert_eq!(times.trim(), format!("{t1} {t1}"), "a replayed commit keeps its times");
+    assert_eq!(remote_tree_files(&bare).len(), 4 * 7);
+    fsck(&bare);
+}
+
+#[test]
+fn two_clones_pushing_at_once_land_every_snapshot() {
+    let server = GitServer::start();
+    let bare = server.create_bare_repo("data");
+    let hosts = [Host::for_server(&server, "data"), Host::for_server(&server, "data")];
+    let mut n = 0;
+    for _round in 0..3 {
+        let children: Vec<_> = hosts
+            .iter()
+            .map(|h| {
+                n += 1;
+                let mut cmd = h.env.command(h.args("clone", n, &[]));
+                for (k, v) in h.env_vars() {
+                    cmd.env(k, v);
+                }
+                cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    let (mut names, linear) = history(&bare);
+    assert!(linear);
+    names.sort();
+    let mut want: Vec<String> = (1..=6).map(dir_name).collect();
+    want.sort();
+    assert_eq!(names, want);
+}
+
+#[test]
+fn overlapping_runs_on_one_clone_take_turns() {
+    let remote = TestEnv::new();
+    let bare = remote.path("data.git");
+    git2::Repository::init_bare(&bare).unwrap();
+    let host = Host::new(&bare.display().to_string(), "unused", None);
+    let children: Vec<_> = (1..=3)
+        .map(|n| host.env.command(host.args("clone", n, &[])).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let (mut names, linear) = history(&bare);
+    assert!(linear);
+    names.sort();
+    assert_eq!(names, (1..=3).map(dir_name).collect::<Vec<_>>());
+
+    // A run that cannot get the lock in time says so and exits 75.
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(host.clone_path("clone").join(".gitcord-snapshot.lock"))
+        .unwrap();
+    fs4::fs_std::FileExt::lock_exclusive(&lock).unwrap();
+    host.push("clone", 9, &["--lock-timeout", "0.3"]).expect_error(75, &["holds the lock"]);
+    fs4::fs_std::FileExt::unlock(&lock).unwrap();
+    host.push("clone", 9, &[]).expect_code(0);
+}
+
+#[test]
+fn kill_9_at_random_moments_loses_nothing_and_leaves_a_sound_clone() {
+    let remote = TestEnv::new();
+    let bare = remote.path("data.git");
+    git2::Repository::init_bare(&bare).unwrap();
+    let host = Host::new(&bare.display().to_string(), "unused", None);
+    let clone_git = host.clone_path("clone").join(".git");
+    let mut committed: Vec<String> = Vec::new();
+    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    for n in 1..=24u32 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_micros(seed % 60_000);
+        let mut child = host.env.command(host.args("clone", n, &[])).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        if !clone_git.join("HEAD").exists() {
+            continue; // killed before the clone existed
+        }
+        // Whatever was committed before stays committed.
+        let now: Vec<String> = history_of_clone(&clone_git);
+        assert!(now.starts_with(&committed) || is_subsequence(&committed, &now), "lost commits: had {committed:?}, now {now:?}");
+        committed = now;
+        // Never a partial snapshot in a commit.
+        if !committed.is_empty() {
+            let files = git(&clone_git, &["ls-tree", "-r", "--name-only", "main"]);
+            assert_eq!(files.lines().count(), committed.len() * 7);
+        }
+    }
+    // The next run recovers on its own and pushes everything.
+    host.push("clone", 100, &[]).expect_code(0);
+    fsck(&clone_git);
+    fsck(&bare);
+    let (names, linear) = history(&bare);
+    assert!(linear);
+    assert!(is_subsequence(&committed, &names), "{committed:?} not all in {names:?}");
+    assert_eq!(names.last().unwrap(), &dir_name(100));
+}
+
+fn history_of_clone(git_dir: &Path) -> Vec<String> {
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["rev-parse", "--verify", "-q", "main"])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Vec::new();
+    }
+    history(git_dir).0
+}
+
+fn is_subsequence(small: &[String], big: &[String]) -> bool {
+    let mut it = big.iter();
+    small.iter().all(|s| it.any(|b| b == s))
+}
+
+#[test]
+fn offline_without_a_remote_creates_a_local_repository() {
+    let case = Case::load("basic");
+    let env = TestEnv::new();
+    env.copy_case(&case, ".");
+    let run = env.run([
+        "push", "--config", "config.yaml", "--roles-file", "roles.json", "--clone-dir", "local", "--no-push",
+        "--run-id", &case.run_id, "--at", &case.at,
+    ]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("not pushed, 1 commit(s) queued"), "{}", run.stdout);
+    let git_dir = env.path("local/.git");
+    assert_eq!(git(&git_dir, &["log", "--format=%s", "main"]).trim(), case.commit_message);
+    // The remote is the configured repo_path; nothing was contacted and no token was needed.
+    assert_eq!(git(&git_dir, &["config", "remote.origin.url"]).trim(), "https://github.com/my-org/gitcord-data.git");
+    assert_eq!(tree(&env.path("local/snapshots")), tree(&case.dir.join("expected/snapshots")));
+}
+
+#[test]
+fn disabled_snapshots_exit_0_and_touch_nothing() {
+    let case = Case::load("basic");
+    let env = TestEnv::new();
+    env.copy_case(&case, ".");
+    let config = std::fs::read_to_string(case.config()).unwrap().replace("enabled: true", "enabled: false");
+    env.write("config.yaml", config);
+    let run = env.run(["push", "--config", "config.yaml", "--roles-file", "roles.json", "--clone-dir", "clone"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("disabled"));
+    assert!(!env.path("clone").exists());
+}
+
+#[test]
+fn a_foreign_clone_dir_is_refused_and_left_untouched() {
+    let host = Host::new("/srv/data.git", "unused", None);
+    host.env.write("notgit/keep.txt", "mine");
+    let run = host.push("notgit", 0, &["--no-push"]);
+    run.expect_error(78, &["not a git repository", "notgit"]);
+    assert_eq!(tree(&host.env.path("notgit")), vec![("keep.txt".to_owned(), b"mine".to_vec())]);
+
+    host.push("clone", 0, &["--no-push"]).expect_code(0);
+    let other = Host::new("/srv/other.git", "unused", None);
+    let run = other.push(&host.clone_path("clone").display().to_string(), 1, &["--no-push"]);
+    run.expect_error(78, &["is a clone of /srv/data.git", "/srv/other.git"]);
+}
+
+#[test]
+fn urls_that_would_expose_the_token_are_refused_before_any_network() {
+    for (url, fragment) in [
+        ("http://example.com/o/r.git", "plain http"),
+        ("https://x-access-token:secret@example.com/o/r.git", "must not contain credentials"),
+        ("git@github.com:o/r.git", "not an https"),
+    ] {
+        let host = Host::new(url, "t", None);
+        host.push("clone", 0, &[]).expect_error(78, &["snapshots.remote_url", fragment]);
+        assert!(!host.clone_path("clone").exists());
+    }
+    // An unset token variable is named when the run needs it.
+    let server = GitServer::start();
+    server.create_bare_repo("data");
+    let host = Host::for_server(&server, "data");
+    let run = host.env.run_with(host.args("clone", 0, &[]), &[(TOKEN_VAR, None), ("SSL_CERT_FILE", Some(&server.ca_file().display().to_string()))]);
+    run.expect_error(78, &[TOKEN_VAR, "snapshots.token"]);
+}
