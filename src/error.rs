@@ -72,6 +72,7 @@ impl Error {
                 RepoError::NotARepo(_) | RepoError::OtherRemote { .. } => ExitCode::Config,
                 RepoError::Busy { .. } => ExitCode::TempFail,
                 RepoError::Conflict(_) => ExitCode::CantCreate,
+                RepoError::NoSuchSnapshot(_) => ExitCode::Usage,
                 RepoError::Git { .. } | RepoError::Io { .. } => ExitCode::Failure,
             },
             Error::Push { source, .. } => match source {

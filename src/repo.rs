@@ -17,7 +17,6 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant as Clock};
 
-use fs4::fs_std::FileExt;
 use git2::{ErrorCode, ObjectType, Oid, Repository, RepositoryInitOptions, Signature, Time, Tree};
 
 use crate::output;
@@ -51,6 +50,9 @@ pub enum RepoError {
     /// The same snapshot name already exists with different content: never overwrite.
     #[error("snapshots/{0} already exists in the data repository with different content; refusing to overwrite it")]
     Conflict(String),
+    /// `--snapshot`, `diff` or `restore` named a snapshot the branch does not have.
+    #[error("no snapshot {0:?} on the branch (use a name under snapshots/, latest or latest~N)")]
+    NoSuchSnapshot(String),
     /// A git operation failed.
     #[error("git {context}: {source}")]
     Git {
@@ -129,7 +131,8 @@ pub struct DataRepo {
     repo: Repository,
     root: PathBuf,
     branch: String,
-    _lock: File,
+    /// Held for the life of a writing run; `None` for read-only commands.
+    _lock: Option<File>,
 }
 
 /// Kept in the clone's top directory; it must exist before `.git` does.
@@ -173,9 +176,90 @@ impl DataRepo {
         check_remote(&repo, root, remote)?;
         tune(&repo)?;
         let branch = current_branch(&repo).unwrap_or_else(|| "main".to_owned());
-        let data = DataRepo { repo, root: root.to_owned(), branch, _lock: lock };
+        let data = DataRepo { repo, root: root.to_owned(), branch, _lock: Some(lock) };
         data.recover()?;
         Ok(data)
+    }
+
+    /// Opens an existing clone for reading (status, verify, diff, restore): no lock, no
+    /// initialisation, no repair, so it never changes anything and never waits.
+    pub fn open_existing(root: &Path) -> Result<DataRepo, RepoError> {
+        let git_dir = root.join(".git");
+        let repo = Repository::open_bare(&git_dir).map_err(|e| match e.code() {
+            ErrorCode::NotFound => RepoError::NotARepo(root.to_owned()),
+            _ => RepoError::Git { context: "open".into(), source: e },
+        })?;
+        let branch = current_branch(&repo).unwrap_or_else(|| "main".to_owned());
+        Ok(DataRepo { repo, root: root.to_owned(), branch, _lock: None })
+    }
+
+    /// Whether a writing run holds the clone's lock right now.
+    pub fn is_locked(root: &Path) -> bool {
+        match File::open(root.join(LOCK_FILE)) {
+            Ok(file) => match file.try_lock_shared() {
+                Ok(()) => {
+                    let _ = file.unlock();
+                    false
+                }
+                Err(_) => true,
+            },
+            Err(_) => false,
+        }
+    }
+
+    /// The clone's top directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Snapshot directory names at commit `at` (default: the branch tip), oldest first.
+    /// Names start with a UTC timestamp, so name order is time order.
+    pub fn snapshot_names(&self, at: Option<Oid>) -> Result<Vec<String>, RepoError> {
+        let Some(commit) = at.map_or_else(|| self.tip(), |c| Ok(Some(c)))? else { return Ok(Vec::new()) };
+        let tree = self.repo.find_commit(commit).ctx("read commit")?.tree().ctx("read tree")?;
+        let Some(sub) = self.snapshots_tree(&tree)? else { return Ok(Vec::new()) };
+        let mut names: Vec<String> = sub
+            .iter()
+            .filter(|e| e.kind() == Some(ObjectType::Tree))
+            .filter_map(|e| e.name().map(str::to_owned))
+            .collect();
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    /// Resolves `latest`, `latest~N` (N snapshots before the newest) or a snapshot name
+    /// against the branch tip.
+    pub fn resolve_snapshot(&self, spec: &str) -> Result<String, RepoError> {
+        let names = self.snapshot_names(None)?;
+        let back = match spec {
+            "latest" => Some(0),
+            _ => spec.strip_prefix("latest~").and_then(|n| n.parse::<usize>().ok()),
+        };
+        let found = match back {
+            Some(n) => names.len().checked_sub(n + 1).map(|i| names[i].clone()),
+            None => names.iter().find(|n| n.as_str() == spec).cloned(),
+        };
+        found.ok_or_else(|| RepoError::NoSuchSnapshot(spec.to_owned()))
+    }
+
+    /// The files of snapshot `name` at the branch tip, as (file name, bytes), by file name.
+    pub fn read_snapshot(&self, name: &str) -> Result<Vec<(String, Vec<u8>)>, RepoError> {
+        let tip = self.tip()?.ok_or_else(|| RepoError::NoSuchSnapshot(name.to_owned()))?;
+        self.read_snapshot_at(tip, name)
+    }
+
+    /// The files of snapshot `name` as of `commit`.
+    pub fn read_snapshot_at(&self, commit: Oid, name: &str) -> Result<Vec<(String, Vec<u8>)>, RepoError> {
+        let tree = self.repo.find_commit(commit).ctx("read commit")?.tree().ctx("read tree")?;
+        let sub = self.snapshots_tree(&tree)?.ok_or_else(|| RepoError::NoSuchSnapshot(name.to_owned()))?;
+        let entry = sub.get_name(name).ok_or_else(|| RepoError::NoSuchSnapshot(name.to_owned()))?;
+        let dir = self.repo.find_tree(entry.id()).ctx("read snapshot")?;
+        let mut files = Vec::new();
+        for file in dir.iter() {
+            let blob = self.repo.find_blob(file.id()).ctx("read snapshot file")?;
+            files.push((String::from_utf8_lossy(file.name_bytes()).into_owned(), blob.content().to_vec()));
+        }
+        Ok(files)
     }
 
     /// The underlying repository, for the network layer.
@@ -421,20 +505,8 @@ impl DataRepo {
 
     /// The newest snapshot directory on the branch and its files' bytes, for comparisons.
     pub fn newest_snapshot(&self) -> Result<Option<StoredSnapshot>, RepoError> {
-        let Some(tip) = self.tip()? else { return Ok(None) };
-        let tree = self.repo.find_commit(tip).ctx("read tip")?.tree().ctx("read tree")?;
-        let Some(sub) = self.snapshots_tree(&tree)? else { return Ok(None) };
-        // Names start with a UTC timestamp, so the greatest name is the newest snapshot.
-        let Some(entry) = sub.iter().filter(|e| e.kind() == Some(ObjectType::Tree)).max_by(|a, b| a.name_bytes().cmp(b.name_bytes())) else {
-            return Ok(None);
-        };
-        let name = String::from_utf8_lossy(entry.name_bytes()).into_owned();
-        let dir = self.repo.find_tree(entry.id()).ctx("read snapshot")?;
-        let mut files = Vec::new();
-        for file in dir.iter() {
-            let blob = self.repo.find_blob(file.id()).ctx("read snapshot file")?;
-            files.push((String::from_utf8_lossy(file.name_bytes()).into_owned(), blob.content().to_vec()));
-        }
+        let Some(name) = self.snapshot_names(None)?.pop() else { return Ok(None) };
+        let files = self.read_snapshot(&name)?;
         Ok(Some((name, files)))
     }
 
@@ -593,10 +665,10 @@ fn take_lock(path: &Path, timeout: Duration) -> Result<File, RepoError> {
     let started = Clock::now();
     let mut told = false;
     loop {
-        match file.try_lock_exclusive() {
-            Ok(true) => return Ok(file),
-            Ok(false) => {}
-            Err(e) => return Err(RepoError::Io { path: path.to_owned(), source: e }),
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(RepoError::Io { path: path.to_owned(), source: e }),
         }
         if started.elapsed() >= timeout {
             return Err(RepoError::Busy { path: path.to_owned(), waited: timeout });

@@ -397,9 +397,9 @@ fn overlapping_runs_on_one_clone_take_turns() {
         .write(true)
         .open(host.clone_path("clone").join(".gitcord-snapshot.lock"))
         .unwrap();
-    fs4::fs_std::FileExt::lock_exclusive(&lock).unwrap();
+    lock.lock().unwrap();
     host.push("clone", 9, &["--lock-timeout", "0.3"]).expect_error(75, &["holds the lock"]);
-    fs4::fs_std::FileExt::unlock(&lock).unwrap();
+    lock.unlock().unwrap();
     host.push("clone", 9, &[]).expect_code(0);
 }
 
