@@ -103,14 +103,7 @@ impl Publish {
                 Some((RemoteSpec { url, token }, kind))
             }
         };
-        let clone_dir = match (&req.clone_dir, config.expand_opt(&s.clone_dir)?) {
-            (Some(dir), _) => dir.clone(),
-            (None, Some(dir)) => PathBuf::from(dir),
-            (None, None) => config
-                .data_dir()?
-                .ok_or_else(|| config.invalid("snapshots.clone_dir", "is not set and there is no runtime.data_dir to put it in (or pass --clone-dir)"))?
-                .join("snapshot-repo"),
-        };
+        let clone_dir = super::clone_dir(config, req.clone_dir.as_deref())?;
         if let Some(ca) = config.expand_opt(&s.ca_file)? {
             if !Path::new(&ca).is_file() {
                 return Err(config.invalid("snapshots.ca_file", format!("{ca:?} is not a readable file")).into());
