@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use gitcord_snapshot::retention::Within;
 use gitcord_snapshot::timefmt::{self, Instant};
 use uuid::Uuid;
 
@@ -30,6 +31,55 @@ pub enum Command {
     /// Build a snapshot, commit it into the local clone of the data repository and push
     /// everything queued (the cron job).
     Push(PushArgs),
+    /// Show the clone's branch, remote, queue, newest snapshots, last push and lock.
+    Status(StatusArgs),
+    /// Remove old snapshot directories from the tip by retention rules (history keeps them).
+    Prune(PruneArgs),
+    /// Show what changed between two snapshots in the local clone: identities, scores, roles,
+    /// issue requests, contributors.
+    Diff(DiffArgs),
+    /// Write a new Gitcord state database from a snapshot in the local clone, for when
+    /// state.db is lost. Contributions cannot be restored.
+    Restore(RestoreArgs),
+    /// Check the clone's whole branch history: every snapshot matches schemas/, and no commit
+    /// changed or deleted a snapshot (except a prune removing whole directories). Read-only.
+    Verify(VerifyArgs),
+}
+
+/// `verify`'s arguments.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Print one JSON object {"commits", "snapshots", "problems": [{"commit", "path", "problem"}]}
+    /// instead of the summary line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `restore`'s arguments.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The snapshot to restore: latest, latest~N (N snapshots before the newest) or a
+    /// directory name under snapshots/.
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub snapshot: String,
+    /// The database to create; it must not exist (restore never overwrites a file).
+    #[arg(long, value_name = "FILE")]
+    pub to: PathBuf,
+}
+
+/// The config and the clone; shared by every command that works on the clone.
+#[derive(Debug, Args)]
+pub struct RepoArgs {
+    /// Gitcord's YAML config file (the same one Gitcord runs with).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The persistent local clone [default: snapshots.clone_dir, else <runtime.data_dir>/snapshot-repo].
+    #[arg(long, value_name = "DIR")]
+    pub clone_dir: Option<PathBuf>,
 }
 
 /// Where a snapshot's inputs come from; shared by every command that builds one.
@@ -66,6 +116,22 @@ pub struct ExportArgs {
     pub out: PathBuf,
 }
 
+/// `diff`'s arguments.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    pub json: bool,
+    /// The "before" snapshot: a name under snapshots/, latest, or latest~N (N before the newest).
+    #[arg(value_name = "A")]
+    pub from: String,
+    /// The "after" snapshot, named the same way.
+    #[arg(value_name = "B")]
+    pub to: String,
+}
+
 /// `push`'s arguments.
 #[derive(Debug, Args)]
 pub struct PushArgs {
@@ -78,6 +144,63 @@ pub struct PushArgs {
     /// HTTPS, a file:// URL or a local path; never with credentials in it.
     #[arg(long, value_name = "URL")]
     pub remote: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Make no commit when nothing but the run's own fields (generated_at, run_id, period)
+    /// differs from the newest snapshot [default: snapshots.skip_unchanged].
+    #[arg(long)]
+    pub skip_unchanged: bool,
+    /// Rewrite this Prometheus textfile after the run [default: snapshots.metrics_file].
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+/// `status`'s arguments.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `prune`'s arguments: restic's retention rules, combinable; a snapshot kept by any stays.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The data repository [default: snapshots.remote_url, else https://github.com/<snapshots.repo_path>.git].
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+    /// Keep the N newest snapshots.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+    /// Keep the newest snapshot of each of the last N hours that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<usize>,
+    /// Keep the newest snapshot of each of the last N days that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<usize>,
+    /// Keep the newest snapshot of each of the last N ISO weeks that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<usize>,
+    /// Keep the newest snapshot of each of the last N months that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<usize>,
+    /// Keep every snapshot up to this much older than the newest (e.g. 1y6m, 30d, 12h).
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<Within>,
+    /// List what would be removed and kept; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// Where the clone is and how the remote is reached; shared by `push` and `prune`.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
     /// Commit into the local clone only; touch no network.
     #[arg(long)]
     pub no_push: bool,

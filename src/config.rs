@@ -371,7 +371,7 @@ impl Config {
                 roles_file: text("snapshots.roles_file", s.roles_file),
                 metrics_file: text("snapshots.metrics_file", s.metrics_file),
                 skip_unchanged: s.skip_unchanged.0,
-                roles_required: s.roles_required.map_or(true, |b| b.0),
+                roles_required: s.roles_required.is_none_or(|b| b.0),
             },
         };
         Ok(Config {

@@ -4,13 +4,16 @@
 //! (and for cron: retry later, fix the config, or fix the data).
 
 use crate::config::ConfigError;
+use crate::diff::DiffError;
 use crate::discord::DiscordError;
 use crate::exit_codes::ExitCode;
 use crate::output::OutputError;
 use crate::remote::RemoteError;
 use crate::repo::RepoError;
+use crate::restore::RestoreError;
 use crate::roles::RolesError;
 use crate::state::StateError;
+use crate::verify::VerifyError;
 
 /// Anything a command can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,21 @@ pub enum Error {
         /// Commits waiting for the next run.
         queued: usize,
     },
+    /// Writing a database from a snapshot (`restore`).
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+    /// Comparing two snapshots (`diff`).
+    #[error(transparent)]
+    Diff(#[from] DiffError),
+    /// `verify` could not read the history (or its embedded schemas).
+    #[error("verify: {0}")]
+    VerifyRun(#[from] VerifyError),
+    /// `verify` found problems in the data repository, each already reported on its own line.
+    #[error("verify found {problems} problem(s) in the data repository (listed above)")]
+    Verify {
+        /// How many.
+        problems: usize,
+    },
     /// A command-line value that parses but makes no sense.
     #[error("{0}")]
     Usage(String),
@@ -70,6 +88,7 @@ impl Error {
             Error::Output(_) => ExitCode::CantCreate,
             Error::Repo(e) => match e {
                 RepoError::NotARepo(_) | RepoError::OtherRemote { .. } => ExitCode::Config,
+                RepoError::NoClone(_) => ExitCode::NoInput,
                 RepoError::Busy { .. } => ExitCode::TempFail,
                 RepoError::Conflict(_) => ExitCode::CantCreate,
                 RepoError::NoSuchSnapshot(_) => ExitCode::Usage,
@@ -80,6 +99,16 @@ impl Error {
                 RemoteError::Transient(_) | RemoteError::Moved => ExitCode::TempFail,
             },
             Error::Render(_) => ExitCode::DataErr,
+            Error::Restore(e) => match e {
+                RestoreError::NoClone(_) => ExitCode::NoInput,
+                RestoreError::Invalid { .. } => ExitCode::DataErr,
+                RestoreError::Exists(_) | RestoreError::Io { .. } | RestoreError::Sqlite { .. } => ExitCode::CantCreate,
+            },
+            Error::Diff(e) => match e {
+                DiffError::MissingFile { .. } | DiffError::Invalid { .. } => ExitCode::DataErr,
+            },
+            Error::VerifyRun(_) => ExitCode::Failure,
+            Error::Verify { .. } => ExitCode::DataErr,
             Error::Usage(_) => ExitCode::Usage,
         }
     }
@@ -117,6 +146,7 @@ mod tests {
         assert_eq!(discord(DiscordError::CaFile { path: PathBuf::new(), reason: String::new() }), ExitCode::Config);
         assert_eq!(Error::Output(OutputError::Exists(PathBuf::new())).exit_code(), ExitCode::CantCreate);
         assert_eq!(Error::Usage(String::new()).exit_code(), ExitCode::Usage);
+        assert_eq!(Error::Verify { problems: 1 }.exit_code(), ExitCode::DataErr);
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub enum RepoError {
     /// `clone_dir` holds something that is not ours; it is left untouched.
     #[error("clone directory {0} exists and is not a git repository; refusing to touch it (choose another clone_dir)")]
     NotARepo(PathBuf),
+    /// A read-only command found no clone where the config says it is.
+    #[error("clone directory {0} does not exist; run push first, or pass --clone-dir")]
+    NoClone(PathBuf),
     /// `clone_dir` is a clone of a different data repository.
     #[error("clone directory {path} is a clone of {found}, not {expected}; refusing to mix them (choose another clone_dir)")]
     OtherRemote {
@@ -138,6 +141,7 @@ pub struct DataRepo {
 /// Kept in the clone's top directory; it must exist before `.git` does.
 const LOCK_FILE: &str = ".gitcord-snapshot.lock";
 const VIEW_RECORD: &str = "gitcord-snapshot-view";
+const LAST_PUSH_RECORD: &str = "gitcord-snapshot-last-push";
 /// How many loose objects (about 11 per snapshot) accumulate before they are packed.
 const LOOSE_OBJECT_LIMIT: usize = 512;
 /// The remote-tracking namespace used for the data repository's remote.
@@ -184,6 +188,9 @@ impl DataRepo {
     /// Opens an existing clone for reading (status, verify, diff, restore): no lock, no
     /// initialisation, no repair, so it never changes anything and never waits.
     pub fn open_existing(root: &Path) -> Result<DataRepo, RepoError> {
+        if !root.exists() {
+            return Err(RepoError::NoClone(root.to_owned()));
+        }
         let git_dir = root.join(".git");
         let repo = Repository::open_bare(&git_dir).map_err(|e| match e.code() {
             ErrorCode::NotFound => RepoError::NotARepo(root.to_owned()),
@@ -345,6 +352,43 @@ impl DataRepo {
         }
         walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE).ctx("walk queue")?;
         walk.collect::<Result<Vec<_>, _>>().ctx("walk queue")
+    }
+
+    /// The snapshot time (unix seconds) of the oldest queued commit.
+    pub fn oldest_queued_time(&self) -> Result<Option<i64>, RepoError> {
+        let Some(oldest) = self.queued()?.first().copied() else { return Ok(None) };
+        Ok(Some(self.repo.find_commit(oldest).ctx("read queued commit")?.committer().when().seconds()))
+    }
+
+    /// Remembers that a push succeeded now, for `status` and the metrics.
+    pub fn record_push_success(&self, at: i64) -> Result<(), RepoError> {
+        write_file_atomically(&self.repo.path().join(LAST_PUSH_RECORD), at.to_string().as_bytes())
+    }
+
+    /// When a push last succeeded (unix seconds), if ever.
+    pub fn last_push_success(&self) -> Option<i64> {
+        fs::read_to_string(self.repo.path().join(LAST_PUSH_RECORD)).ok()?.trim().parse().ok()
+    }
+
+    /// Commits the removal of whole snapshot directories (a prune). History keeps them; only
+    /// the tip stops listing them. Returns `None` when there is nothing to remove.
+    pub fn commit_removal(&self, names: &[String], message: &str, author: &Author, at: i64) -> Result<Option<Oid>, RepoError> {
+        let Some(parent) = self.tip()? else { return Ok(None) };
+        let parent_commit = self.repo.find_commit(parent).ctx("read branch tip")?;
+        let base = parent_commit.tree().ctx("read tree")?;
+        let mut entries = self.snapshot_entries(&base)?;
+        let before = entries.len();
+        for name in names {
+            entries.remove(name);
+        }
+        if entries.len() == before {
+            return Ok(None);
+        }
+        let tree = self.repo.find_tree(self.write_root(&base, &entries)?).ctx("read tree")?;
+        let sig = Signature::new(&author.name, &author.email, &Time::new(at, 0)).ctx("make signature")?;
+        let oid = self.repo.commit(None, &sig, &sig, message, &tree, &[&parent_commit]).ctx("commit")?;
+        self.move_branch(Some(parent), oid, "prune")?;
+        Ok(Some(oid))
     }
 
     /// Moves the local branch from `expected` to `new`, failing if it moved in between.

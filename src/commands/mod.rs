@@ -4,8 +4,13 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{Config, ConfigError};
 
+pub mod diff;
 pub mod export;
+pub mod prune;
 pub mod push;
+pub mod restore;
+pub mod status;
+pub mod verify;
 
 /// The clone every command works on: `--clone-dir`, else `snapshots.clone_dir`, else
 /// `<runtime.data_dir>/snapshot-repo`, so `push`, `status`, `verify` and the rest agree.

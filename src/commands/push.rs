@@ -10,13 +10,14 @@ use std::time::Duration;
 use git2::Oid;
 
 use crate::audit::{self, SnapshotContext};
+use crate::metrics::{self, RunMetrics};
 use crate::commands::export::{build_snapshot, Inputs};
 use crate::config::Config;
 use crate::error::Error;
 use crate::remote::{self, RemoteError, RemoteSpec, Token, UrlKind};
 use crate::repo::{Author, Committed, DataRepo, SnapshotFiles};
 use crate::serialize;
-use crate::snapshot::FILE_NAMES;
+use crate::snapshot::{same_data, FILE_NAMES};
 use crate::timefmt;
 
 /// Default commit identity: a noreply address GitHub accepts from any token.
@@ -27,13 +28,9 @@ pub const DEFAULT_AUTHOR_EMAIL: &str = "gitcord-snapshot@users.noreply.github.co
 /// How many times a push lost to another writer is replayed and retried.
 const MAX_PUSH_ATTEMPTS: usize = 5;
 
-/// What `push` was asked to do.
+/// Where the clone is and how to reach the remote: what `push` and `prune` share.
 #[derive(Clone, Debug, Default)]
-pub struct Request {
-    /// Gitcord's config file.
-    pub config: PathBuf,
-    /// Where the snapshot's inputs come from.
-    pub inputs: Inputs,
+pub struct Target {
     /// `--clone-dir`, overriding `snapshots.clone_dir`.
     pub clone_dir: Option<PathBuf>,
     /// `--remote`, overriding `snapshots.remote_url`.
@@ -44,45 +41,72 @@ pub struct Request {
     pub lock_timeout: Duration,
 }
 
+/// What `push` was asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// Gitcord's config file.
+    pub config: PathBuf,
+    /// Where the snapshot's inputs come from.
+    pub inputs: Inputs,
+    /// The clone and the remote.
+    pub target: Target,
+    /// `--skip-unchanged`: no commit when only the run's own fields would change.
+    pub skip_unchanged: bool,
+    /// `--metrics-file`, overriding `snapshots.metrics_file`.
+    pub metrics_file: Option<PathBuf>,
+}
+
+/// What happened to this run's snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new commit.
+    Committed(Oid),
+    /// The identical snapshot was already committed (same run id and time).
+    AlreadyCommitted(Oid),
+    /// `--skip-unchanged` and the data equals the newest snapshot's: no commit.
+    Unchanged {
+        /// The newest snapshot, which already says it all.
+        since: String,
+    },
+}
+
 /// What a `push` run did, for the one line it prints.
 #[derive(Clone, Debug)]
 pub enum Report {
     /// `snapshots.enabled` is false.
     Disabled,
-    /// A snapshot was committed (or was already there) and the queue was pushed or kept.
+    /// The snapshot was handled and the queue pushed, or kept.
     Done {
-        /// `snapshots/<name>`.
+        /// `snapshots/<name>` of this run's snapshot.
         snapshot_dir: String,
-        /// The commit holding it.
-        commit: Oid,
-        /// False when the identical snapshot was already committed.
-        new_commit: bool,
-        /// Where it was pushed, if it was.
+        /// Whether and how it was committed.
+        outcome: Outcome,
+        /// Where the queue was pushed, if it was.
         pushed_to: Option<String>,
         /// Commits still waiting for a push.
         queued: usize,
     },
 }
 
-/// Where and how this run publishes, resolved from the config and the flags.
-struct Publish {
+/// Where and how a run publishes, resolved from the config and the flags.
+pub(crate) struct Publish {
     remote: Option<(RemoteSpec, UrlKind)>,
     clone_dir: PathBuf,
     branch: Option<String>,
-    author: Author,
+    pub(crate) author: Author,
     /// `owner/repo`, or the remote URL, for the audit log.
     repo_label: String,
     audit_dir: Option<PathBuf>,
 }
 
 impl Publish {
-    fn resolve(config: &Config, req: &Request) -> Result<Publish, Error> {
+    fn resolve(config: &Config, target: &Target) -> Result<Publish, Error> {
         let s = &config.snapshots;
         let repo_path = config.expand_opt(&s.repo_path)?.filter(|p| !p.is_empty());
         if let Some(p) = &repo_path {
             validate_repo_path(p).map_err(|why| config.invalid("snapshots.repo_path", why))?;
         }
-        let url = match (&req.remote, config.expand_opt(&s.remote_url)?) {
+        let url = match (&target.remote, config.expand_opt(&s.remote_url)?) {
             (Some(url), _) => Some(url.clone()),
             (None, Some(url)) => Some(url),
             (None, None) => repo_path.as_ref().map(|p| format!("https://github.com/{p}.git")),
@@ -91,19 +115,19 @@ impl Publish {
             None => None,
             Some(url) => {
                 let kind = remote::classify_url(&url).map_err(|why| {
-                    let key = if req.remote.is_some() { "--remote" } else { "snapshots.remote_url" };
+                    let key = if target.remote.is_some() { "--remote" } else { "snapshots.remote_url" };
                     config.invalid(key, format!("{url:?} {why}"))
                 })?;
                 let url = if kind == UrlKind::Local { absolute_local(&url) } else { url };
                 // The token is only needed, and its ${VAR} only required, when we will send it.
-                let token = match (kind, req.no_push) {
+                let token = match (kind, target.no_push) {
                     (UrlKind::Local, _) | (_, true) => None,
                     _ => config.push_token()?.map(Token::new),
                 };
                 Some((RemoteSpec { url, token }, kind))
             }
         };
-        let clone_dir = super::clone_dir(config, req.clone_dir.as_deref())?;
+        let clone_dir = super::clone_dir(config, target.clone_dir.as_deref())?;
         if let Some(ca) = config.expand_opt(&s.ca_file)? {
             if !Path::new(&ca).is_file() {
                 return Err(config.invalid("snapshots.ca_file", format!("{ca:?} is not a readable file")).into());
@@ -130,126 +154,175 @@ impl Publish {
     }
 }
 
-/// GitHub's `owner/repo`: exactly two non-empty parts of letters, digits, `-`, `_`, `.`.
-fn validate_repo_path(path: &str) -> Result<(), String> {
-    let parts: Vec<&str> = path.split('/').collect();
-    let ok_part = |p: &str| {
-        !p.is_empty() && p != "." && p != ".." && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    };
-    if parts.len() == 2 && parts.iter().all(|p| ok_part(p)) {
-        Ok(())
-    } else {
-        Err(format!("must be \"owner/repo\", found {path:?}"))
+/// The clone opened for writing (locked) and in step with the remote as far as it could be.
+pub(crate) struct Session {
+    pub(crate) repo: DataRepo,
+    pub(crate) publish: Publish,
+    /// Where to push, unless `--no-push` or no remote is configured.
+    network: Option<RemoteSpec>,
+    /// A failure to reach the remote while opening: the run still commits, then reports it.
+    sync_error: Option<RemoteError>,
+}
+
+impl Session {
+    /// Resolves the target, opens and locks the clone, chooses the branch, and for a new clone
+    /// starts from the remote's history. An existing clone commits on its own tip and pushes
+    /// optimistically: one round trip instead of two; when another writer got there first the
+    /// push is refused, and [`Session::push`] fetches and replays.
+    pub(crate) fn open(config: &Config, target: &Target) -> Result<Session, Error> {
+        let publish = Publish::resolve(config, target)?;
+        configure_timeouts();
+        let remote_url = publish.remote.as_ref().map(|(r, _)| r.url.as_str());
+        let mut repo = DataRepo::open(&publish.clone_dir, remote_url, target.lock_timeout)?;
+        let network = publish.remote.as_ref().filter(|_| !target.no_push).map(|(spec, _)| spec.clone());
+        let mut sync_error = None;
+        let branch = match (&publish.branch, &network) {
+            (Some(b), _) => Some(b.clone()),
+            (None, Some(spec)) if !repo.has_commits() => match remote::default_branch(&repo, spec) {
+                Ok(b) => Some(b.unwrap_or_else(|| "main".into())),
+                Err(e) => {
+                    sync_error = Some(e);
+                    None
+                }
+            },
+            _ => None,
+        };
+        if let Some(b) = &branch {
+            repo.set_branch(b)?;
+        }
+        if let (Some(spec), None, false) = (&network, &sync_error, repo.has_commits()) {
+            match remote::fetch(&repo, spec, repo.branch()) {
+                Ok(tip) => {
+                    repo.integrate_remote(tip)?;
+                }
+                Err(e) => sync_error = Some(e),
+            }
+        }
+        Ok(Session { repo, publish, network, sync_error })
+    }
+
+    /// Pushes everything queued; `Ok(None)` when this run does not push (offline).
+    pub(crate) fn push(&mut self) -> Result<Option<String>, RemoteError> {
+        let Some(spec) = &self.network else { return Ok(None) };
+        if let Some(e) = self.sync_error.take() {
+            return Err(e);
+        }
+        push_queue(&self.repo, spec)?;
+        if let Err(e) = self.repo.record_push_success(chrono::Utc::now().timestamp()) {
+            log::warn!("cannot record the push time: {e}");
+        }
+        Ok(Some(spec.url.clone()))
     }
 }
 
-/// A local remote given as a relative path means relative to the working directory; store
-/// it absolute so the clone's `origin` does not depend on where cron starts us.
-fn absolute_local(url: &str) -> String {
-    if url.contains("://") {
-        return url.to_owned();
-    }
-    std::path::absolute(url).map(|p| p.display().to_string()).unwrap_or_else(|_| url.to_owned())
-}
-
-/// Runs one `push`.
+/// Runs one `push`, then writes the metrics textfile if one is configured, whatever happened.
 pub fn run(req: &Request) -> Result<Report, Error> {
+    let started = std::time::Instant::now();
     let config = Config::load(&req.config)?;
     if !config.snapshots.enabled {
         return Ok(Report::Disabled);
     }
-    let publish = Publish::resolve(&config, req)?;
-    let snapshot = build_snapshot(&config, &req.inputs)?;
+    let metrics_file = match &req.metrics_file {
+        Some(path) => Some(path.clone()),
+        None => config.expand_opt(&config.snapshots.metrics_file)?.map(PathBuf::from),
+    };
+    let mut snapshot_bytes = 0;
+    let result = publish_snapshot(&config, req, &mut snapshot_bytes);
+    if let Some(path) = metrics_file {
+        let exit_code = result.as_ref().err().map_or(0, |e| e.exit_code().code());
+        write_metrics(&config, req, &path, exit_code, started.elapsed().as_secs_f64(), snapshot_bytes);
+    }
+    result
+}
+
+fn publish_snapshot(config: &Config, req: &Request, snapshot_bytes: &mut u64) -> Result<Report, Error> {
+    let snapshot = build_snapshot(config, &req.inputs)?;
     let files = serialize::render(&snapshot)?;
+    *snapshot_bytes = files.iter().map(|(_, b)| b.len() as u64).sum();
     let name = snapshot.name();
     let message = snapshot.commit_message();
+    let mut session = Session::open(config, &req.target)?;
 
-    configure_timeouts();
-    let remote_url = publish.remote.as_ref().map(|(r, _)| r.url.as_str());
-    let mut repo = DataRepo::open(&publish.clone_dir, remote_url, req.lock_timeout)?;
-    let network = publish.remote.as_ref().filter(|_| !req.no_push).map(|(spec, _)| spec);
-
-    // A failure to reach the remote is not fatal here: the snapshot is committed and queued.
-    let mut sync_error = None;
-    let branch = match (&publish.branch, network) {
-        (Some(b), _) => Some(b.clone()),
-        (None, Some(spec)) if !repo.has_commits() => match remote::default_branch(&repo, spec) {
-            Ok(b) => Some(b.unwrap_or_else(|| "main".into())),
-            Err(e) => {
-                sync_error = Some(e);
-                None
-            }
-        },
-        _ => None,
+    let unchanged_since = if req.skip_unchanged || config.snapshots.skip_unchanged {
+        session.repo.newest_snapshot()?.filter(|(_, old)| same_data(&files, old)).map(|(n, _)| n)
+    } else {
+        None
     };
-    if let Some(b) = &branch {
-        repo.set_branch(b)?;
-    }
-    // A new clone starts from the remote's history. An existing one commits on its own tip and
-    // pushes optimistically: one round trip instead of two, and when another writer got there
-    // first the push is refused, and push_queue fetches and replays.
-    if let (Some(spec), None, false) = (network, &sync_error, repo.has_commits()) {
-        match remote::fetch(&repo, spec, repo.branch()) {
-            Ok(tip) => {
-                repo.integrate_remote(tip)?;
-            }
-            Err(e) => sync_error = Some(e),
-        }
-    }
-
-    let committed = repo.commit_snapshot(
-        &SnapshotFiles { name: &name, files: &files, message: &message, at: snapshot.at },
-        &publish.author,
-    )?;
-    repo.update_view(&name, &files)?;
-    let packed = repo.pack_loose_objects()?;
-    if packed > 0 {
-        log::info!("packed {packed} loose objects");
-    }
     let mut context = SnapshotContext {
         org: snapshot.org.clone(),
-        repo: publish.repo_label.clone(),
+        repo: session.publish.repo_label.clone(),
         snapshot_dir: snapshot.rel_dir(),
         run_id: snapshot.run_id.hyphenated().to_string(),
         files_written: FILE_NAMES.len(),
         timestamp: timefmt::isoformat(&snapshot.at),
-        commit: Some(committed.oid().to_string()),
+        commit: None,
         queued: None,
         error: None,
     };
-    if matches!(committed, Committed::New(_)) {
-        record(&publish, "snapshot_written", &context);
-    }
+    let outcome = match unchanged_since {
+        Some(since) => {
+            log::info!("nothing changed since snapshots/{since}; no commit (--skip-unchanged)");
+            Outcome::Unchanged { since }
+        }
+        None => {
+            let committed = session.repo.commit_snapshot(
+                &SnapshotFiles { name: &name, files: &files, message: &message, at: snapshot.at },
+                &session.publish.author,
+            )?;
+            session.repo.update_view(&name, &files)?;
+            let packed = session.repo.pack_loose_objects()?;
+            if packed > 0 {
+                log::info!("packed {packed} loose objects");
+            }
+            context.commit = Some(committed.oid().to_string());
+            match committed {
+                Committed::New(oid) => {
+                    record(&session.publish, "snapshot_written", &context);
+                    Outcome::Committed(oid)
+                }
+                Committed::AlreadyPresent(oid) => Outcome::AlreadyCommitted(oid),
+            }
+        }
+    };
 
-    let Some(spec) = network else {
-        return Ok(done(&snapshot.rel_dir(), committed, None, repo.queued()?.len()));
-    };
-    let pushed = match sync_error {
-        Some(e) => Err(e),
-        None => push_queue(&repo, spec),
-    };
-    let queued = repo.queued()?.len();
-    context.queued = Some(queued);
+    let pushed = session.push();
+    let queued = session.repo.queued()?.len();
+    let done = |pushed_to| Report::Done { snapshot_dir: snapshot.rel_dir(), outcome: outcome.clone(), pushed_to, queued };
     match pushed {
-        Ok(()) => {
-            record(&publish, "snapshot_pushed", &context);
-            Ok(done(&snapshot.rel_dir(), committed, Some(spec.url.clone()), queued))
+        Ok(None) => Ok(done(None)),
+        Ok(Some(url)) => {
+            context.queued = Some(queued);
+            if context.commit.is_some() {
+                record(&session.publish, "snapshot_pushed", &context);
+            }
+            Ok(done(Some(url)))
         }
         Err(e) => {
+            context.queued = Some(queued);
             context.error = Some(e.to_string());
-            record(&publish, "snapshot_push_failed", &context);
+            record(&session.publish, "snapshot_push_failed", &context);
             Err(Error::Push { source: e, queued })
         }
     }
 }
 
-fn done(snapshot_dir: &str, committed: Committed, pushed_to: Option<String>, queued: usize) -> Report {
-    Report::Done {
-        snapshot_dir: snapshot_dir.to_owned(),
-        commit: committed.oid(),
-        new_commit: matches!(committed, Committed::New(_)),
-        pushed_to,
-        queued,
+/// Queue and push facts for the metrics, read from the clone after the run (without its lock:
+/// the run that held it is this one, and it is over).
+fn write_metrics(config: &Config, req: &Request, path: &Path, exit_code: i32, duration: f64, snapshot_bytes: u64) {
+    let repo = super::clone_dir(config, req.target.clone_dir.as_deref())
+        .ok()
+        .and_then(|dir| DataRepo::open_existing(&dir).ok());
+    let metrics = RunMetrics {
+        queued: repo.as_ref().and_then(|r| r.queued().ok()).map_or(0, |q| q.len()),
+        oldest_queued: repo.as_ref().and_then(|r| r.oldest_queued_time().ok().flatten()),
+        last_push_success: repo.as_ref().and_then(DataRepo::last_push_success),
+        exit_code,
+        duration_seconds: duration,
+        snapshot_bytes,
+        finished_at: chrono::Utc::now().timestamp(),
+    };
+    if let Err(e) = metrics::write(path, &metrics) {
+        log::warn!("cannot write metrics to {}: {e}", path.display());
     }
 }
 
@@ -281,12 +354,12 @@ fn push_queue(repo: &DataRepo, spec: &RemoteSpec) -> Result<(), RemoteError> {
     )))
 }
 
+/// Appends an audit event; a failing audit log must not undo a published snapshot.
 fn record(publish: &Publish, event: &str, context: &SnapshotContext) {
     let Some(dir) = &publish.audit_dir else {
         log::warn!("runtime.data_dir is not set; {event} not written to the audit log");
         return;
     };
-    // The snapshot is the product; a failing audit log must not undo it.
     if let Err(e) = audit::append(dir, event, context) {
         log::warn!("cannot append to {}: {e}", dir.join(audit::FILE_NAME).display());
     }
@@ -299,6 +372,28 @@ fn configure_timeouts() {
         let _ = git2::opts::set_server_connect_timeout_in_milliseconds(15_000);
         let _ = git2::opts::set_server_timeout_in_milliseconds(60_000);
     }
+}
+
+/// GitHub's `owner/repo`: exactly two non-empty parts of letters, digits, `-`, `_`, `.`.
+fn validate_repo_path(path: &str) -> Result<(), String> {
+    let parts: Vec<&str> = path.split('/').collect();
+    let ok_part = |p: &str| {
+        !p.is_empty() && p != "." && p != ".." && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    if parts.len() == 2 && parts.iter().all(|p| ok_part(p)) {
+        Ok(())
+    } else {
+        Err(format!("must be \"owner/repo\", found {path:?}"))
+    }
+}
+
+/// A local remote given as a relative path means relative to the working directory; store
+/// it absolute so the clone's `origin` does not depend on where cron starts us.
+fn absolute_local(url: &str) -> String {
+    if url.contains("://") {
+        return url.to_owned();
+    }
+    std::path::absolute(url).map(|p| p.display().to_string()).unwrap_or_else(|_| url.to_owned())
 }
 
 #[cfg(test)]

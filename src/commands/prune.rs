@@ -1,0 +1,83 @@
+//! `prune`: retention for the data repository. One commit removes the snapshot directories
+//! no rule keeps from the tip (history keeps them: the data repository stays an audit trail);
+//! it is pushed, or queued, like a snapshot.
+
+use std::path::PathBuf;
+
+use crate::commands::push::{Session, Target};
+use crate::config::Config;
+use crate::error::Error;
+use crate::retention::{self, Policy};
+use crate::verify::PRUNE_TRAILER;
+
+
+/// What `prune` was asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// Gitcord's config file.
+    pub config: PathBuf,
+    /// The clone and the remote.
+    pub target: Target,
+    /// The retention rules.
+    pub policy: Policy,
+    /// List what would be removed and kept; change nothing.
+    pub dry_run: bool,
+}
+
+/// What a prune decided and did.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Snapshot names kept, oldest first.
+    pub kept: Vec<String>,
+    /// Snapshot names removed from the tip (or that would be, with `--dry-run`).
+    pub removed: Vec<String>,
+    /// The prune commit, unless dry-run or nothing to remove.
+    pub commit: Option<git2::Oid>,
+    /// Where it was pushed, if it was.
+    pub pushed_to: Option<String>,
+}
+
+/// Runs one prune.
+pub fn run(req: &Request) -> Result<Report, Error> {
+    if req.policy.is_empty() {
+        return Err(Error::Usage(
+            "prune needs at least one --keep-* rule (without one it would remove every snapshot)".into(),
+        ));
+    }
+    let config = Config::load(&req.config)?;
+    let mut session = Session::open(&config, &req.target)?;
+    let names = session.repo.snapshot_names(None)?;
+    // Directories that do not carry a snapshot time are not ours to judge: always kept.
+    let (timed, foreign): (Vec<_>, Vec<_>) = names.iter().partition(|n| retention::time_of(n).is_some());
+    let times: Vec<_> = timed.iter().filter_map(|n| retention::time_of(n)).collect();
+    let keep = req.policy.keep(&times);
+    let mut kept: Vec<String> = foreign.into_iter().cloned().collect();
+    let mut removed = Vec::new();
+    for (i, name) in timed.into_iter().enumerate() {
+        if keep.contains(&i) {
+            kept.push(name.clone());
+        } else {
+            removed.push(name.clone());
+        }
+    }
+    kept.sort();
+    if req.dry_run || removed.is_empty() {
+        return Ok(Report { kept, removed, commit: None, pushed_to: None });
+    }
+    let message = format!(
+        "Gitcord snapshot prune: removed {} of {} snapshots\n\n{PRUNE_TRAILER}: {}\n",
+        removed.len(),
+        names.len(),
+        req.policy.describe()
+    );
+    let now = chrono::Utc::now().timestamp();
+    let commit = session.repo.commit_removal(&removed, &message, &session.publish.author, now)?;
+    let pushed_to = match session.push() {
+        Ok(url) => url,
+        Err(e) => {
+            let queued = session.repo.queued()?.len();
+            return Err(Error::Push { source: e, queued });
+        }
+    };
+    Ok(Report { kept, removed, commit, pushed_to })
+}

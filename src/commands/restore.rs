@@ -1,0 +1,69 @@
+//! `restore`: a new Gitcord `state.db` from a snapshot in the local clone, for when Gitcord's
+//! database is lost.
+//!
+//! The clone is only read (no lock, no network), so a restore can run while `push` is
+//! scheduled, and the snapshot chosen is the one on the clone's branch.
+
+use std::path::PathBuf;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::repo::DataRepo;
+use crate::restore::{self, RestoreCounts, RestoreError};
+
+/// What `restore` was asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// Gitcord's config file (for the clone's location).
+    pub config: PathBuf,
+    /// `--clone-dir`, overriding `snapshots.clone_dir`.
+    pub clone_dir: Option<PathBuf>,
+    /// `latest`, `latest~N` or a snapshot directory name.
+    pub snapshot: String,
+    /// The database to create; it must not exist.
+    pub to: PathBuf,
+}
+
+/// What `restore` did, for the path it prints and the counts it logs.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The snapshot directory name the database was restored from.
+    pub snapshot: String,
+    /// The database written.
+    pub to: PathBuf,
+    /// Rows per table.
+    pub counts: RestoreCounts,
+}
+
+/// Runs one `restore`.
+pub fn run(req: &Request) -> Result<Report, Error> {
+    let config = Config::load(&req.config)?;
+    // Refuse first: the cheapest check, and the one an operator most needs to see.
+    if req.to.symlink_metadata().is_ok() {
+        return Err(RestoreError::Exists(req.to.clone()).into());
+    }
+    let clone_dir = super::clone_dir(&config, req.clone_dir.as_deref())?;
+    if !clone_dir.join(".git").exists() {
+        return Err(RestoreError::NoClone(clone_dir).into());
+    }
+    let repo = DataRepo::open_existing(&clone_dir)?;
+    let name = repo.resolve_snapshot(&req.snapshot)?;
+    let files = repo.read_snapshot(&name)?;
+    let counts = restore::write_database(&files, &req.to).map_err(|e| match e {
+        // Name the file as it is in the data repository, so it can be looked at.
+        RestoreError::Invalid { file, reason } => {
+            RestoreError::Invalid { file: format!("snapshots/{name}/{file}"), reason }
+        }
+        other => other,
+    })?;
+    log::info!(
+        "restored snapshots/{name} into {}: {} identity link(s), {} score(s), {} pending issue request(s), \
+         {} notification(s)",
+        req.to.display(),
+        counts.identities,
+        counts.scores,
+        counts.issue_requests,
+        counts.notifications
+    );
+    Ok(Report { snapshot: name, to: req.to.clone(), counts })
+}

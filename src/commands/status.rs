@@ -1,0 +1,166 @@
+//! `status`: what an operator checks first when something looks wrong. Reads the clone and
+//! the audit log; never locks, writes or touches the network.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::audit;
+use crate::config::Config;
+use crate::error::Error;
+use crate::repo::DataRepo;
+use crate::timefmt;
+
+/// Everything `status` reports; `--json` prints it as is.
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    /// The clone this describes.
+    pub clone_dir: PathBuf,
+    /// The branch snapshots are committed to.
+    pub branch: String,
+    /// The data repository's URL (the clone never stores credentials; any are stripped).
+    pub remote: Option<String>,
+    /// Snapshot commits waiting to be pushed.
+    pub queued: usize,
+    /// Snapshot time of the oldest queued commit.
+    pub oldest_queued_at: Option<String>,
+    /// The newest snapshot on the local branch.
+    pub newest_snapshot: Option<String>,
+    /// The newest snapshot on the remote branch, as last seen.
+    pub newest_remote_snapshot: Option<String>,
+    /// How many snapshot directories the branch holds.
+    pub snapshots: usize,
+    /// The last push result from the audit log.
+    pub last_push: Option<LastPush>,
+    /// Whether a run holds the clone's lock right now.
+    pub locked: bool,
+}
+
+/// The newest `snapshot_pushed` or `snapshot_push_failed` audit event.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct LastPush {
+    /// `snapshot_pushed` or `snapshot_push_failed`.
+    pub event: String,
+    /// When it was written.
+    pub timestamp: String,
+    /// Why it failed, for a failure.
+    pub error: Option<String>,
+}
+
+/// Reads the status of the clone named by the config (or `--clone-dir`).
+pub fn run(config_path: &Path, clone_dir: Option<&Path>) -> Result<Status, Error> {
+    let config = Config::load(config_path)?;
+    let dir = super::clone_dir(&config, clone_dir)?;
+    let repo = DataRepo::open_existing(&dir)?;
+    let remote_tip = repo.remote_tip()?;
+    let names = repo.snapshot_names(None)?;
+    let audit_log = config.data_dir()?.map(|d| d.join(audit::FILE_NAME));
+    Ok(Status {
+        branch: repo.branch().to_owned(),
+        remote: repo.git().find_remote(crate::repo::REMOTE_NAME).ok().and_then(|r| r.url().map(strip_credentials)),
+        queued: repo.queued()?.len(),
+        oldest_queued_at: repo.oldest_queued_time()?.and_then(|t| chrono::DateTime::from_timestamp(t, 0)).map(|t| timefmt::isoformat(&t)),
+        newest_snapshot: names.last().cloned(),
+        newest_remote_snapshot: match remote_tip {
+            Some(tip) => repo.snapshot_names(Some(tip))?.pop(),
+            None => None,
+        },
+        snapshots: names.len(),
+        last_push: audit_log.as_deref().and_then(last_push),
+        locked: DataRepo::is_locked(&dir),
+        clone_dir: dir,
+    })
+}
+
+/// Removes `user:password@` from a URL, in case a hand-edited config put one there.
+fn strip_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            if path.is_empty() && !rest.contains('/') {
+                format!("{scheme}://{host}")
+            } else {
+                format!("{scheme}://{host}/{path}")
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+fn last_push(path: &Path) -> Option<LastPush> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut last = None;
+    for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
+        if !line.contains("snapshot_push") {
+            continue; // most of Gitcord's audit log is about other things
+        }
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        let kind = event["event_type"].as_str().unwrap_or_default();
+        if kind == "snapshot_pushed" || kind == "snapshot_push_failed" {
+            last = Some(LastPush {
+                event: kind.to_owned(),
+                timestamp: event["timestamp"].as_str().unwrap_or_default().to_owned(),
+                error: event["context"]["error"].as_str().map(str::to_owned),
+            });
+        }
+    }
+    last
+}
+
+/// The human-readable form.
+pub fn describe(s: &Status) -> String {
+    let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
+    let mut lines = vec![
+        format!("clone:            {}", s.clone_dir.display()),
+        format!("branch:           {}", s.branch),
+        format!("remote:           {}", s.remote.clone().unwrap_or_else(|| "none (local only)".into())),
+        format!("snapshots:        {}", s.snapshots),
+        format!("newest (local):   {}", or_none(&s.newest_snapshot)),
+        format!("newest (remote):  {} (as last seen)", or_none(&s.newest_remote_snapshot)),
+        match &s.oldest_queued_at {
+            Some(t) => format!("queued:           {} commit(s), oldest from {t}", s.queued),
+            None => format!("queued:           {}", s.queued),
+        },
+    ];
+    lines.push(match &s.last_push {
+        Some(p) => match &p.error {
+            Some(e) => format!("last push:        failed at {}: {e}", p.timestamp),
+            None => format!("last push:        succeeded at {}", p.timestamp),
+        },
+        None => "last push:        none recorded".into(),
+    });
+    lines.push(format!("lock:             {}", if s.locked { "held by a running push" } else { "free" }));
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_show() {
+        assert_eq!(strip_credentials("https://x:tok@github.com/o/r.git"), "https://github.com/o/r.git");
+        assert_eq!(strip_credentials("https://github.com/o/r.git"), "https://github.com/o/r.git");
+        assert_eq!(strip_credentials("/srv/r.git"), "/srv/r.git");
+    }
+
+    #[test]
+    fn the_last_push_event_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit_events.jsonl");
+        std::fs::write(
+            &path,
+            concat!(
+                r#"{"event_type":"snapshot_pushed","context":{},"timestamp":"t1"}"#, "\n",
+                r#"{"event_type":"identity_verified","context":{},"timestamp":"t2"}"#, "\n",
+                "not json snapshot_push\n",
+                r#"{"event_type":"snapshot_push_failed","context":{"error":"down"},"timestamp":"t3"}"#, "\n",
+            ),
+        )
+        .unwrap();
+        let last = last_push(&path).unwrap();
+        assert_eq!(last, LastPush { event: "snapshot_push_failed".into(), timestamp: "t3".into(), error: Some("down".into()) });
+    }
+}

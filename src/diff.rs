@@ -1,0 +1,902 @@
+//! What changed between two published snapshots, in the terms a mentor asks about: who
+//! linked or unlinked an account, whose score moved, who gained or lost a Discord role, which
+//! issue requests were opened or resolved, whose contribution counts changed.
+//!
+//! Everything here is a pure function over the files' bytes ([`parse`]) or the parsed content
+//! ([`compare`]), so the rules are tested without a repository; `commands::diff` only finds
+//! the two snapshots. Parsing reads what readers of the data repository can meet, not just what
+//! this exporter writes today: ids as strings or numbers, points as integers, floats or numeric
+//! text, unknown fields ignored, absent count fields as zero.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::{self, Write as _};
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Why a snapshot's files could not be compared.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffError {
+    /// The snapshot directory lacks one of the files the comparison reads.
+    #[error("snapshot {snapshot} has no {file}; it is incomplete or not a Gitcord snapshot")]
+    MissingFile {
+        /// The snapshot's directory name.
+        snapshot: String,
+        /// The missing file.
+        file: &'static str,
+    },
+    /// A file is not in the snapshot format.
+    #[error("snapshot {snapshot}: {file} cannot be read: {reason}")]
+    Invalid {
+        /// The snapshot's directory name.
+        snapshot: String,
+        /// The offending file.
+        file: &'static str,
+        /// Where in the file and what is wrong.
+        reason: String,
+    },
+}
+
+/// An id or name as published: text, or a number when SQLite held one. Numbers are kept as
+/// their decimal text so that `"123"` and `123` name the same user in both snapshots.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Text(pub String);
+
+impl fmt::Display for Text {
+    /// Control characters are escaped so that a name cannot break the one-line-per-change report.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text(s.to_owned())
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
+        struct TextVisitor;
+        impl Visitor<'_> for TextVisitor {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a number")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
+                Ok(Text(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(TextVisitor)
+    }
+}
+
+/// A count or score as published: INTEGER normally, REAL if Gitcord ever stored one.
+/// Integers stay exact; arithmetic falls back to floats only when a float is involved.
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(untagged)]
+pub enum Number {
+    /// An integer value.
+    Int(i64),
+    /// A float value (always finite).
+    Real(f64),
+}
+
+impl Default for Number {
+    fn default() -> Number {
+        Number::Int(0)
+    }
+}
+
+impl Number {
+    fn as_f64(self) -> f64 {
+        match self {
+            Number::Int(i) => i as f64,
+            Number::Real(x) => x,
+        }
+    }
+
+    /// `other - self`, exact for integers.
+    fn delta_to(self, other: Number) -> Number {
+        match (self, other) {
+            (Number::Int(a), Number::Int(b)) => b.checked_sub(a).map_or(Number::Real(b as f64 - a as f64), Number::Int),
+            _ => Number::Real(other.as_f64() - self.as_f64()),
+        }
+    }
+
+    fn negated(self) -> Number {
+        self.delta_to(Number::Int(0))
+    }
+
+    /// The value with its sign always shown, as deltas are written: `+12`, `-3`, `+0`.
+    fn signed(self) -> String {
+        if self.as_f64() < 0.0 {
+            self.to_string()
+        } else {
+            format!("+{self}")
+        }
+    }
+}
+
+impl PartialEq for Number {
+    /// Numeric equality: `150` and `150.0` are the same score.
+    fn eq(&self, other: &Number) -> bool {
+        match (self, other) {
+            (Number::Int(a), Number::Int(b)) => a == b,
+            _ => self.as_f64() == other.as_f64(),
+        }
+    }
+}
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Number::Int(i) => write!(f, "{i}"),
+            Number::Real(x) => write!(f, "{x}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Number, D::Error> {
+        struct NumberVisitor;
+        impl Visitor<'_> for NumberVisitor {
+            type Value = Number;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Number, E> {
+                Ok(Number::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Number, E> {
+                Ok(i64::try_from(v).map_or(Number::Real(v as f64), Number::Int))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Number, E> {
+                Ok(Number::Real(v))
+            }
+            // TEXT in an INTEGER column is copied as a string; accept it when it is a number.
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Number, E> {
+                let v = v.trim();
+                if let Ok(i) = v.parse::<i64>() {
+                    return Ok(Number::Int(i));
+                }
+                match v.parse::<f64>() {
+                    Ok(x) if x.is_finite() => Ok(Number::Real(x)),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(NumberVisitor)
+    }
+}
+
+/// A verified link between a GitHub login and a Discord user.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Identity {
+    /// The GitHub login.
+    pub github_user: Text,
+    /// The Discord user id.
+    pub discord_user_id: Text,
+}
+
+/// One row of `scores.json`, reduced to what a comparison needs.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Score {
+    /// The GitHub login.
+    pub github_user: Text,
+    /// Points in the snapshot's scoring period.
+    pub points: Number,
+}
+
+/// One row of `contributors.json`: per-user counts over the snapshot's period.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct Contributor {
+    /// The GitHub login.
+    pub github_user: Text,
+    /// `comment` events.
+    #[serde(default)]
+    pub comments: Number,
+    /// `issue_opened` events.
+    #[serde(default)]
+    pub issues_opened: Number,
+    /// `pr_opened` and `pr_merged` events.
+    #[serde(default)]
+    pub prs_opened: Number,
+    /// `pr_reviewed` events.
+    #[serde(default)]
+    pub prs_reviewed: Number,
+    /// Difficulty-weighted points of merged PRs.
+    #[serde(default)]
+    pub total_score: Number,
+}
+
+impl Contributor {
+    /// The counts by field name, in the order the report lists them.
+    fn counts(&self) -> [(&'static str, Number); 5] {
+        [
+            ("comments", self.comments),
+            ("issues_opened", self.issues_opened),
+            ("prs_opened", self.prs_opened),
+            ("prs_reviewed", self.prs_reviewed),
+            ("total_score", self.total_score),
+        ]
+    }
+}
+
+/// One row of `roles.json`: a Discord user's role names (duplicates are distinct roles that
+/// share a name, so they count).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Roles {
+    /// The Discord user id.
+    pub discord_user_id: Text,
+    /// Role names.
+    #[serde(default)]
+    pub roles: Vec<Text>,
+}
+
+/// One pending issue request: its id plus the row as published, which the JSON report
+/// repeats unchanged (whatever types and fields the exporter wrote).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IssueRequest {
+    /// `request_id`, the key requests are matched by.
+    pub request_id: Text,
+    /// The whole row.
+    pub row: Map<String, Value>,
+}
+
+impl Serialize for IssueRequest {
+    /// As the row was published.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.row.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for IssueRequest {
+    /// Any row with a usable `request_id`; the rest is kept as it is.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<IssueRequest, D::Error> {
+        let row = Map::<String, Value>::deserialize(d)?;
+        let id = row.get("request_id").ok_or_else(|| de::Error::missing_field("request_id"))?;
+        let request_id = Text::deserialize(id).map_err(|e| de::Error::custom(format!("request_id: {e}")))?;
+        Ok(IssueRequest { request_id, row })
+    }
+}
+
+impl IssueRequest {
+    /// `req-123 alice my-org/my-repo#42` (with `wrap`, `req-123 (alice my-org/my-repo#42)`):
+    /// which request, who asked for which issue, as far as the row says.
+    fn line(&self, wrap: bool) -> String {
+        let field = |k: &str| match self.row.get(k) {
+            Some(Value::String(s)) => Some(Text(s.clone()).to_string()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let issue = match (field("owner"), field("repo"), field("issue_number")) {
+            (Some(o), Some(r), Some(n)) => Some(format!("{o}/{r}#{n}")),
+            _ => field("issue_url"),
+        };
+        let summary = [field("github_user"), issue].into_iter().flatten().collect::<Vec<_>>().join(" ");
+        match (summary.is_empty(), wrap) {
+            (true, _) => self.request_id.to_string(),
+            (false, false) => format!("{} {summary}", self.request_id),
+            (false, true) => format!("{} ({summary})", self.request_id),
+        }
+    }
+}
+
+/// The parts of a snapshot a comparison reads (not `meta.json` or `notifications.json`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SnapshotContent {
+    /// `identities.json`.
+    pub identities: Vec<Identity>,
+    /// `scores.json`.
+    pub scores: Vec<Score>,
+    /// `contributors.json`.
+    pub contributors: Vec<Contributor>,
+    /// `roles.json`.
+    pub roles: Vec<Roles>,
+    /// `issue_requests.json` (pending requests only).
+    pub issue_requests: Vec<IssueRequest>,
+}
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    data: Vec<T>,
+}
+
+/// Reads the files of snapshot `name` (as [`crate::repo::DataRepo::read_snapshot`] returns them).
+pub fn parse(name: &str, files: &[(String, Vec<u8>)]) -> Result<SnapshotContent, DiffError> {
+    Ok(SnapshotContent {
+        identities: read_rows(name, files, "identities.json")?,
+        scores: read_rows(name, files, "scores.json")?,
+        contributors: read_rows(name, files, "contributors.json")?,
+        roles: read_rows(name, files, "roles.json")?,
+        issue_requests: read_rows(name, files, "issue_requests.json")?,
+    })
+}
+
+fn read_rows<T: for<'de> Deserialize<'de>>(
+    name: &str,
+    files: &[(String, Vec<u8>)],
+    file: &'static str,
+) -> Result<Vec<T>, DiffError> {
+    let (_, bytes) = files
+        .iter()
+        .find(|(n, _)| n == file)
+        .ok_or_else(|| DiffError::MissingFile { snapshot: name.to_owned(), file })?;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let envelope: Envelope<T> = serde_path_to_error::deserialize(&mut de).map_err(|e| DiffError::Invalid {
+        snapshot: name.to_owned(),
+        file,
+        reason: format!("{}: {}", e.path(), e.inner()),
+    })?;
+    Ok(envelope.data)
+}
+
+/// Links made and broken between the two snapshots.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct IdentityChanges {
+    /// Pairs in B, not in A; by GitHub login, then Discord id.
+    pub linked: Vec<Identity>,
+    /// Pairs in A, not in B; same order.
+    pub unlinked: Vec<Identity>,
+}
+
+/// One user's score from A to B.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScoreChange {
+    /// The GitHub login.
+    pub github_user: Text,
+    /// Points in A; `None` when the user is new to the scores.
+    pub from: Option<Number>,
+    /// Points in B; `None` when the user is gone from the scores.
+    pub to: Option<Number>,
+    /// `to - from`, a missing side counting as zero.
+    pub delta: Number,
+}
+
+/// One Discord user's roles gained and lost (by name, counting duplicates).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RoleChange {
+    /// The Discord user id.
+    pub discord_user_id: Text,
+    /// GitHub logins linked to the user in either snapshot, so the report names people.
+    pub github_users: Vec<Text>,
+    /// Names gained, sorted; a name appears once per role gained.
+    pub gained: Vec<Text>,
+    /// Names lost, sorted, likewise.
+    pub lost: Vec<Text>,
+}
+
+/// Issue requests that started or stopped being pending.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct IssueRequestChanges {
+    /// Pending in B, not in A (rows from B), by request id.
+    pub opened: Vec<IssueRequest>,
+    /// Pending in A, gone from B (rows from A), by request id.
+    pub resolved: Vec<IssueRequest>,
+}
+
+/// A count from A to B.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct FromTo {
+    /// The value in A (zero when the user had no row).
+    pub from: Number,
+    /// The value in B (zero when the user has no row).
+    pub to: Number,
+}
+
+/// One user's contribution counts that changed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ContributorChange {
+    /// The GitHub login.
+    pub github_user: Text,
+    /// Changed counts by field name.
+    pub changes: BTreeMap<&'static str, FromTo>,
+}
+
+/// Everything that changed from snapshot A to snapshot B; `--json` prints it as it is.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Changes {
+    /// A's directory name.
+    pub from: String,
+    /// B's directory name.
+    pub to: String,
+    /// Links made and broken.
+    pub identities: IdentityChanges,
+    /// Scores that moved: largest absolute change first, then by login.
+    pub scores: Vec<ScoreChange>,
+    /// Role changes per Discord user, by id.
+    pub roles: Vec<RoleChange>,
+    /// Requests opened and resolved.
+    pub issue_requests: IssueRequestChanges,
+    /// Users whose contribution counts changed, by login.
+    pub contributors: Vec<ContributorChange>,
+}
+
+/// Compares snapshot `a` (named `from`) with the later snapshot `b` (named `to`).
+pub fn compare(from: &str, a: &SnapshotContent, to: &str, b: &SnapshotContent) -> Changes {
+    Changes {
+        from: from.to_owned(),
+        to: to.to_owned(),
+        identities: identity_changes(&a.identities, &b.identities),
+        scores: score_changes(&a.scores, &b.scores),
+        roles: role_changes(a, b),
+        issue_requests: issue_request_changes(&a.issue_requests, &b.issue_requests),
+        contributors: contributor_changes(&a.contributors, &b.contributors),
+    }
+}
+
+/// Links are pairs: re-linking a login to another Discord account is one unlink and one link.
+pub fn identity_changes(a: &[Identity], b: &[Identity]) -> IdentityChanges {
+    let a: BTreeSet<&Identity> = a.iter().collect();
+    let b: BTreeSet<&Identity> = b.iter().collect();
+    IdentityChanges {
+        linked: b.difference(&a).map(|i| (*i).clone()).collect(),
+        unlinked: a.difference(&b).map(|i| (*i).clone()).collect(),
+    }
+}
+
+/// Users new to the scores count from zero, users gone from them count down to zero.
+pub fn score_changes(a: &[Score], b: &[Score]) -> Vec<ScoreChange> {
+    let by_user =
+        |rows: &[Score]| -> BTreeMap<Text, Number> { rows.iter().map(|s| (s.github_user.clone(), s.points)).collect() };
+    let (a, b) = (by_user(a), by_user(b));
+    let users: BTreeSet<&Text> = a.keys().chain(b.keys()).collect();
+    let mut changes: Vec<ScoreChange> = users
+        .into_iter()
+        .filter_map(|user| {
+            let (from, to) = (a.get(user).copied(), b.get(user).copied());
+            let delta = match (from, to) {
+                (Some(x), Some(y)) if x == y => return None,
+                (Some(x), Some(y)) => x.delta_to(y),
+                (None, Some(y)) => y,
+                (Some(x), None) => x.negated(),
+                (None, None) => return None,
+            };
+            Some(ScoreChange { github_user: user.clone(), from, to, delta })
+        })
+        .collect();
+    changes.sort_by(|x, y| {
+        y.delta.as_f64().abs().total_cmp(&x.delta.as_f64().abs()).then_with(|| x.github_user.cmp(&y.github_user))
+    });
+    changes
+}
+
+/// Roles compared as multisets of names per user; a user missing from one snapshot has none there.
+pub fn role_changes(a: &SnapshotContent, b: &SnapshotContent) -> Vec<RoleChange> {
+    let counts = |rows: &[Roles]| -> BTreeMap<Text, BTreeMap<Text, i64>> {
+        let mut map: BTreeMap<Text, BTreeMap<Text, i64>> = BTreeMap::new();
+        for row in rows {
+            let user = map.entry(row.discord_user_id.clone()).or_default();
+            for name in &row.roles {
+                *user.entry(name.clone()).or_default() += 1;
+            }
+        }
+        map
+    };
+    let (ra, rb) = (counts(&a.roles), counts(&b.roles));
+    let mut logins: BTreeMap<&Text, BTreeSet<&Text>> = BTreeMap::new();
+    for link in a.identities.iter().chain(&b.identities) {
+        logins.entry(&link.discord_user_id).or_default().insert(&link.github_user);
+    }
+    let none = BTreeMap::new();
+    let users: BTreeSet<&Text> = ra.keys().chain(rb.keys()).collect();
+    users
+        .into_iter()
+        .filter_map(|user| {
+            let (before, after) = (ra.get(user).unwrap_or(&none), rb.get(user).unwrap_or(&none));
+            let names: BTreeSet<&Text> = before.keys().chain(after.keys()).collect();
+            let (mut gained, mut lost) = (Vec::new(), Vec::new());
+            for name in names {
+                let diff = after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
+                let list = if diff > 0 { &mut gained } else { &mut lost };
+                list.extend(std::iter::repeat_n(name.clone(), diff.unsigned_abs() as usize));
+            }
+            (!gained.is_empty() || !lost.is_empty()).then(|| RoleChange {
+                discord_user_id: user.clone(),
+                github_users: logins.get(user).map(|s| s.iter().map(|t| (*t).clone()).collect()).unwrap_or_default(),
+                gained,
+                lost,
+            })
+        })
+        .collect()
+}
+
+/// Snapshots list pending requests only, so "gone from B" is all we can say: resolved
+/// (approved, rejected or withdrawn).
+pub fn issue_request_changes(a: &[IssueRequest], b: &[IssueRequest]) -> IssueRequestChanges {
+    let by_id = |rows: &[IssueRequest]| -> BTreeMap<Text, IssueRequest> {
+        rows.iter().map(|r| (r.request_id.clone(), r.clone())).collect()
+    };
+    let (a, b) = (by_id(a), by_id(b));
+    IssueRequestChanges {
+        opened: b.iter().filter(|(id, _)| !a.contains_key(*id)).map(|(_, r)| r.clone()).collect(),
+        resolved: a.iter().filter(|(id, _)| !b.contains_key(*id)).map(|(_, r)| r.clone()).collect(),
+    }
+}
+
+/// A user without a row in one snapshot has zero of everything there.
+pub fn contributor_changes(a: &[Contributor], b: &[Contributor]) -> Vec<ContributorChange> {
+    let by_user = |rows: &[Contributor]| -> BTreeMap<Text, Contributor> {
+        rows.iter().map(|c| (c.github_user.clone(), c.clone())).collect()
+    };
+    let (a, b) = (by_user(a), by_user(b));
+    let zero = Contributor::default();
+    let users: BTreeSet<&Text> = a.keys().chain(b.keys()).collect();
+    users
+        .into_iter()
+        .filter_map(|user| {
+            let (before, after) = (a.get(user).unwrap_or(&zero), b.get(user).unwrap_or(&zero));
+            let changes: BTreeMap<&'static str, FromTo> = before
+                .counts()
+                .into_iter()
+                .zip(after.counts())
+                .filter(|((_, x), (_, y))| x != y)
+                .map(|((field, from), (_, to))| (field, FromTo { from, to }))
+                .collect();
+            (!changes.is_empty()).then(|| ContributorChange { github_user: user.clone(), changes })
+        })
+        .collect()
+}
+
+impl Changes {
+    /// Whether the two snapshots say the same about everything compared.
+    pub fn is_empty(&self) -> bool {
+        self.identities.linked.is_empty()
+            && self.identities.unlinked.is_empty()
+            && self.scores.is_empty()
+            && self.roles.is_empty()
+            && self.issue_requests.opened.is_empty()
+            && self.issue_requests.resolved.is_empty()
+            && self.contributors.is_empty()
+    }
+
+    /// The report for people: a heading per kind of change (`Kind: no changes` when there is
+    /// none, so every report has the same sections), then one indented line per change.
+    pub fn to_text(&self) -> String {
+        let mut out = format!("Snapshots: {} → {}\n", self.from, self.to);
+        let section = |out: &mut String, title: &str, counts: Option<String>, lines: Vec<String>| match counts {
+            None => out.push_str(&format!("{title}: no changes\n")),
+            Some(counts) => {
+                out.push_str(&format!("{title}: {counts}\n"));
+                for line in lines {
+                    out.push_str(&format!("  {line}\n"));
+                }
+            }
+        };
+
+        let ids = &self.identities;
+        section(
+            &mut out,
+            "Identities",
+            (!ids.linked.is_empty() || !ids.unlinked.is_empty())
+                .then(|| format!("{} linked, {} unlinked", ids.linked.len(), ids.unlinked.len())),
+            ids.linked
+                .iter()
+                .map(|i| format!("+ {} ↔ {}", i.github_user, i.discord_user_id))
+                .chain(ids.unlinked.iter().map(|i| format!("- {} ↔ {}", i.github_user, i.discord_user_id)))
+                .collect(),
+        );
+
+        let count = |f: fn(&ScoreChange) -> bool| self.scores.iter().filter(|s| f(s)).count();
+        section(
+            &mut out,
+            "Scores",
+            (!self.scores.is_empty()).then(|| {
+                format!(
+                    "{} changed, {} new, {} gone",
+                    count(|s| s.from.is_some() && s.to.is_some()),
+                    count(|s| s.from.is_none()),
+                    count(|s| s.to.is_none()),
+                )
+            }),
+            self.scores
+                .iter()
+                .map(|s| match (s.from, s.to) {
+                    (Some(x), Some(y)) => format!("{} {x} → {y} ({})", s.github_user, s.delta.signed()),
+                    (None, Some(y)) => format!("{} (new) {y} ({})", s.github_user, s.delta.signed()),
+                    (Some(x), None) => format!("{} (gone) {x} ({})", s.github_user, s.delta.signed()),
+                    (None, None) => s.github_user.to_string(),
+                })
+                .collect(),
+        );
+
+        let gained: usize = self.roles.iter().map(|r| r.gained.len()).sum();
+        let lost: usize = self.roles.iter().map(|r| r.lost.len()).sum();
+        section(
+            &mut out,
+            "Roles",
+            (!self.roles.is_empty()).then(|| format!("{gained} gained, {lost} lost")),
+            self.roles.iter().map(role_line).collect(),
+        );
+
+        let req = &self.issue_requests;
+        section(
+            &mut out,
+            "Issue requests",
+            (!req.opened.is_empty() || !req.resolved.is_empty())
+                .then(|| format!("{} opened, {} resolved", req.opened.len(), req.resolved.len())),
+            req.opened
+                .iter()
+                .map(|r| format!("+ {}", r.line(false)))
+                .chain(req.resolved.iter().map(|r| format!("- {}", r.line(true))))
+                .collect(),
+        );
+
+        section(
+            &mut out,
+            "Contributors",
+            (!self.contributors.is_empty()).then(|| format!("{} changed", self.contributors.len())),
+            self.contributors
+                .iter()
+                .map(|c| {
+                    let fields: Vec<String> =
+                        c.changes.iter().map(|(field, v)| format!("{field} {} → {}", v.from, v.to)).collect();
+                    format!("{}: {}", c.github_user, fields.join(", "))
+                })
+                .collect(),
+        );
+        out
+    }
+
+    /// The report for programs: this value as one pretty-printed JSON object.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string_pretty(self)
+    }
+}
+
+/// `123 (alice): +Mentor, +Contributor ×2, -Helper`.
+fn role_line(r: &RoleChange) -> String {
+    let who = if r.github_users.is_empty() {
+        r.discord_user_id.to_string()
+    } else {
+        let names: Vec<String> = r.github_users.iter().map(Text::to_string).collect();
+        format!("{} ({})", r.discord_user_id, names.join(", "))
+    };
+    let grouped = |sign: char, names: &[Text]| -> Vec<String> {
+        let mut counts: BTreeMap<&Text, usize> = BTreeMap::new();
+        for n in names {
+            *counts.entry(n).or_default() += 1;
+        }
+        counts.into_iter().map(|(n, k)| if k == 1 { format!("{sign}{n}") } else { format!("{sign}{n} ×{k}") }).collect()
+    };
+    let parts: Vec<String> = grouped('+', &r.gained).into_iter().chain(grouped('-', &r.lost)).collect();
+    format!("{who}: {}", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(github: &str, discord: &str) -> Identity {
+        Identity { github_user: github.into(), discord_user_id: discord.into() }
+    }
+
+    fn score(user: &str, points: Number) -> Score {
+        Score { github_user: user.into(), points }
+    }
+
+    fn roles(user: &str, names: &[&str]) -> Roles {
+        Roles { discord_user_id: user.into(), roles: names.iter().map(|&n| n.into()).collect() }
+    }
+
+    fn request(json: &str) -> IssueRequest {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn file(name: &str, data: &str) -> (String, Vec<u8>) {
+        (name.to_owned(), format!(r#"{{"schema_version": "1.0.0", "data": {data}}}"#).into_bytes())
+    }
+
+    fn files(
+        identities: &str,
+        scores: &str,
+        contributors: &str,
+        roles: &str,
+        requests: &str,
+    ) -> Vec<(String, Vec<u8>)> {
+        vec![
+            file("identities.json", identities),
+            file("scores.json", scores),
+            file("contributors.json", contributors),
+            file("roles.json", roles),
+            file("issue_requests.json", requests),
+        ]
+    }
+
+    #[test]
+    fn parses_ids_as_text_and_points_of_any_numeric_type() {
+        let content = parse(
+            "s",
+            &files(
+                r#"[{"github_user": "alice", "discord_user_id": 123}, {"github_user": "bob", "discord_user_id": "223"}]"#,
+                r#"[{"github_user": "a", "points": 1}, {"github_user": "b", "points": 2.5}, {"github_user": "c", "points": " 7 "},
+                    {"github_user": "d", "points": 18446744073709551615}]"#,
+                r#"[{"github_user": "a", "comments": 2, "extra": true}]"#,
+                r#"[{"discord_user_id": 1, "roles": ["x", 2]}]"#,
+                r#"[{"request_id": 7, "issue_number": 42}]"#,
+            ),
+        )
+        .unwrap();
+        assert_eq!(content.identities, [id("alice", "123"), id("bob", "223")]);
+        let points: Vec<String> = content.scores.iter().map(|s| s.points.to_string()).collect();
+        assert_eq!(points, ["1", "2.5", "7", "18446744073709552000"]);
+        assert_eq!(content.contributors[0].comments, Number::Int(2));
+        assert_eq!(content.contributors[0].prs_opened, Number::Int(0));
+        assert_eq!(content.roles[0].roles, [Text::from("x"), Text::from("2")]);
+        assert_eq!(content.issue_requests[0].request_id, Text::from("7"));
+    }
+
+    #[test]
+    fn bad_files_are_named_with_the_place_in_them() {
+        let mut fs = files("[]", r#"[{"github_user": "a", "points": "many"}]"#, "[]", "[]", "[]");
+        let err = parse("snap", &fs).unwrap_err().to_string();
+        assert!(err.contains("snap") && err.contains("scores.json") && err.contains("data[0].points"), "{err}");
+        fs[1] = file("scores.json", "[]");
+        fs[4] = file("issue_requests.json", r#"[{"status": "pending"}]"#);
+        let err = parse("snap", &fs).unwrap_err().to_string();
+        assert!(err.contains("issue_requests.json") && err.contains("data[0]: missing field `request_id`"), "{err}");
+        fs[4] = file("issue_requests.json", r#"[{"request_id": null}]"#);
+        let err = parse("snap", &fs).unwrap_err().to_string();
+        assert!(err.contains("data[0]: request_id: invalid type: null"), "{err}");
+        fs.remove(3);
+        assert!(matches!(parse("snap", &fs), Err(DiffError::MissingFile { file: "roles.json", .. })));
+    }
+
+    #[test]
+    fn identities_are_compared_as_pairs() {
+        let a = [id("alice", "1"), id("bob", "2")];
+        let b = [id("alice", "1"), id("bob", "3"), id("carol", "4")];
+        let c = identity_changes(&a, &b);
+        assert_eq!(c.linked, [id("bob", "3"), id("carol", "4")]);
+        assert_eq!(c.unlinked, [id("bob", "2")]);
+        assert_eq!(identity_changes(&b, &b), IdentityChanges::default());
+    }
+
+    #[test]
+    fn scores_sort_by_absolute_change_then_name() {
+        use Number::{Int, Real};
+        let a = [score("alice", Int(150)), score("bob", Int(20)), score("gone", Int(5)), score("same", Int(3))];
+        let b = [score("alice", Int(162)), score("bob", Real(8.0)), score("new", Int(30)), score("same", Real(3.0))];
+        let got: Vec<(String, String)> =
+            score_changes(&a, &b).iter().map(|s| (s.github_user.0.clone(), s.delta.signed())).collect();
+        let want = [("new", "+30"), ("alice", "+12"), ("bob", "-12"), ("gone", "-5")];
+        assert_eq!(got, want.map(|(u, d)| (u.to_owned(), d.to_owned())));
+        let changes = score_changes(&a, &b);
+        assert_eq!((changes[0].from, changes[0].to), (None, Some(Int(30))));
+        assert_eq!((changes[3].from, changes[3].to), (Some(Int(5)), None));
+        // Integer arithmetic never overflows into a panic.
+        let big = score_changes(&[score("x", Int(i64::MIN))], &[score("x", Int(i64::MAX))]);
+        assert!(matches!(big[0].delta, Real(_)));
+    }
+
+    #[test]
+    fn roles_are_multisets_per_user() {
+        let a = SnapshotContent {
+            roles: vec![roles("1", &["Contributor", "Maintainer"]), roles("2", &["A"]), roles("3", &[])],
+            identities: vec![id("alice", "1")],
+            ..Default::default()
+        };
+        let b = SnapshotContent {
+            roles: vec![roles("1", &["Maintainer"]), roles("2", &["A", "A", "B"]), roles("4", &["C"])],
+            identities: vec![id("bob", "2")],
+            ..Default::default()
+        };
+        let c = role_changes(&a, &b);
+        assert_eq!(c.len(), 3, "{c:?}"); // user 3 left with no roles: nothing to say
+        assert_eq!((c[0].gained.len(), c[0].lost.clone()), (0, vec![Text::from("Contributor")]));
+        assert_eq!(c[1].gained, [Text::from("A"), Text::from("B")]);
+        assert_eq!(role_line(&c[0]), "1 (alice): -Contributor");
+        assert_eq!(role_line(&c[1]), "2 (bob): +A, +B");
+        assert_eq!(role_line(&c[2]), "4: +C");
+        let more = SnapshotContent { roles: vec![roles("2", &["A", "A", "A"])], ..Default::default() };
+        let back = role_changes(&more, &a);
+        assert_eq!(role_line(&back[0]), "1 (alice): +Contributor, +Maintainer");
+        assert_eq!(role_line(&back[1]), "2: -A ×2");
+    }
+
+    #[test]
+    fn requests_opened_and_resolved_by_id() {
+        let r123 = request(
+            r#"{"request_id": "req-123", "github_user": "alice", "owner": "o", "repo": "r", "issue_number": 42}"#,
+        );
+        let r124 = request(r#"{"request_id": "req-124", "issue_url": "https://x/1"}"#);
+        let r125 = request(
+            r#"{"request_id": "req-125", "github_user": "bob", "owner": "o", "repo": "r", "issue_number": "44"}"#,
+        );
+        let r126 = request(r#"{"request_id": 126}"#);
+        let c = issue_request_changes(&[r123.clone(), r124.clone()], &[r124, r125.clone(), r126.clone()]);
+        assert_eq!(c.opened, [r126, r125]);
+        assert_eq!(c.resolved, [r123]);
+        let lines: Vec<String> =
+            c.opened.iter().map(|r| r.line(false)).chain(c.resolved.iter().map(|r| r.line(true))).collect();
+        assert_eq!(lines, ["126", "req-125 bob o/r#44", "req-123 (alice o/r#42)"]);
+    }
+
+    #[test]
+    fn contributor_counts_that_changed() {
+        let alice = Contributor {
+            github_user: "alice".into(),
+            comments: Number::Int(1),
+            prs_opened: Number::Int(2),
+            ..Default::default()
+        };
+        let alice2 = Contributor { comments: Number::Int(2), total_score: Number::Real(0.5), ..alice.clone() };
+        let bob = Contributor { github_user: "bob".into(), prs_reviewed: Number::Int(1), ..Default::default() };
+        let c = contributor_changes(&[alice.clone(), bob], &[alice2]);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].changes.keys().copied().collect::<Vec<_>>(), ["comments", "total_score"]);
+        assert_eq!(c[1].changes["prs_reviewed"], FromTo { from: Number::Int(1), to: Number::Int(0) });
+        let same = std::slice::from_ref(&alice);
+        assert!(contributor_changes(same, same).is_empty());
+    }
+
+    #[test]
+    fn the_report_has_every_section_even_when_nothing_changed() {
+        let same = SnapshotContent::default();
+        let c = compare("a", &same, "b", &same);
+        assert!(c.is_empty());
+        assert_eq!(
+            c.to_text(),
+            "Snapshots: a → b\nIdentities: no changes\nScores: no changes\nRoles: no changes\n\
+             Issue requests: no changes\nContributors: no changes\n"
+        );
+    }
+
+    #[test]
+    fn the_report_lists_each_change() {
+        let a = SnapshotContent {
+            identities: vec![id("alice", "1")],
+            scores: vec![score("alice", Number::Int(150))],
+            roles: vec![roles("1", &["X"])],
+            issue_requests: vec![request(r#"{"request_id": "r1", "github_user": "alice\n", "issue_url": "u"}"#)],
+            ..Default::default()
+        };
+        let b = SnapshotContent {
+            identities: vec![id("alice", "1"), id("bob", "2")],
+            scores: vec![score("alice", Number::Int(162))],
+            contributors: vec![Contributor {
+                github_user: "bob".into(),
+                comments: Number::Int(3),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let c = compare("a", &a, "b", &b);
+        assert_eq!(
+            c.to_text(),
+            "Snapshots: a → b\n\
+             Identities: 1 linked, 0 unlinked\n  + bob ↔ 2\n\
+             Scores: 1 changed, 0 new, 0 gone\n  alice 150 → 162 (+12)\n\
+             Roles: 0 gained, 1 lost\n  1 (alice): -X\n\
+             Issue requests: 0 opened, 1 resolved\n  - r1 (alice\\n u)\n\
+             Contributors: 1 changed\n  bob: comments 0 → 3\n"
+        );
+        let json: Value = serde_json::from_str(&c.to_json().unwrap()).unwrap();
+        assert_eq!(json["identities"]["linked"], serde_json::json!([{"github_user": "bob", "discord_user_id": "2"}]));
+        assert_eq!(json["scores"], serde_json::json!([{"github_user": "alice", "from": 150, "to": 162, "delta": 12}]));
+        assert_eq!(json["issue_requests"]["resolved"][0]["issue_url"], "u");
+        assert_eq!(json["issue_requests"]["opened"], serde_json::json!([]));
+    }
+}

@@ -1,0 +1,827 @@
+//! The rules `verify` enforces on a data repository: every snapshot matches the published
+//! format, and the history is append-only.
+//!
+//! Consumers (Org Explorer and the like) trust the data repository because nothing in it is
+//! ever rewritten and every file follows `schemas/`. This module checks both, in two layers:
+//!
+//! - [`Schemas::check_snapshot`] is pure: one snapshot directory's entries and bytes in, the
+//!   problems out. File contents are checked against the JSON Schemas shipped in `schemas/`,
+//!   embedded here with `include_str!`, so the published contract and the check are one
+//!   text and cannot drift. What a schema cannot say (the seven files agree with each other
+//!   and with the directory name) is checked in Rust next to it.
+//! - [`verify_history`] walks the branch's first-parent history oldest to newest and compares
+//!   each commit's `snapshots/` tree with its parent's. Only changed entries are looked at, and
+//!   each snapshot directory's content is checked once (keyed by name and tree id: an
+//!   unchanged directory is the same object in every later commit), so a long history costs
+//!   about one tree comparison per commit.
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+
+use git2::{ObjectType, Oid, Repository, Sort, Tree};
+use jsonschema::paths::LocationSegment;
+use jsonschema::{Draft, Resource, Validator};
+use serde_json::Value;
+
+use crate::snapshot::{self, FILE_NAMES, SCHEMA_VERSION, SNAPSHOTS_DIR};
+use crate::timefmt;
+
+/// The commit-message trailer that marks a prune: the one kind of commit allowed to remove
+/// snapshots, and only whole directories (`Gitcord-Snapshot-Prune: keep-last 30`).
+pub const PRUNE_TRAILER: &str = "Gitcord-Snapshot-Prune";
+
+/// The `schema_version`s this build can check; a newer one is reported, not misjudged.
+pub const KNOWN_SCHEMA_VERSIONS: &[&str] = &[SCHEMA_VERSION];
+
+/// Where the schemas say they live; `$ref`s between them resolve against it.
+const SCHEMA_BASE: &str = "https://gitcord.dev/schemas/snapshot/1.0.0/";
+
+/// The shared definitions every file schema refers to.
+const COMMON_SCHEMA: (&str, &str) = ("common.schema.json", include_str!("../schemas/common.schema.json"));
+
+/// One schema per snapshot file, in [`FILE_NAMES`] order: (file it checks, schema text).
+const FILE_SCHEMAS: [(&str, &str); 7] = [
+    ("meta.json", include_str!("../schemas/meta.schema.json")),
+    ("identities.json", include_str!("../schemas/identities.schema.json")),
+    ("scores.json", include_str!("../schemas/scores.schema.json")),
+    ("contributors.json", include_str!("../schemas/contributors.schema.json")),
+    ("roles.json", include_str!("../schemas/roles.schema.json")),
+    ("issue_requests.json", include_str!("../schemas/issue_requests.schema.json")),
+    ("notifications.json", include_str!("../schemas/notifications.schema.json")),
+];
+
+/// How many schema violations of one file are listed before the rest are only counted, so a
+/// systematically wrong file (1000 rows with the same fault) does not bury everything else.
+const MAX_SCHEMA_PROBLEMS_PER_FILE: usize = 10;
+
+/// The header fields every file carries and all seven must agree on.
+const HEADER_FIELDS: [&str; 4] = ["schema_version", "generated_at", "org", "run_id"];
+
+/// Why `verify` could not finish (as opposed to the problems it found).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// An embedded schema does not compile: a defect of this build, caught by its tests.
+    #[error("embedded schema {file} is unusable: {reason}")]
+    Schema {
+        /// The schema file.
+        file: &'static str,
+        /// The validator's complaint.
+        reason: String,
+    },
+    /// Reading the history failed (a damaged or partial clone).
+    #[error("git {context}: {source}")]
+    Git {
+        /// What we were reading.
+        context: String,
+        /// libgit2's error.
+        source: git2::Error,
+    },
+}
+
+trait Context<T> {
+    fn ctx(self, context: &str) -> Result<T, VerifyError>;
+}
+
+impl<T> Context<T> for Result<T, git2::Error> {
+    fn ctx(self, context: &str) -> Result<T, VerifyError> {
+        self.map_err(|source| VerifyError::Git { context: context.to_owned(), source })
+    }
+}
+
+/// One thing wrong in one snapshot, independent of the commit it was found in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The path inside the data repository, e.g. `snapshots/<name>/scores.json`.
+    pub path: String,
+    /// What is wrong, one line.
+    pub problem: String,
+}
+
+/// One thing wrong in the history: a [`Finding`] and the commit that introduced it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The commit that introduced the problem.
+    pub commit: Oid,
+    /// The path inside the data repository; empty for a problem of the commit itself.
+    pub path: String,
+    /// What is wrong, one line.
+    pub problem: String,
+}
+
+/// What [`verify_history`] looked at and found.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Commits walked (the branch's first-parent history).
+    pub commits: usize,
+    /// Distinct snapshot directories seen anywhere in that history (pruned ones included).
+    pub snapshots: usize,
+    /// Everything wrong, oldest commit first.
+    pub problems: Vec<Problem>,
+}
+
+/// One entry of a snapshot directory, as far as the rules care.
+#[derive(Clone, Debug)]
+pub enum Entry {
+    /// A regular file and its bytes (the bytes only matter for the seven known names).
+    File(Vec<u8>),
+    /// Anything else: a subdirectory, a symbolic link, a submodule.
+    Other(&'static str),
+}
+
+/// The compiled schemas of the seven files.
+pub struct Schemas {
+    validators: Vec<(&'static str, Validator)>,
+}
+
+/// What one file said about the snapshot, for the cross-file checks.
+struct FileResult<'a> {
+    name: &'a str,
+    header: Vec<(&'static str, String)>,
+    clean: bool,
+}
+
+impl Schemas {
+    /// Compiles the embedded schemas, resolving their `$ref`s to `common.schema.json` in
+    /// memory: nothing is fetched, ever.
+    pub fn load() -> Result<Schemas, VerifyError> {
+        let parse = |file: &'static str, text: &str| {
+            serde_json::from_str::<Value>(text).map_err(|e| VerifyError::Schema { file, reason: e.to_string() })
+        };
+        let common = parse(COMMON_SCHEMA.0, COMMON_SCHEMA.1)?;
+        let mut validators = Vec::with_capacity(FILE_SCHEMAS.len());
+        for (file, text) in FILE_SCHEMAS {
+            let schema = parse(file, text)?;
+            let validator = jsonschema::options()
+                .with_draft(Draft::Draft202012)
+                .with_resource(format!("{SCHEMA_BASE}{}", COMMON_SCHEMA.0), Resource::from_contents(common.clone()))
+                .build(&schema)
+                .map_err(|e| VerifyError::Schema { file, reason: e.to_string() })?;
+            validators.push((file, validator));
+        }
+        Ok(Schemas { validators })
+    }
+
+    /// Checks one file's bytes against its schema and returns the problems, each one line
+    /// (`data[3].points: "150" is not of type "number"`). A file name that is not one of the
+    /// seven is itself the problem.
+    pub fn check_file(&self, file_name: &str, bytes: &[u8]) -> Vec<String> {
+        self.check_file_inner(file_name, bytes).0
+    }
+
+    fn check_file_inner(&self, file_name: &str, bytes: &[u8]) -> (Vec<String>, Option<Value>) {
+        let Some((_, validator)) = self.validators.iter().find(|(n, _)| *n == file_name) else {
+            return (vec!["unexpected file; a snapshot holds exactly the seven files".to_owned()], None);
+        };
+        let value: Value = match serde_json::from_slice(bytes) {
+            Ok(v) => v,
+            Err(e) => return (vec![format!("not valid JSON: {e}")], None),
+        };
+        if let Some(version) = value.get("schema_version").and_then(Value::as_str) {
+            if !KNOWN_SCHEMA_VERSIONS.contains(&version) {
+                let known = KNOWN_SCHEMA_VERSIONS.join(", ");
+                return (vec![format!("schema_version {version:?} is not one this verify knows ({known})")], Some(value));
+            }
+        }
+        if validator.is_valid(&value) {
+            return (Vec::new(), Some(value));
+        }
+        let mut problems = Vec::new();
+        let mut more = 0usize;
+        for error in validator.iter_errors(&value) {
+            if problems.len() < MAX_SCHEMA_PROBLEMS_PER_FILE {
+                let at = json_path(error.instance_path());
+                problems.push(if at.is_empty() { error.to_string() } else { format!("{at}: {error}") });
+            } else {
+                more += 1;
+            }
+        }
+        if more > 0 {
+            problems.push(format!("{more} more schema problem(s) in this file not listed"));
+        }
+        (problems, Some(value))
+    }
+
+    /// Checks one snapshot directory: exactly the seven files, each valid against its schema,
+    /// their headers in agreement, and the directory named after `generated_at` and `run_id`.
+    /// `name` is the directory's name under `snapshots/`.
+    pub fn check_snapshot(&self, name: &str, entries: &[(String, Entry)]) -> Vec<Finding> {
+        let dir = format!("{SNAPSHOTS_DIR}/{name}");
+        let mut findings = Vec::new();
+        let mut found = |path: String, problem: String| findings.push(Finding { path, problem });
+        let mut results: Vec<FileResult<'_>> = Vec::new();
+        for (entry_name, entry) in entries {
+            let path = format!("{dir}/{entry_name}");
+            match entry {
+                Entry::Other(kind) => {
+                    found(path, format!("unexpected {kind}; a snapshot holds exactly the seven files"));
+                }
+                Entry::File(_) if !FILE_NAMES.contains(&entry_name.as_str()) => {
+                    found(path, "unexpected file; a snapshot holds exactly the seven files".to_owned());
+                }
+                Entry::File(_) => {}
+            }
+        }
+        for file in FILE_NAMES {
+            let bytes = entries.iter().find_map(|(n, e)| match e {
+                Entry::File(bytes) if n == file => Some(bytes),
+                _ => None,
+            });
+            let Some(bytes) = bytes else {
+                if !entries.iter().any(|(n, _)| n == file) {
+                    found(format!("{dir}/{file}"), "missing".to_owned());
+                }
+                continue;
+            };
+            let (problems, value) = self.check_file_inner(file, bytes);
+            let clean = problems.is_empty();
+            for problem in problems {
+                found(format!("{dir}/{file}"), problem);
+            }
+            if let Some(value) = value {
+                let header = HEADER_FIELDS
+                    .iter()
+                    .filter_map(|k| value.get(*k).and_then(Value::as_str).map(|v| (*k, v.to_owned())))
+                    .collect();
+                results.push(FileResult { name: file, header, clean });
+            }
+        }
+        // The reference is meta.json when it could be read, else the first file that could.
+        let Some(reference) = results.first() else { return findings };
+        let get = |r: &FileResult<'_>, key: &str| r.header.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
+        for other in &results[1..] {
+            for key in HEADER_FIELDS {
+                if let (Some(want), Some(got)) = (get(reference, key), get(other, key)) {
+                    if want != got {
+                        found(
+                            format!("{dir}/{}", other.name),
+                            format!("{key} {got:?} does not agree with {} ({want:?})", reference.name),
+                        );
+                    }
+                }
+            }
+        }
+        // The directory name: only judged from a reference whose header passed its schema.
+        if reference.clean {
+            if let (Some(generated_at), Some(run_id)) = (get(reference, "generated_at"), get(reference, "run_id")) {
+                let at = timefmt::parse_rfc3339(&generated_at).filter(|t| timefmt::isoformat(t) == generated_at);
+                let id = uuid::Uuid::try_parse(&run_id).ok();
+                match (at, id) {
+                    (Some(at), Some(id)) => {
+                        let expected = snapshot::snapshot_name(&at, &id);
+                        if expected != name {
+                            found(dir.clone(), format!("name does not agree with generated_at and run_id (expected {expected})"));
+                        }
+                    }
+                    (None, _) => found(
+                        format!("{dir}/{}", reference.name),
+                        format!("generated_at {generated_at:?} is not a valid time"),
+                    ),
+                    (_, None) => found(format!("{dir}/{}", reference.name), format!("run_id {run_id:?} is not a UUID")),
+                }
+            }
+        }
+        findings
+    }
+}
+
+/// `data[3].points` for the JSON pointer `/data/3/points`: how people name a place in a file.
+fn json_path(location: &jsonschema::paths::Location) -> String {
+    let mut out = String::new();
+    for segment in location.iter() {
+        match segment {
+            LocationSegment::Index(i) => out.push_str(&format!("[{i}]")),
+            LocationSegment::Property(p) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&p);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `message` carries the [`PRUNE_TRAILER`] line with a value.
+pub fn is_prune_message(message: &str) -> bool {
+    message.lines().any(|line| {
+        line.strip_prefix(PRUNE_TRAILER)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .is_some_and(|value| !value.trim().is_empty())
+    })
+}
+
+/// Walks the first-parent history ending at `tip`, oldest to newest, and reports every
+/// problem: invalid snapshots, any change to an existing snapshot, deletions outside a prune
+/// commit, and merge commits. `progress(i, n)` is called before commit `i` of `n`.
+pub fn verify_history(
+    repo: &Repository,
+    tip: Option<Oid>,
+    schemas: &Schemas,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Report, VerifyError> {
+    let Some(tip) = tip else { return Ok(Report::default()) };
+    let mut walk = repo.revwalk().ctx("walk history")?;
+    walk.push(tip).ctx("walk history")?;
+    walk.simplify_first_parent().ctx("walk history")?;
+    walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE).ctx("walk history")?;
+    let commits = walk.collect::<Result<Vec<Oid>, _>>().ctx("walk history")?;
+
+    let mut report = Report { commits: commits.len(), ..Report::default() };
+    let mut names: HashSet<String> = HashSet::new();
+    let mut checked: HashSet<(String, Oid)> = HashSet::new();
+    let mut parent: Option<Tree<'_>> = None;
+    let mut parent_root_entry: Option<Oid> = None;
+    for (i, &oid) in commits.iter().enumerate() {
+        progress(i + 1, commits.len());
+        let commit = repo.find_commit(oid).ctx("read commit")?;
+        let mut problem = |path: String, problem: String| report.problems.push(Problem { commit: oid, path, problem });
+        if commit.parent_count() > 1 {
+            problem(String::new(), format!("merge commit with {} parents; the history must be linear", commit.parent_count()));
+        }
+        let root = commit.tree().ctx("read tree")?;
+        let (entry_id, current) = match root.get_name(SNAPSHOTS_DIR) {
+            Some(e) if e.kind() == Some(ObjectType::Tree) => (Some(e.id()), Some(repo.find_tree(e.id()).ctx("read snapshots/")?)),
+            Some(e) => {
+                if parent_root_entry != Some(e.id()) {
+                    problem(SNAPSHOTS_DIR.to_owned(), "not a directory".to_owned());
+                }
+                (Some(e.id()), None)
+            }
+            None => (None, None),
+        };
+        if entry_id == parent_root_entry {
+            continue; // nothing under snapshots/ changed
+        }
+        parent_root_entry = entry_id;
+        let prune = is_prune_message(&String::from_utf8_lossy(commit.message_raw_bytes()));
+        let changes = changes(repo, parent.as_ref(), current.as_ref())?;
+        for (path, what) in &changes.file_changes {
+            let what = if prune { format!("{what} (a prune may only remove whole snapshot directories)") } else { what.clone() };
+            problem(format!("{SNAPSHOTS_DIR}/{path}"), what);
+        }
+        for name in &changes.removed {
+            if !prune {
+                problem(
+                    format!("{SNAPSHOTS_DIR}/{name}"),
+                    format!("snapshot deleted by a commit without a {PRUNE_TRAILER} trailer; snapshots are append-only"),
+                );
+            }
+        }
+        for added in &changes.added {
+            let path = format!("{SNAPSHOTS_DIR}/{}", added.name);
+            if prune {
+                problem(path.clone(), "added by a prune commit; a prune may only remove whole snapshot directories".to_owned());
+            }
+            if !added.dir {
+                problem(path, "not a snapshot directory (a snapshot is a directory of seven files)".to_owned());
+                continue;
+            }
+            names.insert(added.name.clone());
+            if !checked.insert((added.name.clone(), added.id)) {
+                continue;
+            }
+            let entries = read_dir(repo, added.id)?;
+            for finding in schemas.check_snapshot(&added.name, &entries) {
+                problem(finding.path, finding.problem);
+            }
+        }
+        parent = current;
+    }
+    report.snapshots = names.len();
+    Ok(report)
+}
+
+/// What one commit did under `snapshots/`, against its parent.
+#[derive(Default)]
+struct Changes {
+    /// New top-level entries (snapshot directories, normally).
+    added: Vec<Added>,
+    /// Top-level entries that are gone.
+    removed: Vec<String>,
+    /// Changes inside entries that exist on both sides: (path under snapshots/, what happened).
+    file_changes: Vec<(String, String)>,
+}
+
+/// A new entry of `snapshots/`.
+struct Added {
+    name: String,
+    id: Oid,
+    dir: bool,
+}
+
+/// Compares two `snapshots/` trees without loading the subtrees that did not change.
+///
+/// Both trees list their entries in git's order, so one merge pass over the two lists finds
+/// what was added, removed or changed by name and object id alone; only a changed directory
+/// (a violation, so rare) is opened to name its files. A commit therefore costs one pass over
+/// the top-level names, never a look into every snapshot.
+fn changes(repo: &Repository, old: Option<&Tree<'_>>, new: Option<&Tree<'_>>) -> Result<Changes, VerifyError> {
+    let mut out = Changes::default();
+    let mut old_entries = old.into_iter().flat_map(|t| t.iter()).peekable();
+    let mut new_entries = new.into_iter().flat_map(|t| t.iter()).peekable();
+    loop {
+        let order = match (old_entries.peek(), new_entries.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(a), Some(b)) => git_order(a, b),
+        };
+        match order {
+            Ordering::Less => {
+                if let Some(gone) = old_entries.next() {
+                    out.removed.push(entry_name(&gone));
+                }
+            }
+            Ordering::Greater => {
+                if let Some(e) = new_entries.next() {
+                    out.added.push(Added { name: entry_name(&e), id: e.id(), dir: is_dir(&e) });
+                }
+            }
+            Ordering::Equal => {
+                if let (Some(a), Some(b)) = (old_entries.next(), new_entries.next()) {
+                    if a.id() != b.id() || a.filemode() != b.filemode() {
+                        changed_entry(repo, &a, &b, &mut out.file_changes)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+const DELETED: &str = "deleted; snapshot files must never change";
+const ADDED: &str = "added to an existing snapshot; snapshot files must never change";
+const MODIFIED: &str = "modified; snapshot files must never change";
+
+/// Names the files that changed inside an entry present on both sides (same name, same kind).
+fn changed_entry(
+    repo: &Repository,
+    old: &git2::TreeEntry<'_>,
+    new: &git2::TreeEntry<'_>,
+    out: &mut Vec<(String, String)>,
+) -> Result<(), VerifyError> {
+    let dir = entry_name(old);
+    if !(is_dir(old) && is_dir(new)) {
+        out.push((dir, MODIFIED.to_owned()));
+        return Ok(());
+    }
+    let (old, new) = (repo.find_tree(old.id()).ctx("read snapshot")?, repo.find_tree(new.id()).ctx("read snapshot")?);
+    let mut old_entries = old.iter().peekable();
+    let mut new_entries = new.iter().peekable();
+    loop {
+        let order = match (old_entries.peek(), new_entries.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(a), Some(b)) => git_order(a, b),
+        };
+        let (entry, what) = match order {
+            Ordering::Less => (old_entries.next(), DELETED),
+            Ordering::Greater => (new_entries.next(), ADDED),
+            Ordering::Equal => {
+                let (a, b) = (old_entries.next(), new_entries.next());
+                match (&a, &b) {
+                    (Some(a), Some(b)) if a.id() == b.id() && a.filemode() == b.filemode() => continue,
+                    _ => (a, MODIFIED),
+                }
+            }
+        };
+        if let Some(entry) = entry {
+            out.push((format!("{dir}/{}", entry_name(&entry)), what.to_owned()));
+        }
+    }
+    Ok(())
+}
+
+/// Git's order of tree entries: by name, a directory's name compared as if it ended in `/`.
+fn git_order(a: &git2::TreeEntry<'_>, b: &git2::TreeEntry<'_>) -> Ordering {
+    order_key(a).cmp(order_key(b))
+}
+
+fn order_key<'a>(e: &'a git2::TreeEntry<'_>) -> impl Iterator<Item = u8> + 'a {
+    e.name_bytes().iter().copied().chain(is_dir(e).then_some(b'/'))
+}
+
+fn is_dir(e: &git2::TreeEntry<'_>) -> bool {
+    e.filemode() == 0o040000
+}
+
+fn entry_name(e: &git2::TreeEntry<'_>) -> String {
+    String::from_utf8_lossy(e.name_bytes()).into_owned()
+}
+
+/// A snapshot directory's entries; blobs are read only for the seven known names.
+fn read_dir(repo: &Repository, tree: Oid) -> Result<Vec<(String, Entry)>, VerifyError> {
+    let tree = repo.find_tree(tree).ctx("read snapshot")?;
+    let mut out = Vec::with_capacity(tree.len());
+    for e in tree.iter() {
+        let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+        let entry = match (e.kind(), e.filemode()) {
+            (Some(ObjectType::Blob), 0o120000) => Entry::Other("symbolic link"),
+            (Some(ObjectType::Blob), _) if FILE_NAMES.contains(&name.as_str()) => {
+                Entry::File(repo.find_blob(e.id()).ctx("read snapshot file")?.content().to_vec())
+            }
+            (Some(ObjectType::Blob), _) => Entry::File(Vec::new()),
+            (Some(ObjectType::Tree), _) => Entry::Other("subdirectory"),
+            _ => Entry::Other("submodule"),
+        };
+        out.push((name, entry));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    fn conformance() -> Vec<(String, Vec<(String, Entry)>)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/conformance");
+        let mut out = Vec::new();
+        let mut cases: Vec<PathBuf> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+        cases.sort();
+        for case in cases.iter().filter(|c| c.join("case.json").is_file()) {
+            for dir in std::fs::read_dir(case.join("expected/snapshots")).unwrap() {
+                let dir = dir.unwrap().path();
+                let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+                let mut entries: Vec<(String, Entry)> = std::fs::read_dir(&dir)
+                    .unwrap()
+                    .map(|f| {
+                        let f = f.unwrap();
+                        (f.file_name().to_string_lossy().into_owned(), Entry::File(std::fs::read(f.path()).unwrap()))
+                    })
+                    .collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                out.push((name, entries));
+            }
+        }
+        assert!(out.len() >= 5, "conformance cases not found");
+        out
+    }
+
+    fn basic() -> (String, Vec<(String, Entry)>) {
+        conformance().into_iter().find(|(n, _)| n.ends_with("abc12345")).unwrap()
+    }
+
+    /// Replaces one file of `entries` with `edit` applied to its JSON.
+    fn edited(entries: &[(String, Entry)], file: &str, edit: impl FnOnce(&mut Value)) -> Vec<(String, Entry)> {
+        let mut out = entries.to_vec();
+        let (_, entry) = out.iter_mut().find(|(n, _)| n == file).unwrap();
+        let Entry::File(bytes) = entry else { unreachable!() };
+        let mut v: Value = serde_json::from_slice(bytes).unwrap();
+        edit(&mut v);
+        *entry = Entry::File(serde_json::to_vec_pretty(&v).unwrap());
+        out
+    }
+
+    fn problems_of(name: &str, entries: &[(String, Entry)]) -> Vec<String> {
+        let schemas = Schemas::load().unwrap();
+        schemas
+            .check_snapshot(name, entries)
+            .into_iter()
+            .map(|f| format!("{}: {}", f.path.trim_start_matches(&format!("snapshots/{name}/")), f.problem))
+            .collect()
+    }
+
+    #[test]
+    fn the_embedded_schemas_are_the_shipped_files() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        let mut shipped: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".schema.json"))
+            .collect();
+        shipped.sort();
+        let mut embedded: Vec<String> = FILE_SCHEMAS
+            .iter()
+            .map(|(f, _)| f.replace(".json", ".schema.json"))
+            .chain([COMMON_SCHEMA.0.to_owned()])
+            .collect();
+        embedded.sort();
+        assert_eq!(shipped, embedded);
+        assert_eq!(FILE_SCHEMAS.map(|(f, _)| f), FILE_NAMES);
+        for (file, text) in FILE_SCHEMAS.iter().map(|(f, t)| (f.replace(".json", ".schema.json"), *t)).chain([(
+            COMMON_SCHEMA.0.to_owned(),
+            COMMON_SCHEMA.1,
+        )]) {
+            let schema: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema", "{file}");
+            assert_eq!(schema["$id"], format!("{SCHEMA_BASE}{file}"), "{file}");
+            assert_eq!(std::fs::read_to_string(dir.join(&file)).unwrap(), text, "{file}");
+        }
+    }
+
+    #[test]
+    fn every_conformance_file_validates_against_its_schema() {
+        let schemas = Schemas::load().unwrap();
+        for (name, entries) in conformance() {
+            for (file, entry) in &entries {
+                let Entry::File(bytes) = entry else { unreachable!() };
+                assert_eq!(schemas.check_file(file, bytes), Vec::<String>::new(), "{name}/{file}");
+            }
+            assert_eq!(schemas.check_snapshot(&name, &entries), vec![], "{name}");
+        }
+    }
+
+    #[test]
+    fn schema_violations_name_the_place_in_the_file() {
+        let (name, entries) = basic();
+        type Edit = Box<dyn FnOnce(&mut Value)>;
+        let cases: Vec<(&str, Edit, &str)> = vec![
+            ("scores.json", Box::new(|v| v["data"][1]["points"] = "20".into()), r#"scores.json: data[1].points: "20" is not of type "number""#),
+            ("scores.json", Box::new(|v| v["data"][0]["period_end"] = "2024-01-31T12:00:00Z".into()), "scores.json: data[0].period_end: \"2024-01-31T12:00:00Z\" does not match"),
+            ("issue_requests.json", Box::new(|v| v["data"][0]["issue_number"] = "42".into()), r#"issue_requests.json: data[0].issue_number: "42" is not of type "integer""#),
+            ("issue_requests.json", Box::new(|v| v["data"][0]["status"] = "done".into()), r#"issue_requests.json: data[0].status: "pending" was expected"#),
+            ("notifications.json", Box::new(|v| v["data"][0]["channel_id"] = 5.into()), "notifications.json: data[0].channel_id: 5 is not of types \"null\", \"string\""),
+            ("notifications.json", Box::new(|v| { v["data"][1].as_object_mut().unwrap().remove("sent_at"); }), r#"notifications.json: data[1]: "sent_at" is a required property"#),
+            ("roles.json", Box::new(|v| v["data"][1]["roles"][0] = Value::Null), r#"roles.json: data[1].roles[0]: null is not of type "string""#),
+            ("contributors.json", Box::new(|v| v["data"][0]["comments"] = (-1).into()), "contributors.json: data[0].comments: -1 is less than the minimum of 0"),
+            ("identities.json", Box::new(|v| v["data"][0]["extra"] = 1.into()), "identities.json: data[0]: Additional properties are not allowed ('extra' was unexpected)"),
+            ("meta.json", Box::new(|v| { v.as_object_mut().unwrap().remove("period_start"); }), r#"meta.json: "period_start" is a required property"#),
+            ("contributors.json", Box::new(|v| v["data"] = Value::Null), r#"contributors.json: data: null is not of type "array""#),
+        ];
+        for (file, edit, want) in cases {
+            let got = problems_of(&name, &edited(&entries, file, edit));
+            assert_eq!(got.len(), 1, "{want}: {got:?}");
+            assert!(got[0].starts_with(want), "want {want:?}, got {:?}", got[0]);
+        }
+    }
+
+    #[test]
+    fn headers_must_agree_and_match_the_directory_name() {
+        let (name, entries) = basic();
+        let other_run = "abc12345-def6-4890-a1b2-000000000000";
+        let got = problems_of(&name, &edited(&entries, "scores.json", |v| v["run_id"] = other_run.into()));
+        assert_eq!(
+            got,
+            [format!(r#"scores.json: run_id "{other_run}" does not agree with meta.json ("abc12345-def6-4890-a1b2-c3d4e5f60718")"#)]
+        );
+        let got = problems_of(&name, &edited(&entries, "roles.json", |v| v["org"] = "other".into()));
+        assert_eq!(got, [r#"roles.json: org "other" does not agree with meta.json ("my-org")"#]);
+        let got = problems_of("2024-01-31T12-00-01-abc12345", &entries);
+        assert_eq!(
+            got,
+            ["snapshots/2024-01-31T12-00-01-abc12345: name does not agree with generated_at and run_id (expected 2024-01-31T12-00-00-abc12345)"]
+        );
+        // A well-formed but impossible time, and Python never writes ".000000".
+        for bad in ["2024-13-31T12:00:00+00:00", "2024-01-31T12:00:00.000000+00:00"] {
+            let broken: Vec<(String, Entry)> = entries
+                .iter()
+                .map(|(n, e)| match e {
+                    Entry::File(b) => {
+                        let text = String::from_utf8(b.clone()).unwrap().replace("2024-01-31T12:00:00+00:00", bad);
+                        (n.clone(), Entry::File(text.into_bytes()))
+                    }
+                    other => (n.clone(), other.clone()),
+                })
+                .collect();
+            assert_eq!(problems_of(&name, &broken), [format!("meta.json: generated_at {bad:?} is not a valid time")]);
+        }
+    }
+
+    #[test]
+    fn unknown_versions_bad_json_and_wrong_entries_are_reported_once() {
+        let (name, entries) = basic();
+        let got = problems_of(&name, &edited(&entries, "meta.json", |v| v["schema_version"] = "2.0.0".into()));
+        assert_eq!(
+            got,
+            [
+                r#"meta.json: schema_version "2.0.0" is not one this verify knows (1.0.0)"#,
+                r#"identities.json: schema_version "1.0.0" does not agree with meta.json ("2.0.0")"#,
+                r#"scores.json: schema_version "1.0.0" does not agree with meta.json ("2.0.0")"#,
+                r#"contributors.json: schema_version "1.0.0" does not agree with meta.json ("2.0.0")"#,
+                r#"roles.json: schema_version "1.0.0" does not agree with meta.json ("2.0.0")"#,
+                r#"issue_requests.json: schema_version "1.0.0" does not agree with meta.json ("2.0.0")"#,
+                r#"notifications.json: schema_version "1.0.0" does not agree with meta.json ("2.0.0")"#,
+            ]
+        );
+        let mut broken = entries.clone();
+        broken.retain(|(n, _)| n != "roles.json");
+        broken.push(("notes.txt".into(), Entry::File(b"hi".to_vec())));
+        broken.push(("old".into(), Entry::Other("subdirectory")));
+        broken.iter_mut().find(|(n, _)| n == "scores.json").unwrap().1 = Entry::File(b"{\"data\": [".to_vec());
+        let got = problems_of(&name, &broken);
+        assert_eq!(
+            got,
+            [
+                "notes.txt: unexpected file; a snapshot holds exactly the seven files",
+                "old: unexpected subdirectory; a snapshot holds exactly the seven files",
+                "scores.json: not valid JSON: EOF while parsing a list at line 1 column 10",
+                "roles.json: missing",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_systematically_wrong_file_lists_ten_problems_then_counts() {
+        let (name, entries) = basic();
+        let got = problems_of(
+            &name,
+            &edited(&entries, "roles.json", |v| v["data"] = Value::Array((0..25).map(|_| Value::Null).collect())),
+        );
+        assert_eq!(got.len(), 11, "{got:?}");
+        assert_eq!(got[10], "roles.json: 15 more schema problem(s) in this file not listed");
+    }
+
+    /// A scratch bare repository and a way to write trees from (path, bytes) lists.
+    struct Scratch {
+        _dir: tempfile::TempDir,
+        repo: Repository,
+    }
+
+    impl Scratch {
+        fn new() -> Scratch {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = Repository::init_bare(dir.path()).unwrap();
+            Scratch { _dir: dir, repo }
+        }
+
+        /// A tree holding `files` (paths with `/`).
+        fn tree(&self, files: &[(&str, &[u8])]) -> Oid {
+            let mut index = git2::Index::new().unwrap();
+            for (path, bytes) in files {
+                let entry = git2::IndexEntry {
+                    ctime: git2::IndexTime::new(0, 0),
+                    mtime: git2::IndexTime::new(0, 0),
+                    dev: 0,
+                    ino: 0,
+                    mode: 0o100644,
+                    uid: 0,
+                    gid: 0,
+                    file_size: bytes.len() as u32,
+                    id: self.repo.blob(bytes).unwrap(),
+                    flags: path.len() as u16,
+                    flags_extended: 0,
+                    path: path.as_bytes().to_vec(),
+                };
+                index.add(&entry).unwrap();
+            }
+            index.write_tree_to(&self.repo).unwrap()
+        }
+
+        fn commit(&self, message: &str, files: &[(&str, &[u8])]) -> Oid {
+            let tree = self.repo.find_tree(self.tree(files)).unwrap();
+            let sig = git2::Signature::new("t", "t@example.com", &git2::Time::new(0, 0)).unwrap();
+            let parent = self.repo.refname_to_id("refs/heads/main").ok().map(|p| self.repo.find_commit(p).unwrap());
+            let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+            self.repo.commit(Some("refs/heads/main"), &sig, &sig, message, &tree, &parents).unwrap()
+        }
+    }
+
+    #[test]
+    fn tree_comparison_follows_git_order_and_names_changed_files() {
+        let s = Scratch::new();
+        // "a" is a directory, so git sorts it as "a/": after "a-z" and "a.b" (- < . < /).
+        let old = s.tree(&[("a.b", b"1"), ("a/meta.json", b"m"), ("a/roles.json", b"r"), ("a-z/x", b"x"), ("gone/y", b"y")]);
+        let new = s.tree(&[("a.b", b"1"), ("a/meta.json", b"M"), ("a/notes", b"n"), ("a-z/x", b"x"), ("b/z", b"z")]);
+        let (old, new) = (s.repo.find_tree(old).unwrap(), s.repo.find_tree(new).unwrap());
+        let c = changes(&s.repo, Some(&old), Some(&new)).unwrap();
+        assert_eq!(c.added.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(c.removed, ["gone"]);
+        let files: Vec<String> = c.file_changes.iter().map(|(p, w)| format!("{p}: {}", w.split(';').next().unwrap())).collect();
+        assert_eq!(files, ["a/meta.json: modified", "a/notes: added to an existing snapshot", "a/roles.json: deleted"]);
+        // From nothing, everything is added; to nothing, everything is removed.
+        let added: Vec<(String, bool)> = changes(&s.repo, None, Some(&new)).unwrap().added.into_iter().map(|a| (a.name, a.dir)).collect();
+        assert_eq!(added, [("a-z".into(), true), ("a.b".into(), false), ("a".into(), true), ("b".into(), true)]);
+        assert_eq!(changes(&s.repo, Some(&old), None).unwrap().removed, ["a-z", "a.b", "a", "gone"]);
+    }
+
+    #[test]
+    fn a_prune_commit_may_not_add_and_history_is_walked_oldest_first() {
+        let (name, entries) = basic();
+        let files: Vec<(String, Vec<u8>)> = entries
+            .iter()
+            .map(|(f, e)| match e {
+                Entry::File(b) => (format!("snapshots/{name}/{f}"), b.clone()),
+                Entry::Other(_) => unreachable!(),
+            })
+            .collect();
+        let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
+        let s = Scratch::new();
+        s.commit("snapshot", &refs);
+        let prune = s.commit("prune\n\nGitcord-Snapshot-Prune: keep-last 0\n", &[("snapshots/stray", b"x"), ("README.md", b"hi")]);
+        let schemas = Schemas::load().unwrap();
+        let mut seen = Vec::new();
+        let tip = s.repo.refname_to_id("refs/heads/main").unwrap();
+        let report = verify_history(&s.repo, Some(tip), &schemas, &mut |i, n| seen.push((i, n))).unwrap();
+        assert_eq!(seen, [(1, 2), (2, 2)]);
+        assert_eq!((report.commits, report.snapshots), (2, 1));
+        let got: Vec<(Oid, &str, &str)> = report.problems.iter().map(|p| (p.commit, p.path.as_str(), p.problem.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (prune, "snapshots/stray", "added by a prune commit; a prune may only remove whole snapshot directories"),
+                (prune, "snapshots/stray", "not a snapshot directory (a snapshot is a directory of seven files)"),
+            ]
+        );
+    }
+
+    #[test]
+    fn prune_trailer_needs_the_key_and_a_value() {
+        assert!(is_prune_message("Prune snapshots\n\nGitcord-Snapshot-Prune: keep-last 2\n"));
+        assert!(is_prune_message("Gitcord-Snapshot-Prune: older-than 90d"));
+        assert!(!is_prune_message("Prune snapshots\n\nGitcord-Snapshot-Prune:\n"));
+        assert!(!is_prune_message("Prune snapshots\n\nGitcord-Snapshot-Prune keep-last 2\n"));
+        assert!(!is_prune_message("mentions Gitcord-Snapshot-Prune: inline"));
+    }
+}

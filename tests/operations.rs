@@ -1,0 +1,231 @@
+//! `status`, `prune`, `push --skip-unchanged` and `push --metrics-file`, end to end against
+//! real clones and a real TLS git server.
+
+mod support;
+
+use std::path::Path;
+
+use support::git_server::{GitServer, Mode};
+use support::testenv::{Case, Run, TestEnv};
+
+const TOKEN_VAR: &str = "GITCORD_SNAPSHOT_TEST_TOKEN";
+
+/// A Gitcord host with the `basic` case's state, pushing to `remote`.
+struct Host {
+    env: TestEnv,
+    vars: Vec<(&'static str, String)>,
+}
+
+impl Host {
+    fn new(remote: &str, extra_config: &str, vars: Vec<(&'static str, String)>) -> Host {
+        let case = Case::load("basic");
+        let env = TestEnv::new();
+        env.copy_case(&case, ".");
+        let config = std::fs::read_to_string(case.config()).unwrap()
+            + &format!("  remote_url: \"{remote}\"\n  token: \"${{{TOKEN_VAR}}}\"\n  clone_dir: \"clone\"\n{extra_config}");
+        env.write("config.yaml", config);
+        Host { env, vars }
+    }
+
+    fn local(extra_config: &str) -> (Host, TestEnv) {
+        let remote = TestEnv::new();
+        git2::Repository::init_bare(remote.path("data.git")).unwrap();
+        let host = Host::new(&remote.path("data.git").display().to_string(), extra_config, vec![]);
+        (host, remote)
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let env: Vec<(&str, Option<&str>)> = self.vars.iter().map(|(k, v)| (*k, Some(v.as_str()))).collect();
+        self.env.run_with(args, &env)
+    }
+
+    /// `push` of snapshot `n`: n hours after the basic case's time, its own run id.
+    fn push(&self, n: u32, extra: &[&str]) -> Run {
+        let at = (chrono::DateTime::parse_from_rfc3339("2024-01-31T12:00:00+00:00").unwrap() + chrono::Duration::hours(n.into())).to_rfc3339();
+        let run_id = format!("{n:08x}-0000-4000-8000-000000000000");
+        let mut args = vec!["push", "--config", "config.yaml", "--roles-file", "roles.json", "--run-id", &run_id, "--at", &at];
+        args.extend(extra);
+        self.run(&args)
+    }
+}
+
+fn name(n: u32) -> String {
+    let t = chrono::DateTime::parse_from_rfc3339("2024-01-31T12:00:00+00:00").unwrap() + chrono::Duration::hours(n.into());
+    format!("{}-{n:08x}", t.format("%Y-%m-%dT%H-%M-%S"))
+}
+
+fn git(git_dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git").arg("--git-dir").arg(git_dir).args(args).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn snapshot_dirs(git_dir: &Path) -> Vec<String> {
+    git(git_dir, &["ls-tree", "--name-only", "main", "snapshots/"])
+        .lines()
+        .map(|l| l.trim_start_matches("snapshots/").to_owned())
+        .collect()
+}
+
+#[test]
+fn status_reports_queue_newest_snapshots_last_push_and_lock() {
+    let mut server = GitServer::start();
+    server.create_bare_repo("data");
+    let host = Host::new(
+        &server.url("data"),
+        "",
+        vec![(TOKEN_VAR, server.token().to_owned()), ("SSL_CERT_FILE", server.ca_file().display().to_string())],
+    );
+    host.push(0, &[]).expect_code(0);
+    server.stop();
+    host.push(1, &[]).expect_code(75);
+    host.push(2, &[]).expect_code(75);
+
+    let run = host.run(&["status", "--config", "config.yaml", "--json"]);
+    run.expect_code(0);
+    let s: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(s["queued"], 2);
+    assert_eq!(s["oldest_queued_at"], "2024-01-31T13:00:00+00:00");
+    assert_eq!(s["branch"], "main");
+    assert_eq!(s["remote"], server.url("data"));
+    assert_eq!(s["newest_snapshot"], name(2));
+    assert_eq!(s["newest_remote_snapshot"], name(0));
+    assert_eq!(s["last_push"]["event"], "snapshot_push_failed");
+    assert!(s["last_push"]["error"].as_str().unwrap().contains("cannot reach"));
+    assert_eq!(s["locked"], false);
+    assert!(!run.stdout.contains(server.token()));
+
+    let text = host.run(&["status", "--config", "config.yaml"]);
+    text.expect_code(0);
+    assert!(text.stdout.contains("queued:           2 commit(s), oldest from 2024-01-31T13:00:00+00:00"), "{}", text.stdout);
+    assert!(text.stdout.contains("lock:             free"));
+
+    // A lock held by a running push shows.
+    let lock = std::fs::OpenOptions::new().write(true).open(host.env.path("clone/.gitcord-snapshot.lock")).unwrap();
+    lock.lock().unwrap();
+    let s: serde_json::Value = serde_json::from_str(&host.run(&["status", "--config", "config.yaml", "--json"]).stdout).unwrap();
+    assert_eq!(s["locked"], true);
+    lock.unlock().unwrap();
+
+    server.restart();
+    host.push(3, &[]).expect_code(0);
+    let s: serde_json::Value = serde_json::from_str(&host.run(&["status", "--config", "config.yaml", "--json"]).stdout).unwrap();
+    assert_eq!(s["queued"], 0);
+    assert_eq!(s["oldest_queued_at"], serde_json::Value::Null);
+    assert_eq!(s["newest_remote_snapshot"], name(3));
+    assert_eq!(s["last_push"]["event"], "snapshot_pushed");
+}
+
+#[test]
+fn status_of_a_missing_clone_is_a_clear_error() {
+    let (host, _remote) = Host::local("");
+    host.run(&["status", "--config", "config.yaml"]).expect_error(66, &["does not exist", "run push first"]);
+    host.env.write("clone/stray.txt", "not a clone");
+    host.run(&["status", "--config", "config.yaml"]).expect_error(78, &["not a git repository", "clone"]);
+}
+
+#[test]
+fn skip_unchanged_makes_no_commit_until_the_data_changes() {
+    let (host, remote) = Host::local("");
+    let bare = remote.path("data.git");
+    host.push(0, &[]).expect_code(0);
+    let run = host.push(1, &["--skip-unchanged"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains(&format!("nothing changed since snapshots/{}", name(0))), "{}", run.stdout);
+    assert_eq!(snapshot_dirs(&bare), [name(0)]);
+    // Without the flag a snapshot is made as usual.
+    host.push(2, &[]).expect_code(0);
+    // A change in the data (a new verified identity) makes a new snapshot even with the flag.
+    rusqlite::Connection::open(host.env.path("state.db"))
+        .unwrap()
+        .execute_batch("UPDATE identity_links SET verified = 1 WHERE github_user = 'mallory'")
+        .unwrap();
+    host.push(3, &["--skip-unchanged"]).expect_code(0);
+    assert_eq!(snapshot_dirs(&bare), [name(0), name(2), name(3)]);
+    // The config key does the same as the flag.
+    let config = std::fs::read_to_string(host.env.path("config.yaml")).unwrap() + "  skip_unchanged: true\n";
+    host.env.write("config.yaml", config);
+    host.push(4, &[]).expect_code(0);
+    assert_eq!(snapshot_dirs(&bare).len(), 3);
+}
+
+#[test]
+fn metrics_describe_each_run_including_failures() {
+    let server = GitServer::start();
+    server.create_bare_repo("data");
+    let host = Host::new(
+        &server.url("data"),
+        "  metrics_file: \"metrics/gitcord.prom\"\n",
+        vec![(TOKEN_VAR, server.token().to_owned()), ("SSL_CERT_FILE", server.ca_file().display().to_string())],
+    );
+    std::fs::create_dir_all(host.env.path("metrics")).unwrap();
+    let metric = |name: &str| -> f64 {
+        let text = std::fs::read_to_string(host.env.path("metrics/gitcord.prom")).unwrap();
+        let line = text.lines().find(|l| l.starts_with(&format!("gitcord_snapshot_{name} "))).unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    host.push(0, &[]).expect_code(0);
+    assert_eq!(metric("queued_commits"), 0.0);
+    assert_eq!(metric("last_run_exit_code"), 0.0);
+    let pushed_at = metric("last_push_success_timestamp_seconds");
+    assert!((chrono::Utc::now().timestamp() as f64 - pushed_at).abs() < 60.0);
+    assert!(metric("last_run_snapshot_bytes") > 1000.0);
+
+    server.set_mode(Mode::Unavailable503);
+    host.push(1, &[]).expect_code(75);
+    host.push(2, &[]).expect_code(75);
+    assert_eq!(metric("queued_commits"), 2.0);
+    assert_eq!(metric("last_run_exit_code"), 75.0);
+    assert_eq!(metric("last_push_success_timestamp_seconds"), pushed_at, "the last success is remembered");
+    // The oldest queued snapshot is from 2024: its age is large and alertable.
+    assert!(metric("oldest_queued_age_seconds") > 86_400.0 * 300.0);
+
+    // The flag overrides the config key.
+    server.set_mode(Mode::Normal);
+    host.push(3, &["--metrics-file", "other.prom"]).expect_code(0);
+    assert!(std::fs::read_to_string(host.env.path("other.prom")).unwrap().contains("gitcord_snapshot_queued_commits 0"));
+    let names: Vec<_> = std::fs::read_dir(host.env.path("metrics")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["gitcord.prom"], "no temporary files");
+}
+
+#[test]
+fn prune_removes_from_the_tip_keeps_history_and_dry_run_changes_nothing() {
+    let (host, remote) = Host::local("");
+    let bare = remote.path("data.git");
+    for n in 0..6 {
+        host.push(n, &[]).expect_code(0);
+    }
+    let before = git(&bare, &["rev-parse", "main"]);
+
+    let dry = host.run(&["prune", "--config", "config.yaml", "--keep-last", "2", "--dry-run"]);
+    dry.expect_code(0);
+    let want_removed: Vec<String> = (0..4).map(|n| format!("would remove {}", name(n))).collect();
+    let want_kept: Vec<String> = (4..6).map(|n| format!("keep {}", name(n))).collect();
+    assert_eq!(dry.stdout.lines().collect::<Vec<_>>(), [want_removed.clone(), want_kept.clone()].concat());
+    assert_eq!(git(&bare, &["rev-parse", "main"]), before, "dry run changed the remote");
+
+    let run = host.run(&["prune", "--config", "config.yaml", "--keep-last", "2", "--keep-within", "5h"]);
+    run.expect_code(0);
+    // keep-within 5h of the newest (hour 5) keeps hours 0..=5: nothing to remove.
+    assert!(!run.stdout.contains("removed"), "{}", run.stdout);
+    let run = host.run(&["prune", "--config", "config.yaml", "--keep-last", "2", "--keep-within", "2h"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("pushed to"), "{}", run.stdout);
+    assert_eq!(snapshot_dirs(&bare), [name(3), name(4), name(5)]);
+    // History keeps everything; the prune commit carries the trailer.
+    let message = git(&bare, &["log", "-1", "--format=%B", "main"]);
+    assert!(message.starts_with("Gitcord snapshot prune: removed 3 of 6 snapshots"), "{message}");
+    assert!(message.contains("Gitcord-Snapshot-Prune: keep-last 2, keep-within 0m2h"), "{message}");
+    assert_eq!(git(&bare, &["ls-tree", "-r", "--name-only", "main~1"]).lines().count(), 6 * 7);
+    // Later snapshots go on top as usual.
+    host.push(6, &[]).expect_code(0);
+    assert_eq!(snapshot_dirs(&bare), [name(3), name(4), name(5), name(6)]);
+}
+
+#[test]
+fn prune_without_rules_is_refused() {
+    let (host, _remote) = Host::local("");
+    host.push(0, &[]).expect_code(0);
+    host.run(&["prune", "--config", "config.yaml"]).expect_error(64, &["--keep-"]);
+    host.run(&["prune", "--config", "config.yaml", "--keep-within", "3w"]).expect_error(64, &["--keep-within"]);
+}

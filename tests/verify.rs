@@ -1,0 +1,314 @@
+//! `verify` end to end: the real binary on real clones made by `push --no-push`, then
+//! tampered with directly in the clone's bare repository. Assertions are on exit codes and
+//! exact output.
+
+mod support;
+
+use std::path::Path;
+
+use git2::{Index, IndexEntry, IndexTime, Repository, Signature, Time};
+use support::testenv::{Case, Run, TestEnv};
+
+const CLONE: &str = "clone";
+const SUMMARY_ERROR: &str = "gitcord-snapshot: error: verify found";
+
+/// A host with the `basic` case's inputs and a clone holding snapshots `0..n`.
+fn host_with_snapshots(n: u32) -> TestEnv {
+    let case = Case::load("basic");
+    let env = TestEnv::new();
+    env.copy_case(&case, ".");
+    for i in 0..n {
+        let run = env.run([
+            "push", "--config", "config.yaml", "--roles-file", "roles.json", "--clone-dir", CLONE, "--no-push",
+            "--run-id", &run_id(i), "--at", &at(i),
+        ]);
+        run.expect_code(0);
+    }
+    env
+}
+
+fn run_id(n: u32) -> String {
+    format!("{n:08x}-0000-4000-8000-000000000000")
+}
+
+/// Snapshot `n` is taken n hours after the `basic` case's time.
+fn at(n: u32) -> String {
+    let t = chrono::DateTime::parse_from_rfc3339("2024-01-31T12:00:00+00:00").unwrap() + chrono::Duration::hours(n.into());
+    t.to_rfc3339()
+}
+
+fn dir_name(n: u32) -> String {
+    let t = chrono::DateTime::parse_from_rfc3339(&at(n)).unwrap();
+    format!("{}-{:08x}", t.format("%Y-%m-%dT%H-%M-%S"), n)
+}
+
+fn verify(env: &TestEnv, extra: &[&str]) -> Run {
+    let mut args = vec!["verify", "--config", "config.yaml", "--clone-dir", CLONE];
+    args.extend_from_slice(extra);
+    env.run(args)
+}
+
+fn open(env: &TestEnv) -> Repository {
+    Repository::open_bare(env.path(CLONE).join(".git")).unwrap()
+}
+
+/// Commits on top of `main` a tree made by `edit` from the tip's, with `parents` extra
+/// parents (for a merge), and moves `main`: what a hand edit or a foreign tool would do.
+/// Returns the commit id.
+fn commit_on_tip(env: &TestEnv, message: &str, extra_parents: &[git2::Oid], edit: impl FnOnce(&Repository, &mut Index)) -> String {
+    let repo = open(env);
+    let tip = repo.find_commit(repo.refname_to_id("refs/heads/main").unwrap()).unwrap();
+    let mut index = Index::new().unwrap();
+    index.read_tree(&tip.tree().unwrap()).unwrap();
+    edit(&repo, &mut index);
+    let tree = repo.find_tree(index.write_tree_to(&repo).unwrap()).unwrap();
+    let sig = Signature::new("someone", "someone@example.com", &Time::new(1_706_800_000, 0)).unwrap();
+    let others: Vec<git2::Commit<'_>> = extra_parents.iter().map(|p| repo.find_commit(*p).unwrap()).collect();
+    let mut parents = vec![&tip];
+    parents.extend(others.iter());
+    let oid = repo.commit(Some("refs/heads/main"), &sig, &sig, message, &tree, &parents).unwrap();
+    oid.to_string()
+}
+
+/// Puts `bytes` at `path` in `index`.
+fn put(repo: &Repository, index: &mut Index, path: &str, bytes: &[u8]) {
+    let id = repo.blob(bytes).unwrap();
+    let entry = IndexEntry {
+        ctime: IndexTime::new(0, 0),
+        mtime: IndexTime::new(0, 0),
+        dev: 0,
+        ino: 0,
+        mode: 0o100644,
+        uid: 0,
+        gid: 0,
+        file_size: bytes.len() as u32,
+        id,
+        flags: path.len().min(0xfff) as u16,
+        flags_extended: 0,
+        path: path.as_bytes().to_vec(),
+    };
+    index.add(&entry).unwrap();
+}
+
+/// A file's bytes at the tip of `main`.
+fn read(repo: &Repository, path: &str) -> Vec<u8> {
+    let tip = repo.find_commit(repo.refname_to_id("refs/heads/main").unwrap()).unwrap();
+    let entry = tip.tree().unwrap().get_path(Path::new(path)).unwrap();
+    repo.find_blob(entry.id()).unwrap().content().to_vec()
+}
+
+fn replace(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(text.contains(from), "{from:?} not in {text}");
+    text.replace(from, to).into_bytes()
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..8]
+}
+
+/// Asserts exit 65, nothing on stdout, and exactly these problem lines plus the error line.
+fn expect_problems(run: &Run, lines: &[String]) {
+    run.expect_code(65);
+    assert_eq!(run.stdout, "");
+    let mut want = lines.join("\n");
+    want.push_str(&format!(
+        "\n{SUMMARY_ERROR} {} problem(s) in the data repository (listed above)\n",
+        lines.len()
+    ));
+    assert_eq!(run.stderr, want);
+}
+
+#[test]
+fn a_clean_history_passes_with_one_summary_line() {
+    let env = host_with_snapshots(3);
+    let run = verify(&env, &[]);
+    run.expect_code(0);
+    assert_eq!(run.stdout, "verified 3 commits, 3 snapshots: no problems\n");
+    assert_eq!(run.stderr, "", "no progress output when stderr is not a terminal");
+
+    let run = verify(&env, &["--json"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout, "{\"commits\":3,\"snapshots\":3,\"problems\":[]}\n");
+    assert_eq!(run.stderr, "");
+}
+
+#[test]
+fn a_later_commit_that_edits_an_old_snapshot_is_named_with_the_file() {
+    let env = host_with_snapshots(3);
+    let path = format!("snapshots/{}/scores.json", dir_name(0));
+    let tamper = commit_on_tip(&env, "fix alice's points", &[], |repo, index| {
+        let bytes = replace(&read(repo, &path), "\"points\": 150", "\"points\": 151");
+        put(repo, index, &path, &bytes);
+    });
+    // Later, well-behaved snapshots do not hide it, and do not repeat it.
+    let run = env.run([
+        "push", "--config", "config.yaml", "--roles-file", "roles.json", "--clone-dir", CLONE, "--no-push",
+        "--run-id", &run_id(3), "--at", &at(3),
+    ]);
+    run.expect_code(0);
+    let run = verify(&env, &[]);
+    expect_problems(&run, &[format!("verify: {} {path}: modified; snapshot files must never change", short(&tamper))]);
+
+    let run = verify(&env, &["--json"]);
+    run.expect_code(65);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        report,
+        serde_json::json!({
+            "commits": 5,
+            "snapshots": 4,
+            "problems": [{"commit": tamper, "path": path, "problem": "modified; snapshot files must never change"}],
+        })
+    );
+    assert_eq!(run.stdout.lines().count(), 1, "one JSON object on one line");
+}
+
+#[test]
+fn deleting_a_snapshot_needs_the_prune_trailer_and_a_prune_may_only_delete() {
+    let env = host_with_snapshots(3);
+    let dir = format!("snapshots/{}", dir_name(0));
+    let base = open(&env).refname_to_id("refs/heads/main").unwrap();
+
+    let plain = commit_on_tip(&env, "remove the oldest snapshot", &[], |_, index| index.remove_dir(Path::new(&dir), 0).unwrap());
+    let run = verify(&env, &[]);
+    expect_problems(
+        &run,
+        &[format!(
+            "verify: {} {dir}: snapshot deleted by a commit without a Gitcord-Snapshot-Prune trailer; snapshots are append-only",
+            short(&plain)
+        )],
+    );
+
+    // The same removal as a prune commit is fine.
+    open(&env).reference("refs/heads/main", base, true, "test: reset").unwrap();
+    let message = "Gitcord snapshot prune: removed 1 of 3 snapshots\n\nGitcord-Snapshot-Prune: keep-last 2\n";
+    commit_on_tip(&env, message, &[], |_, index| index.remove_dir(Path::new(&dir), 0).unwrap());
+    let run = verify(&env, &[]);
+    run.expect_code(0);
+    assert_eq!(run.stdout, "verified 4 commits, 3 snapshots: no problems\n");
+    assert_eq!(run.stderr, "");
+
+    // A prune that also touches a kept snapshot is still a violation, for that file only.
+    let kept = format!("snapshots/{}/roles.json", dir_name(1));
+    let bad_prune = commit_on_tip(&env, "prune\n\nGitcord-Snapshot-Prune: keep-last 1\n", &[], |repo, index| {
+        index.remove_dir(Path::new(&format!("snapshots/{}", dir_name(2))), 0).unwrap();
+        let bytes = replace(&read(repo, &kept), "Maintainer", "Owner");
+        put(repo, index, &kept, &bytes);
+    });
+    let run = verify(&env, &[]);
+    expect_problems(
+        &run,
+        &[format!(
+            "verify: {} {kept}: modified; snapshot files must never change (a prune may only remove whole snapshot directories)",
+            short(&bad_prune)
+        )],
+    );
+}
+
+#[test]
+fn a_merge_commit_is_reported() {
+    let env = host_with_snapshots(2);
+    let repo = open(&env);
+    let first = repo.find_commit(repo.refname_to_id("refs/heads/main").unwrap()).unwrap().parent_id(0).unwrap();
+    let merge = commit_on_tip(&env, "merge", &[first], |_, _| {});
+    let run = verify(&env, &[]);
+    expect_problems(&run, &[format!("verify: {}: merge commit with 2 parents; the history must be linear", short(&merge))]);
+}
+
+#[test]
+fn broken_snapshots_are_reported_with_their_paths() {
+    let env = host_with_snapshots(2);
+    let repo = open(&env);
+    let good = format!("snapshots/{}", dir_name(0));
+    let files: Vec<(String, Vec<u8>)> = [
+        "meta.json",
+        "identities.json",
+        "scores.json",
+        "contributors.json",
+        "roles.json",
+        "issue_requests.json",
+        "notifications.json",
+    ]
+    .iter()
+    .map(|f| (f.to_string(), read(&repo, &format!("{good}/{f}"))))
+    .collect();
+    // Three new snapshots, valid but for one fault each; run ids chosen to fit their names.
+    let name = |run: &str| format!("snapshots/2024-01-31T12-00-00-{run}");
+    let with_run = |bytes: &[u8], run: &str| replace(bytes, &run_id(0), &format!("{run}-0000-4000-8000-000000000000"));
+    let commit = commit_on_tip(&env, "hand-made snapshots", &[], |repo, index| {
+        for (file, bytes) in &files {
+            let mut bytes = with_run(bytes, "dddddddd");
+            if file == "scores.json" {
+                bytes = replace(&bytes, "\"points\": 150", "\"points\": \"150\"");
+            }
+            put(repo, index, &format!("{}/{file}", name("dddddddd")), &bytes);
+
+            if file != "roles.json" {
+                put(repo, index, &format!("{}/{file}", name("eeeeeeee")), &with_run(&bytes_of(&files, file), "eeeeeeee"));
+            }
+
+            let mut bytes = with_run(bytes_of(&files, file).as_slice(), "ffffffff");
+            if file == "scores.json" {
+                bytes = replace(&bytes, "ffffffff-0000-4000-8000-000000000000", "ffffffff-0000-4000-8000-000000000001");
+            }
+            put(repo, index, &format!("{}/{file}", name("ffffffff")), &bytes);
+        }
+        put(repo, index, &format!("{}/notes.txt", name("eeeeeeee")), b"hello");
+    });
+    let c = short(&commit);
+    let run = verify(&env, &[]);
+    expect_problems(
+        &run,
+        &[
+            format!(r#"verify: {c} {}/scores.json: data[0].points: "150" is not of type "number""#, name("dddddddd")),
+            format!("verify: {c} {}/notes.txt: unexpected file; a snapshot holds exactly the seven files", name("eeeeeeee")),
+            format!("verify: {c} {}/roles.json: missing", name("eeeeeeee")),
+            format!(
+                r#"verify: {c} {}/scores.json: run_id "ffffffff-0000-4000-8000-000000000001" does not agree with meta.json ("ffffffff-0000-4000-8000-000000000000")"#,
+                name("ffffffff")
+            ),
+        ],
+    );
+
+    let run = verify(&env, &["--json"]);
+    run.expect_code(65);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["commits"], 3);
+    assert_eq!(report["snapshots"], 5);
+    let problems = report["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 4);
+    for p in problems {
+        let keys: Vec<&String> = p.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["commit", "path", "problem"]);
+        assert_eq!(p["commit"], commit.as_str());
+    }
+    assert_eq!(problems[2]["path"], format!("{}/roles.json", name("eeeeeeee")));
+    assert_eq!(problems[2]["problem"], "missing");
+}
+
+fn bytes_of(files: &[(String, Vec<u8>)], name: &str) -> Vec<u8> {
+    files.iter().find(|(f, _)| f == name).unwrap().1.clone()
+}
+
+#[test]
+fn a_missing_or_foreign_clone_is_refused_and_an_empty_one_has_nothing_to_check() {
+    let env = host_with_snapshots(0);
+    verify(&env, &[]).expect_error(66, &["does not exist", CLONE]);
+    env.write(&format!("{CLONE}/keep.txt"), "mine");
+    verify(&env, &[]).expect_error(78, &["not a git repository", CLONE]);
+    git2::Repository::init_bare(env.path(CLONE).join(".git")).unwrap();
+    let run = verify(&env, &[]);
+    run.expect_code(0);
+    assert_eq!(run.stdout, "verified 0 commits, 0 snapshots: no problems\n");
+}
+
+#[test]
+fn a_real_prune_passes_verify() {
+    let env = host_with_snapshots(3);
+    let run = env.run(["prune", "--config", "config.yaml", "--clone-dir", CLONE, "--no-push", "--keep-last", "2"]);
+    run.expect_code(0);
+    let run = verify(&env, &[]);
+    run.expect_code(0);
+    assert_eq!(run.stdout, "verified 4 commits, 3 snapshots: no problems\n");
+}
