@@ -34,74 +34,14 @@ import random
 import sqlite3
 import sys
 import time
+from pathlib import Path
 import uuid
 from datetime import datetime, timedelta, timezone
 
 UTC = timezone.utc
 
-# Gitcord's schema, verbatim (sqlite_master.sql of the conformance databases).
-SCHEMA = [
-    """CREATE TABLE contributions (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    github_user TEXT NOT NULL,
-                    event_type TEXT NOT NULL,
-                    repo TEXT NOT NULL,
-                    created_at TEXT NOT NULL,
-                    payload_json TEXT NOT NULL
-                )""",
-    """CREATE TABLE scores (
-                    github_user TEXT NOT NULL,
-                    period_start TEXT NOT NULL,
-                    period_end TEXT NOT NULL,
-                    points INTEGER NOT NULL,
-                    updated_at TEXT NOT NULL,
-                    PRIMARY KEY (github_user, period_start, period_end)
-                )""",
-    """CREATE TABLE cursors (
-                    source TEXT PRIMARY KEY,
-                    cursor TEXT NOT NULL
-                )""",
-    """CREATE TABLE identity_links (
-                    discord_user_id TEXT NOT NULL,
-                    github_user TEXT NOT NULL,
-                    verified INTEGER NOT NULL DEFAULT 0,
-                    verification_code TEXT,
-                    expires_at TEXT,
-                    created_at TEXT NOT NULL,
-                    verified_at TEXT, unlinked_at TEXT, github_user_normalized TEXT,
-                    PRIMARY KEY (discord_user_id, github_user)
-                )""",
-    """CREATE INDEX idx_identity_links_github_user
-                    ON identity_links (github_user)""",
-    """CREATE INDEX idx_identity_links_verified
-                    ON identity_links (verified)""",
-    """CREATE UNIQUE INDEX idx_identity_links_discord_github_norm ON identity_links (discord_user_id, github_user_normalized)""",
-    """CREATE TABLE issue_requests (
-                    request_id TEXT PRIMARY KEY,
-                    discord_user_id TEXT NOT NULL,
-                    github_user TEXT NOT NULL,
-                    owner TEXT NOT NULL,
-                    repo TEXT NOT NULL,
-                    issue_number INTEGER NOT NULL,
-                    issue_url TEXT NOT NULL,
-                    created_at TEXT NOT NULL,
-                    status TEXT NOT NULL DEFAULT 'pending'
-                )""",
-    """CREATE INDEX idx_issue_requests_status ON issue_requests (status)""",
-    """CREATE INDEX idx_issue_requests_created ON issue_requests (created_at)""",
-    """CREATE TABLE notifications_sent (
-                    dedupe_key TEXT PRIMARY KEY,
-                    event_type TEXT NOT NULL,
-                    github_user TEXT NOT NULL,
-                    discord_user_id TEXT NOT NULL,
-                    repo TEXT NOT NULL,
-                    target TEXT NOT NULL,
-                    channel_id TEXT,
-                    sent_at TEXT NOT NULL
-                )""",
-    """CREATE INDEX idx_notifications_sent_github_user ON notifications_sent (github_user)""",
-    """CREATE INDEX idx_notifications_sent_discord_user ON notifications_sent (discord_user_id)""",
-]
+# Gitcord's schema: the same file `restore` creates databases from.
+SCHEMA_SQL = Path(__file__).resolve().parent.parent / "src" / "gitcord_schema.sql"
 
 ORG = "my-org"
 BATCH = 50_000
@@ -516,9 +456,8 @@ def main(argv=None) -> int:
     conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("PRAGMA cache_size=-262144")  # 256 MiB while loading
+    conn.executescript(SCHEMA_SQL.read_text(encoding="utf-8"))
     conn.execute("BEGIN")
-    for stmt in SCHEMA:
-        conn.execute(stmt)
     ncontrib, ndups = gen_contributions(rng, conn, args, at, users, repos, period_start)
     t_contrib = time.monotonic()
     nscores, ends = gen_scores(rng, conn, args, at, users)
