@@ -329,8 +329,9 @@ impl Config {
         let text = |key: &str, value: Option<YamlStr>| value.map(|raw| Text { raw: raw.0, key: key.to_owned() });
         let github = raw.github.ok_or_else(|| invalid("github.org is required".into()))?;
         let period_days = raw.scoring.period_days.0;
-        if period_days <= 0 {
-            return Err(invalid(format!("scoring.period_days must be positive, found {period_days}")));
+        // Gitcord requires a positive value; the upper bound keeps date arithmetic in range.
+        if !(1..=36_500).contains(&period_days) {
+            return Err(invalid(format!("scoring.period_days must be between 1 and 36500, found {period_days}")));
         }
         let mut difficulty_weights = Vec::new();
         for (key, value) in raw.scoring.difficulty_weights.unwrap_or_default() {
@@ -544,7 +545,9 @@ mod tests {
         let err = parse("github: {org: o}\nscoring: {period_days: 5.5}\n").unwrap_err().to_string();
         assert!(err.contains("scoring.period_days"), "{err}");
         let err = parse("github: {org: o}\nscoring: {period_days: 0}\n").unwrap_err().to_string();
-        assert!(err.contains("must be positive"), "{err}");
+        assert!(err.contains("must be between 1 and 36500"), "{err}");
+        let err = parse("github: {org: o}\nscoring: {period_days: 999999999999}\n").unwrap_err().to_string();
+        assert!(err.contains("scoring.period_days"), "{err}");
         let err = parse("github: {org: o}\nidentity_mappings: [{github_user: a, discord_user_id: 12}]\n")
             .unwrap_err()
             .to_string();

@@ -63,7 +63,10 @@ impl Tally {
             "comment" => summary.comments += 1,
             _ => {}
         }
-        summary.total_score += points;
+        summary.total_score = summary
+            .total_score
+            .checked_add(points)
+            .ok_or_else(|| format!("total_score of {} overflows a 64-bit integer", c.github_user))?;
         Ok(())
     }
 

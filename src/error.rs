@@ -87,7 +87,7 @@ impl Error {
             },
             Error::Output(_) => ExitCode::CantCreate,
             Error::Repo(e) => match e {
-                RepoError::NotARepo(_) | RepoError::OtherRemote { .. } => ExitCode::Config,
+                RepoError::NotARepo(_) | RepoError::NotOurs(_) | RepoError::OtherRemote { .. } => ExitCode::Config,
                 RepoError::NoClone(_) => ExitCode::NoInput,
                 RepoError::Busy { .. } => ExitCode::TempFail,
                 RepoError::Conflict(_) => ExitCode::CantCreate,

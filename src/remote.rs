@@ -82,6 +82,25 @@ pub fn classify_url(url: &str) -> Result<UrlKind, UrlError> {
     }
 }
 
+/// `url` without any `user:password@`, for messages: a token pasted into a URL must not be
+/// printed back.
+pub fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}{path}")
+}
+
+/// The `host[:port]` part of a URL, lower-cased; empty for a local path.
+fn authority_of(url: &str) -> String {
+    let Some((_, rest)) = url.split_once("://") else { return String::new() };
+    let authority = rest.split('/').next().unwrap_or_default();
+    authority.rsplit_once('@').map_or(authority, |(_, host)| host).to_ascii_lowercase()
+}
+
 /// Whether `authority` (host, optional port) names this machine.
 pub fn is_loopback(authority: &str) -> bool {
     let host = if let Some(rest) = authority.strip_prefix('[') {
@@ -117,9 +136,14 @@ struct Outcome {
 
 fn callbacks<'a>(spec: &'a RemoteSpec, outcome: &'a Outcome) -> RemoteCallbacks<'a> {
     let mut cb = RemoteCallbacks::new();
-    cb.credentials(move |_url, _user, _allowed| {
+    let expected_host = authority_of(&spec.url);
+    cb.credentials(move |url, _user, _allowed| {
         let n = outcome.credential_requests.get() + 1;
         outcome.credential_requests.set(n);
+        // Only the configured host ever gets the token (redirects are off, but be sure).
+        if authority_of(url) != expected_host {
+            return Err(git2::Error::from_str("credentials requested by another host; refusing"));
+        }
         match &spec.token {
             None => {
                 outcome.no_token.set(true);
@@ -146,9 +170,13 @@ fn callbacks<'a>(spec: &'a RemoteSpec, outcome: &'a Outcome) -> RemoteCallbacks<
     cb
 }
 
-fn proxy_options() -> git2::ProxyOptions<'static> {
+/// The environment's proxy for remote hosts; none for this machine, where a proxy could only
+/// read the token off a plain-HTTP loopback connection.
+fn proxy_options(spec: &RemoteSpec) -> git2::ProxyOptions<'static> {
     let mut proxy = git2::ProxyOptions::new();
-    proxy.auto();
+    if !is_loopback(&authority_of(&spec.url)) {
+        proxy.auto();
+    }
     proxy
 }
 
@@ -159,7 +187,8 @@ pub fn fetch(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<Option<
     let mut opts = FetchOptions::new();
     // Pruning drops the tracking ref when the remote has no such branch (an emptied remote).
     opts.remote_callbacks(callbacks(spec, &outcome))
-        .proxy_options(proxy_options())
+        .proxy_options(proxy_options(spec))
+        .follow_redirects(git2::RemoteRedirect::None)
         .download_tags(git2::AutotagOption::None)
         .prune(git2::FetchPrune::On);
     let refspec = format!("+refs/heads/{branch}:refs/remotes/{REMOTE_NAME}/{branch}");
@@ -174,7 +203,7 @@ pub fn default_branch(repo: &DataRepo, spec: &RemoteSpec) -> Result<Option<Strin
     let outcome = Outcome::default();
     let mut remote = repo.git().remote_anonymous(&spec.url).map_err(|e| classify(e, &outcome, &spec.url))?;
     let conn = remote
-        .connect_auth(git2::Direction::Fetch, Some(callbacks(spec, &outcome)), Some(proxy_options()))
+        .connect_auth(git2::Direction::Fetch, Some(callbacks(spec, &outcome)), Some(proxy_options(spec)))
         .map_err(|e| classify(e, &outcome, &spec.url))?;
     let name = match conn.default_branch() {
         Ok(buf) => buf.as_str().and_then(|s| s.strip_prefix("refs/heads/")).map(str::to_owned),
@@ -189,7 +218,9 @@ pub fn push(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<(), Remo
     let outcome = Outcome::default();
     let mut remote = repo.git().remote_anonymous(&spec.url).map_err(|e| classify(e, &outcome, &spec.url))?;
     let mut opts = PushOptions::new();
-    opts.remote_callbacks(callbacks(spec, &outcome)).proxy_options(proxy_options());
+    opts.remote_callbacks(callbacks(spec, &outcome))
+        .proxy_options(proxy_options(spec))
+        .follow_redirects(git2::RemoteRedirect::None);
     let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
     remote.push(&[&refspec], Some(&mut opts)).map_err(|e| classify(e, &outcome, &spec.url))?;
     if let Some(reason) = outcome.rejected.borrow().as_ref() {
@@ -281,6 +312,15 @@ mod tests {
         assert!(matches!(classify_url("https://x-access-token:t@github.com/o/r"), Err(UrlError::Credentials)));
         assert!(matches!(classify_url("git@github.com:o/r.git"), Err(UrlError::Unsupported)));
         assert!(matches!(classify_url("ssh://git@github.com/o/r.git"), Err(UrlError::Unsupported)));
+    }
+
+    #[test]
+    fn messages_never_carry_credentials() {
+        assert_eq!(without_credentials("https://x:tok@github.com/o/r.git"), "https://github.com/o/r.git");
+        assert_eq!(without_credentials("https://tok@h:8443"), "https://h:8443");
+        assert_eq!(without_credentials("https://github.com/o/r.git"), "https://github.com/o/r.git");
+        assert_eq!(without_credentials("/srv/r.git"), "/srv/r.git");
+        assert_eq!(authority_of("https://u:p@GitHub.com:443/o/r"), "github.com:443");
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub enum RepoError {
     /// `clone_dir` holds something that is not ours; it is left untouched.
     #[error("clone directory {0} exists and is not a git repository; refusing to touch it (choose another clone_dir)")]
     NotARepo(PathBuf),
+    /// A git repository this tool did not create and that is not a clone of the data repository.
+    #[error("{0} is a git repository that gitcord-snapshot did not create and that is not a clone of the configured data repository; refusing to commit into it (choose another clone_dir)")]
+    NotOurs(PathBuf),
     /// A read-only command found no clone where the config says it is.
     #[error("clone directory {0} does not exist; run push first, or pass --clone-dir")]
     NoClone(PathBuf),
@@ -142,6 +145,10 @@ pub struct DataRepo {
 const LOCK_FILE: &str = ".gitcord-snapshot.lock";
 const VIEW_RECORD: &str = "gitcord-snapshot-view";
 const LAST_PUSH_RECORD: &str = "gitcord-snapshot-last-push";
+/// The layered configuration that turns off delta search for pushes (see `no_deltas_for_push`).
+const PUSH_CONFIG: &str = "gitcord-snapshot-push.gitconfig";
+/// Set in clones this tool created or adopted.
+const MARKER: &str = "gitcord-snapshot.clone";
 /// How many loose objects (about 11 per snapshot) accumulate before they are packed.
 const LOOSE_OBJECT_LIMIT: usize = 512;
 /// The remote-tracking namespace used for the data repository's remote.
@@ -168,17 +175,16 @@ impl DataRepo {
         fs::create_dir_all(root).map_err(io_err(root))?;
         // The lock comes first, so that two first runs do not both initialise the clone.
         let lock = take_lock(&root.join(LOCK_FILE), lock_timeout)?;
-        if !git_dir.exists() {
+        let created = !git_dir.exists();
+        if created {
             let mut opts = RepositoryInitOptions::new();
             opts.bare(true).initial_head("main");
             Repository::init_opts(&git_dir, &opts).ctx("init")?;
         }
-        let repo = Repository::open_bare(&git_dir).map_err(|e| match e.code() {
-            ErrorCode::NotFound => RepoError::NotARepo(root.to_owned()),
-            _ => RepoError::Git { context: "open".into(), source: e },
-        })?;
+        let repo = open_git_dir(root)?;
+        check_ours(&repo, root, remote, created)?;
         check_remote(&repo, root, remote)?;
-        tune(&repo)?;
+        no_deltas_for_push(&repo)?;
         let branch = current_branch(&repo).unwrap_or_else(|| "main".to_owned());
         let data = DataRepo { repo, root: root.to_owned(), branch, _lock: Some(lock) };
         data.recover()?;
@@ -191,11 +197,7 @@ impl DataRepo {
         if !root.exists() {
             return Err(RepoError::NoClone(root.to_owned()));
         }
-        let git_dir = root.join(".git");
-        let repo = Repository::open_bare(&git_dir).map_err(|e| match e.code() {
-            ErrorCode::NotFound => RepoError::NotARepo(root.to_owned()),
-            _ => RepoError::Git { context: "open".into(), source: e },
-        })?;
+        let repo = open_git_dir(root)?;
         let branch = current_branch(&repo).unwrap_or_else(|| "main".to_owned());
         Ok(DataRepo { repo, root: root.to_owned(), branch, _lock: None })
     }
@@ -243,7 +245,7 @@ impl DataRepo {
             _ => spec.strip_prefix("latest~").and_then(|n| n.parse::<usize>().ok()),
         };
         let found = match back {
-            Some(n) => names.len().checked_sub(n + 1).map(|i| names[i].clone()),
+            Some(n) => n.checked_add(1).and_then(|k| names.len().checked_sub(k)).map(|i| names[i].clone()),
             None => names.iter().find(|n| n.as_str() == spec).cloned(),
         };
         found.ok_or_else(|| RepoError::NoSuchSnapshot(spec.to_owned()))
@@ -285,7 +287,8 @@ impl DataRepo {
     }
 
     /// Chooses the branch (from the config, the remote's default, or `main`) and points HEAD
-    /// at it, so `git log` in the clone shows the snapshots.
+    /// at it, so `git log` in the clone shows the snapshots. Commits already made on another,
+    /// unpublished branch are carried over.
     pub fn set_branch(&mut self, branch: &str) -> Result<(), RepoError> {
         git2::Branch::name_is_valid(branch)
             .ctx("check branch name")?
@@ -294,7 +297,16 @@ impl DataRepo {
                 context: "check branch name".into(),
                 source: git2::Error::from_str(&format!("{branch:?} is not a valid branch name")),
             })?;
-        self.repo.set_head(&format!("refs/heads/{branch}")).ctx("set HEAD")?;
+        if branch == self.branch {
+            return Ok(());
+        }
+        let target = format!("refs/heads/{branch}");
+        // Snapshots committed before the branch was known (an offline first run) move with it.
+        if self.repo.find_reference(&target).is_err() && self.tip()?.is_some() {
+            let mut current = self.repo.find_branch(&self.branch, git2::BranchType::Local).ctx("read branch")?;
+            current.rename(branch, false).ctx("rename branch")?;
+        }
+        self.repo.set_head(&target).ctx("set HEAD")?;
         self.branch = branch.to_owned();
         Ok(())
     }
@@ -344,6 +356,11 @@ impl DataRepo {
 
     /// Commits not yet on the remote, oldest first: the push queue.
     pub fn queued(&self) -> Result<Vec<Oid>, RepoError> {
+        // A purely local repository publishes nowhere: nothing is waiting, and counting would
+        // walk the whole history on every run.
+        if self.repo.find_remote(REMOTE_NAME).is_err() {
+            return Ok(Vec::new());
+        }
         let Some(tip) = self.tip()? else { return Ok(Vec::new()) };
         let mut walk = self.repo.revwalk().ctx("walk queue")?;
         walk.push(tip).ctx("walk queue")?;
@@ -606,11 +623,13 @@ impl DataRepo {
         if loose.len() < LOOSE_OBJECT_LIMIT {
             return Ok(0);
         }
-        let mut pack = self.repo.packbuilder().ctx("pack objects")?;
+        // A fresh handle, without the push's no-delta setting: here deltas are the point.
+        let repo = Repository::open_bare(self.repo.path()).ctx("pack objects")?;
+        let mut pack = repo.packbuilder().ctx("pack objects")?;
         for (oid, _) in &loose {
             pack.insert_object(*oid, None).ctx("pack objects")?;
         }
-        let odb = self.repo.odb().ctx("pack objects")?;
+        let odb = repo.odb().ctx("pack objects")?;
         let mut writer = odb.packwriter().ctx("pack objects")?;
         let mut write_error = None;
         pack.foreach(|bytes| match std::io::Write::write_all(&mut writer, bytes) {
@@ -725,17 +744,50 @@ fn take_lock(path: &Path, timeout: Duration) -> Result<File, RepoError> {
     }
 }
 
-/// Sends each object of a push whole instead of searching for deltas.
+/// Makes this handle's pushes send each object whole instead of searching for deltas.
 ///
 /// A push carries one snapshot: seven different files, between which no useful delta exists,
 /// and the search was a fifth of a push's time. libgit2 reads its "never delta objects larger
-/// than this" threshold from `pack.deltaCacheSize`; setting it to one byte turns the search off.
-fn tune(repo: &Repository) -> Result<(), RepoError> {
-    let mut config = repo.config().ctx("read config")?;
-    if config.get_i64("pack.deltaCacheSize").ok() != Some(1) {
-        config.set_i64("pack.deltaCacheSize", 1).ctx("write config")?;
+/// than this" threshold from `pack.deltaCacheSize`; a one-byte value, layered over this handle's
+/// configuration only (nothing in `.git/config` changes), turns the search off. Local packing
+/// ([`DataRepo::pack_loose_objects`]) uses a separate handle and keeps its deltas, which is what
+/// keeps the clone small: consecutive snapshots differ by a few lines.
+fn no_deltas_for_push(repo: &Repository) -> Result<(), RepoError> {
+    let path = repo.path().join(PUSH_CONFIG);
+    if !path.exists() {
+        write_file_atomically(&path, b"# written by gitcord-snapshot: no delta search when pushing\n[pack]\n\tdeltaCacheSize = 1\n")?;
     }
+    let mut config = repo.config().ctx("read config")?;
+    config.add_file(&path, git2::ConfigLevel::App, true).ctx("read config")?;
     Ok(())
+}
+
+/// Refuses a repository this tool did not create, unless it is a clone of the configured
+/// data repository: committing snapshots into someone's project would be a nasty surprise.
+fn check_ours(repo: &Repository, root: &Path, remote: Option<&str>, created: bool) -> Result<(), RepoError> {
+    let mut config = repo.config().ctx("read config")?;
+    if created || config.get_bool(MARKER).unwrap_or(false) {
+        if created {
+            config.set_bool(MARKER, true).ctx("write config")?;
+        }
+        return Ok(());
+    }
+    let origin = repo.find_remote(REMOTE_NAME).ok().and_then(|r| r.url().map(str::to_owned));
+    match (origin, remote) {
+        (Some(found), Some(expected)) if found.trim_end_matches('/') == expected.trim_end_matches('/') => {
+            config.set_bool(MARKER, true).ctx("write config")?;
+            Ok(())
+        }
+        _ => Err(RepoError::NotOurs(root.to_owned())),
+    }
+}
+
+/// Opens `<root>/.git`, telling "not a repository" apart from other failures.
+fn open_git_dir(root: &Path) -> Result<Repository, RepoError> {
+    Repository::open_bare(root.join(".git")).map_err(|e| match e.code() {
+        ErrorCode::NotFound => RepoError::NotARepo(root.to_owned()),
+        _ => RepoError::Git { context: "open".into(), source: e },
+    })
 }
 
 fn current_branch(repo: &Repository) -> Option<String> {

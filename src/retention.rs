@@ -50,13 +50,16 @@ impl std::str::FromStr for Within {
             }
             let n: u32 = number.parse().map_err(|_| bad())?;
             number.clear();
-            match c {
-                'y' => within.months += n * 12,
-                'm' => within.months += n,
-                'd' => within.hours += i64::from(n) * 24,
-                'h' => within.hours += i64::from(n),
+            let (months, hours) = match c {
+                'y' => (n.checked_mul(12), Some(0)),
+                'm' => (Some(n), Some(0)),
+                'd' => (Some(0), i64::from(n).checked_mul(24)),
+                'h' => (Some(0), Some(i64::from(n))),
                 _ => return Err(bad()),
-            }
+            };
+            // Ten thousand years is plenty; beyond, date arithmetic would overflow.
+            within.months = months.and_then(|m| within.months.checked_add(m)).filter(|m| *m <= 120_000).ok_or_else(bad)?;
+            within.hours = hours.and_then(|h| within.hours.checked_add(h)).filter(|h| *h <= 87_600_000).ok_or_else(bad)?;
         }
         if !number.is_empty() || within == Within::default() {
             return Err(bad());
@@ -119,7 +122,7 @@ impl Policy {
             let newest = times[newest];
             let limit = newest
                 .checked_sub_months(Months::new(w.months))
-                .and_then(|t| t.checked_sub_signed(Duration::hours(w.hours)));
+                .and_then(|t| t.checked_sub_signed(Duration::try_hours(w.hours)?));
             if let Some(limit) = limit {
                 keep.extend(newest_first.iter().filter(|&&i| times[i] >= limit));
             }
@@ -190,7 +193,7 @@ mod tests {
         let policy = Policy { within: Some("1d".parse().unwrap()), ..Policy::default() };
         assert_eq!(policy.keep(&times).len(), 25, "the newest plus the 24 hours before it");
         assert_eq!("1y6m".parse::<Within>().unwrap(), Within { months: 18, hours: 0 });
-        for bad in ["", "7", "3w", "d", "1.5d"] {
+        for bad in ["", "7", "3w", "d", "1.5d", "4294967295y", "99999999999h"] {
             assert!(bad.parse::<Within>().is_err(), "{bad}");
         }
     }

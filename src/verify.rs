@@ -16,7 +16,7 @@
 //!   about one tree comparison per commit.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use git2::{ObjectType, Oid, Repository, Sort, Tree};
 use jsonschema::paths::LocationSegment;
@@ -329,6 +329,7 @@ pub fn verify_history(
     let mut report = Report { commits: commits.len(), ..Report::default() };
     let mut names: HashSet<String> = HashSet::new();
     let mut checked: HashSet<(String, Oid)> = HashSet::new();
+    let mut first_seen: HashMap<String, Oid> = HashMap::new();
     let mut parent: Option<Tree<'_>> = None;
     let mut parent_root_entry: Option<Oid> = None;
     for (i, &oid) in commits.iter().enumerate() {
@@ -375,6 +376,17 @@ pub fn verify_history(
             if !added.dir {
                 problem(path, "not a snapshot directory (a snapshot is a directory of seven files)".to_owned());
                 continue;
+            }
+            // A name is published once: re-adding it later (after a prune) with other content
+            // would rewrite what readers already saw.
+            match first_seen.get(&added.name) {
+                Some(id) if *id != added.id => {
+                    problem(path.clone(), "re-added with different content than when it was first published".to_owned());
+                }
+                Some(_) => {}
+                None => {
+                    first_seen.insert(added.name.clone(), added.id);
+                }
             }
             names.insert(added.name.clone());
             if !checked.insert((added.name.clone(), added.id)) {

@@ -501,6 +501,14 @@ fn a_foreign_clone_dir_is_refused_and_left_untouched() {
     run.expect_error(78, &["not a git repository", "notgit"]);
     assert_eq!(tree(&host.env.path("notgit")), vec![("keep.txt".to_owned(), b"mine".to_vec())]);
 
+    // Someone's own project (a git repository, but not a clone of the data repository).
+    let project = git2::Repository::init(host.env.path("project")).unwrap();
+    host.env.write("project/main.rs", "fn main() {}");
+    let run = host.push("project", 0, &["--no-push"]);
+    run.expect_error(78, &["did not create", "project"]);
+    assert!(project.head().is_err(), "nothing committed into it");
+    assert!(!host.env.path("project/snapshots").exists());
+
     host.push("clone", 0, &["--no-push"]).expect_code(0);
     let other = Host::new("/srv/other.git", "unused", None);
     let run = other.push(&host.clone_path("clone").display().to_string(), 1, &["--no-push"]);
@@ -515,7 +523,9 @@ fn urls_that_would_expose_the_token_are_refused_before_any_network() {
         ("git@github.com:o/r.git", "not an https"),
     ] {
         let host = Host::new(url, "t", None);
-        host.push("clone", 0, &[]).expect_error(78, &["snapshots.remote_url", fragment]);
+        let run = host.push("clone", 0, &[]);
+        run.expect_error(78, &["snapshots.remote_url", fragment]);
+        assert!(!run.stderr.contains("secret") && !run.stdout.contains("secret"), "credentials echoed: {}", run.stderr);
         assert!(!host.clone_path("clone").exists());
     }
     // An unset token variable is named when the run needs it.
@@ -524,4 +534,26 @@ fn urls_that_would_expose_the_token_are_refused_before_any_network() {
     let host = Host::for_server(&server, "data");
     let run = host.env.run_with(host.args("clone", 0, &[]), &[(TOKEN_VAR, None), ("SSL_CERT_FILE", Some(&server.ca_file().display().to_string()))]);
     run.expect_error(78, &[TOKEN_VAR, "snapshots.token"]);
+}
+
+#[test]
+fn without_a_configured_branch_the_remotes_default_is_used_even_after_an_offline_start() {
+    let server = GitServer::start();
+    let bare = server.create_bare_repo_with_branch("data", "master");
+    // Someone published onto master first.
+    let first = Host::for_server(&server, "data");
+    let config = std::fs::read_to_string(first.env.path("config.yaml")).unwrap().replace("branch: \"main\"", "branch: \"master\"");
+    first.env.write("config.yaml", config);
+    first.push("clone", 0, &[]).expect_code(0);
+
+    // This host sets no branch, starts offline, then goes online.
+    let host = Host::for_server(&server, "data");
+    let config = std::fs::read_to_string(host.env.path("config.yaml")).unwrap().replace("  branch: \"main\"\n", "");
+    host.env.write("config.yaml", config);
+    host.push("clone", 1, &["--no-push"]).expect_code(0);
+    host.push("clone", 2, &[]).expect_code(0);
+    let log = git(&bare, &["log", "--reverse", "--format=%s", "master"]);
+    let runs: Vec<&str> = log.lines().map(|l| l.rsplit("run: ").next().unwrap().trim_end_matches(')')).collect();
+    assert_eq!(runs, ["00000000", "00000001", "00000002"]);
+    assert!(server.ref_target("data", "refs/heads/main").is_none(), "no stray main branch");
 }

@@ -207,6 +207,49 @@ fn deleting_a_snapshot_needs_the_prune_trailer_and_a_prune_may_only_delete() {
 }
 
 #[test]
+fn a_pruned_snapshot_re_added_with_other_content_is_reported() {
+    let env = host_with_snapshots(3);
+    let dir = format!("snapshots/{}", dir_name(0));
+    let scores = format!("{dir}/scores.json");
+    let original = read(&open(&env), &scores);
+    let message = "Gitcord snapshot prune: removed 1 of 3 snapshots\n\nGitcord-Snapshot-Prune: keep-last 2\n";
+    commit_on_tip(&env, message, &[], |_, index| index.remove_dir(Path::new(&dir), 0).unwrap());
+    // Re-adding the identical directory rewrites nothing that readers saw...
+    let files: Vec<(String, Vec<u8>)> = ["meta", "identities", "scores", "contributors", "roles", "issue_requests", "notifications"]
+        .iter()
+        .map(|f| {
+            let path = format!("{dir}/{f}.json");
+            let repo = open(&env);
+            let commit = repo.revparse_single("main~1").unwrap().peel_to_commit().unwrap();
+            let entry = commit.tree().unwrap().get_path(Path::new(&path)).unwrap();
+            let bytes = repo.find_blob(entry.id()).unwrap().content().to_vec();
+            (path, bytes)
+        })
+        .collect();
+    let readd = |changed: bool| {
+        let files = files.clone();
+        move |repo: &Repository, index: &mut Index| {
+            for (path, bytes) in &files {
+                let bytes = if changed && path.ends_with("scores.json") { replace(bytes, "150", "151") } else { bytes.clone() };
+                put(repo, index, path, &bytes);
+            }
+        }
+    };
+    let base = open(&env).refname_to_id("refs/heads/main").unwrap();
+    commit_on_tip(&env, "restore a snapshot", &[], readd(false));
+    verify(&env, &[]).expect_code(0);
+    // ...re-adding it with other content does.
+    open(&env).reference("refs/heads/main", base, true, "test: reset").unwrap();
+    let tampered = commit_on_tip(&env, "restore a snapshot", &[], readd(true));
+    let run = verify(&env, &[]);
+    expect_problems(
+        &run,
+        &[format!("verify: {} {dir}: re-added with different content than when it was first published", short(&tampered))],
+    );
+    assert!(original.windows(3).any(|w| w == b"150"));
+}
+
+#[test]
 fn a_merge_commit_is_reported() {
     let env = host_with_snapshots(2);
     let repo = open(&env);

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crate::commands::push::{Session, Target};
 use crate::config::Config;
 use crate::error::Error;
+use crate::repo::DataRepo;
 use crate::retention::{self, Policy};
 use crate::verify::PRUNE_TRAILER;
 
@@ -37,20 +38,12 @@ pub struct Report {
     pub pushed_to: Option<String>,
 }
 
-/// Runs one prune.
-pub fn run(req: &Request) -> Result<Report, Error> {
-    if req.policy.is_empty() {
-        return Err(Error::Usage(
-            "prune needs at least one --keep-* rule (without one it would remove every snapshot)".into(),
-        ));
-    }
-    let config = Config::load(&req.config)?;
-    let mut session = Session::open(&config, &req.target)?;
-    let names = session.repo.snapshot_names(None)?;
-    // Directories that do not carry a snapshot time are not ours to judge: always kept.
-    let (timed, foreign): (Vec<_>, Vec<_>) = names.iter().partition(|n| retention::time_of(n).is_some());
+/// Splits snapshot names into (kept, removed) by the policy. Directories that do not carry a
+/// snapshot time are not ours to judge: always kept.
+fn decide(policy: &Policy, names: &[String]) -> (Vec<String>, Vec<String>) {
+    let (timed, foreign): (Vec<&String>, Vec<&String>) = names.iter().partition(|n| retention::time_of(n).is_some());
     let times: Vec<_> = timed.iter().filter_map(|n| retention::time_of(n)).collect();
-    let keep = req.policy.keep(&times);
+    let keep = policy.keep(&times);
     let mut kept: Vec<String> = foreign.into_iter().cloned().collect();
     let mut removed = Vec::new();
     for (i, name) in timed.into_iter().enumerate() {
@@ -61,7 +54,27 @@ pub fn run(req: &Request) -> Result<Report, Error> {
         }
     }
     kept.sort();
-    if req.dry_run || removed.is_empty() {
+    (kept, removed)
+}
+
+/// Runs one prune.
+pub fn run(req: &Request) -> Result<Report, Error> {
+    if req.policy.is_empty() {
+        return Err(Error::Usage(
+            "prune needs at least one --keep-* rule (without one it would remove every snapshot)".into(),
+        ));
+    }
+    let config = Config::load(&req.config)?;
+    if req.dry_run {
+        // Only reads: no lock, no network, nothing created.
+        let repo = DataRepo::open_existing(&super::clone_dir(&config, req.target.clone_dir.as_deref())?)?;
+        let (kept, removed) = decide(&req.policy, &repo.snapshot_names(None)?);
+        return Ok(Report { kept, removed, commit: None, pushed_to: None });
+    }
+    let mut session = Session::open(&config, &req.target)?;
+    let names = session.repo.snapshot_names(None)?;
+    let (kept, removed) = decide(&req.policy, &names);
+    if removed.is_empty() {
         return Ok(Report { kept, removed, commit: None, pushed_to: None });
     }
     let message = format!(

@@ -15,7 +15,7 @@ use crate::commands::export::{build_snapshot, Inputs};
 use crate::config::Config;
 use crate::error::Error;
 use crate::remote::{self, RemoteError, RemoteSpec, Token, UrlKind};
-use crate::repo::{Author, Committed, DataRepo, SnapshotFiles};
+use crate::repo::{Author, Committed, DataRepo, RepoError, SnapshotFiles};
 use crate::serialize;
 use crate::snapshot::{same_data, FILE_NAMES};
 use crate::timefmt;
@@ -116,7 +116,7 @@ impl Publish {
             Some(url) => {
                 let kind = remote::classify_url(&url).map_err(|why| {
                     let key = if target.remote.is_some() { "--remote" } else { "snapshots.remote_url" };
-                    config.invalid(key, format!("{url:?} {why}"))
+                    config.invalid(key, format!("{:?} {why}", remote::without_credentials(&url)))
                 })?;
                 let url = if kind == UrlKind::Local { absolute_local(&url) } else { url };
                 // The token is only needed, and its ${VAR} only required, when we will send it.
@@ -165,8 +165,8 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Resolves the target, opens and locks the clone, chooses the branch, and for a new clone
-    /// starts from the remote's history. An existing clone commits on its own tip and pushes
+    /// Resolves the target, opens and locks the clone, chooses the branch, and for a clone that
+    /// has never seen the remote starts from its history. Afterwards the clone commits on its own tip and pushes
     /// optimistically: one round trip instead of two; when another writer got there first the
     /// push is refused, and [`Session::push`] fetches and replays.
     pub(crate) fn open(config: &Config, target: &Target) -> Result<Session, Error> {
@@ -176,10 +176,13 @@ impl Session {
         let mut repo = DataRepo::open(&publish.clone_dir, remote_url, target.lock_timeout)?;
         let network = publish.remote.as_ref().filter(|_| !target.no_push).map(|(spec, _)| spec.clone());
         let mut sync_error = None;
+        // Until the remote has been seen once (a new clone, or one started with --no-push),
+        // learn its default branch and history before committing.
+        let never_synced = repo.remote_tip()?.is_none();
         let branch = match (&publish.branch, &network) {
             (Some(b), _) => Some(b.clone()),
-            (None, Some(spec)) if !repo.has_commits() => match remote::default_branch(&repo, spec) {
-                Ok(b) => Some(b.unwrap_or_else(|| "main".into())),
+            (None, Some(spec)) if never_synced => match remote::default_branch(&repo, spec) {
+                Ok(b) => Some(b.unwrap_or_else(|| repo.branch().to_owned())),
                 Err(e) => {
                     sync_error = Some(e);
                     None
@@ -190,7 +193,7 @@ impl Session {
         if let Some(b) = &branch {
             repo.set_branch(b)?;
         }
-        if let (Some(spec), None, false) = (&network, &sync_error, repo.has_commits()) {
+        if let (Some(spec), None, true) = (&network, &sync_error, never_synced) {
             match remote::fetch(&repo, spec, repo.branch()) {
                 Ok(tip) => {
                     repo.integrate_remote(tip)?;
@@ -286,6 +289,15 @@ fn publish_snapshot(config: &Config, req: &Request, snapshot_bytes: &mut u64) ->
     };
 
     let pushed = session.push();
+    // A replay onto another writer's commits gives our snapshot a new commit id: report that one.
+    let outcome = match outcome {
+        Outcome::Committed(oid) if pushed.is_ok() => {
+            let tip = session.repo.tip()?.unwrap_or(oid);
+            context.commit = Some(tip.to_string());
+            Outcome::Committed(tip)
+        }
+        other => other,
+    };
     let queued = session.repo.queued()?.len();
     let done = |pushed_to| Report::Done { snapshot_dir: snapshot.rel_dir(), outcome: outcome.clone(), pushed_to, queued };
     match pushed {
@@ -343,7 +355,11 @@ fn push_queue(repo: &DataRepo, spec: &RemoteSpec) -> Result<(), RemoteError> {
             Err(RemoteError::Moved) => {
                 log::info!("{} moved while pushing; replaying queued snapshots onto it", spec.url);
                 let tip = remote::fetch(repo, spec, &branch)?;
-                repo.integrate_remote(tip).map_err(|e| RemoteError::Refused(e.to_string()))?;
+                repo.integrate_remote(tip).map_err(|e| match e {
+                    // Only a conflicting snapshot name needs a person; anything else may pass.
+                    RepoError::Conflict(_) => RemoteError::Refused(e.to_string()),
+                    _ => RemoteError::Transient(e.to_string()),
+                })?;
             }
             Err(e) => return Err(e),
         }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::audit;
 use crate::config::Config;
 use crate::error::Error;
+use crate::remote::without_credentials;
 use crate::repo::DataRepo;
 use crate::timefmt;
 
@@ -58,7 +59,7 @@ pub fn run(config_path: &Path, clone_dir: Option<&Path>) -> Result<Status, Error
     let audit_log = config.data_dir()?.map(|d| d.join(audit::FILE_NAME));
     Ok(Status {
         branch: repo.branch().to_owned(),
-        remote: repo.git().find_remote(crate::repo::REMOTE_NAME).ok().and_then(|r| r.url().map(strip_credentials)),
+        remote: repo.git().find_remote(crate::repo::REMOTE_NAME).ok().and_then(|r| r.url().map(without_credentials)),
         queued: repo.queued()?.len(),
         oldest_queued_at: repo.oldest_queued_time()?.and_then(|t| chrono::DateTime::from_timestamp(t, 0)).map(|t| timefmt::isoformat(&t)),
         newest_snapshot: names.last().cloned(),
@@ -71,22 +72,6 @@ pub fn run(config_path: &Path, clone_dir: Option<&Path>) -> Result<Status, Error
         locked: DataRepo::is_locked(&dir),
         clone_dir: dir,
     })
-}
-
-/// Removes `user:password@` from a URL, in case a hand-edited config put one there.
-fn strip_credentials(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            if path.is_empty() && !rest.contains('/') {
-                format!("{scheme}://{host}")
-            } else {
-                format!("{scheme}://{host}/{path}")
-            }
-        }
-        None => url.to_owned(),
-    }
 }
 
 fn last_push(path: &Path) -> Option<LastPush> {
@@ -138,13 +123,6 @@ pub fn describe(s: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_never_show() {
-        assert_eq!(strip_credentials("https://x:tok@github.com/o/r.git"), "https://github.com/o/r.git");
-        assert_eq!(strip_credentials("https://github.com/o/r.git"), "https://github.com/o/r.git");
-        assert_eq!(strip_credentials("/srv/r.git"), "/srv/r.git");
-    }
 
     #[test]
     fn the_last_push_event_wins() {
