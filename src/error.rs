@@ -96,7 +96,7 @@ impl Error {
             },
             Error::Push { source, .. } => match source {
                 RemoteError::Refused(_) => ExitCode::NoPerm,
-                RemoteError::Transient(_) | RemoteError::Moved => ExitCode::TempFail,
+                RemoteError::Transient(_) | RemoteError::Moved(_) => ExitCode::TempFail,
             },
             Error::Render(_) => ExitCode::DataErr,
             Error::Restore(e) => match e {

@@ -120,9 +120,10 @@ pub enum RemoteError {
     /// The remote said no; an operator must act.
     #[error("{0}; the snapshot stays queued")]
     Refused(String),
-    /// The remote branch moved since we fetched (another writer).
-    #[error("the remote branch moved while pushing")]
-    Moved,
+    /// The remote refused the update in a way another writer would cause (a newer tip, a
+    /// locked ref); the reason is kept for when the remote turns out not to have moved.
+    #[error("the remote refused to update the branch: {0}")]
+    Moved(String),
 }
 
 /// Per-operation state the callbacks fill in.
@@ -237,7 +238,7 @@ fn rejection(reason: &str, remote_messages: &str) -> RemoteError {
         .iter()
         .any(|m| lower.contains(m))
     {
-        return RemoteError::Moved;
+        return RemoteError::Moved(reason.to_owned());
     }
     let messages = one_line(remote_messages);
     let detail = if messages.is_empty() { String::new() } else { format!(" (remote said: {messages})") };
@@ -264,7 +265,7 @@ fn classify(e: git2::Error, outcome: &Outcome, url: &str) -> RemoteError {
         ));
     }
     if e.code() == ErrorCode::NotFastForward {
-        return RemoteError::Moved;
+        return RemoteError::Moved(message);
     }
     if e.class() == ErrorClass::Ssl || e.code() == ErrorCode::Certificate {
         return RemoteError::Refused(format!(
@@ -338,7 +339,7 @@ mod tests {
 
     #[test]
     fn lost_races_are_retried_and_hooks_are_refusals() {
-        assert!(matches!(rejection("failed to update ref", ""), RemoteError::Moved));
+        assert!(matches!(rejection("failed to update ref", ""), RemoteError::Moved(_)));
         let refused = rejection("pre-receive hook declined", "remote: GH007: private email\n");
         assert!(refused.to_string().contains("GH007"), "{refused}");
     }

@@ -149,6 +149,8 @@ const LAST_PUSH_RECORD: &str = "gitcord-snapshot-last-push";
 const PUSH_CONFIG: &str = "gitcord-snapshot-push.gitconfig";
 /// Set in clones this tool created or adopted.
 const MARKER: &str = "gitcord-snapshot.clone";
+/// Prefix of the temporary directory a new `.git` is built in.
+const INIT_PREFIX: &str = ".git.init-";
 /// How many loose objects (about 11 per snapshot) accumulate before they are packed.
 const LOOSE_OBJECT_LIMIT: usize = 512;
 /// The remote-tracking namespace used for the data repository's remote.
@@ -164,7 +166,8 @@ impl DataRepo {
         if !git_dir.exists() {
             match fs::read_dir(root) {
                 Ok(entries) => {
-                    if entries.filter_map(Result::ok).any(|e| e.file_name() != LOCK_FILE) {
+                    let foreign = |name: &str| name != LOCK_FILE && !name.starts_with(INIT_PREFIX);
+                    if entries.filter_map(Result::ok).any(|e| foreign(&e.file_name().to_string_lossy())) {
                         return Err(RepoError::NotARepo(root.to_owned()));
                     }
                 }
@@ -173,22 +176,19 @@ impl DataRepo {
             }
         }
         fs::create_dir_all(root).map_err(io_err(root))?;
-        // The lock comes first, so that two first runs do not both initialise the clone.
+        // The lock comes first, so that two first runs do not both initialise the clone; then
+        // what a killed run left behind goes, before anything writes again.
         let lock = take_lock(&root.join(LOCK_FILE), lock_timeout)?;
-        let created = !git_dir.exists();
-        if created {
-            let mut opts = RepositoryInitOptions::new();
-            opts.bare(true).initial_head("main");
-            Repository::init_opts(&git_dir, &opts).ctx("init")?;
+        recover(root)?;
+        if !git_dir.exists() {
+            init_atomically(root, remote)?;
         }
         let repo = open_git_dir(root)?;
-        check_ours(&repo, root, remote, created)?;
+        check_ours(&repo, root, remote)?;
         check_remote(&repo, root, remote)?;
         no_deltas_for_push(&repo)?;
         let branch = current_branch(&repo).unwrap_or_else(|| "main".to_owned());
-        let data = DataRepo { repo, root: root.to_owned(), branch, _lock: Some(lock) };
-        data.recover()?;
-        Ok(data)
+        Ok(DataRepo { repo, root: root.to_owned(), branch, _lock: Some(lock) })
     }
 
     /// Opens an existing clone for reading (status, verify, diff, restore): no lock, no
@@ -655,44 +655,6 @@ impl DataRepo {
         }
         Ok(loose.len())
     }
-
-    /// Undoes what a killed run can leave behind: stale git lock files (we hold the clone
-    /// lock, so nobody else is writing), half-written pack files and half-written
-    /// working-copy directories.
-    fn recover(&self) -> Result<(), RepoError> {
-        let git_dir = self.repo.path();
-        if let Ok(entries) = fs::read_dir(git_dir.join("objects/pack")) {
-            for e in entries.filter_map(Result::ok) {
-                if e.file_name().to_string_lossy().starts_with("pack_git2_") {
-                    log::warn!("removing {} left by an interrupted run", e.path().display());
-                    let _ = fs::remove_file(e.path());
-                }
-            }
-        }
-        let mut stale = vec![git_dir.join("packed-refs.lock"), git_dir.join("config.lock"), git_dir.join("HEAD.lock")];
-        for dir in ["refs/heads", &format!("refs/remotes/{REMOTE_NAME}")] {
-            if let Ok(entries) = fs::read_dir(git_dir.join(dir)) {
-                stale.extend(
-                    entries
-                        .filter_map(Result::ok)
-                        .map(|e| e.path())
-                        .filter(|p| p.extension().is_some_and(|x| x == "lock")),
-                );
-            }
-        }
-        for path in stale.iter().filter(|p| p.exists()) {
-            log::warn!("removing {} left by an interrupted run", path.display());
-            fs::remove_file(path).map_err(io_err(path))?;
-        }
-        if let Ok(entries) = fs::read_dir(self.root.join(SNAPSHOTS_DIR)) {
-            for e in entries.filter_map(Result::ok) {
-                if e.file_name().to_string_lossy().starts_with(".tmp-snapshot-") {
-                    let _ = fs::remove_dir_all(e.path());
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// A snapshot directory as committed: its name and its files (name, bytes).
@@ -764,12 +726,9 @@ fn no_deltas_for_push(repo: &Repository) -> Result<(), RepoError> {
 
 /// Refuses a repository this tool did not create, unless it is a clone of the configured
 /// data repository: committing snapshots into someone's project would be a nasty surprise.
-fn check_ours(repo: &Repository, root: &Path, remote: Option<&str>, created: bool) -> Result<(), RepoError> {
+fn check_ours(repo: &Repository, root: &Path, remote: Option<&str>) -> Result<(), RepoError> {
     let mut config = repo.config().ctx("read config")?;
-    if created || config.get_bool(MARKER).unwrap_or(false) {
-        if created {
-            config.set_bool(MARKER, true).ctx("write config")?;
-        }
+    if config.get_bool(MARKER).unwrap_or(false) {
         return Ok(());
     }
     let origin = repo.find_remote(REMOTE_NAME).ok().and_then(|r| r.url().map(str::to_owned));
@@ -780,6 +739,72 @@ fn check_ours(repo: &Repository, root: &Path, remote: Option<&str>, created: boo
         }
         _ => Err(RepoError::NotOurs(root.to_owned())),
     }
+}
+
+/// Undoes what a killed run can leave behind: a half-initialised `.git`, stale git lock files
+/// (we hold the clone lock, so nobody else is writing), half-written pack files and
+/// half-written working-copy directories. Runs before anything else writes.
+fn recover(root: &Path) -> Result<(), RepoError> {
+    let remove_dir = |path: &Path| {
+        log::warn!("removing {} left by an interrupted run", path.display());
+        fs::remove_dir_all(path).map_err(io_err(path))
+    };
+    for e in fs::read_dir(root).map_err(io_err(root))?.filter_map(Result::ok) {
+        if e.file_name().to_string_lossy().starts_with(INIT_PREFIX) {
+            remove_dir(&e.path())?;
+        }
+    }
+    let git_dir = root.join(".git");
+    if let Ok(entries) = fs::read_dir(git_dir.join("objects/pack")) {
+        for e in entries.filter_map(Result::ok) {
+            if e.file_name().to_string_lossy().starts_with("pack_git2_") {
+                log::warn!("removing {} left by an interrupted run", e.path().display());
+                fs::remove_file(e.path()).map_err(io_err(&e.path()))?;
+            }
+        }
+    }
+    let mut stale = vec![git_dir.join("packed-refs.lock"), git_dir.join("config.lock"), git_dir.join("HEAD.lock")];
+    for dir in ["refs/heads", &format!("refs/remotes/{REMOTE_NAME}")] {
+        if let Ok(entries) = fs::read_dir(git_dir.join(dir)) {
+            stale.extend(
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "lock")),
+            );
+        }
+    }
+    for path in stale.iter().filter(|p| p.exists()) {
+        log::warn!("removing {} left by an interrupted run", path.display());
+        fs::remove_file(path).map_err(io_err(path))?;
+    }
+    if let Ok(entries) = fs::read_dir(root.join(SNAPSHOTS_DIR)) {
+        for e in entries.filter_map(Result::ok) {
+            if e.file_name().to_string_lossy().starts_with(".tmp-snapshot-") {
+                remove_dir(&e.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates `<root>/.git` complete or not at all: initialised, marked as ours and given its
+/// remote in a temporary directory, then renamed into place.
+fn init_atomically(root: &Path, remote: Option<&str>) -> Result<(), RepoError> {
+    let tmp = tempfile::Builder::new().prefix(INIT_PREFIX).tempdir_in(root).map_err(io_err(root))?;
+    {
+        let mut opts = RepositoryInitOptions::new();
+        opts.bare(true).initial_head("main");
+        let repo = Repository::init_opts(tmp.path(), &opts).ctx("init")?;
+        repo.config().ctx("init")?.set_bool(MARKER, true).ctx("init")?;
+        if let Some(url) = remote {
+            repo.remote(REMOTE_NAME, url).ctx("add remote")?;
+        }
+    }
+    let git_dir = root.join(".git");
+    fs::rename(tmp.path(), &git_dir).map_err(io_err(&git_dir))?;
+    let _ = tmp.keep();
+    Ok(())
 }
 
 /// Opens `<root>/.git`, telling "not a repository" apart from other failures.

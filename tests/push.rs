@@ -405,25 +405,35 @@ fn overlapping_runs_on_one_clone_take_turns() {
 
 #[test]
 fn kill_9_at_random_moments_loses_nothing_and_leaves_a_sound_clone() {
-    let remote = TestEnv::new();
-    let bare = remote.path("data.git");
-    git2::Repository::init_bare(&bare).unwrap();
-    let host = Host::new(&bare.display().to_string(), "unused", None);
+    // The remote is a real server: as in production, another process writes it, so a kill of
+    // ours can interrupt our side of a push but never leave the remote half-updated.
+    let server = GitServer::start();
+    let bare = server.create_bare_repo("data");
+    let host = Host::for_server(&server, "data");
     let clone_git = host.clone_path("clone").join(".git");
     let mut committed: Vec<String> = Vec::new();
-    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    // A new seed each run explores new kill moments; it is printed so a failure can be replayed.
+    let mut seed: u64 = std::env::var("KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
+    });
+    eprintln!("kill test seed: KILL_SEED={seed}");
     for n in 1..=24u32 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let delay = Duration::from_micros(seed % 60_000);
-        let mut child = host.env.command(host.args("clone", n, &[])).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let delay = Duration::from_micros(seed % 90_000);
+        let mut cmd = host.env.command(host.args("clone", n, &[]));
+        for (k, v) in host.env_vars() {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
-        if !clone_git.join("HEAD").exists() {
+        if !clone_git.exists() {
             continue; // killed before the clone existed
         }
+        assert!(clone_git.join("HEAD").is_file(), "a half-initialised .git after a kill");
         // Whatever was committed before stays committed.
         let now: Vec<String> = history_of_clone(&clone_git);
         assert!(now.starts_with(&committed) || is_subsequence(&committed, &now), "lost commits: had {committed:?}, now {now:?}");
@@ -556,4 +566,32 @@ fn without_a_configured_branch_the_remotes_default_is_used_even_after_an_offline
     let runs: Vec<&str> = log.lines().map(|l| l.rsplit("run: ").next().unwrap().trim_end_matches(')')).collect();
     assert_eq!(runs, ["00000000", "00000001", "00000002"]);
     assert!(server.ref_target("data", "refs/heads/main").is_none(), "no stray main branch");
+}
+
+#[test]
+fn leftovers_of_a_killed_run_are_cleaned_up_by_the_next() {
+    let remote = TestEnv::new();
+    let bare = remote.path("data.git");
+    git2::Repository::init_bare(&bare).unwrap();
+    let host = Host::new(&bare.display().to_string(), "unused", None);
+    // Killed while initialising: a half-built .git under its temporary name.
+    host.env.write("clone/.git.init-x1y2z3/objects/info/x", "");
+    host.env.write("clone/.gitcord-snapshot.lock", "");
+    host.push("clone", 0, &[]).expect_code(0);
+    assert!(!host.clone_path("clone").join(".git.init-x1y2z3").exists());
+    // Killed while holding git's own lock files and writing the working copy.
+    let git_dir = host.clone_path("clone").join(".git");
+    for stale in ["config.lock", "refs/heads/main.lock", "objects/pack/pack_git2_abc"] {
+        host.env.write(&format!("clone/.git/{stale}"), "");
+    }
+    host.env.write("clone/snapshots/.tmp-snapshot-q/meta.json", "{");
+    let run = host.push("clone", 1, &[]);
+    run.expect_code(0);
+    assert!(run.stderr.contains("left by an interrupted run"), "{}", run.stderr);
+    for stale in ["config.lock", "refs/heads/main.lock", "objects/pack/pack_git2_abc"] {
+        assert!(!git_dir.join(stale).exists(), "{stale}");
+    }
+    assert!(!host.clone_path("clone").join("snapshots/.tmp-snapshot-q").exists());
+    assert_eq!(history(&bare), (vec![dir_name(0), dir_name(1)], true));
+    fsck(&git_dir);
 }

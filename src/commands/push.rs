@@ -352,9 +352,19 @@ fn push_queue(repo: &DataRepo, spec: &RemoteSpec) -> Result<(), RemoteError> {
                 repo.set_remote_tip(tip).map_err(|e| RemoteError::Transient(e.to_string()))?;
                 return Ok(());
             }
-            Err(RemoteError::Moved) => {
-                log::info!("{} moved while pushing; replaying queued snapshots onto it", spec.url);
+            Err(RemoteError::Moved(reason)) => {
+                let before = repo.remote_tip().map_err(|e| RemoteError::Transient(e.to_string()))?;
                 let tip = remote::fetch(repo, spec, &branch)?;
+                if tip == before {
+                    // Nobody else pushed: the refusal has another cause, such as a lock left
+                    // in the remote by a push that was killed (only possible for a local remote).
+                    return Err(RemoteError::Transient(format!(
+                        "{} refused to update {branch} although nobody else pushed ({reason}); \
+                         if no other push is running, a stale lock file may be left in the remote",
+                        spec.url
+                    )));
+                }
+                log::info!("{} moved while pushing; replaying queued snapshots onto it", spec.url);
                 repo.integrate_remote(tip).map_err(|e| match e {
                     // Only a conflicting snapshot name needs a person; anything else may pass.
                     RepoError::Conflict(_) => RemoteError::Refused(e.to_string()),
