@@ -210,7 +210,9 @@ impl Session {
         if let Some(e) = self.sync_error.take() {
             return Err(e);
         }
+        let queued = self.repo.queued().map_err(|e| RemoteError::Transient(e.to_string()))?.len();
         push_queue(&self.repo, spec)?;
+        log::info!("pushed {queued} commit(s) to {} ({})", spec.url, self.repo.branch());
         if let Err(e) = self.repo.record_push_success(chrono::Utc::now().timestamp()) {
             log::warn!("cannot record the push time: {e}");
         }
@@ -278,6 +280,7 @@ fn publish_snapshot(config: &Config, req: &Request, snapshot_bytes: &mut u64) ->
                 log::info!("packed {packed} loose objects");
             }
             context.commit = Some(committed.oid().to_string());
+            log::info!("committed {} as {}", snapshot.rel_dir(), committed.oid());
             match committed {
                 Committed::New(oid) => {
                     record(&session.publish, "snapshot_written", &context);
