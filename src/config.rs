@@ -391,11 +391,6 @@ impl Config {
         })
     }
 
-    /// The config file this came from.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Resolves a value's `${VAR}` references now, naming the key if one is unset.
     pub fn expand(&self, value: &Text) -> Result<String, ConfigError> {
         expand_now(&value.raw).map_err(|var| ConfigError::UnsetVariable {

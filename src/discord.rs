@@ -11,8 +11,6 @@
 //! log line or `Debug` output, and plain `http://` is refused unless the API is on this machine.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,6 +18,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
+use crate::error::one_line;
+use crate::net::{is_loopback_host, Secret};
 use crate::roles::RoleMap;
 
 /// Gitcord's hard-coded base URL, used when `discord.api_base` is not set.
@@ -47,34 +47,12 @@ const USER_AGENT: &str = concat!(
     env!("CARGO_PKG_VERSION")
 );
 
-/// The bot token; a type of its own so that it cannot be printed by accident.
-#[derive(Clone)]
-pub struct Token(String);
-
-impl Token {
-    /// Wraps a token read from the config.
-    pub fn new(token: String) -> Token {
-        Token(token)
-    }
-
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Token {
-    // Never print the value.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(<redacted>)")
-    }
-}
-
 /// Where and as whom to ask Discord: a checked `discord:` section of the config.
 #[derive(Clone, Debug)]
 pub struct DiscordApi {
     base: String,
     guild_id: String,
-    token: Token,
+    token: Secret,
     loopback: bool,
 }
 
@@ -113,13 +91,13 @@ impl ApiConfigError {
 impl DiscordApi {
     /// Checks the config values before anything is sent: `base` (`None` for Discord itself;
     /// a trailing `/` is dropped), the guild id and the token.
-    pub fn new(base: Option<&str>, guild_id: &str, token: Token) -> Result<DiscordApi, ApiConfigError> {
+    pub fn new(base: Option<&str>, guild_id: &str, token: Secret) -> Result<DiscordApi, ApiConfigError> {
         let base = base.unwrap_or(DEFAULT_API_BASE).trim_end_matches('/').to_owned();
         let loopback = check_base(&base)?;
         if guild_id.is_empty() || !guild_id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ApiConfigError::BadGuildId(guild_id.to_owned()));
         }
-        if token.0.is_empty() || !token.0.bytes().all(|b| b.is_ascii_graphic()) {
+        if token.expose().is_empty() || !token.expose().bytes().all(|b| b.is_ascii_graphic()) {
             return Err(ApiConfigError::BadToken);
         }
         Ok(DiscordApi { base, guild_id: guild_id.to_owned(), token, loopback })
@@ -146,7 +124,7 @@ fn check_base(base: &str) -> Result<bool, ApiConfigError> {
     }
     let uri: ureq::http::Uri = base.parse().map_err(|e| bad(&format!("{base:?}: {e}")))?;
     let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| bad(&format!("{base:?} has no host")))?;
-    let loopback = is_loopback(host);
+    let loopback = is_loopback_host(host);
     match scheme.to_ascii_lowercase().as_str() {
         "https" => Ok(loopback),
         "http" if loopback => Ok(true),
@@ -155,11 +133,6 @@ fn check_base(base: &str) -> Result<bool, ApiConfigError> {
     }
 }
 
-/// 127.0.0.0/8, `::1` and `localhost`: hosts whose traffic never leaves the machine.
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
 
 /// Why the roles could not be read from Discord. Messages name the request, never the token.
 #[derive(Debug, thiserror::Error)]
@@ -425,7 +398,7 @@ impl<'a> Client<'a> {
     fn says(&self, error: Option<&ErrorBody>) -> String {
         match error.and_then(|e| e.message.as_deref()) {
             Some(m) => {
-                let m: String = self.redact(&crate::error::one_line(m)).chars().take(200).collect();
+                let m: String = self.redact(&one_line(m)).chars().take(200).collect();
                 format!(" (Discord says {m:?})")
             }
             None => String::new(),
@@ -472,7 +445,7 @@ mod tests {
     use super::*;
 
     fn api(base: Option<&str>) -> Result<DiscordApi, ApiConfigError> {
-        DiscordApi::new(base, "123", Token::new("tok".into()))
+        DiscordApi::new(base, "123", Secret::new("tok".into()))
     }
 
     #[test]
@@ -504,10 +477,10 @@ mod tests {
 
     #[test]
     fn guild_ids_and_tokens_are_checked_without_showing_the_token() {
-        let err = DiscordApi::new(None, "12/../34", Token::new("t".into())).unwrap_err();
+        let err = DiscordApi::new(None, "12/../34", Secret::new("t".into())).unwrap_err();
         assert_eq!(err.key(), "discord.guild_id");
         for bad in ["", "has space", "line\nbreak"] {
-            let err = DiscordApi::new(None, "1", Token::new(bad.into())).unwrap_err();
+            let err = DiscordApi::new(None, "1", Secret::new(bad.into())).unwrap_err();
             assert_eq!(err.key(), "discord.token");
             assert!(bad.is_empty() || !err.to_string().contains(bad));
         }
@@ -536,7 +509,7 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_the_token() {
-        let api = DiscordApi::new(None, "1", Token::new("secret-token-value".into())).unwrap();
+        let api = DiscordApi::new(None, "1", Secret::new("secret-token-value".into())).unwrap();
         assert!(!format!("{api:?}").contains("secret-token-value"));
     }
 }

@@ -17,6 +17,7 @@ pub mod discord;
 pub mod error;
 pub mod exit_codes;
 pub mod metrics;
+pub mod net;
 pub mod output;
 pub mod remote;
 pub mod repo;

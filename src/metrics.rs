@@ -3,7 +3,6 @@
 //! `gitcord_snapshot_oldest_queued_age_seconds > 3 * 3600`) instead of finding it days later.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
 /// What one run leaves for the monitoring system.
@@ -48,15 +47,10 @@ pub fn render(m: &RunMetrics) -> String {
     out
 }
 
-/// Replaces `path` with the metrics, by rename, so node-exporter never reads half a file.
+/// Replaces `path` with the metrics, by rename, so node-exporter never reads half a file;
+/// world-readable, as node-exporter usually runs as another user.
 pub fn write(path: &Path, m: &RunMetrics) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".gitcord-snapshot-metrics").tempfile_in(dir)?;
-    tmp.write_all(render(m).as_bytes())?;
-    // node-exporter runs as another user: the textfile must be world-readable.
-    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::output::write_file_atomically(path, render(m).as_bytes(), 0o644)
 }
 
 #[cfg(test)]

@@ -79,6 +79,17 @@ pub fn write_dir_atomically(dest: &Path, files: &[(&str, Vec<u8>)], durability: 
     Ok(())
 }
 
+/// Replaces the file at `path` by rename, so no reader ever sees half of it; `mode` sets its
+/// permissions (a metrics textfile must be readable by node-exporter's user).
+pub fn write_file_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,29 +7,12 @@
 //! hook, an untrusted certificate); both keep the queue.
 
 use std::cell::{Cell, RefCell};
-use std::fmt;
-use std::net::IpAddr;
 
 use git2::{Cred, ErrorClass, ErrorCode, FetchOptions, Oid, PushOptions, RemoteCallbacks};
 
+use crate::error::one_line;
+use crate::net::{is_loopback_authority, Secret};
 use crate::repo::{DataRepo, REMOTE_NAME};
-
-/// A token that never shows up in Debug output, logs or messages.
-#[derive(Clone)]
-pub struct Token(String);
-
-impl Token {
-    /// Wraps a token read from the config or the environment.
-    pub fn new(token: String) -> Token {
-        Token(token)
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(<redacted>)")
-    }
-}
 
 /// Where the data repository lives and how to authenticate to it.
 #[derive(Clone, Debug)]
@@ -37,7 +20,7 @@ pub struct RemoteSpec {
     /// HTTPS URL, loopback HTTP URL, `file://` URL or local path. Never carries credentials.
     pub url: String,
     /// Sent only through the credential callback.
-    pub token: Option<Token>,
+    pub token: Option<Secret>,
 }
 
 /// What kind of URL a remote is, which decides whether a token may be sent to it.
@@ -76,7 +59,7 @@ pub fn classify_url(url: &str) -> Result<UrlKind, UrlError> {
         "file" => Ok(UrlKind::Local),
         "https" | "http" if authority.contains('@') => Err(UrlError::Credentials),
         "https" => Ok(UrlKind::Https),
-        "http" if is_loopback(authority) => Ok(UrlKind::LoopbackHttp),
+        "http" if is_loopback_authority(authority) => Ok(UrlKind::LoopbackHttp),
         "http" => Err(UrlError::PlainHttp),
         _ => Err(UrlError::Unsupported),
     }
@@ -101,15 +84,6 @@ fn authority_of(url: &str) -> String {
     authority.rsplit_once('@').map_or(authority, |(_, host)| host).to_ascii_lowercase()
 }
 
-/// Whether `authority` (host, optional port) names this machine.
-pub fn is_loopback(authority: &str) -> bool {
-    let host = if let Some(rest) = authority.strip_prefix('[') {
-        rest.split(']').next().unwrap_or_default()
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-    };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
 
 /// Why talking to the remote failed.
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +126,7 @@ fn callbacks<'a>(spec: &'a RemoteSpec, outcome: &'a Outcome) -> RemoteCallbacks<
             }
             // A second request means the first answer was rejected: stop here.
             Some(_) if n > 1 => Err(git2::Error::from_str("the token was rejected")),
-            Some(token) => Cred::userpass_plaintext("x-access-token", &token.0),
+            Some(token) => Cred::userpass_plaintext("x-access-token", token.expose()),
         }
     });
     cb.push_update_reference(move |_refname, status| {
@@ -175,7 +149,7 @@ fn callbacks<'a>(spec: &'a RemoteSpec, outcome: &'a Outcome) -> RemoteCallbacks<
 /// read the token off a plain-HTTP loopback connection.
 fn proxy_options(spec: &RemoteSpec) -> git2::ProxyOptions<'static> {
     let mut proxy = git2::ProxyOptions::new();
-    if !is_loopback(&authority_of(&spec.url)) {
+    if !is_loopback_authority(&authority_of(&spec.url)) {
         proxy.auto();
     }
     proxy
@@ -247,9 +221,6 @@ fn rejection(reason: &str, remote_messages: &str) -> RemoteError {
     ))
 }
 
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
 
 /// Sorts a libgit2 failure into retry-later or operator-must-act, in words an operator reads.
 fn classify(e: git2::Error, outcome: &Outcome, url: &str) -> RemoteError {
@@ -333,7 +304,7 @@ mod tests {
 
     #[test]
     fn the_token_never_prints() {
-        let spec = RemoteSpec { url: "https://h/r".into(), token: Some(Token::new("ghp_secret".into())) };
+        let spec = RemoteSpec { url: "https://h/r".into(), token: Some(Secret::new("ghp_secret".into())) };
         assert!(!format!("{spec:?}").contains("ghp_secret"));
     }
 

@@ -216,11 +216,6 @@ impl DataRepo {
         }
     }
 
-    /// The clone's top directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// Snapshot directory names at commit `at` (default: the branch tip), oldest first.
     /// Names start with a UTC timestamp, so name order is time order.
     pub fn snapshot_names(&self, at: Option<Oid>) -> Result<Vec<String>, RepoError> {
@@ -676,11 +671,7 @@ fn is_plain_name(name: &str) -> bool {
 }
 
 fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
-    std::io::Write::write_all(&mut tmp, bytes).map_err(io_err(path))?;
-    tmp.persist(path).map_err(|e| RepoError::Io { path: path.to_owned(), source: e.error })?;
-    Ok(())
+    output::write_file_atomically(path, bytes, 0o644).map_err(io_err(path))
 }
 
 /// Takes the clone's exclusive lock, waiting up to `timeout`. The OS releases it when the

@@ -186,6 +186,11 @@ fn metrics_describe_each_run_including_failures() {
     assert!(std::fs::read_to_string(host.env.path("other.prom")).unwrap().contains("gitcord_snapshot_queued_commits 0"));
     let names: Vec<_> = std::fs::read_dir(host.env.path("metrics")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, ["gitcord.prom"], "no temporary files");
+
+    // A config that does not even load still reports its exit code where --metrics-file says.
+    host.env.write("broken.yaml", "github: [");
+    host.run(&["push", "--config", "broken.yaml", "--metrics-file", "other.prom"]).expect_code(78);
+    assert!(std::fs::read_to_string(host.env.path("other.prom")).unwrap().contains("gitcord_snapshot_last_run_exit_code 78"));
 }
 
 #[test]

@@ -11,7 +11,8 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::contributors::Tally;
 use crate::error::Error;
-use crate::discord::{DiscordApi, Token};
+use crate::discord::DiscordApi;
+use crate::net::Secret;
 use crate::roles::{self, RoleMap};
 use crate::snapshot::{RunInfo, Snapshot};
 use crate::state::{self, ReadOptions};
@@ -74,7 +75,7 @@ fn load_roles(config: &Config, inputs: &Inputs) -> Result<RoleMap, Error> {
         (None, None) => {
             // No file: ask Discord, as Gitcord does. The values are checked before anything is sent.
             let (guild_id, token, api_base) = config.discord()?;
-            let api = DiscordApi::new(api_base.as_deref(), &guild_id, Token::new(token))
+            let api = DiscordApi::new(api_base.as_deref(), &guild_id, Secret::new(token))
                 .map_err(|e| config.invalid(e.key(), e))?;
             return Ok(roles::load_from_discord(&api, config.snapshots.roles_required)?);
         }

@@ -14,7 +14,8 @@ use crate::metrics::{self, RunMetrics};
 use crate::commands::export::{build_snapshot, Inputs};
 use crate::config::Config;
 use crate::error::Error;
-use crate::remote::{self, RemoteError, RemoteSpec, Token, UrlKind};
+use crate::net::Secret;
+use crate::remote::{self, RemoteError, RemoteSpec, UrlKind};
 use crate::repo::{Author, Committed, DataRepo, RepoError, SnapshotFiles};
 use crate::serialize;
 use crate::snapshot::{same_data, FILE_NAMES};
@@ -122,7 +123,7 @@ impl Publish {
                 // The token is only needed, and its ${VAR} only required, when we will send it.
                 let token = match (kind, target.no_push) {
                     (UrlKind::Local, _) | (_, true) => None,
-                    _ => config.push_token()?.map(Token::new),
+                    _ => config.push_token()?.map(Secret::new),
                 };
                 Some((RemoteSpec { url, token }, kind))
             }
@@ -223,7 +224,25 @@ impl Session {
 /// Runs one `push`, then writes the metrics textfile if one is configured, whatever happened.
 pub fn run(req: &Request) -> Result<Report, Error> {
     let started = std::time::Instant::now();
-    let config = Config::load(&req.config)?;
+    let config = match Config::load(&req.config) {
+        Ok(config) => config,
+        Err(e) => {
+            // A broken config is exactly what monitoring must see: report it where asked.
+            let e = Error::from(e);
+            if let Some(path) = &req.metrics_file {
+                let metrics = RunMetrics {
+                    exit_code: e.exit_code().code(),
+                    duration_seconds: started.elapsed().as_secs_f64(),
+                    finished_at: chrono::Utc::now().timestamp(),
+                    ..RunMetrics::default()
+                };
+                if let Err(io) = metrics::write(path, &metrics) {
+                    log::warn!("cannot write metrics to {}: {io}", path.display());
+                }
+            }
+            return Err(e);
+        }
+    };
     if !config.snapshots.enabled {
         return Ok(Report::Disabled);
     }
