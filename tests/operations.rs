@@ -142,11 +142,28 @@ fn skip_unchanged_makes_no_commit_until_the_data_changes() {
         .unwrap();
     host.push(3, &["--skip-unchanged"]).expect_code(0);
     assert_eq!(snapshot_dirs(&bare), [name(0), name(2), name(3)]);
+    // A skipped run still drains an older queue, and says so in the audit log.
+    let remote_url = bare.display().to_string();
+    std::fs::rename(&bare, remote.path("away.git")).unwrap();
+    rusqlite::Connection::open(host.env.path("state.db"))
+        .unwrap()
+        .execute_batch("UPDATE scores SET points = points + 1 WHERE github_user = 'alice'")
+        .unwrap();
+    host.push(5, &[]).expect_code(75);
+    std::fs::rename(remote.path("away.git"), &bare).unwrap();
+    let run = host.push(6, &["--skip-unchanged"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("nothing changed") && run.stdout.contains(&format!("pushed to {remote_url}")), "{}", run.stdout);
+    assert_eq!(snapshot_dirs(&bare), [name(0), name(2), name(3), name(5)]);
+    let audit = std::fs::read_to_string(host.env.path("audit_events.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event_type"], "snapshot_pushed");
+    assert_eq!(last["context"]["snapshot_dir"], format!("snapshots/{}", name(5)));
     // The config key does the same as the flag.
     let config = std::fs::read_to_string(host.env.path("config.yaml")).unwrap() + "  skip_unchanged: true\n";
     host.env.write("config.yaml", config);
-    host.push(4, &[]).expect_code(0);
-    assert_eq!(snapshot_dirs(&bare).len(), 3);
+    host.push(7, &[]).expect_code(0);
+    assert_eq!(snapshot_dirs(&bare).len(), 4);
 }
 
 #[test]

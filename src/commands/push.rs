@@ -18,7 +18,7 @@ use crate::net::Secret;
 use crate::remote::{self, RemoteError, RemoteSpec, UrlKind};
 use crate::repo::{Author, Committed, DataRepo, RepoError, SnapshotFiles};
 use crate::serialize;
-use crate::snapshot::{same_data, FILE_NAMES};
+use crate::snapshot::{same_data, FILE_NAMES, SNAPSHOTS_DIR};
 use crate::timefmt;
 
 /// Default commit identity: a noreply address GitHub accepts from any token.
@@ -310,6 +310,7 @@ fn publish_snapshot(config: &Config, req: &Request, snapshot_bytes: &mut u64) ->
         }
     };
 
+    let queued_before = session.repo.queued()?.len();
     let pushed = session.push();
     // A replay onto another writer's commits gives our snapshot a new commit id: report that one.
     let outcome = match outcome {
@@ -326,7 +327,12 @@ fn publish_snapshot(config: &Config, req: &Request, snapshot_bytes: &mut u64) ->
         Ok(None) => Ok(done(None)),
         Ok(Some(url)) => {
             context.queued = Some(queued);
-            if context.commit.is_some() {
+            // Whatever was sent is worth an event, also when this run itself committed nothing
+            // (--skip-unchanged draining an older queue): status reads the last push from it.
+            if context.commit.is_some() || queued_before > 0 {
+                if let Outcome::Unchanged { since } = &outcome {
+                    context.snapshot_dir = format!("{SNAPSHOTS_DIR}/{since}");
+                }
                 record(&session.publish, "snapshot_pushed", &context);
             }
             Ok(done(Some(url)))
