@@ -429,36 +429,51 @@ struct Added {
 /// the top-level names, never a look into every snapshot.
 fn changes(repo: &Repository, old: Option<&Tree<'_>>, new: Option<&Tree<'_>>) -> Result<Changes, VerifyError> {
     let mut out = Changes::default();
-    let mut old_entries = old.into_iter().flat_map(|t| t.iter()).peekable();
-    let mut new_entries = new.into_iter().flat_map(|t| t.iter()).peekable();
+    let old_entries = old.into_iter().flat_map(|t| t.iter());
+    let new_entries = new.into_iter().flat_map(|t| t.iter());
+    for difference in differences(old_entries, new_entries) {
+        match difference {
+            Difference::Removed(gone) => out.removed.push(entry_name(&gone)),
+            Difference::Added(e) => out.added.push(Added { name: entry_name(&e), id: e.id(), dir: is_dir(&e) }),
+            Difference::Changed(a, b) => changed_entry(repo, &a, &b, &mut out.file_changes)?,
+        }
+    }
+    Ok(out)
+}
+
+/// One way two tree listings differ.
+enum Difference<'t> {
+    Removed(git2::TreeEntry<'t>),
+    Added(git2::TreeEntry<'t>),
+    /// Same name on both sides, different object or mode: (old, new).
+    Changed(git2::TreeEntry<'t>, git2::TreeEntry<'t>),
+}
+
+/// Merges two listings in git's order (as trees store them) into what differs between them,
+/// skipping unchanged entries: one pass, no lookups.
+fn differences<'t>(
+    old: impl Iterator<Item = git2::TreeEntry<'t>>,
+    new: impl Iterator<Item = git2::TreeEntry<'t>>,
+) -> Vec<Difference<'t>> {
+    let (mut old, mut new) = (old.peekable(), new.peekable());
+    let mut out = Vec::new();
     loop {
-        let order = match (old_entries.peek(), new_entries.peek()) {
+        let order = match (old.peek(), new.peek()) {
             (None, None) => break,
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
             (Some(a), Some(b)) => git_order(a, b),
         };
-        match order {
-            Ordering::Less => {
-                if let Some(gone) = old_entries.next() {
-                    out.removed.push(entry_name(&gone));
-                }
+        match (order, old.next_if(|_| order != Ordering::Greater), new.next_if(|_| order != Ordering::Less)) {
+            (Ordering::Less, Some(a), _) => out.push(Difference::Removed(a)),
+            (Ordering::Greater, _, Some(b)) => out.push(Difference::Added(b)),
+            (Ordering::Equal, Some(a), Some(b)) if a.id() != b.id() || a.filemode() != b.filemode() => {
+                out.push(Difference::Changed(a, b))
             }
-            Ordering::Greater => {
-                if let Some(e) = new_entries.next() {
-                    out.added.push(Added { name: entry_name(&e), id: e.id(), dir: is_dir(&e) });
-                }
-            }
-            Ordering::Equal => {
-                if let (Some(a), Some(b)) = (old_entries.next(), new_entries.next()) {
-                    if a.id() != b.id() || a.filemode() != b.filemode() {
-                        changed_entry(repo, &a, &b, &mut out.file_changes)?;
-                    }
-                }
-            }
+            _ => {}
         }
     }
-    Ok(out)
+    out
 }
 
 const DELETED: &str = "deleted; snapshot files must never change";
@@ -478,29 +493,13 @@ fn changed_entry(
         return Ok(());
     }
     let (old, new) = (repo.find_tree(old.id()).ctx("read snapshot")?, repo.find_tree(new.id()).ctx("read snapshot")?);
-    let mut old_entries = old.iter().peekable();
-    let mut new_entries = new.iter().peekable();
-    loop {
-        let order = match (old_entries.peek(), new_entries.peek()) {
-            (None, None) => break,
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(a), Some(b)) => git_order(a, b),
+    for difference in differences(old.iter(), new.iter()) {
+        let (entry, what) = match difference {
+            Difference::Removed(e) => (e, DELETED),
+            Difference::Added(e) => (e, ADDED),
+            Difference::Changed(e, _) => (e, MODIFIED),
         };
-        let (entry, what) = match order {
-            Ordering::Less => (old_entries.next(), DELETED),
-            Ordering::Greater => (new_entries.next(), ADDED),
-            Ordering::Equal => {
-                let (a, b) = (old_entries.next(), new_entries.next());
-                match (&a, &b) {
-                    (Some(a), Some(b)) if a.id() == b.id() && a.filemode() == b.filemode() => continue,
-                    _ => (a, MODIFIED),
-                }
-            }
-        };
-        if let Some(entry) = entry {
-            out.push((format!("{dir}/{}", entry_name(&entry)), what.to_owned()));
-        }
+        out.push((format!("{dir}/{}", entry_name(&entry)), what.to_owned()));
     }
     Ok(())
 }

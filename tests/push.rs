@@ -53,6 +53,15 @@ impl Host {
         self.env.run_with(&args, &env)
     }
 
+    /// `push` of snapshot `n`, started but not waited for, with the host's environment.
+    fn command(&self, clone: &str, n: u32) -> std::process::Command {
+        let mut cmd = self.env.command(self.args(clone, n, &[]));
+        for (k, v) in self.env_vars() {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
     fn args(&self, clone: &str, n: u32, extra: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = vec![
             "push".into(),
@@ -354,11 +363,7 @@ fn two_clones_pushing_at_once_land_every_snapshot() {
             .iter()
             .map(|h| {
                 n += 1;
-                let mut cmd = h.env.command(h.args("clone", n, &[]));
-                for (k, v) in h.env_vars() {
-                    cmd.env(k, v);
-                }
-                cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+                h.command("clone", n).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
             })
             .collect();
         for child in children {
@@ -381,7 +386,7 @@ fn overlapping_runs_on_one_clone_take_turns() {
     git2::Repository::init_bare(&bare).unwrap();
     let host = Host::new(&bare.display().to_string(), "unused", None);
     let children: Vec<_> = (1..=3)
-        .map(|n| host.env.command(host.args("clone", n, &[])).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+        .map(|n| host.command("clone", n).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
@@ -422,11 +427,7 @@ fn kill_9_at_random_moments_loses_nothing_and_leaves_a_sound_clone() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let delay = Duration::from_micros(seed % 90_000);
-        let mut cmd = host.env.command(host.args("clone", n, &[]));
-        for (k, v) in host.env_vars() {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = host.command("clone", n).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
