@@ -41,7 +41,7 @@ from datetime import datetime, timedelta, timezone
 UTC = timezone.utc
 
 # Gitcord's schema: the same file `restore` creates databases from.
-SCHEMA_SQL = Path(__file__).resolve().parent.parent / "src" / "gitcord_schema.sql"
+SCHEMA_SQL = Path(__file__).resolve().parent.parent / "src" / "maintenance" / "gitcord_schema.sql"
 
 ORG = "my-org"
 BATCH = 50_000

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use gitcord_snapshot::retention::Within;
-use gitcord_snapshot::timefmt::{self, Instant};
+use gitcord_snapshot::maintenance::retention::Within;
+use gitcord_snapshot::time::{self, Instant};
 use uuid::Uuid;
 
 /// Publishes Gitcord's state as append-only JSON snapshots in a git data repository.
@@ -69,6 +69,9 @@ pub struct RestoreArgs {
     /// The database to create; it must not exist (restore never overwrites a file).
     #[arg(long, value_name = "FILE")]
     pub to: PathBuf,
+    /// Print the result as one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The config and the clone; shared by every command that works on the clone.
@@ -114,6 +117,9 @@ pub struct ExportArgs {
     /// Directory to write `snapshots/<name>/` into; created if missing.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Print the result as one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `diff`'s arguments.
@@ -153,6 +159,9 @@ pub struct PushArgs {
     /// Rewrite this Prometheus textfile after the run [default: snapshots.metrics_file].
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+    /// Print the result as one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `status`'s arguments.
@@ -196,6 +205,9 @@ pub struct PruneArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub target: TargetArgs,
+    /// Print the result as one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where the clone is and how the remote is reached; shared by `push` and `prune`.
@@ -210,11 +222,12 @@ pub struct TargetArgs {
 }
 
 fn parse_run_id(text: &str) -> Result<Uuid, String> {
-    Uuid::try_parse(text).map_err(|_| "not a UUID (expected e.g. 123e4567-e89b-42d3-a456-426614174000)".to_owned())
+    Uuid::try_parse(text)
+        .map_err(|_| "not a UUID (expected e.g. 123e4567-e89b-42d3-a456-426614174000)".to_owned())
 }
 
 fn parse_at(text: &str) -> Result<Instant, String> {
-    timefmt::parse_rfc3339(text)
+    time::parse_rfc3339(text)
         .ok_or_else(|| "not an RFC 3339 time (expected e.g. 2024-01-31T12:00:00+00:00)".to_owned())
 }
 

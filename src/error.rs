@@ -3,17 +3,20 @@
 //! Each stage has its own error enum; this module decides what each means for the operator
 //! (and for cron: retry later, fix the config, or fix the data).
 
-use crate::config::ConfigError;
-use crate::diff::DiffError;
-use crate::discord::DiscordError;
 use crate::exit_codes::ExitCode;
-use crate::output::OutputError;
-use crate::remote::RemoteError;
-use crate::repo::RepoError;
-use crate::restore::RestoreError;
-use crate::roles::RolesError;
-use crate::state::StateError;
-use crate::verify::VerifyError;
+use crate::input::config::ConfigError;
+use crate::input::discord::DiscordError;
+use crate::input::roles::RolesError;
+use crate::input::state::StateError;
+use crate::maintenance::diff::DiffError;
+use crate::maintenance::restore::RestoreError;
+use crate::maintenance::verify::VerifyError;
+use crate::publish::clone::RepoError;
+use crate::publish::directory::OutputError;
+use crate::publish::remote::RemoteError;
+use crate::publish::session::SessionError;
+use crate::snapshot::build::BuildError;
+use crate::text::one_line;
 
 /// Anything a command can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +30,10 @@ pub enum Error {
     /// Getting the Discord roles.
     #[error(transparent)]
     Roles(#[from] RolesError),
+    /// Discord could not be read, and a snapshot without roles would tell readers that everyone
+    /// lost theirs.
+    #[error(transparent)]
+    Discord(#[from] DiscordError),
     /// Writing the snapshot directory.
     #[error(transparent)]
     Output(#[from] OutputError),
@@ -64,6 +71,28 @@ pub enum Error {
     Usage(String),
 }
 
+/// A failed build is the failure of one input: map it as that input's error.
+impl From<BuildError> for Error {
+    fn from(e: BuildError) -> Error {
+        match e {
+            BuildError::Config(e) => Error::Config(e),
+            BuildError::State(e) => Error::State(e),
+            BuildError::Roles(e) => Error::Roles(e),
+            BuildError::Discord(e) => Error::Discord(e),
+        }
+    }
+}
+
+/// A session fails on its config or its clone.
+impl From<SessionError> for Error {
+    fn from(e: SessionError) -> Error {
+        match e {
+            SessionError::Config(e) => Error::Config(e),
+            SessionError::Repo(e) => Error::Repo(e),
+        }
+    }
+}
+
 impl Error {
     /// What the process should exit with for this error.
     pub fn exit_code(&self) -> ExitCode {
@@ -82,12 +111,14 @@ impl Error {
             Error::Roles(e) => match e {
                 RolesError::Unreadable { .. } => ExitCode::NoInput,
                 RolesError::Invalid { .. } => ExitCode::DataErr,
-                RolesError::Discord(DiscordError::CaFile { .. }) => ExitCode::Config,
-                RolesError::Discord(_) => ExitCode::Unavailable,
             },
+            Error::Discord(DiscordError::CaFile { .. }) => ExitCode::Config,
+            Error::Discord(_) => ExitCode::Unavailable,
             Error::Output(_) => ExitCode::CantCreate,
             Error::Repo(e) => match e {
-                RepoError::NotARepo(_) | RepoError::NotOurs(_) | RepoError::OtherRemote { .. } => ExitCode::Config,
+                RepoError::NotARepo(_) | RepoError::NotOurs(_) | RepoError::OtherRemote { .. } => {
+                    ExitCode::Config
+                }
                 RepoError::NoClone(_) => ExitCode::NoInput,
                 RepoError::Busy { .. } => ExitCode::TempFail,
                 RepoError::Conflict(_) => ExitCode::CantCreate,
@@ -102,7 +133,9 @@ impl Error {
             Error::Restore(e) => match e {
                 RestoreError::NoClone(_) => ExitCode::NoInput,
                 RestoreError::Invalid { .. } => ExitCode::DataErr,
-                RestoreError::Exists(_) | RestoreError::Io { .. } | RestoreError::Sqlite { .. } => ExitCode::CantCreate,
+                RestoreError::Exists(_) | RestoreError::Io { .. } | RestoreError::Sqlite { .. } => {
+                    ExitCode::CantCreate
+                }
             },
             Error::Diff(e) => match e {
                 DiffError::MissingFile { .. } | DiffError::Invalid { .. } => ExitCode::DataErr,
@@ -119,11 +152,6 @@ pub fn print_error(err: &Error) {
     eprintln!("gitcord-snapshot: error: {}", one_line(&err.to_string()));
 }
 
-/// Folds a message onto one line, so that log collectors see one record per failure.
-pub fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,25 +160,44 @@ mod tests {
     #[test]
     fn each_failure_maps_to_its_sysexits_code() {
         let state = |e| Error::State(e).exit_code();
-        assert_eq!(state(StateError::Missing(PathBuf::new())), ExitCode::NoInput);
         assert_eq!(
-            state(StateError::Corrupt { path: PathBuf::new(), reason: String::new() }),
+            state(StateError::Missing(PathBuf::new())),
+            ExitCode::NoInput
+        );
+        assert_eq!(
+            state(StateError::Corrupt {
+                path: PathBuf::new(),
+                reason: String::new()
+            }),
             ExitCode::DataErr
         );
         assert_eq!(
-            state(StateError::Locked { path: PathBuf::new(), waited: Default::default() }),
+            state(StateError::Locked {
+                path: PathBuf::new(),
+                waited: Default::default()
+            }),
             ExitCode::TempFail
         );
-        let discord = |e| Error::Roles(RolesError::Discord(e)).exit_code();
-        assert_eq!(discord(DiscordError::Unauthorized { url: String::new(), says: String::new() }), ExitCode::Unavailable);
-        assert_eq!(discord(DiscordError::CaFile { path: PathBuf::new(), reason: String::new() }), ExitCode::Config);
-        assert_eq!(Error::Output(OutputError::Exists(PathBuf::new())).exit_code(), ExitCode::CantCreate);
+        let discord = |e| Error::Discord(e).exit_code();
+        assert_eq!(
+            discord(DiscordError::Unauthorized {
+                url: String::new(),
+                says: String::new()
+            }),
+            ExitCode::Unavailable
+        );
+        assert_eq!(
+            discord(DiscordError::CaFile {
+                path: PathBuf::new(),
+                reason: String::new()
+            }),
+            ExitCode::Config
+        );
+        assert_eq!(
+            Error::Output(OutputError::Exists(PathBuf::new())).exit_code(),
+            ExitCode::CantCreate
+        );
         assert_eq!(Error::Usage(String::new()).exit_code(), ExitCode::Usage);
         assert_eq!(Error::Verify { problems: 1 }.exit_code(), ExitCode::DataErr);
-    }
-
-    #[test]
-    fn messages_fold_to_one_line() {
-        assert_eq!(one_line("a\n  b\tc "), "a b c");
     }
 }

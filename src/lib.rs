@@ -1,33 +1,29 @@
 //! `gitcord-snapshot`: publishes Gitcord's SQLite state as append-only JSON snapshots.
 //!
-//! The data flows one way, one module per stage:
-//! [`config`] → [`state`] (+ [`roles`], from a file or [`discord`]) → [`snapshot`] (with [`contributors`]) →
-//! [`serialize`] → [`output`] (a directory) or [`repo`] (a commit in the clone) → [`remote`]
-//! (push, queue) with [`audit`] recording what happened. [`commands`] wire the stages for each operator command and
-//! [`error`] turns failures into messages and exit codes.
+//! The data flows one way; each folder is a stage and imports only the stages before it:
+//!
+//! * leaves that import nothing of the crate: [`text`], [`time`], [`net`];
+//! * [`input`]: Gitcord's config, `state.db` (read-only), the Discord roles;
+//! * [`snapshot`]: the model, the scoring, the one exact file format (written and read back);
+//! * [`publish`]: a directory, the persistent clone, the remote, the session that pushes the
+//!   queue, the audit log and the metrics file;
+//! * [`maintenance`]: verify, diff, restore and retention over published snapshots;
+//! * [`commands`]: one thin module per operator command, each `run(&Request) -> Report`.
+//!
+//! [`error`] maps every stage's error to a message and an exit code; nothing imports it back
+//! but the commands and the binary.
 
 #![warn(missing_docs)]
 
-pub mod audit;
 pub mod commands;
-pub mod config;
-pub mod contributors;
-pub mod diff;
-pub mod discord;
 pub mod error;
 pub mod exit_codes;
-pub mod metrics;
+pub mod input;
+pub mod maintenance;
 pub mod net;
-pub mod output;
-pub mod remote;
-pub mod repo;
-pub mod restore;
-pub mod retention;
-pub mod roles;
-pub mod serialize;
+pub mod publish;
 pub mod snapshot;
-pub mod state;
-pub mod timefmt;
-pub mod verify;
+pub mod text;
+pub mod time;
 
 pub use error::Error;

@@ -1,17 +1,23 @@
-//! Entry point: parse the command line, set up logging, run one command, exit with its code.
+//! Entry point: parse the command line, set up logging, run one command, print its report,
+//! exit with its code. The only place that prints a result or an error.
 
 mod cli;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use gitcord_snapshot::commands::{export, prune, push, status};
-use gitcord_snapshot::error::{one_line, print_error};
+use gitcord_snapshot::commands::{self, Render};
+use gitcord_snapshot::error::print_error;
 use gitcord_snapshot::exit_codes::ExitCode;
+use gitcord_snapshot::maintenance::retention::Policy;
+use gitcord_snapshot::publish::session::Target;
+use gitcord_snapshot::snapshot::build::Inputs;
+use gitcord_snapshot::text::one_line;
 use gitcord_snapshot::Error;
 
-use cli::{Cli, Command, InputArgs};
+use cli::{Cli, Command, InputArgs, TargetArgs};
 
 fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {
@@ -36,59 +42,40 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Turns the parsed flags into the command's request, runs it, and prints its report.
 fn run(command: Command) -> Result<(), Error> {
+    use commands::{diff, export, prune, push, restore, status, verify};
     match command {
         Command::Export(args) => {
-            let dir = export::run(&args.input.config, &inputs(&args.input), &args.out)?;
-            println!("{}", dir.display());
-        }
-        Command::Restore(args) => {
-            let request = gitcord_snapshot::commands::restore::Request {
-                config: args.repo.config,
-                clone_dir: args.repo.clone_dir,
-                snapshot: args.snapshot,
-                to: args.to,
+            let req = export::Request {
+                config: args.input.config.clone(),
+                inputs: inputs(&args.input),
+                out: args.out,
             };
-            let report = gitcord_snapshot::commands::restore::run(&request)?;
-            println!("{}", report.to.display());
+            emit(&export::run(&req)?, args.json)
         }
         Command::Push(args) => {
-            let request = push::Request {
+            let req = push::Request {
                 config: args.input.config.clone(),
                 inputs: inputs(&args.input),
                 target: target(args.clone_dir, args.remote, &args.target),
                 skip_unchanged: args.skip_unchanged,
                 metrics_file: args.metrics_file,
             };
-            println!("{}", describe(&push::run(&request)?));
-        }
-        Command::Verify(args) => {
-            use gitcord_snapshot::commands::verify;
-            verify::run(&verify::Request { config: args.repo.config, clone_dir: args.repo.clone_dir, json: args.json })?;
-        }
-        Command::Diff(args) => {
-            use gitcord_snapshot::commands::diff;
-            let request = diff::Request { config: args.repo.config, clone_dir: args.repo.clone_dir, from: args.from, to: args.to };
-            let changes = diff::run(&request)?;
-            if args.json {
-                println!("{}", changes.to_json()?);
-            } else {
-                print!("{}", changes.to_text());
-            }
+            emit(&push::run(&req)?, args.json)
         }
         Command::Status(args) => {
-            let status = status::run(&args.repo.config, args.repo.clone_dir.as_deref())?;
-            if args.json {
-                println!("{}", serde_json::to_string(&status).map_err(Error::Render)?);
-            } else {
-                println!("{}", status::describe(&status));
-            }
+            let req = status::Request {
+                config: args.repo.config,
+                clone_dir: args.repo.clone_dir,
+            };
+            emit(&status::run(&req)?, args.json)
         }
         Command::Prune(args) => {
-            let request = prune::Request {
+            let req = prune::Request {
                 config: args.repo.config,
                 target: target(args.repo.clone_dir, args.remote, &args.target),
-                policy: gitcord_snapshot::retention::Policy {
+                policy: Policy {
                     last: args.keep_last,
                     hourly: args.keep_hourly,
                     daily: args.keep_daily,
@@ -98,24 +85,56 @@ fn run(command: Command) -> Result<(), Error> {
                 },
                 dry_run: args.dry_run,
             };
-            let report = prune::run(&request)?;
-            for name in &report.removed {
-                println!("{} {name}", if args.dry_run { "would remove" } else { "removed" });
-            }
-            for name in &report.kept {
-                println!("keep {name}");
-            }
-            if let Some(oid) = report.commit {
-                let pushed = report.pushed_to.map_or("not pushed (queued)".to_owned(), |u| format!("pushed to {u}"));
-                println!("committed the prune as {}; {pushed}", short(&oid));
-            }
+            emit(&prune::run(&req)?, args.json)
+        }
+        Command::Diff(args) => {
+            let req = diff::Request {
+                config: args.repo.config,
+                clone_dir: args.repo.clone_dir,
+                from: args.from,
+                to: args.to,
+            };
+            emit(&diff::run(&req)?, args.json)
+        }
+        Command::Restore(args) => {
+            let req = restore::Request {
+                config: args.repo.config,
+                clone_dir: args.repo.clone_dir,
+                snapshot: args.snapshot,
+                to: args.to,
+            };
+            emit(&restore::run(&req)?, args.json)
+        }
+        Command::Verify(args) => {
+            let req = verify::Request {
+                config: args.repo.config,
+                clone_dir: args.repo.clone_dir,
+                progress: !args.json && std::io::stderr().is_terminal(),
+            };
+            emit(&verify::run(&req)?, args.json)
         }
     }
-    Ok(())
 }
 
-fn inputs(args: &InputArgs) -> export::Inputs {
-    export::Inputs {
+/// The one way a report reaches the user: problems on stderr, the result on stdout as text or
+/// JSON, then the report's own verdict (verify's problems fail the run).
+fn emit<R: Render>(report: &R, json: bool) -> Result<(), Error> {
+    for line in report.problems() {
+        eprintln!("{line}");
+    }
+    let out = if json {
+        report.json().map_err(Error::Render)?
+    } else {
+        report.text()
+    };
+    if !out.is_empty() {
+        println!("{out}");
+    }
+    report.outcome()
+}
+
+fn inputs(args: &InputArgs) -> Inputs {
+    Inputs {
         state_db: args.state_db.clone(),
         roles_file: args.roles_file.clone(),
         run_id: args.run_id,
@@ -124,35 +143,13 @@ fn inputs(args: &InputArgs) -> export::Inputs {
     }
 }
 
-fn target(clone_dir: Option<std::path::PathBuf>, remote: Option<String>, args: &cli::TargetArgs) -> push::Target {
-    push::Target {
+fn target(clone_dir: Option<PathBuf>, remote: Option<String>, args: &TargetArgs) -> Target {
+    Target {
         clone_dir,
         remote,
         no_push: args.no_push,
         lock_timeout: Duration::from_secs_f64(args.lock_timeout),
     }
-}
-
-/// The one line `push` prints on success.
-fn describe(report: &push::Report) -> String {
-    match report {
-        push::Report::Disabled => "snapshots are disabled (snapshots.enabled is not true); nothing to do".into(),
-        push::Report::Done { snapshot_dir, outcome, pushed_to, queued } => {
-            let what = match outcome {
-                push::Outcome::Committed(oid) => format!("committed {snapshot_dir} as {}", short(oid)),
-                push::Outcome::AlreadyCommitted(oid) => format!("{snapshot_dir} was already committed as {}", short(oid)),
-                push::Outcome::Unchanged { since } => format!("no commit: nothing changed since snapshots/{since}"),
-            };
-            match pushed_to {
-                Some(url) => format!("{what}; pushed to {url}"),
-                None => format!("{what}; not pushed, {queued} commit(s) queued"),
-            }
-        }
-    }
-}
-
-fn short(oid: &git2::Oid) -> String {
-    oid.to_string()[..12].to_owned()
 }
 
 /// clap's message without the usage block and the "try --help" hint: one line for logs.
@@ -172,10 +169,12 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, 1) => "info",
         (false, _) => "debug",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(format!("gitcord_snapshot={level}")))
-        .format(|buf, record| {
-            let level = record.level().as_str().to_ascii_lowercase();
-            writeln!(buf, "gitcord-snapshot: {level}: {}", record.args())
-        })
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or(format!("gitcord_snapshot={level}")),
+    )
+    .format(|buf, record| {
+        let level = record.level().as_str().to_ascii_lowercase();
+        writeln!(buf, "gitcord-snapshot: {level}: {}", record.args())
+    })
+    .init();
 }

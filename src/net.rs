@@ -32,7 +32,8 @@ impl fmt::Debug for Secret {
 /// machine: `localhost`, 127.0.0.0/8 or ::1.
 pub fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Whether a URL authority (`host[:port]`, `[v6]:port`) names this machine.
@@ -50,10 +51,23 @@ mod tests {
 
     #[test]
     fn loopback_means_this_machine_only() {
-        for yes in ["127.0.0.1", "127.8.9.10", "localhost", "LOCALHOST", "::1", "[::1]"] {
+        for yes in [
+            "127.0.0.1",
+            "127.8.9.10",
+            "localhost",
+            "LOCALHOST",
+            "::1",
+            "[::1]",
+        ] {
             assert!(is_loopback_host(yes), "{yes}");
         }
-        for no in ["10.0.0.1", "192.168.1.1", "example.com", "127.0.0.1.example.com", "localhost.example"] {
+        for no in [
+            "10.0.0.1",
+            "192.168.1.1",
+            "example.com",
+            "127.0.0.1.example.com",
+            "localhost.example",
+        ] {
             assert!(!is_loopback_host(no), "{no}");
         }
         assert!(is_loopback_authority("127.0.0.1:8443"));
@@ -63,6 +77,9 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        assert_eq!(format!("{:?}", Secret::new("ghp_x".into())), "Secret(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Secret::new("ghp_x".into())),
+            "Secret(<redacted>)"
+        );
     }
 }

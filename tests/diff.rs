@@ -99,7 +99,10 @@ Contributors: 1 changed
     let by_name = diff(&env, &[A, B]);
     assert_eq!(by_name.expect_code(0).stdout, run.stdout);
     let back = diff(&env, &[B, A]);
-    assert!(back.expect_code(0).stdout.contains("  bob 50 → 20 (-30)\n  alice 162 → 150 (-12)\n  dave (gone) 12 (-12)\n"));
+    assert!(back
+        .expect_code(0)
+        .stdout
+        .contains("  bob 50 → 20 (-30)\n  alice 162 → 150 (-12)\n  dave (gone) 12 (-12)\n"));
 }
 
 #[test]
@@ -172,8 +175,13 @@ fn json_holds_the_same_changes_as_structures() {
 fn an_unknown_snapshot_is_a_usage_error_naming_it() {
     let env = host_with_two_snapshots();
     diff(&env, &["latest~2", "latest"]).expect_error(64, &["\"latest~2\""]);
-    diff(&env, &["latest", "2023-01-01T00-00-00-deadbeef"]).expect_error(64, &["2023-01-01T00-00-00-deadbeef"]);
-    assert_eq!(diff(&env, &["latest"]).code, 64, "both snapshots are required");
+    diff(&env, &["latest", "2023-01-01T00-00-00-deadbeef"])
+        .expect_error(64, &["2023-01-01T00-00-00-deadbeef"]);
+    assert_eq!(
+        diff(&env, &["latest"]).code,
+        64,
+        "both snapshots are required"
+    );
 }
 
 #[test]

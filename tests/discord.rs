@@ -48,13 +48,24 @@ fn guild() -> Guild {
                 0 => "123456789012345678".to_owned(),
                 1 => "223456789012345678".to_owned(),
                 2 => "999999999999999999".to_owned(),
-                _ => (300_000_000_000_000_000u64 + ((i as u64 * 7_919) % 1_000_003) * 1_000).to_string(),
+                _ => (300_000_000_000_000_000u64 + ((i as u64 * 7_919) % 1_000_003) * 1_000)
+                    .to_string(),
             };
-            (id, patterns[i % patterns.len()].iter().map(|r| r.to_string()).collect())
+            (
+                id,
+                patterns[i % patterns.len()]
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect(),
+            )
         })
         .collect();
     members.reverse();
-    Guild { id: GUILD.into(), roles: roles(), members }
+    Guild {
+        id: GUILD.into(),
+        roles: roles(),
+        members,
+    }
 }
 
 /// What the roles should be, computed from the guild data directly.
@@ -90,8 +101,20 @@ fn render_roles(case: &Case, roles: &BTreeMap<String, Vec<String>>) -> String {
         run_id: &'a str,
         schema_version: &'a str,
     }
-    let data = roles.iter().map(|(id, names)| Row { discord_user_id: id, roles: names }).collect();
-    let file = File { data, generated_at: &case.at, org: "my-org", run_id: &case.run_id, schema_version: "1.0.0" };
+    let data = roles
+        .iter()
+        .map(|(id, names)| Row {
+            discord_user_id: id,
+            roles: names,
+        })
+        .collect();
+    let file = File {
+        data,
+        generated_at: &case.at,
+        org: "my-org",
+        run_id: &case.run_id,
+        schema_version: "1.0.0",
+    };
     serde_json::to_string_pretty(&file).unwrap()
 }
 
@@ -102,8 +125,10 @@ fn write_config(env: &TestEnv, api_base: &str, extra: &str) -> std::path::PathBu
     let config = std::fs::read_to_string(case.config()).unwrap();
     let from = "  token: \"discord_conformance_not_a_real_token\"\n";
     assert!(config.contains(from));
-    let config =
-        config.replace(from, &format!("  token: \"${{DISCORD_TOKEN}}\"\n  api_base: \"{api_base}\"\n")) + extra;
+    let config = config.replace(
+        from,
+        &format!("  token: \"${{DISCORD_TOKEN}}\"\n  api_base: \"{api_base}\"\n"),
+    ) + extra;
     env.write("gitcord.yaml", config)
 }
 
@@ -116,28 +141,50 @@ fn export(env: &TestEnv, config: &std::path::Path, token: &str) -> Run {
     let c = args.iter().position(|a| a == "--config").unwrap() + 1;
     args[c] = config.display().to_string();
     args.extend(["--out".into(), env.path("out").display().to_string()]);
-    env.run_with(&args, &[("DISCORD_TOKEN", Some(token)), ("SSL_CERT_FILE", None)])
+    env.run_with(
+        &args,
+        &[("DISCORD_TOKEN", Some(token)), ("SSL_CERT_FILE", None)],
+    )
 }
 
 fn assert_nothing_written(env: &TestEnv) {
-    assert!(tree(&env.path("out")).is_empty(), "something was written: {:?}", tree(&env.path("out")));
+    assert!(
+        tree(&env.path("out")).is_empty(),
+        "something was written: {:?}",
+        tree(&env.path("out"))
+    );
 }
 
 fn assert_token_not_shown(run: &Run, token: &str) {
-    assert!(!run.stdout.contains(token) && !run.stderr.contains(token), "token shown:\n{}\n{}", run.stdout, run.stderr);
+    assert!(
+        !run.stdout.contains(token) && !run.stderr.contains(token),
+        "token shown:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
 }
 
 #[test]
 fn roles_are_read_from_discord_page_by_page_after_waiting_out_a_429() {
     let case = Case::load("basic");
     let guild = guild();
-    let stub = DiscordStub::start(guild.clone(), TOKEN, Fault::RateLimitFirst { n: 1, retry_after: 0.2 });
+    let stub = DiscordStub::start(
+        guild.clone(),
+        TOKEN,
+        Fault::RateLimitFirst {
+            n: 1,
+            retry_after: 0.2,
+        },
+    );
     let env = TestEnv::new();
     let config = write_config(&env, &stub.url(), "");
     let started = Instant::now();
     let run = export(&env, &config, TOKEN);
     run.expect_code(0);
-    assert!(started.elapsed() >= Duration::from_millis(200), "the 429's retry_after was not waited");
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "the 429's retry_after was not waited"
+    );
     assert_token_not_shown(&run, TOKEN);
 
     // The roles file says exactly what the guild data says.
@@ -148,7 +195,11 @@ fn roles_are_read_from_discord_page_by_page_after_waiting_out_a_429() {
     assert_eq!(roles_json, render_roles(&case, &expected));
 
     // The requests: roles (429, then again), then members until the empty page.
-    let mut ids: Vec<u64> = guild.members.iter().map(|(id, _)| id.parse().unwrap()).collect();
+    let mut ids: Vec<u64> = guild
+        .members
+        .iter()
+        .map(|(id, _)| id.parse().unwrap())
+        .collect();
     ids.sort();
     let base = format!("{API_PREFIX}/guilds/{GUILD}");
     let want = [
@@ -164,12 +215,21 @@ fn roles_are_read_from_discord_page_by_page_after_waiting_out_a_429() {
     assert_eq!(targets, want);
     for r in &requests {
         assert_eq!(r.method, "GET");
-        assert_eq!(r.authorization.as_deref(), Some(format!("Bot {TOKEN}").as_str()));
+        assert_eq!(
+            r.authorization.as_deref(),
+            Some(format!("Bot {TOKEN}").as_str())
+        );
         let ua = r.user_agent.as_deref().unwrap_or_default();
-        assert!(ua.starts_with("DiscordBot (") && ua.contains("gitcord-snapshot/"), "User-Agent {ua:?}");
+        assert!(
+            ua.starts_with("DiscordBot (") && ua.contains("gitcord-snapshot/"),
+            "User-Agent {ua:?}"
+        );
         // The token is in the Authorization header and nowhere else.
-        let elsewhere: Vec<_> =
-            r.head.lines().filter(|l| !l.to_ascii_lowercase().starts_with("authorization:")).collect();
+        let elsewhere: Vec<_> = r
+            .head
+            .lines()
+            .filter(|l| !l.to_ascii_lowercase().starts_with("authorization:"))
+            .collect();
         assert!(!elsewhere.join("\n").contains(TOKEN), "{}", r.head);
     }
 
@@ -201,7 +261,11 @@ fn a_refused_token_exits_69_without_showing_it_or_writing_anything() {
     assert_token_not_shown(&run, wrong);
     assert_token_not_shown(&run, TOKEN);
     assert_nothing_written(&env);
-    assert_eq!(stub.requests().len(), 1, "nothing more is asked after a 401");
+    assert_eq!(
+        stub.requests().len(),
+        1,
+        "nothing more is asked after a 401"
+    );
 }
 
 #[test]
@@ -211,7 +275,8 @@ fn an_unknown_guild_or_a_malformed_answer_exits_69() {
     let stub = DiscordStub::start(other, TOKEN, Fault::None);
     let env = TestEnv::new();
     let config = write_config(&env, &stub.url(), "");
-    export(&env, &config, TOKEN).expect_error(69, &["Discord", "404", "no such guild", "discord.guild_id"]);
+    export(&env, &config, TOKEN)
+        .expect_error(69, &["Discord", "404", "no such guild", "discord.guild_id"]);
     assert_nothing_written(&env);
 
     let stub = DiscordStub::start(guild(), TOKEN, Fault::Garbage);
@@ -223,7 +288,10 @@ fn an_unknown_guild_or_a_malformed_answer_exits_69() {
 #[test]
 fn an_unreachable_api_exits_69() {
     // A port that was free a moment ago: nothing listens there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let env = TestEnv::new();
     let config = write_config(&env, &format!("http://{closed}/api/v10"), "");
     let run = export(&env, &config, TOKEN);
@@ -242,7 +310,11 @@ fn with_roles_required_false_a_refusal_gives_empty_roles_and_one_warning() {
     run.expect_code(0);
     let warnings: Vec<_> = run.stderr.lines().filter(|l| l.contains("warn")).collect();
     assert_eq!(warnings.len(), 1, "{}", run.stderr);
-    assert!(warnings[0].contains("401") && warnings[0].contains("roles_required"), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains("401") && warnings[0].contains("roles_required"),
+        "{}",
+        warnings[0]
+    );
     assert!(!run.stderr.contains("error"), "{}", run.stderr);
     assert_token_not_shown(&run, "not-the-token");
     let file = env.path("out").join(&case.snapshot_dir).join("roles.json");
@@ -258,8 +330,15 @@ fn plain_http_to_another_host_is_refused_before_sending_anything() {
         let config = write_config(&env, base, "");
         let started = Instant::now();
         let run = export(&env, &config, TOKEN);
-        run.expect_error(78, &["gitcord.yaml", "discord.api_base", "plain http", "https"]);
-        assert!(started.elapsed() < Duration::from_secs(3), "{base}: took {:?}", started.elapsed());
+        run.expect_error(
+            78,
+            &["gitcord.yaml", "discord.api_base", "plain http", "https"],
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{base}: took {:?}",
+            started.elapsed()
+        );
         assert_token_not_shown(&run, TOKEN);
         assert_nothing_written(&env);
     }
@@ -275,16 +354,27 @@ fn rate_limits_are_retried_only_within_bounds() {
     let run = export(&env, &config, TOKEN);
     run.expect_error(69, &["Discord", "429", "5 retries", "try again later"]);
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(1000) && elapsed < Duration::from_secs(10), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(1000) && elapsed < Duration::from_secs(10),
+        "{elapsed:?}"
+    );
     assert_eq!(stub.requests().len(), 6, "one request and five retries");
     assert_nothing_written(&env);
 
     // A wait longer than the run allows is not waited at all.
-    let stub = DiscordStub::start(guild(), TOKEN, Fault::RateLimitAlways { retry_after: 300.0 });
+    let stub = DiscordStub::start(
+        guild(),
+        TOKEN,
+        Fault::RateLimitAlways { retry_after: 300.0 },
+    );
     let config = write_config(&env, &stub.url(), "");
     let started = Instant::now();
     export(&env, &config, TOKEN).expect_error(69, &["Discord", "429", "300.0 s"]);
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(stub.requests().len(), 1);
     assert_nothing_written(&env);
 }
@@ -297,6 +387,14 @@ fn a_passing_server_error_is_retried() {
     let config = write_config(&env, &stub.url(), "");
     let started = Instant::now();
     export(&env, &config, TOKEN).expect_code(0);
-    assert!(started.elapsed() >= Duration::from_secs(3), "{:?}", started.elapsed());
-    assert_eq!(stub.requests().len(), 2 + 1 + 4, "two 503s, roles, four member pages");
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        stub.requests().len(),
+        2 + 1 + 4,
+        "two 503s, roles, four member pages"
+    );
 }

@@ -10,7 +10,11 @@ use support::testenv::{tree, Case, TestEnv};
 #[test]
 fn every_conformance_case_is_reproduced_byte_for_byte() {
     let cases = Case::all();
-    assert!(cases.len() >= 5, "conformance cases missing: {}", cases.len());
+    assert!(
+        cases.len() >= 5,
+        "conformance cases missing: {}",
+        cases.len()
+    );
     for case in cases {
         let env = TestEnv::new();
         let out = env.path("out");
@@ -19,14 +23,24 @@ fn every_conformance_case_is_reproduced_byte_for_byte() {
         let run = env.run(&args);
         run.expect_code(0);
         let written = out.join(&case.snapshot_dir);
-        assert_eq!(run.stdout, format!("{}\n", written.display()), "{}", case.name);
+        assert_eq!(
+            run.stdout,
+            format!("{}\n", written.display()),
+            "{}",
+            case.name
+        );
         let want = tree(&case.dir.join("expected"));
         let got = tree(&out);
         assert_eq!(want.len(), 7, "{}", case.name);
         let names = |t: &[(String, Vec<u8>)]| t.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
         assert_eq!(names(&got), names(&want), "{}: file set", case.name);
         for ((name, want), (_, got)) in want.iter().zip(&got) {
-            assert!(want == got, "{}: {name} differs:\n{}", case.name, String::from_utf8_lossy(got));
+            assert!(
+                want == got,
+                "{}: {name} differs:\n{}",
+                case.name,
+                String::from_utf8_lossy(got)
+            );
         }
     }
 }
@@ -55,9 +69,16 @@ fn the_database_is_left_exactly_as_it_was() {
     args.extend(["--out".into(), env.path("out").display().to_string()]);
     env.run(&args).expect_code(0);
     assert_eq!(std::fs::read(dir.join("state.db")).unwrap(), before);
-    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
-    assert_eq!(names, ["config.yaml", "roles.json", "state.db"], "no -journal/-wal/-shm left behind");
+    assert_eq!(
+        names,
+        ["config.yaml", "roles.json", "state.db"],
+        "no -journal/-wal/-shm left behind"
+    );
 }
 
 #[test]
@@ -68,7 +89,17 @@ fn defaults_come_from_the_config_relative_to_the_working_directory() {
     env.copy_case(&case, ".");
     let config = std::fs::read_to_string(case.config()).unwrap() + "  roles_file: \"roles.json\"\n";
     env.write("config.yaml", config);
-    let run = env.run(["export", "--config", "config.yaml", "--run-id", &case.run_id, "--at", &case.at, "--out", "out"]);
+    let run = env.run([
+        "export",
+        "--config",
+        "config.yaml",
+        "--run-id",
+        &case.run_id,
+        "--at",
+        &case.at,
+        "--out",
+        "out",
+    ]);
     run.expect_code(0);
     assert_eq!(tree(&env.path("out")), tree(&case.dir.join("expected")));
 }
@@ -88,13 +119,24 @@ fn without_run_id_and_at_a_fresh_uuid_and_now_are_used() {
     second.expect_code(0);
     assert_ne!(first.stdout, second.stdout, "two runs, two run ids");
     let dir = env.dir.path().join(first.stdout.trim());
-    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
     let run_id = meta["run_id"].as_str().unwrap();
     assert_eq!(uuid::Uuid::parse_str(run_id).unwrap().get_version_num(), 4);
-    assert!(dir.file_name().unwrap().to_str().unwrap().ends_with(&run_id[..8]));
+    assert!(dir
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .ends_with(&run_id[..8]));
     let generated = meta["generated_at"].as_str().unwrap();
     let t = chrono::DateTime::parse_from_rfc3339(generated).unwrap();
-    assert!((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds().abs() < 60);
+    assert!(
+        (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+            .num_seconds()
+            .abs()
+            < 60
+    );
     assert!(generated.ends_with("+00:00"));
 }
 
@@ -112,14 +154,20 @@ fn set_flag(args: &mut [String], flag: &str, value: String) {
 }
 
 fn assert_nothing_written(env: &TestEnv) {
-    assert!(tree(&env.path("out")).is_empty(), "something was written: {:?}", tree(&env.path("out")));
+    assert!(
+        tree(&env.path("out")).is_empty(),
+        "something was written: {:?}",
+        tree(&env.path("out"))
+    );
 }
 
 #[test]
 fn a_missing_database_is_named_and_exits_66() {
     let env = TestEnv::new();
     let missing = env.path("nowhere/state.db");
-    let run = export_basic(&env, |a| set_flag(a, "--state-db", missing.display().to_string()));
+    let run = export_basic(&env, |a| {
+        set_flag(a, "--state-db", missing.display().to_string())
+    });
     run.expect_error(66, &["does not exist", "nowhere/state.db"]);
     assert_nothing_written(&env);
     assert!(!missing.exists(), "the database must not be created");
@@ -128,8 +176,13 @@ fn a_missing_database_is_named_and_exits_66() {
 #[test]
 fn a_corrupt_database_exits_65() {
     let env = TestEnv::new();
-    let junk = env.write("state.db", "this is not an sqlite database, just text ".repeat(200));
-    let run = export_basic(&env, |a| set_flag(a, "--state-db", junk.display().to_string()));
+    let junk = env.write(
+        "state.db",
+        "this is not an sqlite database, just text ".repeat(200),
+    );
+    let run = export_basic(&env, |a| {
+        set_flag(a, "--state-db", junk.display().to_string())
+    });
     run.expect_error(65, &["corrupt or not an SQLite database", "state.db"]);
     assert_nothing_written(&env);
 }
@@ -138,8 +191,13 @@ fn a_corrupt_database_exits_65() {
 fn a_database_of_another_application_exits_65() {
     let env = TestEnv::new();
     let db = env.path("other.db");
-    rusqlite::Connection::open(&db).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
-    let run = export_basic(&env, |a| set_flag(a, "--state-db", db.display().to_string()));
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    let run = export_basic(&env, |a| {
+        set_flag(a, "--state-db", db.display().to_string())
+    });
     run.expect_error(65, &["no table", "Gitcord"]);
     assert_nothing_written(&env);
 }
@@ -158,20 +216,36 @@ fn an_older_gitcord_database_exports_with_one_warning_per_missing_part() {
     )
     .unwrap();
     drop(conn);
-    let run = export_basic(&env, |a| set_flag(a, "--state-db", dir.join("state.db").display().to_string()));
+    let run = export_basic(&env, |a| {
+        set_flag(a, "--state-db", dir.join("state.db").display().to_string())
+    });
     run.expect_code(0);
-    for part in ["issue_requests", "notifications_sent", "unlinked_at", "github_user_normalized"] {
-        let n = run.stderr.lines().filter(|l| l.contains("warn") && l.contains(part)).count();
+    for part in [
+        "issue_requests",
+        "notifications_sent",
+        "unlinked_at",
+        "github_user_normalized",
+    ] {
+        let n = run
+            .stderr
+            .lines()
+            .filter(|l| l.contains("warn") && l.contains(part))
+            .count();
         assert_eq!(n, 1, "one warning naming {part}:\n{}", run.stderr);
     }
     let out = env.path("out").join(&case.snapshot_dir);
     let data = |f: &str| -> serde_json::Value {
-        serde_json::from_slice::<serde_json::Value>(&std::fs::read(out.join(f)).unwrap()).unwrap()["data"].clone()
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(out.join(f)).unwrap()).unwrap()
+            ["data"]
+            .clone()
     };
     assert_eq!(data("issue_requests.json"), serde_json::json!([]));
     assert_eq!(data("notifications.json"), serde_json::json!([]));
     let expected = std::fs::read(case.expected_dir().join("identities.json")).unwrap();
-    assert_eq!(std::fs::read(out.join("identities.json")).unwrap(), expected);
+    assert_eq!(
+        std::fs::read(out.join("identities.json")).unwrap(),
+        expected
+    );
 }
 
 /// Holds an exclusive lock on `db`, as Gitcord does while it commits, until dropped.
@@ -198,7 +272,10 @@ fn a_lock_held_too_long_exits_75_and_writes_nothing() {
         a.extend(["--busy-timeout".into(), "0.5".into()]);
     });
     run.expect_error(75, &["locked", "try again"]);
-    assert!(started.elapsed() >= Duration::from_millis(500), "it should wait for the lock first");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "it should wait for the lock first"
+    );
     assert_nothing_written(&env);
 }
 
@@ -211,13 +288,28 @@ fn a_lock_released_within_the_timeout_is_waited_out() {
     let lock = Locker::lock(&db);
     let mut args = case.export_args();
     set_flag(&mut args, "--state-db", db.display().to_string());
-    args.extend(["--out".into(), env.path("out").display().to_string(), "--busy-timeout".into(), "20".into()]);
-    let child = env.command(&args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    args.extend([
+        "--out".into(),
+        env.path("out").display().to_string(),
+        "--busy-timeout".into(),
+        "20".into(),
+    ]);
+    let child = env
+        .command(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(700));
     lock.0.execute_batch("COMMIT").unwrap();
     drop(lock);
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(tree(&env.path("out")), tree(&case.dir.join("expected")));
 }
 
@@ -227,16 +319,31 @@ fn an_unset_variable_is_named_only_when_the_run_needs_it() {
     let env = TestEnv::new();
     let config = std::fs::read_to_string(case.config()).unwrap();
     // DISCORD_TOKEN is not needed when roles come from a file.
-    let unneeded = config.replace("discord_conformance_not_a_real_token", "${GITCORD_TEST_UNSET_DISCORD}");
+    let unneeded = config.replace(
+        "discord_conformance_not_a_real_token",
+        "${GITCORD_TEST_UNSET_DISCORD}",
+    );
     let path = env.write("unneeded.yaml", unneeded);
-    let run = export_basic(&env, |a| set_flag(a, "--config", path.display().to_string()));
+    let run = export_basic(&env, |a| {
+        set_flag(a, "--config", path.display().to_string())
+    });
     run.expect_code(0);
 
     let needed = config.replace("org: \"my-org\"", "org: \"${GITCORD_TEST_UNSET_ORG}\"");
     let path = env.write("needed.yaml", needed);
     std::fs::remove_dir_all(env.path("out")).unwrap();
-    let run = export_basic(&env, |a| set_flag(a, "--config", path.display().to_string()));
-    run.expect_error(78, &["needed.yaml", "github.org", "GITCORD_TEST_UNSET_ORG", "not set"]);
+    let run = export_basic(&env, |a| {
+        set_flag(a, "--config", path.display().to_string())
+    });
+    run.expect_error(
+        78,
+        &[
+            "needed.yaml",
+            "github.org",
+            "GITCORD_TEST_UNSET_ORG",
+            "not set",
+        ],
+    );
     assert_nothing_written(&env);
 
     let run = env.run_with(
@@ -249,14 +356,23 @@ fn an_unset_variable_is_named_only_when_the_run_needs_it() {
         &[("GITCORD_TEST_UNSET_ORG", Some("my-org"))],
     );
     run.expect_code(0);
-    assert_eq!(tree(&env.path("out")), tree(&case.dir.join("expected")), "expanded from the environment");
+    assert_eq!(
+        tree(&env.path("out")),
+        tree(&case.dir.join("expected")),
+        "expanded from the environment"
+    );
 }
 
 #[test]
 fn bad_yaml_names_file_line_and_column() {
     let env = TestEnv::new();
-    let path = env.write("gitcord.yaml", "github:\n  org: \"my-org\"\n  token: [oops\nscoring: {}\n");
-    let run = export_basic(&env, |a| set_flag(a, "--config", path.display().to_string()));
+    let path = env.write(
+        "gitcord.yaml",
+        "github:\n  org: \"my-org\"\n  token: [oops\nscoring: {}\n",
+    );
+    let run = export_basic(&env, |a| {
+        set_flag(a, "--config", path.display().to_string())
+    });
     run.expect_error(78, &["gitcord.yaml", "line ", "column "]);
     assert_nothing_written(&env);
 }
@@ -265,9 +381,13 @@ fn bad_yaml_names_file_line_and_column() {
 fn a_wrong_type_names_the_key_path() {
     let case = Case::load("basic");
     let env = TestEnv::new();
-    let config = std::fs::read_to_string(case.config()).unwrap().replace("period_days: 30", "period_days: monthly");
+    let config = std::fs::read_to_string(case.config())
+        .unwrap()
+        .replace("period_days: 30", "period_days: monthly");
     let path = env.write("gitcord.yaml", config);
-    let run = export_basic(&env, |a| set_flag(a, "--config", path.display().to_string()));
+    let run = export_basic(&env, |a| {
+        set_flag(a, "--config", path.display().to_string())
+    });
     run.expect_error(78, &["gitcord.yaml", "scoring.period_days", "monthly"]);
     assert_nothing_written(&env);
 }
@@ -281,7 +401,11 @@ fn a_missing_config_exits_78() {
 
 #[test]
 fn bad_at_and_run_id_are_usage_errors() {
-    for (flag, value) in [("--at", "2024-01-31 noon"), ("--at", "2024-01-31T12:00:00"), ("--run-id", "../../etc")] {
+    for (flag, value) in [
+        ("--at", "2024-01-31 noon"),
+        ("--at", "2024-01-31T12:00:00"),
+        ("--run-id", "../../etc"),
+    ] {
         let env = TestEnv::new();
         let run = export_basic(&env, |a| set_flag(a, flag, value.into()));
         run.expect_error(64, &[flag, value]);
@@ -293,19 +417,33 @@ fn bad_at_and_run_id_are_usage_errors() {
 fn roles_file_problems_are_named() {
     let env = TestEnv::new();
     let bad = env.write("roles.json", r#"{"123": "Maintainer"}"#);
-    let run = export_basic(&env, |a| set_flag(a, "--roles-file", bad.display().to_string()));
+    let run = export_basic(&env, |a| {
+        set_flag(a, "--roles-file", bad.display().to_string())
+    });
     run.expect_error(65, &["roles.json", "line 1"]);
     assert_nothing_written(&env);
 
-    let run = export_basic(&env, |a| set_flag(a, "--roles-file", env.path("none.json").display().to_string()));
+    let run = export_basic(&env, |a| {
+        set_flag(
+            a,
+            "--roles-file",
+            env.path("none.json").display().to_string(),
+        )
+    });
     run.expect_error(66, &["none.json"]);
     assert_nothing_written(&env);
 
     // No roles file: the roles come from Discord, here a closed local port (never the internet).
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let config = std::fs::read_to_string(Case::load("basic").config())
         .unwrap()
-        .replace("discord:\n", &format!("discord:\n  api_base: \"http://{closed}/api/v10\"\n"));
+        .replace(
+            "discord:\n",
+            &format!("discord:\n  api_base: \"http://{closed}/api/v10\"\n"),
+        );
     let config = env.write("closed.yaml", config);
     let run = export_basic(&env, |a| {
         let i = a.iter().position(|x| x == "--roles-file").unwrap();
@@ -337,9 +475,14 @@ fn an_invalid_payload_is_a_data_error_naming_the_row() {
         .execute_batch("UPDATE contributions SET payload_json = '{broken' WHERE id = 3")
         .unwrap();
     let mut args = case.export_args();
-    set_flag(&mut args, "--state-db", dir.join("state.db").display().to_string());
+    set_flag(
+        &mut args,
+        "--state-db",
+        dir.join("state.db").display().to_string(),
+    );
     args.extend(["--out".into(), env.path("out").display().to_string()]);
-    env.run(&args).expect_error(65, &["contributions row 3", "payload_json"]);
+    env.run(&args)
+        .expect_error(65, &["contributions row 3", "payload_json"]);
     assert_nothing_written(&env);
 }
 
@@ -350,6 +493,7 @@ fn help_and_version_exit_0_and_unknown_flags_exit_64() {
     run.expect_code(0);
     assert!(run.stdout.contains("export"));
     env.run(["--version"]).expect_code(0);
-    env.run(["export", "--bogus"]).expect_error(64, &["--bogus"]);
+    env.run(["export", "--bogus"])
+        .expect_error(64, &["--bogus"]);
     env.run(["export"]).expect_error(64, &["--config", "--out"]);
 }

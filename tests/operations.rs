@@ -30,33 +30,63 @@ impl Host {
     fn local(extra_config: &str) -> (Host, TestEnv) {
         let remote = TestEnv::new();
         git2::Repository::init_bare(remote.path("data.git")).unwrap();
-        let host = Host::new(&remote.path("data.git").display().to_string(), extra_config, vec![]);
+        let host = Host::new(
+            &remote.path("data.git").display().to_string(),
+            extra_config,
+            vec![],
+        );
         (host, remote)
     }
 
     fn run(&self, args: &[&str]) -> Run {
-        let env: Vec<(&str, Option<&str>)> = self.vars.iter().map(|(k, v)| (*k, Some(v.as_str()))).collect();
+        let env: Vec<(&str, Option<&str>)> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (*k, Some(v.as_str())))
+            .collect();
         self.env.run_with(args, &env)
     }
 
     /// `push` of snapshot `n`: n hours after the basic case's time, its own run id.
     fn push(&self, n: u32, extra: &[&str]) -> Run {
-        let at = (chrono::DateTime::parse_from_rfc3339("2024-01-31T12:00:00+00:00").unwrap() + chrono::Duration::hours(n.into())).to_rfc3339();
+        let at = (chrono::DateTime::parse_from_rfc3339("2024-01-31T12:00:00+00:00").unwrap()
+            + chrono::Duration::hours(n.into()))
+        .to_rfc3339();
         let run_id = format!("{n:08x}-0000-4000-8000-000000000000");
-        let mut args = vec!["push", "--config", "config.yaml", "--roles-file", "roles.json", "--run-id", &run_id, "--at", &at];
+        let mut args = vec![
+            "push",
+            "--config",
+            "config.yaml",
+            "--roles-file",
+            "roles.json",
+            "--run-id",
+            &run_id,
+            "--at",
+            &at,
+        ];
         args.extend(extra);
         self.run(&args)
     }
 }
 
 fn name(n: u32) -> String {
-    let t = chrono::DateTime::parse_from_rfc3339("2024-01-31T12:00:00+00:00").unwrap() + chrono::Duration::hours(n.into());
+    let t = chrono::DateTime::parse_from_rfc3339("2024-01-31T12:00:00+00:00").unwrap()
+        + chrono::Duration::hours(n.into());
     format!("{}-{n:08x}", t.format("%Y-%m-%dT%H-%M-%S"))
 }
 
 fn git(git_dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git").arg("--git-dir").arg(git_dir).args(args).output().unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -74,7 +104,10 @@ fn status_reports_queue_newest_snapshots_last_push_and_lock() {
     let host = Host::new(
         &server.url("data"),
         "",
-        vec![(TOKEN_VAR, server.token().to_owned()), ("SSL_CERT_FILE", server.ca_file().display().to_string())],
+        vec![
+            (TOKEN_VAR, server.token().to_owned()),
+            ("SSL_CERT_FILE", server.ca_file().display().to_string()),
+        ],
     );
     host.push(0, &[]).expect_code(0);
     server.stop();
@@ -91,25 +124,46 @@ fn status_reports_queue_newest_snapshots_last_push_and_lock() {
     assert_eq!(s["newest_snapshot"], name(2));
     assert_eq!(s["newest_remote_snapshot"], name(0));
     assert_eq!(s["last_push"]["event"], "snapshot_push_failed");
-    assert!(s["last_push"]["error"].as_str().unwrap().contains("cannot reach"));
+    assert!(s["last_push"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("cannot reach"));
     assert_eq!(s["locked"], false);
     assert!(!run.stdout.contains(server.token()));
 
     let text = host.run(&["status", "--config", "config.yaml"]);
     text.expect_code(0);
-    assert!(text.stdout.contains("queued:           2 commit(s), oldest from 2024-01-31T13:00:00+00:00"), "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("queued:           2 commit(s), oldest from 2024-01-31T13:00:00+00:00"),
+        "{}",
+        text.stdout
+    );
     assert!(text.stdout.contains("lock:             free"));
 
     // A lock held by a running push shows.
-    let lock = std::fs::OpenOptions::new().write(true).open(host.env.path("clone/.gitcord-snapshot.lock")).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(host.env.path("clone/.gitcord-snapshot.lock"))
+        .unwrap();
     lock.lock().unwrap();
-    let s: serde_json::Value = serde_json::from_str(&host.run(&["status", "--config", "config.yaml", "--json"]).stdout).unwrap();
+    let s: serde_json::Value = serde_json::from_str(
+        &host
+            .run(&["status", "--config", "config.yaml", "--json"])
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(s["locked"], true);
     lock.unlock().unwrap();
 
     server.restart();
     host.push(3, &[]).expect_code(0);
-    let s: serde_json::Value = serde_json::from_str(&host.run(&["status", "--config", "config.yaml", "--json"]).stdout).unwrap();
+    let s: serde_json::Value = serde_json::from_str(
+        &host
+            .run(&["status", "--config", "config.yaml", "--json"])
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(s["queued"], 0);
     assert_eq!(s["oldest_queued_at"], serde_json::Value::Null);
     assert_eq!(s["newest_remote_snapshot"], name(3));
@@ -119,9 +173,11 @@ fn status_reports_queue_newest_snapshots_last_push_and_lock() {
 #[test]
 fn status_of_a_missing_clone_is_a_clear_error() {
     let (host, _remote) = Host::local("");
-    host.run(&["status", "--config", "config.yaml"]).expect_error(66, &["does not exist", "run push first"]);
+    host.run(&["status", "--config", "config.yaml"])
+        .expect_error(66, &["does not exist", "run push first"]);
     host.env.write("clone/stray.txt", "not a clone");
-    host.run(&["status", "--config", "config.yaml"]).expect_error(78, &["not a git repository", "clone"]);
+    host.run(&["status", "--config", "config.yaml"])
+        .expect_error(78, &["not a git repository", "clone"]);
 }
 
 #[test]
@@ -131,7 +187,12 @@ fn skip_unchanged_makes_no_commit_until_the_data_changes() {
     host.push(0, &[]).expect_code(0);
     let run = host.push(1, &["--skip-unchanged"]);
     run.expect_code(0);
-    assert!(run.stdout.contains(&format!("nothing changed since snapshots/{}", name(0))), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains(&format!("nothing changed since snapshots/{}", name(0))),
+        "{}",
+        run.stdout
+    );
     assert_eq!(snapshot_dirs(&bare), [name(0)]);
     // Without the flag a snapshot is made as usual.
     host.push(2, &[]).expect_code(0);
@@ -153,14 +214,23 @@ fn skip_unchanged_makes_no_commit_until_the_data_changes() {
     std::fs::rename(remote.path("away.git"), &bare).unwrap();
     let run = host.push(6, &["--skip-unchanged"]);
     run.expect_code(0);
-    assert!(run.stdout.contains("nothing changed") && run.stdout.contains(&format!("pushed to {remote_url}")), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("nothing changed")
+            && run.stdout.contains(&format!("pushed to {remote_url}")),
+        "{}",
+        run.stdout
+    );
     assert_eq!(snapshot_dirs(&bare), [name(0), name(2), name(3), name(5)]);
     let audit = std::fs::read_to_string(host.env.path("audit_events.jsonl")).unwrap();
     let last: serde_json::Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
     assert_eq!(last["event_type"], "snapshot_pushed");
-    assert_eq!(last["context"]["snapshot_dir"], format!("snapshots/{}", name(5)));
+    assert_eq!(
+        last["context"]["snapshot_dir"],
+        format!("snapshots/{}", name(5))
+    );
     // The config key does the same as the flag.
-    let config = std::fs::read_to_string(host.env.path("config.yaml")).unwrap() + "  skip_unchanged: true\n";
+    let config =
+        std::fs::read_to_string(host.env.path("config.yaml")).unwrap() + "  skip_unchanged: true\n";
     host.env.write("config.yaml", config);
     host.push(7, &[]).expect_code(0);
     assert_eq!(snapshot_dirs(&bare).len(), 4);
@@ -173,12 +243,18 @@ fn metrics_describe_each_run_including_failures() {
     let host = Host::new(
         &server.url("data"),
         "  metrics_file: \"metrics/gitcord.prom\"\n",
-        vec![(TOKEN_VAR, server.token().to_owned()), ("SSL_CERT_FILE", server.ca_file().display().to_string())],
+        vec![
+            (TOKEN_VAR, server.token().to_owned()),
+            ("SSL_CERT_FILE", server.ca_file().display().to_string()),
+        ],
     );
     std::fs::create_dir_all(host.env.path("metrics")).unwrap();
     let metric = |name: &str| -> f64 {
         let text = std::fs::read_to_string(host.env.path("metrics/gitcord.prom")).unwrap();
-        let line = text.lines().find(|l| l.starts_with(&format!("gitcord_snapshot_{name} "))).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("gitcord_snapshot_{name} ")))
+            .unwrap();
         line.rsplit(' ').next().unwrap().parse().unwrap()
     };
     host.push(0, &[]).expect_code(0);
@@ -193,21 +269,40 @@ fn metrics_describe_each_run_including_failures() {
     host.push(2, &[]).expect_code(75);
     assert_eq!(metric("queued_commits"), 2.0);
     assert_eq!(metric("last_run_exit_code"), 75.0);
-    assert_eq!(metric("last_push_success_timestamp_seconds"), pushed_at, "the last success is remembered");
+    assert_eq!(
+        metric("last_push_success_timestamp_seconds"),
+        pushed_at,
+        "the last success is remembered"
+    );
     // The oldest queued snapshot is from 2024: its age is large and alertable.
     assert!(metric("oldest_queued_age_seconds") > 86_400.0 * 300.0);
 
     // The flag overrides the config key.
     server.set_mode(Mode::Normal);
-    host.push(3, &["--metrics-file", "other.prom"]).expect_code(0);
-    assert!(std::fs::read_to_string(host.env.path("other.prom")).unwrap().contains("gitcord_snapshot_queued_commits 0"));
-    let names: Vec<_> = std::fs::read_dir(host.env.path("metrics")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    host.push(3, &["--metrics-file", "other.prom"])
+        .expect_code(0);
+    assert!(std::fs::read_to_string(host.env.path("other.prom"))
+        .unwrap()
+        .contains("gitcord_snapshot_queued_commits 0"));
+    let names: Vec<_> = std::fs::read_dir(host.env.path("metrics"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["gitcord.prom"], "no temporary files");
 
     // A config that does not even load still reports its exit code where --metrics-file says.
     host.env.write("broken.yaml", "github: [");
-    host.run(&["push", "--config", "broken.yaml", "--metrics-file", "other.prom"]).expect_code(78);
-    assert!(std::fs::read_to_string(host.env.path("other.prom")).unwrap().contains("gitcord_snapshot_last_run_exit_code 78"));
+    host.run(&[
+        "push",
+        "--config",
+        "broken.yaml",
+        "--metrics-file",
+        "other.prom",
+    ])
+    .expect_code(78);
+    assert!(std::fs::read_to_string(host.env.path("other.prom"))
+        .unwrap()
+        .contains("gitcord_snapshot_last_run_exit_code 78"));
 }
 
 #[test]
@@ -219,26 +314,69 @@ fn prune_removes_from_the_tip_keeps_history_and_dry_run_changes_nothing() {
     }
     let before = git(&bare, &["rev-parse", "main"]);
 
-    let dry = host.run(&["prune", "--config", "config.yaml", "--keep-last", "2", "--dry-run"]);
+    let dry = host.run(&[
+        "prune",
+        "--config",
+        "config.yaml",
+        "--keep-last",
+        "2",
+        "--dry-run",
+    ]);
     dry.expect_code(0);
-    let want_removed: Vec<String> = (0..4).map(|n| format!("would remove {}", name(n))).collect();
+    let want_removed: Vec<String> = (0..4)
+        .map(|n| format!("would remove {}", name(n)))
+        .collect();
     let want_kept: Vec<String> = (4..6).map(|n| format!("keep {}", name(n))).collect();
-    assert_eq!(dry.stdout.lines().collect::<Vec<_>>(), [want_removed.clone(), want_kept.clone()].concat());
-    assert_eq!(git(&bare, &["rev-parse", "main"]), before, "dry run changed the remote");
+    assert_eq!(
+        dry.stdout.lines().collect::<Vec<_>>(),
+        [want_removed.clone(), want_kept.clone()].concat()
+    );
+    assert_eq!(
+        git(&bare, &["rev-parse", "main"]),
+        before,
+        "dry run changed the remote"
+    );
 
-    let run = host.run(&["prune", "--config", "config.yaml", "--keep-last", "2", "--keep-within", "5h"]);
+    let run = host.run(&[
+        "prune",
+        "--config",
+        "config.yaml",
+        "--keep-last",
+        "2",
+        "--keep-within",
+        "5h",
+    ]);
     run.expect_code(0);
     // keep-within 5h of the newest (hour 5) keeps hours 0..=5: nothing to remove.
     assert!(!run.stdout.contains("removed"), "{}", run.stdout);
-    let run = host.run(&["prune", "--config", "config.yaml", "--keep-last", "2", "--keep-within", "2h"]);
+    let run = host.run(&[
+        "prune",
+        "--config",
+        "config.yaml",
+        "--keep-last",
+        "2",
+        "--keep-within",
+        "2h",
+    ]);
     run.expect_code(0);
     assert!(run.stdout.contains("pushed to"), "{}", run.stdout);
     assert_eq!(snapshot_dirs(&bare), [name(3), name(4), name(5)]);
     // History keeps everything; the prune commit carries the trailer.
     let message = git(&bare, &["log", "-1", "--format=%B", "main"]);
-    assert!(message.starts_with("Gitcord snapshot prune: removed 3 of 6 snapshots"), "{message}");
-    assert!(message.contains("Gitcord-Snapshot-Prune: keep-last 2, keep-within 0m2h"), "{message}");
-    assert_eq!(git(&bare, &["ls-tree", "-r", "--name-only", "main~1"]).lines().count(), 6 * 7);
+    assert!(
+        message.starts_with("Gitcord snapshot prune: removed 3 of 6 snapshots"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Gitcord-Snapshot-Prune: keep-last 2, keep-within 0m2h"),
+        "{message}"
+    );
+    assert_eq!(
+        git(&bare, &["ls-tree", "-r", "--name-only", "main~1"])
+            .lines()
+            .count(),
+        6 * 7
+    );
     // Later snapshots go on top as usual.
     host.push(6, &[]).expect_code(0);
     assert_eq!(snapshot_dirs(&bare), [name(3), name(4), name(5), name(6)]);
@@ -248,6 +386,8 @@ fn prune_removes_from_the_tip_keeps_history_and_dry_run_changes_nothing() {
 fn prune_without_rules_is_refused() {
     let (host, _remote) = Host::local("");
     host.push(0, &[]).expect_code(0);
-    host.run(&["prune", "--config", "config.yaml"]).expect_error(64, &["--keep-"]);
-    host.run(&["prune", "--config", "config.yaml", "--keep-within", "3w"]).expect_error(64, &["--keep-within"]);
+    host.run(&["prune", "--config", "config.yaml"])
+        .expect_error(64, &["--keep-"]);
+    host.run(&["prune", "--config", "config.yaml", "--keep-within", "3w"])
+        .expect_error(64, &["--keep-within"]);
 }

@@ -28,7 +28,12 @@ impl Host {
         let config = std::fs::read_to_string(case.config()).unwrap()
             + &format!("  remote_url: \"{remote}\"\n  token: \"${{{TOKEN_VAR}}}\"\n");
         env.write("config.yaml", config);
-        Host { env, case, token: token.to_owned(), ca }
+        Host {
+            env,
+            case,
+            token: token.to_owned(),
+            ca,
+        }
     }
 
     fn for_server(server: &GitServer, repo: &str) -> Host {
@@ -41,7 +46,8 @@ impl Host {
         let i = args.iter().position(|a| a == "--run-id").unwrap();
         args[i + 1] = self.case.run_id.clone();
         let env = self.env_vars();
-        let env: Vec<(&str, Option<&str>)> = env.iter().map(|(k, v)| (*k, Some(v.as_str()))).collect();
+        let env: Vec<(&str, Option<&str>)> =
+            env.iter().map(|(k, v)| (*k, Some(v.as_str()))).collect();
         self.env.run_with(&args, &env)
     }
 
@@ -49,7 +55,8 @@ impl Host {
     fn push(&self, clone: &str, n: u32, extra: &[&str]) -> Run {
         let args = self.args(clone, n, extra);
         let env = self.env_vars();
-        let env: Vec<(&str, Option<&str>)> = env.iter().map(|(k, v)| (*k, Some(v.as_str()))).collect();
+        let env: Vec<(&str, Option<&str>)> =
+            env.iter().map(|(k, v)| (*k, Some(v.as_str()))).collect();
         self.env.run_with(&args, &env)
     }
 
@@ -107,12 +114,16 @@ fn run_id(n: u32) -> String {
 
 /// `at(n)` as git prints an author date in UTC.
 fn git_time(n: u32) -> String {
-    chrono::DateTime::parse_from_rfc3339(&at(n)).unwrap().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    chrono::DateTime::parse_from_rfc3339(&at(n))
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Snapshot `n` is taken n hours after the `basic` case's time.
 fn at(n: u32) -> String {
-    let t = chrono::DateTime::parse_from_rfc3339("2024-01-31T12:00:00+00:00").unwrap() + chrono::Duration::hours(n.into());
+    let t = chrono::DateTime::parse_from_rfc3339("2024-01-31T12:00:00+00:00").unwrap()
+        + chrono::Duration::hours(n.into());
     t.to_rfc3339()
 }
 
@@ -131,7 +142,11 @@ fn git(git_dir: &Path, args: &[&str]) -> String {
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .output()
         .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -145,15 +160,28 @@ fn history(git_dir: &Path) -> (Vec<String>, bool) {
         let (parents, subject) = line.split_once('|').unwrap();
         linear &= parents.split_whitespace().count() <= 1;
         // "Gitcord snapshot: <stamp> (run: <8>)"
-        let stamp = subject.split(": ").nth(1).unwrap().split(' ').next().unwrap();
-        let run = subject.rsplit("run: ").next().unwrap().trim_end_matches(')');
+        let stamp = subject
+            .split(": ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
+        let run = subject
+            .rsplit("run: ")
+            .next()
+            .unwrap()
+            .trim_end_matches(')');
         names.push(format!("{stamp}-{run}"));
     }
     (names, linear)
 }
 
 fn remote_tree_files(git_dir: &Path) -> Vec<String> {
-    git(git_dir, &["ls-tree", "-r", "--name-only", "main"]).lines().map(str::to_owned).collect()
+    git(git_dir, &["ls-tree", "-r", "--name-only", "main"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn fsck(git_dir: &Path) {
@@ -165,7 +193,12 @@ fn fsck(git_dir: &Path) {
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .output()
         .unwrap();
-    assert!(out.status.success(), "fsck {}: {}", git_dir.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fsck {}: {}",
+        git_dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Every file below `dir` (the clone, the host directory), searched for `needle`.
@@ -194,7 +227,10 @@ fn first_push_into_an_empty_repository_publishes_the_exact_files() {
         assert_eq!(got.as_bytes(), &bytes[..], "{path}");
     }
     assert_eq!(remote_tree_files(&bare).len(), 7);
-    let log = git(&bare, &["log", "--format=%an <%ae>|%aI|%cn <%ce>|%cI|%B", "main"]);
+    let log = git(
+        &bare,
+        &["log", "--format=%an <%ae>|%aI|%cn <%ce>|%cI|%B", "main"],
+    );
     let want_msg = &host.case.commit_message;
     assert_eq!(
         log.trim_end(),
@@ -205,21 +241,44 @@ fn first_push_into_an_empty_repository_publishes_the_exact_files() {
     );
     // Only the newest snapshot is checked out in the clone, and nothing is queued.
     let clone = host.clone_path("clone");
-    let view: Vec<_> = std::fs::read_dir(clone.join("snapshots")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let view: Vec<_> = std::fs::read_dir(clone.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(view, ["2024-01-31T12-00-00-abc12345"]);
     let second = host.push("clone", 1, &[]);
     second.expect_code(0);
-    let view: Vec<_> = std::fs::read_dir(clone.join("snapshots")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let view: Vec<_> = std::fs::read_dir(clone.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(view, [dir_name(1).as_str()]);
-    assert_eq!(history(&bare).0, ["2024-01-31T12-00-00-abc12345".to_owned(), dir_name(1)]);
+    assert_eq!(
+        history(&bare).0,
+        ["2024-01-31T12-00-00-abc12345".to_owned(), dir_name(1)]
+    );
     fsck(&clone.join(".git"));
     fsck(&bare);
 
     // Audit trail, as Gitcord writes it.
     let audit = host.audit();
-    let kinds: Vec<&str> = audit.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["snapshot_written", "snapshot_pushed", "snapshot_written", "snapshot_pushed"]);
-    assert_eq!(audit[0]["context"]["snapshot_dir"], host.case.snapshot_dir.as_str());
+    let kinds: Vec<&str> = audit
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "snapshot_written",
+            "snapshot_pushed",
+            "snapshot_written",
+            "snapshot_pushed"
+        ]
+    );
+    assert_eq!(
+        audit[0]["context"]["snapshot_dir"],
+        host.case.snapshot_dir.as_str()
+    );
     assert_eq!(audit[0]["context"]["run_id"], host.case.run_id.as_str());
     assert_eq!(audit[0]["context"]["files_written"], 7);
     assert_eq!(audit[0]["context"]["org"], "my-org");
@@ -231,12 +290,22 @@ fn first_push_into_an_empty_repository_publishes_the_exact_files() {
 fn the_same_inputs_onto_the_same_parent_give_the_same_commit() {
     let server = GitServer::start();
     let (a, b) = (server.create_bare_repo("a"), server.create_bare_repo("b"));
-    Host::for_server(&server, "a").push("clone", 7, &[]).expect_code(0);
-    Host::for_server(&server, "b").push("clone", 7, &[]).expect_code(0);
+    Host::for_server(&server, "a")
+        .push("clone", 7, &[])
+        .expect_code(0);
+    Host::for_server(&server, "b")
+        .push("clone", 7, &[])
+        .expect_code(0);
     let offline = Host::new("/nonexistent/offline.git", "unused", None);
     offline.push("clone", 7, &["--no-push"]).expect_code(0);
-    let local = git(&offline.clone_path("clone").join(".git"), &["rev-parse", "main"]);
-    assert_eq!(git(&a, &["rev-parse", "main"]), git(&b, &["rev-parse", "main"]));
+    let local = git(
+        &offline.clone_path("clone").join(".git"),
+        &["rev-parse", "main"],
+    );
+    assert_eq!(
+        git(&a, &["rev-parse", "main"]),
+        git(&b, &["rev-parse", "main"])
+    );
     assert_eq!(git(&a, &["rev-parse", "main"]), local);
 }
 
@@ -250,15 +319,31 @@ fn a_wrong_token_exits_77_keeps_the_queue_and_leaks_nothing() {
     run.expect_error(77, &["rejected the token", "401", "queued"]);
     assert!(server.refs("data").is_empty(), "nothing reached the remote");
     let clone = host.clone_path("clone").join(".git");
-    assert_eq!(history(&clone).0, [dir_name(0)], "the commit waits in the clone");
+    assert_eq!(
+        history(&clone).0,
+        [dir_name(0)],
+        "the commit waits in the clone"
+    );
     // One rejected attempt ends it: no credential loop.
-    let attempts = server.access_log().lines().filter(|l| l.contains(" 401 ")).count();
-    assert!(attempts <= 2, "credential loop: {attempts} rejected requests\n{}", server.access_log());
+    let attempts = server
+        .access_log()
+        .lines()
+        .filter(|l| l.contains(" 401 "))
+        .count();
+    assert!(
+        attempts <= 2,
+        "credential loop: {attempts} rejected requests\n{}",
+        server.access_log()
+    );
     for secret in [host.token.as_str(), server.token()] {
         assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
         assert_nowhere(host.env.dir.path(), secret);
     }
-    let failed = host.audit().into_iter().find(|e| e["event_type"] == "snapshot_push_failed").unwrap();
+    let failed = host
+        .audit()
+        .into_iter()
+        .find(|e| e["event_type"] == "snapshot_push_failed")
+        .unwrap();
     assert_eq!(failed["context"]["queued"], 1);
 
     // With the right token the next run pushes the queue, in order, then its own snapshot.
@@ -275,10 +360,12 @@ fn transient_failures_exit_75_and_the_next_run_drains_the_queue_in_order() {
     host.push("clone", 0, &[]).expect_code(0);
 
     server.set_mode(Mode::Unavailable503);
-    host.push("clone", 1, &[]).expect_error(75, &["503", "queued"]);
+    host.push("clone", 1, &[])
+        .expect_error(75, &["503", "queued"]);
     server.set_mode(Mode::Normal);
     server.stop();
-    host.push("clone", 2, &[]).expect_error(75, &["cannot reach", "2 snapshot commit(s) queued"]);
+    host.push("clone", 2, &[])
+        .expect_error(75, &["cannot reach", "2 snapshot commit(s) queued"]);
     assert_eq!(history(&bare).0, [dir_name(0)]);
 
     server.restart();
@@ -301,14 +388,22 @@ fn refusals_exit_77_with_what_to_fix() {
     host.push("clone", 0, &[]).expect_code(0);
 
     server.set_mode(Mode::PushForbidden403);
-    host.push("clone", 1, &[]).expect_error(77, &["403", "write access"]);
+    host.push("clone", 1, &[])
+        .expect_error(77, &["403", "write access"]);
     server.set_mode(Mode::Normal);
 
-    server.install_rejecting_hook("data", "GH007: Your push would publish a private email address.");
-    host.push("clone", 2, &[]).expect_error(77, &["rejected", "GH007", "2 snapshot commit(s) queued"]);
+    server.install_rejecting_hook(
+        "data",
+        "GH007: Your push would publish a private email address.",
+    );
+    host.push("clone", 2, &[])
+        .expect_error(77, &["rejected", "GH007", "2 snapshot commit(s) queued"]);
     server.remove_hook("data", "pre-receive");
     host.push("clone", 3, &[]).expect_code(0);
-    assert_eq!(history(&server.repo_path("data")), ((0..4).map(dir_name).collect(), true));
+    assert_eq!(
+        history(&server.repo_path("data")),
+        ((0..4).map(dir_name).collect(), true)
+    );
 }
 
 #[test]
@@ -317,14 +412,18 @@ fn an_untrusted_certificate_is_refused() {
     server.create_bare_repo("data");
     let mut host = Host::for_server(&server, "data");
     host.ca = None;
-    host.push("clone", 0, &[]).expect_error(77, &["TLS", "snapshots.ca_file"]);
+    host.push("clone", 0, &[])
+        .expect_error(77, &["TLS", "snapshots.ca_file"]);
     assert!(server.refs("data").is_empty());
     // The same CA given in the config works.
     let config = std::fs::read_to_string(host.env.path("config.yaml")).unwrap()
         + &format!("  ca_file: \"{}\"\n", server.ca_file().display());
     host.env.write("config.yaml", config);
     host.push("clone", 1, &[]).expect_code(0);
-    assert_eq!(history(&server.repo_path("data")).0, [dir_name(0), dir_name(1)]);
+    assert_eq!(
+        history(&server.repo_path("data")).0,
+        [dir_name(0), dir_name(1)]
+    );
 }
 
 #[test]
@@ -347,7 +446,11 @@ fn another_writer_moved_the_remote_so_queued_commits_are_replayed_linearly() {
     assert_eq!(names, [dir_name(0), dir_name(2), dir_name(1), dir_name(3)]);
     let times = git(&bare, &["log", "--format=%aI %cI", "-1", "main~1"]);
     let t1 = git_time(1);
-    assert_eq!(times.trim(), format!("{t1} {t1}"), "a replayed commit keeps its times");
+    assert_eq!(
+        times.trim(),
+        format!("{t1} {t1}"),
+        "a replayed commit keeps its times"
+    );
     assert_eq!(remote_tree_files(&bare).len(), 4 * 7);
     fsck(&bare);
 }
@@ -356,19 +459,31 @@ fn another_writer_moved_the_remote_so_queued_commits_are_replayed_linearly() {
 fn two_clones_pushing_at_once_land_every_snapshot() {
     let server = GitServer::start();
     let bare = server.create_bare_repo("data");
-    let hosts = [Host::for_server(&server, "data"), Host::for_server(&server, "data")];
+    let hosts = [
+        Host::for_server(&server, "data"),
+        Host::for_server(&server, "data"),
+    ];
     let mut n = 0;
     for _round in 0..3 {
         let children: Vec<_> = hosts
             .iter()
             .map(|h| {
                 n += 1;
-                h.command("clone", n).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+                h.command("clone", n)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
             })
             .collect();
         for child in children {
             let out = child.wait_with_output().unwrap();
-            assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
     let (mut names, linear) = history(&bare);
@@ -386,11 +501,22 @@ fn overlapping_runs_on_one_clone_take_turns() {
     git2::Repository::init_bare(&bare).unwrap();
     let host = Host::new(&bare.display().to_string(), "unused", None);
     let children: Vec<_> = (1..=3)
-        .map(|n| host.command("clone", n).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+        .map(|n| {
+            host.command("clone", n)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let (mut names, linear) = history(&bare);
     assert!(linear);
@@ -403,7 +529,8 @@ fn overlapping_runs_on_one_clone_take_turns() {
         .open(host.clone_path("clone").join(".gitcord-snapshot.lock"))
         .unwrap();
     lock.lock().unwrap();
-    host.push("clone", 9, &["--lock-timeout", "0.3"]).expect_error(75, &["holds the lock"]);
+    host.push("clone", 9, &["--lock-timeout", "0.3"])
+        .expect_error(75, &["holds the lock"]);
     lock.unlock().unwrap();
     host.push("clone", 9, &[]).expect_code(0);
 }
@@ -418,26 +545,44 @@ fn kill_9_at_random_moments_loses_nothing_and_leaves_a_sound_clone() {
     let clone_git = host.clone_path("clone").join(".git");
     let mut committed: Vec<String> = Vec::new();
     // A new seed each run explores new kill moments; it is printed so a failure can be replayed.
-    let mut seed: u64 = std::env::var("KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
-    });
+    let mut seed: u64 = std::env::var("KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
     eprintln!("kill test seed: KILL_SEED={seed}");
     for n in 1..=24u32 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let delay = Duration::from_micros(seed % 90_000);
-        let mut child = host.command("clone", n).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = host
+            .command("clone", n)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         if !clone_git.exists() {
             continue; // killed before the clone existed
         }
-        assert!(clone_git.join("HEAD").is_file(), "a half-initialised .git after a kill");
+        assert!(
+            clone_git.join("HEAD").is_file(),
+            "a half-initialised .git after a kill"
+        );
         // Whatever was committed before stays committed.
         let now: Vec<String> = history_of_clone(&clone_git);
-        assert!(now.starts_with(&committed) || is_subsequence(&committed, &now), "lost commits: had {committed:?}, now {now:?}");
+        assert!(
+            now.starts_with(&committed) || is_subsequence(&committed, &now),
+            "lost commits: had {committed:?}, now {now:?}"
+        );
         committed = now;
         // Never a partial snapshot in a commit.
         if !committed.is_empty() {
@@ -451,7 +596,10 @@ fn kill_9_at_random_moments_loses_nothing_and_leaves_a_sound_clone() {
     fsck(&bare);
     let (names, linear) = history(&bare);
     assert!(linear);
-    assert!(is_subsequence(&committed, &names), "{committed:?} not all in {names:?}");
+    assert!(
+        is_subsequence(&committed, &names),
+        "{committed:?} not all in {names:?}"
+    );
     assert_eq!(names.last().unwrap(), &dir_name(100));
 }
 
@@ -479,16 +627,39 @@ fn offline_without_a_remote_creates_a_local_repository() {
     let env = TestEnv::new();
     env.copy_case(&case, ".");
     let run = env.run([
-        "push", "--config", "config.yaml", "--roles-file", "roles.json", "--clone-dir", "local", "--no-push",
-        "--run-id", &case.run_id, "--at", &case.at,
+        "push",
+        "--config",
+        "config.yaml",
+        "--roles-file",
+        "roles.json",
+        "--clone-dir",
+        "local",
+        "--no-push",
+        "--run-id",
+        &case.run_id,
+        "--at",
+        &case.at,
     ]);
     run.expect_code(0);
-    assert!(run.stdout.contains("not pushed, 1 commit(s) queued"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("not pushed, 1 commit(s) queued"),
+        "{}",
+        run.stdout
+    );
     let git_dir = env.path("local/.git");
-    assert_eq!(git(&git_dir, &["log", "--format=%s", "main"]).trim(), case.commit_message);
+    assert_eq!(
+        git(&git_dir, &["log", "--format=%s", "main"]).trim(),
+        case.commit_message
+    );
     // The remote is the configured repo_path; nothing was contacted and no token was needed.
-    assert_eq!(git(&git_dir, &["config", "remote.origin.url"]).trim(), "https://github.com/my-org/gitcord-data.git");
-    assert_eq!(tree(&env.path("local/snapshots")), tree(&case.dir.join("expected/snapshots")));
+    assert_eq!(
+        git(&git_dir, &["config", "remote.origin.url"]).trim(),
+        "https://github.com/my-org/gitcord-data.git"
+    );
+    assert_eq!(
+        tree(&env.path("local/snapshots")),
+        tree(&case.dir.join("expected/snapshots"))
+    );
 }
 
 #[test]
@@ -496,9 +667,19 @@ fn disabled_snapshots_exit_0_and_touch_nothing() {
     let case = Case::load("basic");
     let env = TestEnv::new();
     env.copy_case(&case, ".");
-    let config = std::fs::read_to_string(case.config()).unwrap().replace("enabled: true", "enabled: false");
+    let config = std::fs::read_to_string(case.config())
+        .unwrap()
+        .replace("enabled: true", "enabled: false");
     env.write("config.yaml", config);
-    let run = env.run(["push", "--config", "config.yaml", "--roles-file", "roles.json", "--clone-dir", "clone"]);
+    let run = env.run([
+        "push",
+        "--config",
+        "config.yaml",
+        "--roles-file",
+        "roles.json",
+        "--clone-dir",
+        "clone",
+    ]);
     run.expect_code(0);
     assert!(run.stdout.contains("disabled"));
     assert!(!env.path("clone").exists());
@@ -510,7 +691,10 @@ fn a_foreign_clone_dir_is_refused_and_left_untouched() {
     host.env.write("notgit/keep.txt", "mine");
     let run = host.push("notgit", 0, &["--no-push"]);
     run.expect_error(78, &["not a git repository", "notgit"]);
-    assert_eq!(tree(&host.env.path("notgit")), vec![("keep.txt".to_owned(), b"mine".to_vec())]);
+    assert_eq!(
+        tree(&host.env.path("notgit")),
+        vec![("keep.txt".to_owned(), b"mine".to_vec())]
+    );
 
     // Someone's own project (a git repository, but not a clone of the data repository).
     let project = git2::Repository::init(host.env.path("project")).unwrap();
@@ -522,7 +706,11 @@ fn a_foreign_clone_dir_is_refused_and_left_untouched() {
 
     host.push("clone", 0, &["--no-push"]).expect_code(0);
     let other = Host::new("/srv/other.git", "unused", None);
-    let run = other.push(&host.clone_path("clone").display().to_string(), 1, &["--no-push"]);
+    let run = other.push(
+        &host.clone_path("clone").display().to_string(),
+        1,
+        &["--no-push"],
+    );
     run.expect_error(78, &["is a clone of /srv/data.git", "/srv/other.git"]);
 }
 
@@ -530,20 +718,36 @@ fn a_foreign_clone_dir_is_refused_and_left_untouched() {
 fn urls_that_would_expose_the_token_are_refused_before_any_network() {
     for (url, fragment) in [
         ("http://example.com/o/r.git", "plain http"),
-        ("https://x-access-token:secret@example.com/o/r.git", "must not contain credentials"),
+        (
+            "https://x-access-token:secret@example.com/o/r.git",
+            "must not contain credentials",
+        ),
         ("git@github.com:o/r.git", "not an https"),
     ] {
         let host = Host::new(url, "t", None);
         let run = host.push("clone", 0, &[]);
         run.expect_error(78, &["snapshots.remote_url", fragment]);
-        assert!(!run.stderr.contains("secret") && !run.stdout.contains("secret"), "credentials echoed: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("secret") && !run.stdout.contains("secret"),
+            "credentials echoed: {}",
+            run.stderr
+        );
         assert!(!host.clone_path("clone").exists());
     }
     // An unset token variable is named when the run needs it.
     let server = GitServer::start();
     server.create_bare_repo("data");
     let host = Host::for_server(&server, "data");
-    let run = host.env.run_with(host.args("clone", 0, &[]), &[(TOKEN_VAR, None), ("SSL_CERT_FILE", Some(&server.ca_file().display().to_string()))]);
+    let run = host.env.run_with(
+        host.args("clone", 0, &[]),
+        &[
+            (TOKEN_VAR, None),
+            (
+                "SSL_CERT_FILE",
+                Some(&server.ca_file().display().to_string()),
+            ),
+        ],
+    );
     run.expect_error(78, &[TOKEN_VAR, "snapshots.token"]);
 }
 
@@ -553,20 +757,30 @@ fn without_a_configured_branch_the_remotes_default_is_used_even_after_an_offline
     let bare = server.create_bare_repo_with_branch("data", "master");
     // Someone published onto master first.
     let first = Host::for_server(&server, "data");
-    let config = std::fs::read_to_string(first.env.path("config.yaml")).unwrap().replace("branch: \"main\"", "branch: \"master\"");
+    let config = std::fs::read_to_string(first.env.path("config.yaml"))
+        .unwrap()
+        .replace("branch: \"main\"", "branch: \"master\"");
     first.env.write("config.yaml", config);
     first.push("clone", 0, &[]).expect_code(0);
 
     // This host sets no branch, starts offline, then goes online.
     let host = Host::for_server(&server, "data");
-    let config = std::fs::read_to_string(host.env.path("config.yaml")).unwrap().replace("  branch: \"main\"\n", "");
+    let config = std::fs::read_to_string(host.env.path("config.yaml"))
+        .unwrap()
+        .replace("  branch: \"main\"\n", "");
     host.env.write("config.yaml", config);
     host.push("clone", 1, &["--no-push"]).expect_code(0);
     host.push("clone", 2, &[]).expect_code(0);
     let log = git(&bare, &["log", "--reverse", "--format=%s", "master"]);
-    let runs: Vec<&str> = log.lines().map(|l| l.rsplit("run: ").next().unwrap().trim_end_matches(')')).collect();
+    let runs: Vec<&str> = log
+        .lines()
+        .map(|l| l.rsplit("run: ").next().unwrap().trim_end_matches(')'))
+        .collect();
     assert_eq!(runs, ["00000000", "00000001", "00000002"]);
-    assert!(server.ref_target("data", "refs/heads/main").is_none(), "no stray main branch");
+    assert!(
+        server.ref_target("data", "refs/heads/main").is_none(),
+        "no stray main branch"
+    );
 }
 
 #[test]
@@ -582,17 +796,33 @@ fn leftovers_of_a_killed_run_are_cleaned_up_by_the_next() {
     assert!(!host.clone_path("clone").join(".git.init-x1y2z3").exists());
     // Killed while holding git's own lock files and writing the working copy.
     let git_dir = host.clone_path("clone").join(".git");
-    for stale in ["config.lock", "refs/heads/main.lock", "objects/pack/pack_git2_abc"] {
+    for stale in [
+        "config.lock",
+        "refs/heads/main.lock",
+        "objects/pack/pack_git2_abc",
+    ] {
         host.env.write(&format!("clone/.git/{stale}"), "");
     }
-    host.env.write("clone/snapshots/.tmp-snapshot-q/meta.json", "{");
+    host.env
+        .write("clone/snapshots/.tmp-snapshot-q/meta.json", "{");
     let run = host.push("clone", 1, &[]);
     run.expect_code(0);
-    assert!(run.stderr.contains("left by an interrupted run"), "{}", run.stderr);
-    for stale in ["config.lock", "refs/heads/main.lock", "objects/pack/pack_git2_abc"] {
+    assert!(
+        run.stderr.contains("left by an interrupted run"),
+        "{}",
+        run.stderr
+    );
+    for stale in [
+        "config.lock",
+        "refs/heads/main.lock",
+        "objects/pack/pack_git2_abc",
+    ] {
         assert!(!git_dir.join(stale).exists(), "{stale}");
     }
-    assert!(!host.clone_path("clone").join("snapshots/.tmp-snapshot-q").exists());
+    assert!(!host
+        .clone_path("clone")
+        .join("snapshots/.tmp-snapshot-q")
+        .exists());
     assert_eq!(history(&bare), (vec![dir_name(0), dir_name(1)], true));
     fsck(&git_dir);
 }

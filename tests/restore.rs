@@ -6,15 +6,21 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use gitcord_snapshot::repo::{Author, DataRepo, SnapshotFiles};
+use gitcord_snapshot::publish::clone::{Author, DataRepo, SnapshotFiles};
 use gitcord_snapshot::snapshot::FILE_NAMES;
-use gitcord_snapshot::timefmt;
+use gitcord_snapshot::time;
 use rusqlite::{Connection, OpenFlags};
 use support::testenv::{tree, Case, Run, TestEnv};
 
 /// The files a restored database must give back exactly (contributors cannot be restored).
-const ROUND_TRIP: [&str; 6] =
-    ["meta.json", "identities.json", "scores.json", "roles.json", "issue_requests.json", "notifications.json"];
+const ROUND_TRIP: [&str; 6] = [
+    "meta.json",
+    "identities.json",
+    "scores.json",
+    "roles.json",
+    "issue_requests.json",
+    "notifications.json",
+];
 
 /// A Gitcord host for one conformance case: its inputs copied into a scratch directory.
 struct Host {
@@ -52,7 +58,17 @@ impl Host {
     }
 
     fn restore(&self, clone: &str, snapshot: &str, to: &str) -> Run {
-        self.env.run(["restore", "--config", "config.yaml", "--clone-dir", clone, "--snapshot", snapshot, "--to", to])
+        self.env.run([
+            "restore",
+            "--config",
+            "config.yaml",
+            "--clone-dir",
+            clone,
+            "--snapshot",
+            snapshot,
+            "--to",
+            to,
+        ])
     }
 
     /// `export` from `db` with `case`'s roles, run id and time; returns the snapshot's files.
@@ -72,8 +88,10 @@ fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     names
 }
@@ -81,16 +99,30 @@ fn names_in(dir: &Path) -> Vec<String> {
 /// Asserts that every round-trip file of `got` equals the one in `want`, byte for byte.
 fn assert_round_trip(label: &str, want: &[(String, Vec<u8>)], got: &[(String, Vec<u8>)]) {
     for name in ROUND_TRIP {
-        let w = &want.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{label}: {name} missing")).1;
-        let g = &got.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{label}: {name} not exported")).1;
-        assert!(w == g, "{label}: {name} differs after the round trip:\n{}", String::from_utf8_lossy(g));
+        let w = &want
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{label}: {name} missing"))
+            .1;
+        let g = &got
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{label}: {name} not exported"))
+            .1;
+        assert!(
+            w == g,
+            "{label}: {name} differs after the round trip:\n{}",
+            String::from_utf8_lossy(g)
+        );
     }
 }
 
 /// `sqlite_master` as (type, name, tbl_name, sql), in creation order: what `.schema` prints.
 fn schema(db: &Path) -> Vec<(String, String, String, Option<String>)> {
     let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let mut stmt = conn.prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid").unwrap();
+    let mut stmt = conn
+        .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid")
+        .unwrap();
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .collect::<Result<_, _>>()
@@ -98,13 +130,22 @@ fn schema(db: &Path) -> Vec<(String, String, String, Option<String>)> {
 }
 
 fn sqlite3_schema(db: &Path) -> Option<String> {
-    let out = std::process::Command::new("sqlite3").arg(db).arg(".schema").output().ok()?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg(".schema")
+        .output()
+        .ok()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Some(String::from_utf8(out.stdout).unwrap())
 }
 
 fn count(conn: &Connection, table: &str) -> i64 {
-    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
 }
 
 /// The acceptance test: for each case, push, restore `latest`, export the restored database
@@ -118,8 +159,19 @@ fn restore_then_export_gives_the_snapshot_back_byte_for_byte() {
         run.expect_code(0);
         let db = host.env.path("restored/state.db");
         assert_eq!(run.stdout, "restored/state.db\n", "{name}");
-        assert_eq!(names_in(&host.env.path("restored")), ["state.db"], "{name}: no temporary or -journal file");
-        assert_eq!(run.stderr.matches("contributions cannot be restored").count(), 1, "{name}: {}", run.stderr);
+        assert_eq!(
+            names_in(&host.env.path("restored")),
+            ["state.db"],
+            "{name}: no temporary or -journal file"
+        );
+        assert_eq!(
+            run.stderr
+                .matches("contributions cannot be restored")
+                .count(),
+            1,
+            "{name}: {}",
+            run.stderr
+        );
 
         // The snapshot as committed (the clone's view of the newest one) equals the reference.
         let snapshot = files_of(&host.env.path("clone").join(&host.case.snapshot_dir));
@@ -127,14 +179,26 @@ fn restore_then_export_gives_the_snapshot_back_byte_for_byte() {
         let exported = host.export(&host.case, &db, "out");
         assert_round_trip(name, &snapshot, &exported);
 
-        assert_eq!(schema(&db), schema(&host.case.state_db()), "{name}: sqlite_master");
+        assert_eq!(
+            schema(&db),
+            schema(&host.case.state_db()),
+            "{name}: sqlite_master"
+        );
         if let Some(restored) = sqlite3_schema(&db) {
-            assert_eq!(Some(restored), sqlite3_schema(&host.case.state_db()), "{name}: .schema");
+            assert_eq!(
+                Some(restored),
+                sqlite3_schema(&host.case.state_db()),
+                "{name}: .schema"
+            );
         }
         let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "delete");
-        let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(check, "ok");
         for table in ["contributions", "cursors", "sqlite_sequence"] {
             assert_eq!(count(&conn, table), 0, "{name}: {table}");
@@ -147,7 +211,9 @@ fn restored_rows_look_as_gitcord_writes_them() {
     let host = Host::new("unicode");
     host.push(&host.case, "clone");
     host.restore("clone", "latest", "state2.db").expect_code(0);
-    let conn = Connection::open_with_flags(host.env.path("state2.db"), OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let conn =
+        Connection::open_with_flags(host.env.path("state2.db"), OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
     let at = "2025-06-15T23:59:59.123456+00:00";
     let mut stmt = conn
         .prepare(
@@ -155,18 +221,55 @@ fn restored_rows_look_as_gitcord_writes_them() {
              unlinked_at, github_user_normalized FROM identity_links ORDER BY discord_user_id",
         )
         .unwrap();
-    type Link = (String, String, i64, Option<String>, Option<String>, String, String, Option<String>, String);
+    type Link = (
+        String,
+        String,
+        i64,
+        Option<String>,
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+        String,
+    );
     let links: Vec<Link> = stmt
         .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+            ))
         })
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
     let link = |d: &str, g: &str, n: &str| -> Link {
-        (d.into(), g.into(), 1, None, None, at.into(), at.into(), None, n.into())
+        (
+            d.into(),
+            g.into(),
+            1,
+            None,
+            None,
+            at.into(),
+            at.into(),
+            None,
+            n.into(),
+        )
     };
-    assert_eq!(links, [link("10", "åsa", "åsa"), link("111", "zoë", "zoë"), link("2", "Zed", "zed")]);
+    assert_eq!(
+        links,
+        [
+            link("10", "åsa", "åsa"),
+            link("111", "zoë", "zoë"),
+            link("2", "Zed", "zed")
+        ]
+    );
     let updated: Vec<String> = conn
         .prepare("SELECT DISTINCT updated_at FROM scores")
         .unwrap()
@@ -177,7 +280,9 @@ fn restored_rows_look_as_gitcord_writes_them() {
     assert_eq!(updated, [at]);
     // SQLite types survive (INTEGER stays INTEGER, TEXT stays TEXT, NULL stays NULL): the same
     // as in Gitcord's database for every restored row.
-    let original = Connection::open_with_flags(host.case.state_db(), OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let original =
+        Connection::open_with_flags(host.case.state_db(), OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
     let types = |conn: &Connection| -> Vec<String> {
         conn.prepare(
             "SELECT request_id || ':' || typeof(issue_number) FROM issue_requests WHERE status = 'pending' \
@@ -191,9 +296,18 @@ fn restored_rows_look_as_gitcord_writes_them() {
         .unwrap()
     };
     let restored = types(&conn);
-    assert!(restored.iter().any(|t| t.ends_with(":nulltext")) && restored.iter().any(|t| t.ends_with(":texttext")));
+    assert!(
+        restored.iter().any(|t| t.ends_with(":nulltext"))
+            && restored.iter().any(|t| t.ends_with(":texttext"))
+    );
     assert_eq!(restored, types(&original));
-    let status: String = conn.query_row("SELECT group_concat(DISTINCT status) FROM issue_requests", [], |r| r.get(0)).unwrap();
+    let status: String = conn
+        .query_row(
+            "SELECT group_concat(DISTINCT status) FROM issue_requests",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(status, "pending");
 }
 
@@ -204,13 +318,17 @@ fn latest_tilde_n_and_names_pick_older_snapshots() {
     host.push(&host.case, "clone");
     host.push(&many, "clone");
     // latest~1 is basic's snapshot (many's is newer).
-    host.restore("clone", "latest~1", "previous.db").expect_code(0);
+    host.restore("clone", "latest~1", "previous.db")
+        .expect_code(0);
     let exported = host.export(&host.case, &host.env.path("previous.db"), "out1");
     assert_round_trip("latest~1", &files_of(&host.case.expected_dir()), &exported);
     // A name works as well, and latest is many's.
     let name = host.case.snapshot_dir.trim_start_matches("snapshots/");
     host.restore("clone", name, "named.db").expect_code(0);
-    assert_eq!(std::fs::read(host.env.path("named.db")).unwrap(), std::fs::read(host.env.path("previous.db")).unwrap());
+    assert_eq!(
+        std::fs::read(host.env.path("named.db")).unwrap(),
+        std::fs::read(host.env.path("previous.db")).unwrap()
+    );
     host.restore("clone", "latest", "latest.db").expect_code(0);
     let exported = host.export(&many, &host.env.path("latest.db"), "out2");
     assert_round_trip("latest", &files_of(&many.expected_dir()), &exported);
@@ -230,7 +348,8 @@ fn an_existing_file_is_never_overwritten() {
     #[cfg(unix)]
     {
         std::os::unix::fs::symlink("nowhere.db", host.env.path("keep/link.db")).unwrap();
-        host.restore("clone", "latest", "keep/link.db").expect_error(73, &["keep/link.db"]);
+        host.restore("clone", "latest", "keep/link.db")
+            .expect_error(73, &["keep/link.db"]);
         assert!(!host.env.path("keep/nowhere.db").exists());
     }
 }
@@ -246,7 +365,8 @@ fn an_unknown_snapshot_is_refused_clearly() {
         assert!(!host.env.path("out/state.db").exists());
     }
     // No clone at all: say how to make one.
-    host.restore("missing-clone", "latest", "out/state.db").expect_error(66, &["no clone", "missing-clone", "git clone --bare"]);
+    host.restore("missing-clone", "latest", "out/state.db")
+        .expect_error(66, &["no clone", "missing-clone", "git clone --bare"]);
 }
 
 /// A snapshot's files as `commit_snapshot` takes them.
@@ -255,9 +375,21 @@ type Files = Vec<(&'static str, Vec<u8>)>;
 /// Commits `files` as snapshot `name` on top of the clone, as a damaged or foreign snapshot.
 fn commit_snapshot(clone: &Path, name: &str, files: Files) {
     let repo = DataRepo::open(clone, None, Duration::from_secs(5)).unwrap();
-    let at = timefmt::parse_rfc3339("2030-01-01T00:00:00Z").unwrap();
-    let author = Author { name: "test".into(), email: "test@example.invalid".into() };
-    repo.commit_snapshot(&SnapshotFiles { name, files: &files, message: "test", at }, &author).unwrap();
+    let at = time::parse_rfc3339("2030-01-01T00:00:00Z").unwrap();
+    let author = Author {
+        name: "test".into(),
+        email: "test@example.invalid".into(),
+    };
+    repo.commit_snapshot(
+        &SnapshotFiles {
+            name,
+            files: &files,
+            message: "test",
+            at,
+        },
+        &author,
+    )
+    .unwrap();
 }
 
 /// The `basic` snapshot's files with `file` replaced by `edit(file's text)`.
@@ -266,7 +398,11 @@ fn edited(case: &Case, file: &str, edit: impl Fn(String) -> String) -> Files {
         .iter()
         .map(|n| {
             let bytes = std::fs::read(case.expected_dir().join(n)).unwrap();
-            let bytes = if *n == file { edit(String::from_utf8(bytes).unwrap()).into_bytes() } else { bytes };
+            let bytes = if *n == file {
+                edit(String::from_utf8(bytes).unwrap()).into_bytes()
+            } else {
+                bytes
+            };
             (*n, bytes)
         })
         .collect()
@@ -278,34 +414,55 @@ fn a_malformed_snapshot_exits_65_naming_the_file_and_leaves_nothing() {
     host.push(&host.case, "clone");
     let clone = host.env.path("clone");
     let cases: Vec<(&str, Files, &[&str])> = vec![
-        ("points as text", edited(&host.case, "scores.json", |t| t.replace("\"points\": 150", "\"points\": \"150\"")), &[
-            "scores.json",
-            "data[0].points",
-        ]),
-        ("unknown column", edited(&host.case, "identities.json", |t| t.replace("\"github_user\"", "\"gh_user\"")), &[
-            "identities.json",
-            "data[0]",
-        ]),
-        ("not JSON", edited(&host.case, "notifications.json", |t| t[..t.len() / 2].to_owned()), &["notifications.json"]),
+        (
+            "points as text",
+            edited(&host.case, "scores.json", |t| {
+                t.replace("\"points\": 150", "\"points\": \"150\"")
+            }),
+            &["scores.json", "data[0].points"],
+        ),
+        (
+            "unknown column",
+            edited(&host.case, "identities.json", |t| {
+                t.replace("\"github_user\"", "\"gh_user\"")
+            }),
+            &["identities.json", "data[0]"],
+        ),
+        (
+            "not JSON",
+            edited(&host.case, "notifications.json", |t| {
+                t[..t.len() / 2].to_owned()
+            }),
+            &["notifications.json"],
+        ),
         (
             "missing channel_id",
-            edited(&host.case, "notifications.json", |t| t.replacen("\"channel_id\": null,", "", 1)),
+            edited(&host.case, "notifications.json", |t| {
+                t.replacen("\"channel_id\": null,", "", 1)
+            }),
             &["notifications.json", "channel_id"],
         ),
         (
             "repeated key",
-            edited(&host.case, "scores.json", |t| t.replace("\"github_user\": \"bob\"", "\"github_user\": \"alice\"")),
+            edited(&host.case, "scores.json", |t| {
+                t.replace("\"github_user\": \"bob\"", "\"github_user\": \"alice\"")
+            }),
             &["scores.json", "data[1]", "repeats"],
         ),
         (
             "no data",
-            edited(&host.case, "issue_requests.json", |t| t.replace("\"data\"", "\"rows\"")),
+            edited(&host.case, "issue_requests.json", |t| {
+                t.replace("\"data\"", "\"rows\"")
+            }),
             &["issue_requests.json", "data"],
         ),
         (
             "other generated_at",
             edited(&host.case, "scores.json", |t| {
-                t.replace("2024-01-31T12:00:00+00:00\",\n  \"org", "2024-01-31T13:00:00+00:00\",\n  \"org")
+                t.replace(
+                    "2024-01-31T12:00:00+00:00\",\n  \"org",
+                    "2024-01-31T13:00:00+00:00\",\n  \"org",
+                )
             }),
             &["scores.json", "generated_at"],
         ),
@@ -316,7 +473,11 @@ fn a_malformed_snapshot_exits_65_naming_the_file_and_leaves_nothing() {
         let run = host.restore("clone", &name, "restored/state.db");
         run.expect_error(65, fragments);
         let dir = host.env.path("restored");
-        assert!(!dir.exists() || names_in(&dir).is_empty(), "{what}: left {:?}", names_in(&dir));
+        assert!(
+            !dir.exists() || names_in(&dir).is_empty(),
+            "{what}: left {:?}",
+            names_in(&dir)
+        );
     }
 }
 
@@ -325,7 +486,8 @@ fn the_clone_is_not_changed_by_a_restore() {
     let host = Host::new("basic");
     host.push(&host.case, "clone");
     let before = tree(&host.env.path("clone"));
-    host.restore("clone", "latest", "state.restored.db").expect_code(0);
+    host.restore("clone", "latest", "state.restored.db")
+        .expect_code(0);
     assert_eq!(tree(&host.env.path("clone")), before);
 }
 
@@ -343,8 +505,17 @@ fn a_fresh_bare_clone_of_the_data_repository_works() {
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    host.restore("fresh", "latest", "state.db.new").expect_code(0);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    host.restore("fresh", "latest", "state.db.new")
+        .expect_code(0);
     let exported = host.export(&host.case, &host.env.path("state.db.new"), "out");
-    assert_round_trip("fresh clone", &files_of(&host.case.expected_dir()), &exported);
+    assert_round_trip(
+        "fresh clone",
+        &files_of(&host.case.expected_dir()),
+        &exported,
+    );
 }

@@ -19,8 +19,18 @@ fn host_with_snapshots(n: u32) -> TestEnv {
     env.copy_case(&case, ".");
     for i in 0..n {
         let run = env.run([
-            "push", "--config", "config.yaml", "--roles-file", "roles.json", "--clone-dir", CLONE, "--no-push",
-            "--run-id", &run_id(i), "--at", &at(i),
+            "push",
+            "--config",
+            "config.yaml",
+            "--roles-file",
+            "roles.json",
+            "--clone-dir",
+            CLONE,
+            "--no-push",
+            "--run-id",
+            &run_id(i),
+            "--at",
+            &at(i),
         ]);
         run.expect_code(0);
     }
@@ -33,7 +43,8 @@ fn run_id(n: u32) -> String {
 
 /// Snapshot `n` is taken n hours after the `basic` case's time.
 fn at(n: u32) -> String {
-    let t = chrono::DateTime::parse_from_rfc3339("2024-01-31T12:00:00+00:00").unwrap() + chrono::Duration::hours(n.into());
+    let t = chrono::DateTime::parse_from_rfc3339("2024-01-31T12:00:00+00:00").unwrap()
+        + chrono::Duration::hours(n.into());
     t.to_rfc3339()
 }
 
@@ -55,18 +66,42 @@ fn open(env: &TestEnv) -> Repository {
 /// Commits on top of `main` a tree made by `edit` from the tip's, with `parents` extra
 /// parents (for a merge), and moves `main`: what a hand edit or a foreign tool would do.
 /// Returns the commit id.
-fn commit_on_tip(env: &TestEnv, message: &str, extra_parents: &[git2::Oid], edit: impl FnOnce(&Repository, &mut Index)) -> String {
+fn commit_on_tip(
+    env: &TestEnv,
+    message: &str,
+    extra_parents: &[git2::Oid],
+    edit: impl FnOnce(&Repository, &mut Index),
+) -> String {
     let repo = open(env);
-    let tip = repo.find_commit(repo.refname_to_id("refs/heads/main").unwrap()).unwrap();
+    let tip = repo
+        .find_commit(repo.refname_to_id("refs/heads/main").unwrap())
+        .unwrap();
     let mut index = Index::new().unwrap();
     index.read_tree(&tip.tree().unwrap()).unwrap();
     edit(&repo, &mut index);
     let tree = repo.find_tree(index.write_tree_to(&repo).unwrap()).unwrap();
-    let sig = Signature::new("someone", "someone@example.com", &Time::new(1_706_800_000, 0)).unwrap();
-    let others: Vec<git2::Commit<'_>> = extra_parents.iter().map(|p| repo.find_commit(*p).unwrap()).collect();
+    let sig = Signature::new(
+        "someone",
+        "someone@example.com",
+        &Time::new(1_706_800_000, 0),
+    )
+    .unwrap();
+    let others: Vec<git2::Commit<'_>> = extra_parents
+        .iter()
+        .map(|p| repo.find_commit(*p).unwrap())
+        .collect();
     let mut parents = vec![&tip];
     parents.extend(others.iter());
-    let oid = repo.commit(Some("refs/heads/main"), &sig, &sig, message, &tree, &parents).unwrap();
+    let oid = repo
+        .commit(
+            Some("refs/heads/main"),
+            &sig,
+            &sig,
+            message,
+            &tree,
+            &parents,
+        )
+        .unwrap();
     oid.to_string()
 }
 
@@ -92,7 +127,9 @@ fn put(repo: &Repository, index: &mut Index, path: &str, bytes: &[u8]) {
 
 /// A file's bytes at the tip of `main`.
 fn read(repo: &Repository, path: &str) -> Vec<u8> {
-    let tip = repo.find_commit(repo.refname_to_id("refs/heads/main").unwrap()).unwrap();
+    let tip = repo
+        .find_commit(repo.refname_to_id("refs/heads/main").unwrap())
+        .unwrap();
     let entry = tip.tree().unwrap().get_path(Path::new(path)).unwrap();
     repo.find_blob(entry.id()).unwrap().content().to_vec()
 }
@@ -125,11 +162,17 @@ fn a_clean_history_passes_with_one_summary_line() {
     let run = verify(&env, &[]);
     run.expect_code(0);
     assert_eq!(run.stdout, "verified 3 commits, 3 snapshots: no problems\n");
-    assert_eq!(run.stderr, "", "no progress output when stderr is not a terminal");
+    assert_eq!(
+        run.stderr, "",
+        "no progress output when stderr is not a terminal"
+    );
 
     let run = verify(&env, &["--json"]);
     run.expect_code(0);
-    assert_eq!(run.stdout, "{\"commits\":3,\"snapshots\":3,\"problems\":[]}\n");
+    assert_eq!(
+        run.stdout,
+        "{\"commits\":3,\"snapshots\":3,\"problems\":[]}\n"
+    );
     assert_eq!(run.stderr, "");
 }
 
@@ -143,12 +186,28 @@ fn a_later_commit_that_edits_an_old_snapshot_is_named_with_the_file() {
     });
     // Later, well-behaved snapshots do not hide it, and do not repeat it.
     let run = env.run([
-        "push", "--config", "config.yaml", "--roles-file", "roles.json", "--clone-dir", CLONE, "--no-push",
-        "--run-id", &run_id(3), "--at", &at(3),
+        "push",
+        "--config",
+        "config.yaml",
+        "--roles-file",
+        "roles.json",
+        "--clone-dir",
+        CLONE,
+        "--no-push",
+        "--run-id",
+        &run_id(3),
+        "--at",
+        &at(3),
     ]);
     run.expect_code(0);
     let run = verify(&env, &[]);
-    expect_problems(&run, &[format!("verify: {} {path}: modified; snapshot files must never change", short(&tamper))]);
+    expect_problems(
+        &run,
+        &[format!(
+            "verify: {} {path}: modified; snapshot files must never change",
+            short(&tamper)
+        )],
+    );
 
     let run = verify(&env, &["--json"]);
     run.expect_code(65);
@@ -170,7 +229,9 @@ fn deleting_a_snapshot_needs_the_prune_trailer_and_a_prune_may_only_delete() {
     let dir = format!("snapshots/{}", dir_name(0));
     let base = open(&env).refname_to_id("refs/heads/main").unwrap();
 
-    let plain = commit_on_tip(&env, "remove the oldest snapshot", &[], |_, index| index.remove_dir(Path::new(&dir), 0).unwrap());
+    let plain = commit_on_tip(&env, "remove the oldest snapshot", &[], |_, index| {
+        index.remove_dir(Path::new(&dir), 0).unwrap()
+    });
     let run = verify(&env, &[]);
     expect_problems(
         &run,
@@ -181,9 +242,14 @@ fn deleting_a_snapshot_needs_the_prune_trailer_and_a_prune_may_only_delete() {
     );
 
     // The same removal as a prune commit is fine.
-    open(&env).reference("refs/heads/main", base, true, "test: reset").unwrap();
-    let message = "Gitcord snapshot prune: removed 1 of 3 snapshots\n\nGitcord-Snapshot-Prune: keep-last 2\n";
-    commit_on_tip(&env, message, &[], |_, index| index.remove_dir(Path::new(&dir), 0).unwrap());
+    open(&env)
+        .reference("refs/heads/main", base, true, "test: reset")
+        .unwrap();
+    let message =
+        "Gitcord snapshot prune: removed 1 of 3 snapshots\n\nGitcord-Snapshot-Prune: keep-last 2\n";
+    commit_on_tip(&env, message, &[], |_, index| {
+        index.remove_dir(Path::new(&dir), 0).unwrap()
+    });
     let run = verify(&env, &[]);
     run.expect_code(0);
     assert_eq!(run.stdout, "verified 4 commits, 3 snapshots: no problems\n");
@@ -191,11 +257,18 @@ fn deleting_a_snapshot_needs_the_prune_trailer_and_a_prune_may_only_delete() {
 
     // A prune that also touches a kept snapshot is still a violation, for that file only.
     let kept = format!("snapshots/{}/roles.json", dir_name(1));
-    let bad_prune = commit_on_tip(&env, "prune\n\nGitcord-Snapshot-Prune: keep-last 1\n", &[], |repo, index| {
-        index.remove_dir(Path::new(&format!("snapshots/{}", dir_name(2))), 0).unwrap();
-        let bytes = replace(&read(repo, &kept), "Maintainer", "Owner");
-        put(repo, index, &kept, &bytes);
-    });
+    let bad_prune = commit_on_tip(
+        &env,
+        "prune\n\nGitcord-Snapshot-Prune: keep-last 1\n",
+        &[],
+        |repo, index| {
+            index
+                .remove_dir(Path::new(&format!("snapshots/{}", dir_name(2))), 0)
+                .unwrap();
+            let bytes = replace(&read(repo, &kept), "Maintainer", "Owner");
+            put(repo, index, &kept, &bytes);
+        },
+    );
     let run = verify(&env, &[]);
     expect_problems(
         &run,
@@ -212,25 +285,44 @@ fn a_pruned_snapshot_re_added_with_other_content_is_reported() {
     let dir = format!("snapshots/{}", dir_name(0));
     let scores = format!("{dir}/scores.json");
     let original = read(&open(&env), &scores);
-    let message = "Gitcord snapshot prune: removed 1 of 3 snapshots\n\nGitcord-Snapshot-Prune: keep-last 2\n";
-    commit_on_tip(&env, message, &[], |_, index| index.remove_dir(Path::new(&dir), 0).unwrap());
+    let message =
+        "Gitcord snapshot prune: removed 1 of 3 snapshots\n\nGitcord-Snapshot-Prune: keep-last 2\n";
+    commit_on_tip(&env, message, &[], |_, index| {
+        index.remove_dir(Path::new(&dir), 0).unwrap()
+    });
     // Re-adding the identical directory rewrites nothing that readers saw...
-    let files: Vec<(String, Vec<u8>)> = ["meta", "identities", "scores", "contributors", "roles", "issue_requests", "notifications"]
-        .iter()
-        .map(|f| {
-            let path = format!("{dir}/{f}.json");
-            let repo = open(&env);
-            let commit = repo.revparse_single("main~1").unwrap().peel_to_commit().unwrap();
-            let entry = commit.tree().unwrap().get_path(Path::new(&path)).unwrap();
-            let bytes = repo.find_blob(entry.id()).unwrap().content().to_vec();
-            (path, bytes)
-        })
-        .collect();
+    let files: Vec<(String, Vec<u8>)> = [
+        "meta",
+        "identities",
+        "scores",
+        "contributors",
+        "roles",
+        "issue_requests",
+        "notifications",
+    ]
+    .iter()
+    .map(|f| {
+        let path = format!("{dir}/{f}.json");
+        let repo = open(&env);
+        let commit = repo
+            .revparse_single("main~1")
+            .unwrap()
+            .peel_to_commit()
+            .unwrap();
+        let entry = commit.tree().unwrap().get_path(Path::new(&path)).unwrap();
+        let bytes = repo.find_blob(entry.id()).unwrap().content().to_vec();
+        (path, bytes)
+    })
+    .collect();
     let readd = |changed: bool| {
         let files = files.clone();
         move |repo: &Repository, index: &mut Index| {
             for (path, bytes) in &files {
-                let bytes = if changed && path.ends_with("scores.json") { replace(bytes, "150", "151") } else { bytes.clone() };
+                let bytes = if changed && path.ends_with("scores.json") {
+                    replace(bytes, "150", "151")
+                } else {
+                    bytes.clone()
+                };
                 put(repo, index, path, &bytes);
             }
         }
@@ -239,12 +331,17 @@ fn a_pruned_snapshot_re_added_with_other_content_is_reported() {
     commit_on_tip(&env, "restore a snapshot", &[], readd(false));
     verify(&env, &[]).expect_code(0);
     // ...re-adding it with other content does.
-    open(&env).reference("refs/heads/main", base, true, "test: reset").unwrap();
+    open(&env)
+        .reference("refs/heads/main", base, true, "test: reset")
+        .unwrap();
     let tampered = commit_on_tip(&env, "restore a snapshot", &[], readd(true));
     let run = verify(&env, &[]);
     expect_problems(
         &run,
-        &[format!("verify: {} {dir}: re-added with different content than when it was first published", short(&tampered))],
+        &[format!(
+            "verify: {} {dir}: re-added with different content than when it was first published",
+            short(&tampered)
+        )],
     );
     assert!(original.windows(3).any(|w| w == b"150"));
 }
@@ -253,10 +350,20 @@ fn a_pruned_snapshot_re_added_with_other_content_is_reported() {
 fn a_merge_commit_is_reported() {
     let env = host_with_snapshots(2);
     let repo = open(&env);
-    let first = repo.find_commit(repo.refname_to_id("refs/heads/main").unwrap()).unwrap().parent_id(0).unwrap();
+    let first = repo
+        .find_commit(repo.refname_to_id("refs/heads/main").unwrap())
+        .unwrap()
+        .parent_id(0)
+        .unwrap();
     let merge = commit_on_tip(&env, "merge", &[first], |_, _| {});
     let run = verify(&env, &[]);
-    expect_problems(&run, &[format!("verify: {}: merge commit with 2 parents; the history must be linear", short(&merge))]);
+    expect_problems(
+        &run,
+        &[format!(
+            "verify: {}: merge commit with 2 parents; the history must be linear",
+            short(&merge)
+        )],
+    );
 }
 
 #[test]
@@ -278,7 +385,13 @@ fn broken_snapshots_are_reported_with_their_paths() {
     .collect();
     // Three new snapshots, valid but for one fault each; run ids chosen to fit their names.
     let name = |run: &str| format!("snapshots/2024-01-31T12-00-00-{run}");
-    let with_run = |bytes: &[u8], run: &str| replace(bytes, &run_id(0), &format!("{run}-0000-4000-8000-000000000000"));
+    let with_run = |bytes: &[u8], run: &str| {
+        replace(
+            bytes,
+            &run_id(0),
+            &format!("{run}-0000-4000-8000-000000000000"),
+        )
+    };
     let commit = commit_on_tip(&env, "hand-made snapshots", &[], |repo, index| {
         for (file, bytes) in &files {
             let mut bytes = with_run(bytes, "dddddddd");
@@ -288,16 +401,30 @@ fn broken_snapshots_are_reported_with_their_paths() {
             put(repo, index, &format!("{}/{file}", name("dddddddd")), &bytes);
 
             if file != "roles.json" {
-                put(repo, index, &format!("{}/{file}", name("eeeeeeee")), &with_run(&bytes_of(&files, file), "eeeeeeee"));
+                put(
+                    repo,
+                    index,
+                    &format!("{}/{file}", name("eeeeeeee")),
+                    &with_run(&bytes_of(&files, file), "eeeeeeee"),
+                );
             }
 
             let mut bytes = with_run(bytes_of(&files, file).as_slice(), "ffffffff");
             if file == "scores.json" {
-                bytes = replace(&bytes, "ffffffff-0000-4000-8000-000000000000", "ffffffff-0000-4000-8000-000000000001");
+                bytes = replace(
+                    &bytes,
+                    "ffffffff-0000-4000-8000-000000000000",
+                    "ffffffff-0000-4000-8000-000000000001",
+                );
             }
             put(repo, index, &format!("{}/{file}", name("ffffffff")), &bytes);
         }
-        put(repo, index, &format!("{}/notes.txt", name("eeeeeeee")), b"hello");
+        put(
+            repo,
+            index,
+            &format!("{}/notes.txt", name("eeeeeeee")),
+            b"hello",
+        );
     });
     let c = short(&commit);
     let run = verify(&env, &[]);
@@ -326,7 +453,10 @@ fn broken_snapshots_are_reported_with_their_paths() {
         assert_eq!(keys, ["commit", "path", "problem"]);
         assert_eq!(p["commit"], commit.as_str());
     }
-    assert_eq!(problems[2]["path"], format!("{}/roles.json", name("eeeeeeee")));
+    assert_eq!(
+        problems[2]["path"],
+        format!("{}/roles.json", name("eeeeeeee"))
+    );
     assert_eq!(problems[2]["problem"], "missing");
 }
 
@@ -349,7 +479,16 @@ fn a_missing_or_foreign_clone_is_refused_and_an_empty_one_has_nothing_to_check()
 #[test]
 fn a_real_prune_passes_verify() {
     let env = host_with_snapshots(3);
-    let run = env.run(["prune", "--config", "config.yaml", "--clone-dir", CLONE, "--no-push", "--keep-last", "2"]);
+    let run = env.run([
+        "prune",
+        "--config",
+        "config.yaml",
+        "--clone-dir",
+        CLONE,
+        "--no-push",
+        "--keep-last",
+        "2",
+    ]);
     run.expect_code(0);
     let run = verify(&env, &[]);
     run.expect_code(0);

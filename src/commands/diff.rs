@@ -2,14 +2,16 @@
 //! week or an operator checking what a run published.
 //!
 //! Read-only: the clone is opened without its lock, so a diff never waits for a `push` and
-//! never changes anything. The comparison itself lives in [`crate::diff`].
+//! never changes anything. The comparison itself lives in [`crate::maintenance::diff`].
 
 use std::path::PathBuf;
 
-use crate::config::Config;
-use crate::diff::{self, Changes};
+use crate::commands::Render;
 use crate::error::Error;
-use crate::repo::DataRepo;
+use crate::input::config::Config;
+use crate::maintenance::diff::{self, Changes};
+use crate::publish::clone::DataRepo;
+use crate::publish::session::clone_dir;
 
 /// What `diff` was asked to compare.
 #[derive(Clone, Debug, Default)]
@@ -24,11 +26,20 @@ pub struct Request {
     pub to: String,
 }
 
+impl Render for Changes {
+    fn text(&self) -> String {
+        self.to_text().trim_end_matches('\n').to_owned()
+    }
+
+    fn json(&self) -> Result<String, serde_json::Error> {
+        self.to_json()
+    }
+}
+
 /// Resolves both snapshots on the clone's branch and compares them.
 pub fn run(req: &Request) -> Result<Changes, Error> {
     let config = Config::load(&req.config)?;
-    let dir = super::clone_dir(&config, req.clone_dir.as_deref())?;
-    let repo = DataRepo::open_existing(&dir)?;
+    let repo = DataRepo::open_existing(&clone_dir(&config, req.clone_dir.as_deref())?)?;
     let from = repo.resolve_snapshot(&req.from)?;
     let to = repo.resolve_snapshot(&req.to)?;
     let a = diff::parse(&from, &repo.read_snapshot(&from)?)?;

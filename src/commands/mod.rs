@@ -1,8 +1,8 @@
-//! One module per operator command, each a function over the shared stages.
+//! One module per operator command. Each has the same shape: a `Request` (the resolved flags),
+//! `run(&Request) -> Result<Report, Error>`, and a `Report` the binary prints through [`Render`],
+//! as text or as `--json`. Commands load the config, call the stages, and never print.
 
-use std::path::{Path, PathBuf};
-
-use crate::config::{Config, ConfigError};
+use serde::Serialize;
 
 pub mod diff;
 pub mod export;
@@ -12,20 +12,23 @@ pub mod restore;
 pub mod status;
 pub mod verify;
 
-/// The clone every command works on: `--clone-dir`, else `snapshots.clone_dir`, else
-/// `<runtime.data_dir>/snapshot-repo`, so `push`, `status`, `verify` and the rest agree.
-pub fn clone_dir(config: &Config, flag: Option<&Path>) -> Result<PathBuf, ConfigError> {
-    if let Some(dir) = flag {
-        return Ok(dir.to_owned());
+/// A command's result, printed one way for a person and one way for a program.
+pub trait Render: Serialize {
+    /// What a person reads on stdout.
+    fn text(&self) -> String;
+
+    /// What `--json` prints: the report itself.
+    fn json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
     }
-    if let Some(dir) = config.expand_opt(&config.snapshots.clone_dir)? {
-        return Ok(PathBuf::from(dir));
+
+    /// Lines for stderr, one per problem found (whatever the output format).
+    fn problems(&self) -> Vec<String> {
+        Vec::new()
     }
-    let data_dir = config.data_dir()?.ok_or_else(|| {
-        config.invalid(
-            "snapshots.clone_dir",
-            "is not set and there is no runtime.data_dir to put it in (or pass --clone-dir)",
-        )
-    })?;
-    Ok(data_dir.join("snapshot-repo"))
+
+    /// Whether the command succeeded: a report can describe a failure (verify's problems).
+    fn outcome(&self) -> Result<(), crate::error::Error> {
+        Ok(())
+    }
 }

@@ -5,42 +5,20 @@
 //! loses nothing: the commit waits in the clone and the next run sends it.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use git2::Oid;
+use serde::Serialize;
 
-use crate::audit::{self, SnapshotContext};
-use crate::metrics::{self, RunMetrics};
-use crate::commands::export::{build_snapshot, Inputs};
-use crate::config::Config;
+use crate::commands::Render;
 use crate::error::Error;
-use crate::net::Secret;
-use crate::remote::{self, RemoteError, RemoteSpec, UrlKind};
-use crate::repo::{Author, Committed, DataRepo, RepoError, SnapshotFiles};
-use crate::serialize;
+use crate::input::config::Config;
+use crate::publish::audit::SnapshotContext;
+use crate::publish::clone::{Committed, DataRepo, SnapshotFiles};
+use crate::publish::metrics::{self, RunMetrics};
+use crate::publish::session::{clone_dir, record, Session, Target};
+use crate::snapshot::build::{self, Inputs};
+use crate::snapshot::format;
 use crate::snapshot::{same_data, FILE_NAMES, SNAPSHOTS_DIR};
-use crate::timefmt;
-
-/// Default commit identity: a noreply address GitHub accepts from any token.
-pub const DEFAULT_AUTHOR_NAME: &str = "gitcord-snapshot";
-/// See [`DEFAULT_AUTHOR_NAME`].
-pub const DEFAULT_AUTHOR_EMAIL: &str = "gitcord-snapshot@users.noreply.github.com";
-
-/// How many times a push lost to another writer is replayed and retried.
-const MAX_PUSH_ATTEMPTS: usize = 5;
-
-/// Where the clone is and how to reach the remote: what `push` and `prune` share.
-#[derive(Clone, Debug, Default)]
-pub struct Target {
-    /// `--clone-dir`, overriding `snapshots.clone_dir`.
-    pub clone_dir: Option<PathBuf>,
-    /// `--remote`, overriding `snapshots.remote_url`.
-    pub remote: Option<String>,
-    /// `--no-push`: commit locally, touch no network.
-    pub no_push: bool,
-    /// How long to wait for another run holding the clone lock.
-    pub lock_timeout: Duration,
-}
+use crate::time;
 
 /// What `push` was asked to do.
 #[derive(Clone, Debug, Default)]
@@ -58,12 +36,13 @@ pub struct Request {
 }
 
 /// What happened to this run's snapshot.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// A new commit.
-    Committed(Oid),
+    /// A new commit (its id).
+    Committed(String),
     /// The identical snapshot was already committed (same run id and time).
-    AlreadyCommitted(Oid),
+    AlreadyCommitted(String),
     /// `--skip-unchanged` and the data equals the newest snapshot's: no commit.
     Unchanged {
         /// The newest snapshot, which already says it all.
@@ -72,7 +51,8 @@ pub enum Outcome {
 }
 
 /// What a `push` run did, for the one line it prints.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Report {
     /// `snapshots.enabled` is false.
     Disabled,
@@ -89,136 +69,41 @@ pub enum Report {
     },
 }
 
-/// Where and how a run publishes, resolved from the config and the flags.
-pub(crate) struct Publish {
-    remote: Option<(RemoteSpec, UrlKind)>,
-    clone_dir: PathBuf,
-    branch: Option<String>,
-    pub(crate) author: Author,
-    /// `owner/repo`, or the remote URL, for the audit log.
-    repo_label: String,
-    audit_dir: Option<PathBuf>,
-}
-
-impl Publish {
-    fn resolve(config: &Config, target: &Target) -> Result<Publish, Error> {
-        let s = &config.snapshots;
-        let repo_path = config.expand_opt(&s.repo_path)?.filter(|p| !p.is_empty());
-        if let Some(p) = &repo_path {
-            validate_repo_path(p).map_err(|why| config.invalid("snapshots.repo_path", why))?;
-        }
-        let url = match (&target.remote, config.expand_opt(&s.remote_url)?) {
-            (Some(url), _) => Some(url.clone()),
-            (None, Some(url)) => Some(url),
-            (None, None) => repo_path.as_ref().map(|p| format!("https://github.com/{p}.git")),
-        };
-        let remote = match url {
-            None => None,
-            Some(url) => {
-                let kind = remote::classify_url(&url).map_err(|why| {
-                    let key = if target.remote.is_some() { "--remote" } else { "snapshots.remote_url" };
-                    config.invalid(key, format!("{:?} {why}", remote::without_credentials(&url)))
-                })?;
-                let url = if kind == UrlKind::Local { absolute_local(&url) } else { url };
-                // The token is only needed, and its ${VAR} only required, when we will send it.
-                let token = match (kind, target.no_push) {
-                    (UrlKind::Local, _) | (_, true) => None,
-                    _ => config.push_token()?.map(Secret::new),
+impl Render for Report {
+    fn text(&self) -> String {
+        match self {
+            Report::Disabled => {
+                "snapshots are disabled (snapshots.enabled is not true); nothing to do".into()
+            }
+            Report::Done {
+                snapshot_dir,
+                outcome,
+                pushed_to,
+                queued,
+            } => {
+                let what = match outcome {
+                    Outcome::Committed(oid) => {
+                        format!("committed {snapshot_dir} as {}", short(oid))
+                    }
+                    Outcome::AlreadyCommitted(oid) => {
+                        format!("{snapshot_dir} was already committed as {}", short(oid))
+                    }
+                    Outcome::Unchanged { since } => {
+                        format!("no commit: nothing changed since snapshots/{since}")
+                    }
                 };
-                Some((RemoteSpec { url, token }, kind))
+                match pushed_to {
+                    Some(url) => format!("{what}; pushed to {url}"),
+                    None => format!("{what}; not pushed, {queued} commit(s) queued"),
+                }
             }
-        };
-        let clone_dir = super::clone_dir(config, target.clone_dir.as_deref())?;
-        if let Some(ca) = config.expand_opt(&s.ca_file)? {
-            if !Path::new(&ca).is_file() {
-                return Err(config.invalid("snapshots.ca_file", format!("{ca:?} is not a readable file")).into());
-            }
-            // SAFETY: called once, before any network operation, while the program is single-threaded.
-            unsafe { git2::opts::set_ssl_cert_file(&ca) }
-                .map_err(|e| config.invalid("snapshots.ca_file", format!("{ca:?} cannot be used: {}", e.message())))?;
         }
-        let author = Author {
-            name: config.expand_opt(&s.author_name)?.unwrap_or_else(|| DEFAULT_AUTHOR_NAME.into()),
-            email: config.expand_opt(&s.author_email)?.unwrap_or_else(|| DEFAULT_AUTHOR_EMAIL.into()),
-        };
-        let repo_label = repo_path
-            .or_else(|| remote.as_ref().map(|(r, _)| r.url.clone()))
-            .unwrap_or_else(|| clone_dir.display().to_string());
-        Ok(Publish {
-            branch: config.expand_opt(&s.branch)?.filter(|b| !b.is_empty()),
-            remote,
-            clone_dir,
-            author,
-            repo_label,
-            audit_dir: config.data_dir()?,
-        })
     }
 }
 
-/// The clone opened for writing (locked) and in step with the remote as far as it could be.
-pub(crate) struct Session {
-    pub(crate) repo: DataRepo,
-    pub(crate) publish: Publish,
-    /// Where to push, unless `--no-push` or no remote is configured.
-    network: Option<RemoteSpec>,
-    /// A failure to reach the remote while opening: the run still commits, then reports it.
-    sync_error: Option<RemoteError>,
-}
-
-impl Session {
-    /// Resolves the target, opens and locks the clone, chooses the branch, and for a clone that
-    /// has never seen the remote starts from its history. Afterwards the clone commits on its own tip and pushes
-    /// optimistically: one round trip instead of two; when another writer got there first the
-    /// push is refused, and [`Session::push`] fetches and replays.
-    pub(crate) fn open(config: &Config, target: &Target) -> Result<Session, Error> {
-        let publish = Publish::resolve(config, target)?;
-        configure_timeouts();
-        let remote_url = publish.remote.as_ref().map(|(r, _)| r.url.as_str());
-        let mut repo = DataRepo::open(&publish.clone_dir, remote_url, target.lock_timeout)?;
-        let network = publish.remote.as_ref().filter(|_| !target.no_push).map(|(spec, _)| spec.clone());
-        let mut sync_error = None;
-        // Until the remote has been seen once (a new clone, or one started with --no-push),
-        // learn its default branch and history before committing.
-        let never_synced = repo.remote_tip()?.is_none();
-        let branch = match (&publish.branch, &network) {
-            (Some(b), _) => Some(b.clone()),
-            (None, Some(spec)) if never_synced => match remote::default_branch(&repo, spec) {
-                Ok(b) => Some(b.unwrap_or_else(|| repo.branch().to_owned())),
-                Err(e) => {
-                    sync_error = Some(e);
-                    None
-                }
-            },
-            _ => None,
-        };
-        if let Some(b) = &branch {
-            repo.set_branch(b)?;
-        }
-        if let (Some(spec), None, true) = (&network, &sync_error, never_synced) {
-            match remote::fetch(&repo, spec, repo.branch()) {
-                Ok(tip) => {
-                    repo.integrate_remote(tip)?;
-                }
-                Err(e) => sync_error = Some(e),
-            }
-        }
-        Ok(Session { repo, publish, network, sync_error })
-    }
-
-    /// Pushes everything queued; `Ok(None)` when this run does not push (offline).
-    pub(crate) fn push(&mut self) -> Result<Option<String>, RemoteError> {
-        let Some(spec) = &self.network else { return Ok(None) };
-        if let Some(e) = self.sync_error.take() {
-            return Err(e);
-        }
-        let queued = self.repo.queued().map_err(|e| RemoteError::Transient(e.to_string()))?.len();
-        push_queue(&self.repo, spec)?;
-        log::info!("pushed {queued} commit(s) to {} ({})", spec.url, self.repo.branch());
-        if let Err(e) = self.repo.record_push_success(chrono::Utc::now().timestamp()) {
-            log::warn!("cannot record the push time: {e}");
-        }
-        Ok(Some(spec.url.clone()))
-    }
+/// The first 12 hex digits of a commit id, as printed.
+pub(crate) fn short(oid: &str) -> &str {
+    oid.get(..12).unwrap_or(oid)
 }
 
 /// Runs one `push`, then writes the metrics textfile if one is configured, whatever happened.
@@ -248,27 +133,44 @@ pub fn run(req: &Request) -> Result<Report, Error> {
     }
     let metrics_file = match &req.metrics_file {
         Some(path) => Some(path.clone()),
-        None => config.expand_opt(&config.snapshots.metrics_file)?.map(PathBuf::from),
+        None => config
+            .expand_opt(&config.snapshots.metrics_file)?
+            .map(PathBuf::from),
     };
     let mut snapshot_bytes = 0;
     let result = publish_snapshot(&config, req, &mut snapshot_bytes);
     if let Some(path) = metrics_file {
         let exit_code = result.as_ref().err().map_or(0, |e| e.exit_code().code());
-        write_metrics(&config, req, &path, exit_code, started.elapsed().as_secs_f64(), snapshot_bytes);
+        write_metrics(
+            &config,
+            req,
+            &path,
+            exit_code,
+            started.elapsed().as_secs_f64(),
+            snapshot_bytes,
+        );
     }
     result
 }
 
-fn publish_snapshot(config: &Config, req: &Request, snapshot_bytes: &mut u64) -> Result<Report, Error> {
-    let snapshot = build_snapshot(config, &req.inputs)?;
-    let files = serialize::render(&snapshot)?;
+fn publish_snapshot(
+    config: &Config,
+    req: &Request,
+    snapshot_bytes: &mut u64,
+) -> Result<Report, Error> {
+    let snapshot = build::build(config, &req.inputs)?;
+    let files = format::render(&snapshot)?;
     *snapshot_bytes = files.iter().map(|(_, b)| b.len() as u64).sum();
     let name = snapshot.name();
     let message = snapshot.commit_message();
     let mut session = Session::open(config, &req.target)?;
 
     let unchanged_since = if req.skip_unchanged || config.snapshots.skip_unchanged {
-        session.repo.newest_snapshot()?.filter(|(_, old)| same_data(&files, old)).map(|(n, _)| n)
+        session
+            .repo
+            .newest_snapshot()?
+            .filter(|(_, old)| same_data(&files, old))
+            .map(|(n, _)| n)
     } else {
         None
     };
@@ -278,7 +180,7 @@ fn publish_snapshot(config: &Config, req: &Request, snapshot_bytes: &mut u64) ->
         snapshot_dir: snapshot.rel_dir(),
         run_id: snapshot.run_id.hyphenated().to_string(),
         files_written: FILE_NAMES.len(),
-        timestamp: timefmt::isoformat(&snapshot.at),
+        timestamp: time::isoformat(&snapshot.at),
         commit: None,
         queued: None,
         error: None,
@@ -290,7 +192,12 @@ fn publish_snapshot(config: &Config, req: &Request, snapshot_bytes: &mut u64) ->
         }
         None => {
             let committed = session.repo.commit_snapshot(
-                &SnapshotFiles { name: &name, files: &files, message: &message, at: snapshot.at },
+                &SnapshotFiles {
+                    name: &name,
+                    files: &files,
+                    message: &message,
+                    at: snapshot.at,
+                },
                 &session.publish.author,
             )?;
             session.repo.update_view(&name, &files)?;
@@ -303,9 +210,9 @@ fn publish_snapshot(config: &Config, req: &Request, snapshot_bytes: &mut u64) ->
             match committed {
                 Committed::New(oid) => {
                     record(&session.publish, "snapshot_written", &context);
-                    Outcome::Committed(oid)
+                    Outcome::Committed(oid.to_string())
                 }
-                Committed::AlreadyPresent(oid) => Outcome::AlreadyCommitted(oid),
+                Committed::AlreadyPresent(oid) => Outcome::AlreadyCommitted(oid.to_string()),
             }
         }
     };
@@ -315,14 +222,19 @@ fn publish_snapshot(config: &Config, req: &Request, snapshot_bytes: &mut u64) ->
     // A replay onto another writer's commits gives our snapshot a new commit id: report that one.
     let outcome = match outcome {
         Outcome::Committed(oid) if pushed.is_ok() => {
-            let tip = session.repo.tip()?.unwrap_or(oid);
-            context.commit = Some(tip.to_string());
+            let tip = session.repo.tip()?.map_or(oid, |t| t.to_string());
+            context.commit = Some(tip.clone());
             Outcome::Committed(tip)
         }
         other => other,
     };
     let queued = session.repo.queued()?.len();
-    let done = |pushed_to| Report::Done { snapshot_dir: snapshot.rel_dir(), outcome: outcome.clone(), pushed_to, queued };
+    let done = |pushed_to| Report::Done {
+        snapshot_dir: snapshot.rel_dir(),
+        outcome: outcome.clone(),
+        pushed_to,
+        queued,
+    };
     match pushed {
         Ok(None) => Ok(done(None)),
         Ok(Some(url)) => {
@@ -348,13 +260,25 @@ fn publish_snapshot(config: &Config, req: &Request, snapshot_bytes: &mut u64) ->
 
 /// Queue and push facts for the metrics, read from the clone after the run (without its lock:
 /// the run that held it is this one, and it is over).
-fn write_metrics(config: &Config, req: &Request, path: &Path, exit_code: i32, duration: f64, snapshot_bytes: u64) {
-    let repo = super::clone_dir(config, req.target.clone_dir.as_deref())
+fn write_metrics(
+    config: &Config,
+    req: &Request,
+    path: &Path,
+    exit_code: i32,
+    duration: f64,
+    snapshot_bytes: u64,
+) {
+    let repo = clone_dir(config, req.target.clone_dir.as_deref())
         .ok()
         .and_then(|dir| DataRepo::open_existing(&dir).ok());
     let metrics = RunMetrics {
-        queued: repo.as_ref().and_then(|r| r.queued().ok()).map_or(0, |q| q.len()),
-        oldest_queued: repo.as_ref().and_then(|r| r.oldest_queued_time().ok().flatten()),
+        queued: repo
+            .as_ref()
+            .and_then(|r| r.queued().ok())
+            .map_or(0, |q| q.len()),
+        oldest_queued: repo
+            .as_ref()
+            .and_then(|r| r.oldest_queued_time().ok().flatten()),
         last_push_success: repo.as_ref().and_then(DataRepo::last_push_success),
         exit_code,
         duration_seconds: duration,
@@ -363,103 +287,5 @@ fn write_metrics(config: &Config, req: &Request, path: &Path, exit_code: i32, du
     };
     if let Err(e) = metrics::write(path, &metrics) {
         log::warn!("cannot write metrics to {}: {e}", path.display());
-    }
-}
-
-/// Pushes the branch; when another writer got there first, fetches, replays our queued
-/// commits onto the new tip and tries again, a bounded number of times.
-fn push_queue(repo: &DataRepo, spec: &RemoteSpec) -> Result<(), RemoteError> {
-    let branch = repo.branch().to_owned();
-    for _ in 0..MAX_PUSH_ATTEMPTS {
-        if repo.queued().map_err(|e| RemoteError::Transient(e.to_string()))?.is_empty() {
-            return Ok(());
-        }
-        match remote::push(repo, spec, &branch) {
-            Ok(()) => {
-                let tip = repo.tip().map_err(|e| RemoteError::Transient(e.to_string()))?;
-                repo.set_remote_tip(tip).map_err(|e| RemoteError::Transient(e.to_string()))?;
-                return Ok(());
-            }
-            Err(RemoteError::Moved(reason)) => {
-                let before = repo.remote_tip().map_err(|e| RemoteError::Transient(e.to_string()))?;
-                let tip = remote::fetch(repo, spec, &branch)?;
-                if tip == before {
-                    // Nobody else pushed: the refusal has another cause, such as a lock left
-                    // in the remote by a push that was killed (only possible for a local remote).
-                    return Err(RemoteError::Transient(format!(
-                        "{} refused to update {branch} although nobody else pushed ({reason}); \
-                         if no other push is running, a stale lock file may be left in the remote",
-                        spec.url
-                    )));
-                }
-                log::info!("{} moved while pushing; replaying queued snapshots onto it", spec.url);
-                repo.integrate_remote(tip).map_err(|e| match e {
-                    // Only a conflicting snapshot name needs a person; anything else may pass.
-                    RepoError::Conflict(_) => RemoteError::Refused(e.to_string()),
-                    _ => RemoteError::Transient(e.to_string()),
-                })?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(RemoteError::Transient(format!(
-        "{} kept moving under us; gave up after {MAX_PUSH_ATTEMPTS} attempts",
-        spec.url
-    )))
-}
-
-/// Appends an audit event; a failing audit log must not undo a published snapshot.
-fn record(publish: &Publish, event: &str, context: &SnapshotContext) {
-    let Some(dir) = &publish.audit_dir else {
-        log::warn!("runtime.data_dir is not set; {event} not written to the audit log");
-        return;
-    };
-    if let Err(e) = audit::append(dir, event, context) {
-        log::warn!("cannot append to {}: {e}", dir.join(audit::FILE_NAME).display());
-    }
-}
-
-/// Network timeouts, so a hung remote turns into a retryable failure instead of a stuck cron.
-fn configure_timeouts() {
-    // SAFETY: process-wide libgit2 options, set while the program is single-threaded.
-    unsafe {
-        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(15_000);
-        let _ = git2::opts::set_server_timeout_in_milliseconds(60_000);
-    }
-}
-
-/// GitHub's `owner/repo`: exactly two non-empty parts of letters, digits, `-`, `_`, `.`.
-fn validate_repo_path(path: &str) -> Result<(), String> {
-    let parts: Vec<&str> = path.split('/').collect();
-    let ok_part = |p: &str| {
-        !p.is_empty() && p != "." && p != ".." && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    };
-    if parts.len() == 2 && parts.iter().all(|p| ok_part(p)) {
-        Ok(())
-    } else {
-        Err(format!("must be \"owner/repo\", found {path:?}"))
-    }
-}
-
-/// A local remote given as a relative path means relative to the working directory; store
-/// it absolute so the clone's `origin` does not depend on where cron starts us.
-fn absolute_local(url: &str) -> String {
-    if url.contains("://") {
-        return url.to_owned();
-    }
-    std::path::absolute(url).map(|p| p.display().to_string()).unwrap_or_else(|_| url.to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repo_path_must_be_owner_slash_repo() {
-        assert!(validate_repo_path("my-org/gitcord-data").is_ok());
-        assert!(validate_repo_path("o/r.data_1").is_ok());
-        for bad in ["", "o", "o/", "/r", "o/r/x", "o/..", "o r/x", "o/r?x"] {
-            assert!(validate_repo_path(bad).is_err(), "{bad}");
-        }
     }
 }

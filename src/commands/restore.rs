@@ -6,10 +6,14 @@
 
 use std::path::PathBuf;
 
-use crate::config::Config;
+use serde::Serialize;
+
+use crate::commands::Render;
 use crate::error::Error;
-use crate::repo::DataRepo;
-use crate::restore::{self, RestoreCounts, RestoreError};
+use crate::input::config::Config;
+use crate::maintenance::restore::{self, RestoreCounts, RestoreError};
+use crate::publish::clone::DataRepo;
+use crate::publish::session::clone_dir;
 
 /// What `restore` was asked to do.
 #[derive(Clone, Debug, Default)]
@@ -25,7 +29,7 @@ pub struct Request {
 }
 
 /// What `restore` did, for the path it prints and the counts it logs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Report {
     /// The snapshot directory name the database was restored from.
     pub snapshot: String,
@@ -35,6 +39,12 @@ pub struct Report {
     pub counts: RestoreCounts,
 }
 
+impl Render for Report {
+    fn text(&self) -> String {
+        self.to.display().to_string()
+    }
+}
+
 /// Runs one `restore`.
 pub fn run(req: &Request) -> Result<Report, Error> {
     let config = Config::load(&req.config)?;
@@ -42,7 +52,7 @@ pub fn run(req: &Request) -> Result<Report, Error> {
     if req.to.symlink_metadata().is_ok() {
         return Err(RestoreError::Exists(req.to.clone()).into());
     }
-    let clone_dir = super::clone_dir(&config, req.clone_dir.as_deref())?;
+    let clone_dir = clone_dir(&config, req.clone_dir.as_deref())?;
     if !clone_dir.join(".git").exists() {
         return Err(RestoreError::NoClone(clone_dir).into());
     }
@@ -51,9 +61,10 @@ pub fn run(req: &Request) -> Result<Report, Error> {
     let files = repo.read_snapshot(&name)?;
     let counts = restore::write_database(&files, &req.to).map_err(|e| match e {
         // Name the file as it is in the data repository, so it can be looked at.
-        RestoreError::Invalid { file, reason } => {
-            RestoreError::Invalid { file: format!("snapshots/{name}/{file}"), reason }
-        }
+        RestoreError::Invalid { file, reason } => RestoreError::Invalid {
+            file: format!("snapshots/{name}/{file}"),
+            reason,
+        },
         other => other,
     })?;
     log::info!(
@@ -65,5 +76,9 @@ pub fn run(req: &Request) -> Result<Report, Error> {
         counts.issue_requests,
         counts.notifications
     );
-    Ok(Report { snapshot: name, to: req.to.clone(), counts })
+    Ok(Report {
+        snapshot: name,
+        to: req.to.clone(),
+        counts,
+    })
 }

@@ -6,12 +6,23 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::audit;
-use crate::config::Config;
+use crate::commands::Render;
 use crate::error::Error;
-use crate::remote::without_credentials;
-use crate::repo::DataRepo;
-use crate::timefmt;
+use crate::input::config::Config;
+use crate::publish::audit;
+use crate::publish::clone::DataRepo;
+use crate::publish::remote::without_credentials;
+use crate::publish::session::clone_dir;
+use crate::time;
+
+/// What `status` was asked about.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// Gitcord's config file (it names the clone).
+    pub config: PathBuf,
+    /// `--clone-dir`, overriding `snapshots.clone_dir`.
+    pub clone_dir: Option<PathBuf>,
+}
 
 /// Everything `status` reports; `--json` prints it as is.
 #[derive(Clone, Debug, Serialize)]
@@ -50,18 +61,21 @@ pub struct LastPush {
 }
 
 /// Reads the status of the clone named by the config (or `--clone-dir`).
-pub fn run(config_path: &Path, clone_dir: Option<&Path>) -> Result<Status, Error> {
-    let config = Config::load(config_path)?;
-    let dir = super::clone_dir(&config, clone_dir)?;
+pub fn run(req: &Request) -> Result<Status, Error> {
+    let config = Config::load(&req.config)?;
+    let dir = clone_dir(&config, req.clone_dir.as_deref())?;
     let repo = DataRepo::open_existing(&dir)?;
     let remote_tip = repo.remote_tip()?;
     let names = repo.snapshot_names(None)?;
     let audit_log = config.data_dir()?.map(|d| d.join(audit::FILE_NAME));
     Ok(Status {
         branch: repo.branch().to_owned(),
-        remote: repo.git().find_remote(crate::repo::REMOTE_NAME).ok().and_then(|r| r.url().map(without_credentials)),
+        remote: repo.remote_url().as_deref().map(without_credentials),
         queued: repo.queued()?.len(),
-        oldest_queued_at: repo.oldest_queued_time()?.and_then(|t| chrono::DateTime::from_timestamp(t, 0)).map(|t| timefmt::isoformat(&t)),
+        oldest_queued_at: repo
+            .oldest_queued_time()?
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map(|t| time::isoformat(&t)),
         newest_snapshot: names.last().cloned(),
         newest_remote_snapshot: match remote_tip {
             Some(tip) => repo.snapshot_names(Some(tip))?.pop(),
@@ -81,7 +95,9 @@ fn last_push(path: &Path) -> Option<LastPush> {
         if !line.contains("snapshot_push") {
             continue; // most of Gitcord's audit log is about other things
         }
-        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
         let kind = event["event_type"].as_str().unwrap_or_default();
         if kind == "snapshot_pushed" || kind == "snapshot_push_failed" {
             last = Some(LastPush {
@@ -94,16 +110,30 @@ fn last_push(path: &Path) -> Option<LastPush> {
     last
 }
 
+impl Render for Status {
+    fn text(&self) -> String {
+        describe(self)
+    }
+}
+
 /// The human-readable form.
-pub fn describe(s: &Status) -> String {
+fn describe(s: &Status) -> String {
     let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
     let mut lines = vec![
         format!("clone:            {}", s.clone_dir.display()),
         format!("branch:           {}", s.branch),
-        format!("remote:           {}", s.remote.clone().unwrap_or_else(|| "none (local only)".into())),
+        format!(
+            "remote:           {}",
+            s.remote
+                .clone()
+                .unwrap_or_else(|| "none (local only)".into())
+        ),
         format!("snapshots:        {}", s.snapshots),
         format!("newest (local):   {}", or_none(&s.newest_snapshot)),
-        format!("newest (remote):  {} (as last seen)", or_none(&s.newest_remote_snapshot)),
+        format!(
+            "newest (remote):  {} (as last seen)",
+            or_none(&s.newest_remote_snapshot)
+        ),
         match &s.oldest_queued_at {
             Some(t) => format!("queued:           {} commit(s), oldest from {t}", s.queued),
             None => format!("queued:           {}", s.queued),
@@ -116,7 +146,14 @@ pub fn describe(s: &Status) -> String {
         },
         None => "last push:        none recorded".into(),
     });
-    lines.push(format!("lock:             {}", if s.locked { "held by a running push" } else { "free" }));
+    lines.push(format!(
+        "lock:             {}",
+        if s.locked {
+            "held by a running push"
+        } else {
+            "free"
+        }
+    ));
     lines.join("\n")
 }
 
@@ -139,6 +176,13 @@ mod tests {
         )
         .unwrap();
         let last = last_push(&path).unwrap();
-        assert_eq!(last, LastPush { event: "snapshot_push_failed".into(), timestamp: "t3".into(), error: Some("down".into()) });
+        assert_eq!(
+            last,
+            LastPush {
+                event: "snapshot_push_failed".into(),
+                timestamp: "t3".into(),
+                error: Some("down".into())
+            }
+        );
     }
 }

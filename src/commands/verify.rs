@@ -1,21 +1,23 @@
 //! `verify`: checks the clone's whole branch history against the snapshot rules
-//! ([`crate::verify`]) and reports every problem, for operators and for monitoring.
+//! ([`crate::maintenance::verify`]) and reports every problem, for operators and for monitoring.
 //!
 //! It opens the clone read-only (no lock, no repair), so it can run beside the cron job.
 //! Problems go to stderr one per line (`verify: <commit> <path>: <problem>`), so a cron log
 //! shows each one; stdout carries only the result: a summary line, or with `--json` one JSON
 //! object for machines.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::commands::Render;
 use crate::error::Error;
-use crate::repo::DataRepo;
-use crate::verify::{self, Problem, Report, Schemas};
+use crate::input::config::Config;
+use crate::maintenance::verify::{self, Problem, Schemas};
+use crate::publish::clone::DataRepo;
+use crate::publish::session::clone_dir;
 
 /// What `verify` was asked to do.
 #[derive(Clone, Debug, Default)]
@@ -24,79 +26,75 @@ pub struct Request {
     pub config: PathBuf,
     /// `--clone-dir`, overriding `snapshots.clone_dir`.
     pub clone_dir: Option<PathBuf>,
-    /// `--json`: one JSON object on stdout instead of the summary line.
-    pub json: bool,
+    /// Draw a progress line on stderr (the binary sets it when stderr is a terminal).
+    pub progress: bool,
 }
 
-/// Runs `verify`: prints the problems and the result, and fails with [`Error::Verify`]
-/// (exit 65) when there is any problem.
-pub fn run(req: &Request) -> Result<(), Error> {
+/// What `verify` found. `--json` prints it as
+/// `{"commits": N, "snapshots": M, "problems": [{"commit", "path", "problem"}]}`, with each
+/// commit's full id, so scripts can hand it to git.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    /// Commits walked.
+    pub commits: usize,
+    /// Snapshot directories checked.
+    pub snapshots: usize,
+    /// Every problem, oldest commit first.
+    pub problems: Vec<Problem>,
+}
+
+impl Render for Report {
+    /// The summary line when all is well; nothing on stdout otherwise (the problems are on
+    /// stderr, see [`Render::problems`]).
+    fn text(&self) -> String {
+        if self.problems.is_empty() {
+            format!(
+                "verified {} commits, {} snapshots: no problems",
+                self.commits, self.snapshots
+            )
+        } else {
+            String::new()
+        }
+    }
+
+    fn problems(&self) -> Vec<String> {
+        self.problems.iter().map(problem_line).collect()
+    }
+
+    fn outcome(&self) -> Result<(), Error> {
+        match self.problems.len() {
+            0 => Ok(()),
+            problems => Err(Error::Verify { problems }),
+        }
+    }
+}
+
+/// Walks the branch's history; problems are in the report, not errors.
+pub fn run(req: &Request) -> Result<Report, Error> {
     let config = Config::load(&req.config)?;
-    let dir = super::clone_dir(&config, req.clone_dir.as_deref())?;
-    let repo = DataRepo::open_existing(&dir)?;
+    let repo = DataRepo::open_existing(&clone_dir(&config, req.clone_dir.as_deref())?)?;
     let schemas = Schemas::load()?;
-    let tip = repo.tip()?;
     let stderr = std::io::stderr();
-    let mut progress = Progress::new(stderr.is_terminal(), stderr.lock());
-    let report = verify::verify_history(repo.git(), tip, &schemas, &mut |i, n| progress.update(i, n));
+    let mut progress = Progress::new(req.progress, stderr.lock());
+    let found = verify::verify_history(&repo, &schemas, &mut |i, n| progress.update(i, n));
     progress.clear();
-    drop(progress);
-    let report = report?;
-    for problem in &report.problems {
-        eprintln!("{}", problem_line(problem));
-    }
-    if req.json {
-        println!("{}", json(&report)?);
-    } else if report.problems.is_empty() {
-        println!("{}", summary(&report));
-    }
-    match report.problems.len() {
-        0 => Ok(()),
-        problems => Err(Error::Verify { problems }),
-    }
+    let found = found?;
+    Ok(Report {
+        commits: found.commits,
+        snapshots: found.snapshots,
+        problems: found.problems,
+    })
 }
 
 /// `verify: 1a2b3c4d snapshots/<name>/scores.json: <problem>`; a problem of the commit
 /// itself (a merge) has no path.
-pub fn problem_line(p: &Problem) -> String {
-    let short = &p.commit.to_string()[..8];
+fn problem_line(p: &Problem) -> String {
+    let short = p.commit.get(..8).unwrap_or(&p.commit);
     if p.path.is_empty() {
         format!("verify: {short}: {}", p.problem)
     } else {
         format!("verify: {short} {}: {}", p.path, p.problem)
     }
-}
-
-/// The line printed when everything is in order.
-pub fn summary(report: &Report) -> String {
-    format!("verified {} commits, {} snapshots: no problems", report.commits, report.snapshots)
-}
-
-/// `{"commits": N, "snapshots": M, "problems": [{"commit", "path", "problem"}]}`, one line;
-/// `commit` is the full id, so scripts can hand it to git.
-pub fn json(report: &Report) -> Result<String, Error> {
-    #[derive(Serialize)]
-    struct Out<'a> {
-        commits: usize,
-        snapshots: usize,
-        problems: Vec<OutProblem<'a>>,
-    }
-    #[derive(Serialize)]
-    struct OutProblem<'a> {
-        commit: String,
-        path: &'a str,
-        problem: &'a str,
-    }
-    let out = Out {
-        commits: report.commits,
-        snapshots: report.snapshots,
-        problems: report
-            .problems
-            .iter()
-            .map(|p| OutProblem { commit: p.commit.to_string(), path: &p.path, problem: &p.problem })
-            .collect(),
-    };
-    Ok(serde_json::to_string(&out)?)
 }
 
 /// A `\r`-rewritten `verify: commit i/N` line, only on a terminal: a long history shows it is
@@ -112,7 +110,11 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 impl<W: Write> Progress<W> {
     fn new(enabled: bool, out: W) -> Progress<W> {
-        Progress { out: enabled.then_some(out), last: None, shown: false }
+        Progress {
+            out: enabled.then_some(out),
+            last: None,
+            shown: false,
+        }
     }
 
     fn update(&mut self, i: usize, n: usize) {
@@ -140,18 +142,32 @@ impl<W: Write> Progress<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use git2::Oid;
 
     #[test]
     fn lines_name_the_commit_and_path() {
-        let commit = Oid::from_str("1a2b3c4d5e6f708192a3b4c5d6e7f80912345678").unwrap();
-        let p = Problem { commit, path: "snapshots/x/scores.json".into(), problem: "modified".into() };
-        assert_eq!(problem_line(&p), "verify: 1a2b3c4d snapshots/x/scores.json: modified");
-        let merge = Problem { commit, path: String::new(), problem: "merge commit".into() };
-        assert_eq!(problem_line(&merge), "verify: 1a2b3c4d: merge commit");
-        let report = Report { commits: 3, snapshots: 2, problems: vec![p] };
+        let commit = "1a2b3c4d5e6f708192a3b4c5d6e7f80912345678".to_owned();
+        let p = Problem {
+            commit: commit.clone(),
+            path: "snapshots/x/scores.json".into(),
+            problem: "modified".into(),
+        };
         assert_eq!(
-            json(&report).unwrap(),
+            problem_line(&p),
+            "verify: 1a2b3c4d snapshots/x/scores.json: modified"
+        );
+        let merge = Problem {
+            commit,
+            path: String::new(),
+            problem: "merge commit".into(),
+        };
+        assert_eq!(problem_line(&merge), "verify: 1a2b3c4d: merge commit");
+        let report = Report {
+            commits: 3,
+            snapshots: 2,
+            problems: vec![p],
+        };
+        assert_eq!(
+            report.json().unwrap(),
             r#"{"commits":3,"snapshots":2,"problems":[{"commit":"1a2b3c4d5e6f708192a3b4c5d6e7f80912345678","path":"snapshots/x/scores.json","problem":"modified"}]}"#
         );
     }
@@ -170,6 +186,9 @@ mod tests {
         on.update(2, 3); // within 100 ms: skipped
         on.update(3, 3); // the last one is always drawn
         on.clear();
-        assert_eq!(String::from_utf8(buf).unwrap(), "\rverify: commit 1/3\rverify: commit 3/3\r\x1b[2K");
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "\rverify: commit 1/3\rverify: commit 3/3\r\x1b[2K"
+        );
     }
 }

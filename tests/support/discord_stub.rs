@@ -98,7 +98,11 @@ impl DiscordStub {
                 }
             }
         });
-        DiscordStub { addr, shared, thread: Some(thread) }
+        DiscordStub {
+            addr,
+            shared,
+            thread: Some(thread),
+        }
     }
 
     /// The base URL to put in `discord.api_base`.
@@ -145,7 +149,9 @@ fn serve(shared: &Shared, stream: TcpStream) -> std::io::Result<()> {
     let header = |name: &str| {
         head.lines().skip(1).find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
         })
     };
     let request = Request {
@@ -188,27 +194,53 @@ fn respond(shared: &Shared, n: usize, request: &Request) -> (u16, String, String
         (
             429,
             format!("Retry-After: {}\r\n", retry_after.ceil()),
-            format!(r#"{{"message": "You are being rate limited.", "retry_after": {retry_after}, "global": false}}"#),
+            format!(
+                r#"{{"message": "You are being rate limited.", "retry_after": {retry_after}, "global": false}}"#
+            ),
         )
     };
     match shared.fault {
-        Fault::RateLimitFirst { n: first, retry_after } if n <= first => return rate_limited(retry_after),
+        Fault::RateLimitFirst {
+            n: first,
+            retry_after,
+        } if n <= first => return rate_limited(retry_after),
         Fault::RateLimitAlways { retry_after } => return rate_limited(retry_after),
         Fault::StatusFirst { n: first, status } if n <= first => {
-            return (status, String::new(), r#"{"message": "upstream trouble", "code": 0}"#.to_owned())
+            return (
+                status,
+                String::new(),
+                r#"{"message": "upstream trouble", "code": 0}"#.to_owned(),
+            )
         }
         Fault::Garbage => return (200, String::new(), "<html>not json</html>".to_owned()),
         _ => {}
     }
     if request.authorization.as_deref() != Some(format!("Bot {}", shared.token).as_str()) {
-        return (401, String::new(), r#"{"message": "401: Unauthorized", "code": 0}"#.to_owned());
+        return (
+            401,
+            String::new(),
+            r#"{"message": "401: Unauthorized", "code": 0}"#.to_owned(),
+        );
     }
     if request.method != "GET" {
-        return (405, String::new(), r#"{"message": "405: Method Not Allowed", "code": 0}"#.to_owned());
+        return (
+            405,
+            String::new(),
+            r#"{"message": "405: Method Not Allowed", "code": 0}"#.to_owned(),
+        );
     }
-    let (path, query) = request.target.split_once('?').unwrap_or((&request.target, ""));
+    let (path, query) = request
+        .target
+        .split_once('?')
+        .unwrap_or((&request.target, ""));
     let guild = format!("{API_PREFIX}/guilds/{}", shared.guild.id);
-    let not_found = |what: &str| (404, String::new(), format!(r#"{{"message": "{what}", "code": 10004}}"#));
+    let not_found = |what: &str| {
+        (
+            404,
+            String::new(),
+            format!(r#"{{"message": "{what}", "code": 10004}}"#),
+        )
+    };
     if !path.starts_with(&format!("{API_PREFIX}/guilds/")) {
         return not_found("404: Not Found");
     }
@@ -220,10 +252,18 @@ fn respond(shared: &Shared, n: usize, request: &Request) -> (u16, String, String
             .enumerate()
             .map(|(i, (id, name))| serde_json::json!({"id": id, "name": name, "position": i, "color": 0}))
             .collect();
-        return (200, String::new(), serde_json::Value::Array(roles).to_string());
+        return (
+            200,
+            String::new(),
+            serde_json::Value::Array(roles).to_string(),
+        );
     }
     if path == format!("{guild}/members") {
-        let param = |k: &str| query.split('&').find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='));
+        let param = |k: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
+        };
         let limit: usize = param("limit").map_or(1, |l| l.parse().unwrap()).min(1000);
         let after: u64 = param("after").map_or(0, |a| a.parse().unwrap());
         let mut members: Vec<_> = shared.guild.members.iter().collect();
@@ -242,7 +282,11 @@ fn respond(shared: &Shared, n: usize, request: &Request) -> (u16, String, String
                 })
             })
             .collect();
-        return (200, String::new(), serde_json::Value::Array(page).to_string());
+        return (
+            200,
+            String::new(),
+            serde_json::Value::Array(page).to_string(),
+        );
     }
     not_found("Unknown Guild")
 }

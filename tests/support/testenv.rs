@@ -91,15 +91,28 @@ pub struct Run {
 impl Run {
     /// Asserts the exit code, showing the output when it is not the expected one.
     pub fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(self.code, code, "exit code\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     /// Asserts one error line on stderr that contains every fragment.
     pub fn expect_error(&self, code: i32, fragments: &[&str]) -> &Run {
         self.expect_code(code);
-        let lines: Vec<&str> = self.stderr.lines().filter(|l| l.contains("error")).collect();
-        assert_eq!(lines.len(), 1, "want exactly one error line, got: {}", self.stderr);
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.contains("error"))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "want exactly one error line, got: {}",
+            self.stderr
+        );
         for f in fragments {
             assert!(lines[0].contains(f), "error line lacks {f:?}: {}", lines[0]);
         }
@@ -115,7 +128,9 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub fn new() -> TestEnv {
-        TestEnv { dir: tempfile::tempdir().unwrap() }
+        TestEnv {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -177,7 +192,9 @@ impl TestEnv {
         S: AsRef<std::ffi::OsStr>,
     {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitcord-snapshot"));
-        cmd.args(args).current_dir(self.dir.path()).env_remove("RUST_LOG");
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG");
         cmd
     }
 }
@@ -186,7 +203,9 @@ impl TestEnv {
 pub fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in entries {
             let p = e.unwrap().path();
             if p.is_dir() {

@@ -10,9 +10,9 @@ use std::cell::{Cell, RefCell};
 
 use git2::{Cred, ErrorClass, ErrorCode, FetchOptions, Oid, PushOptions, RemoteCallbacks};
 
-use crate::error::one_line;
 use crate::net::{is_loopback_authority, Secret};
-use crate::repo::{DataRepo, REMOTE_NAME};
+use crate::publish::clone::{DataRepo, REMOTE_NAME};
+use crate::text::one_line;
 
 /// Where the data repository lives and how to authenticate to it.
 #[derive(Clone, Debug)]
@@ -52,7 +52,11 @@ pub enum UrlError {
 pub fn classify_url(url: &str) -> Result<UrlKind, UrlError> {
     let Some((scheme, rest)) = url.split_once("://") else {
         // scp-like "git@host:path" is SSH; anything else without a scheme is a path.
-        return if url.contains('@') && url.contains(':') { Err(UrlError::Unsupported) } else { Ok(UrlKind::Local) };
+        return if url.contains('@') && url.contains(':') {
+            Err(UrlError::Unsupported)
+        } else {
+            Ok(UrlKind::Local)
+        };
     };
     let authority = rest.split('/').next().unwrap_or_default();
     match scheme.to_ascii_lowercase().as_str() {
@@ -68,22 +72,30 @@ pub fn classify_url(url: &str) -> Result<UrlKind, UrlError> {
 /// `url` without any `user:password@`, for messages: a token pasted into a URL must not be
 /// printed back.
 pub fn without_credentials(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     format!("{scheme}://{host}{path}")
 }
 
 /// The `host[:port]` part of a URL, lower-cased; empty for a local path.
 fn authority_of(url: &str) -> String {
-    let Some((_, rest)) = url.split_once("://") else { return String::new() };
+    let Some((_, rest)) = url.split_once("://") else {
+        return String::new();
+    };
     let authority = rest.split('/').next().unwrap_or_default();
-    authority.rsplit_once('@').map_or(authority, |(_, host)| host).to_ascii_lowercase()
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
+        .to_ascii_lowercase()
 }
-
 
 /// Why talking to the remote failed.
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +129,9 @@ fn callbacks<'a>(spec: &'a RemoteSpec, outcome: &'a Outcome) -> RemoteCallbacks<
         outcome.credential_requests.set(n);
         // Only the configured host ever gets the token (redirects are off, but be sure).
         if authority_of(url) != expected_host {
-            return Err(git2::Error::from_str("credentials requested by another host; refusing"));
+            return Err(git2::Error::from_str(
+                "credentials requested by another host; refusing",
+            ));
         }
         match &spec.token {
             None => {
@@ -158,7 +172,10 @@ fn proxy_options(spec: &RemoteSpec) -> git2::ProxyOptions<'static> {
 /// Fetches the branch; returns the remote's tip, `None` if the remote has no such branch.
 pub fn fetch(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<Option<Oid>, RemoteError> {
     let outcome = Outcome::default();
-    let mut remote = repo.git().remote_anonymous(&spec.url).map_err(|e| classify(e, &outcome, &spec.url))?;
+    let mut remote = repo
+        .git()
+        .remote_anonymous(&spec.url)
+        .map_err(|e| classify(e, &outcome, &spec.url))?;
     let mut opts = FetchOptions::new();
     // Pruning drops the tracking ref when the remote has no such branch (an emptied remote).
     opts.remote_callbacks(callbacks(spec, &outcome))
@@ -170,18 +187,29 @@ pub fn fetch(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<Option<
     remote
         .fetch(&[&refspec], Some(&mut opts), None)
         .map_err(|e| classify(e, &outcome, &spec.url))?;
-    repo.remote_tip().map_err(|e| RemoteError::Transient(e.to_string()))
+    repo.remote_tip()
+        .map_err(|e| RemoteError::Transient(e.to_string()))
 }
 
 /// The remote's default branch (what its HEAD points to), `None` for an empty remote.
 pub fn default_branch(repo: &DataRepo, spec: &RemoteSpec) -> Result<Option<String>, RemoteError> {
     let outcome = Outcome::default();
-    let mut remote = repo.git().remote_anonymous(&spec.url).map_err(|e| classify(e, &outcome, &spec.url))?;
+    let mut remote = repo
+        .git()
+        .remote_anonymous(&spec.url)
+        .map_err(|e| classify(e, &outcome, &spec.url))?;
     let conn = remote
-        .connect_auth(git2::Direction::Fetch, Some(callbacks(spec, &outcome)), Some(proxy_options(spec)))
+        .connect_auth(
+            git2::Direction::Fetch,
+            Some(callbacks(spec, &outcome)),
+            Some(proxy_options(spec)),
+        )
         .map_err(|e| classify(e, &outcome, &spec.url))?;
     let name = match conn.default_branch() {
-        Ok(buf) => buf.as_str().and_then(|s| s.strip_prefix("refs/heads/")).map(str::to_owned),
+        Ok(buf) => buf
+            .as_str()
+            .and_then(|s| s.strip_prefix("refs/heads/"))
+            .map(str::to_owned),
         Err(e) if e.code() == ErrorCode::NotFound => None,
         Err(e) => return Err(classify(e, &outcome, &spec.url)),
     };
@@ -191,13 +219,18 @@ pub fn default_branch(repo: &DataRepo, spec: &RemoteSpec) -> Result<Option<Strin
 /// Pushes the local branch (everything queued, in order) to the remote branch.
 pub fn push(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<(), RemoteError> {
     let outcome = Outcome::default();
-    let mut remote = repo.git().remote_anonymous(&spec.url).map_err(|e| classify(e, &outcome, &spec.url))?;
+    let mut remote = repo
+        .git()
+        .remote_anonymous(&spec.url)
+        .map_err(|e| classify(e, &outcome, &spec.url))?;
     let mut opts = PushOptions::new();
     opts.remote_callbacks(callbacks(spec, &outcome))
         .proxy_options(proxy_options(spec))
         .follow_redirects(git2::RemoteRedirect::None);
     let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
-    remote.push(&[&refspec], Some(&mut opts)).map_err(|e| classify(e, &outcome, &spec.url))?;
+    remote
+        .push(&[&refspec], Some(&mut opts))
+        .map_err(|e| classify(e, &outcome, &spec.url))?;
     if let Some(reason) = outcome.rejected.borrow().as_ref() {
         return Err(rejection(reason, &outcome.remote_messages.borrow()));
     }
@@ -208,19 +241,29 @@ pub fn push(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<(), Remo
 /// (a hook, branch protection, GitHub's private e-mail check) is for the operator.
 fn rejection(reason: &str, remote_messages: &str) -> RemoteError {
     let lower = reason.to_ascii_lowercase();
-    if ["fetch first", "non-fast-forward", "failed to lock", "cannot lock", "stale info", "failed to update ref"]
-        .iter()
-        .any(|m| lower.contains(m))
+    if [
+        "fetch first",
+        "non-fast-forward",
+        "failed to lock",
+        "cannot lock",
+        "stale info",
+        "failed to update ref",
+    ]
+    .iter()
+    .any(|m| lower.contains(m))
     {
         return RemoteError::Moved(reason.to_owned());
     }
     let messages = one_line(remote_messages);
-    let detail = if messages.is_empty() { String::new() } else { format!(" (remote said: {messages})") };
+    let detail = if messages.is_empty() {
+        String::new()
+    } else {
+        format!(" (remote said: {messages})")
+    };
     RemoteError::Refused(format!(
         "the remote rejected the push: {reason}{detail}; fix the repository's rules or snapshots.author_email"
     ))
 }
-
 
 /// Sorts a libgit2 failure into retry-later or operator-must-act, in words an operator reads.
 fn classify(e: git2::Error, outcome: &Outcome, url: &str) -> RemoteError {
@@ -248,8 +291,12 @@ fn classify(e: git2::Error, outcome: &Outcome, url: &str) -> RemoteError {
         Some(403) => RemoteError::Refused(format!(
             "{url} refused access (HTTP 403); the token needs write access to the data repository"
         )),
-        Some(404) => RemoteError::Refused(format!("{url} was not found (HTTP 404); check snapshots.repo_path / remote_url")),
-        Some(401) => RemoteError::Refused(format!("{url} rejected the token (HTTP 401); check snapshots.token / github.token")),
+        Some(404) => RemoteError::Refused(format!(
+            "{url} was not found (HTTP 404); check snapshots.repo_path / remote_url"
+        )),
+        Some(401) => RemoteError::Refused(format!(
+            "{url} rejected the token (HTTP 401); check snapshots.token / github.token"
+        )),
         Some(code) if (500..600).contains(&code) => {
             RemoteError::Transient(format!("{url} answered HTTP {code}"))
         }
@@ -264,7 +311,10 @@ fn classify(e: git2::Error, outcome: &Outcome, url: &str) -> RemoteError {
 fn http_status(message: &str) -> Option<u16> {
     let lower = message.to_ascii_lowercase();
     let at = lower.find("status code")?;
-    lower[at..].split(|c: char| !c.is_ascii_digit()).find(|s| s.len() == 3).and_then(|s| s.parse().ok())
+    lower[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|s| s.len() == 3)
+        .and_then(|s| s.parse().ok())
 }
 
 #[cfg(test)]
@@ -273,45 +323,96 @@ mod tests {
 
     #[test]
     fn urls_that_would_leak_the_token_are_refused() {
-        assert_eq!(classify_url("https://github.com/o/r.git").unwrap(), UrlKind::Https);
-        assert_eq!(classify_url("http://127.0.0.1:8080/r.git").unwrap(), UrlKind::LoopbackHttp);
-        assert_eq!(classify_url("http://localhost/r.git").unwrap(), UrlKind::LoopbackHttp);
-        assert_eq!(classify_url("http://[::1]:80/r.git").unwrap(), UrlKind::LoopbackHttp);
+        assert_eq!(
+            classify_url("https://github.com/o/r.git").unwrap(),
+            UrlKind::Https
+        );
+        assert_eq!(
+            classify_url("http://127.0.0.1:8080/r.git").unwrap(),
+            UrlKind::LoopbackHttp
+        );
+        assert_eq!(
+            classify_url("http://localhost/r.git").unwrap(),
+            UrlKind::LoopbackHttp
+        );
+        assert_eq!(
+            classify_url("http://[::1]:80/r.git").unwrap(),
+            UrlKind::LoopbackHttp
+        );
         assert_eq!(classify_url("file:///srv/r.git").unwrap(), UrlKind::Local);
         assert_eq!(classify_url("/srv/r.git").unwrap(), UrlKind::Local);
-        assert!(matches!(classify_url("http://example.com/r.git"), Err(UrlError::PlainHttp)));
-        assert!(matches!(classify_url("http://127.0.0.1.example.com/r"), Err(UrlError::PlainHttp)));
-        assert!(matches!(classify_url("https://x-access-token:t@github.com/o/r"), Err(UrlError::Credentials)));
-        assert!(matches!(classify_url("git@github.com:o/r.git"), Err(UrlError::Unsupported)));
-        assert!(matches!(classify_url("ssh://git@github.com/o/r.git"), Err(UrlError::Unsupported)));
+        assert!(matches!(
+            classify_url("http://example.com/r.git"),
+            Err(UrlError::PlainHttp)
+        ));
+        assert!(matches!(
+            classify_url("http://127.0.0.1.example.com/r"),
+            Err(UrlError::PlainHttp)
+        ));
+        assert!(matches!(
+            classify_url("https://x-access-token:t@github.com/o/r"),
+            Err(UrlError::Credentials)
+        ));
+        assert!(matches!(
+            classify_url("git@github.com:o/r.git"),
+            Err(UrlError::Unsupported)
+        ));
+        assert!(matches!(
+            classify_url("ssh://git@github.com/o/r.git"),
+            Err(UrlError::Unsupported)
+        ));
     }
 
     #[test]
     fn messages_never_carry_credentials() {
-        assert_eq!(without_credentials("https://x:tok@github.com/o/r.git"), "https://github.com/o/r.git");
+        assert_eq!(
+            without_credentials("https://x:tok@github.com/o/r.git"),
+            "https://github.com/o/r.git"
+        );
         assert_eq!(without_credentials("https://tok@h:8443"), "https://h:8443");
-        assert_eq!(without_credentials("https://github.com/o/r.git"), "https://github.com/o/r.git");
+        assert_eq!(
+            without_credentials("https://github.com/o/r.git"),
+            "https://github.com/o/r.git"
+        );
         assert_eq!(without_credentials("/srv/r.git"), "/srv/r.git");
-        assert_eq!(authority_of("https://u:p@GitHub.com:443/o/r"), "github.com:443");
+        assert_eq!(
+            authority_of("https://u:p@GitHub.com:443/o/r"),
+            "github.com:443"
+        );
     }
 
     #[test]
     fn http_status_is_read_from_libgit2_messages() {
         assert_eq!(http_status("unexpected http status code: 503"), Some(503));
-        assert_eq!(http_status("request failed with status code: 403"), Some(403));
-        assert_eq!(http_status("failed to connect to 127.0.0.1: Connection refused"), None);
+        assert_eq!(
+            http_status("request failed with status code: 403"),
+            Some(403)
+        );
+        assert_eq!(
+            http_status("failed to connect to 127.0.0.1: Connection refused"),
+            None
+        );
     }
 
     #[test]
     fn the_token_never_prints() {
-        let spec = RemoteSpec { url: "https://h/r".into(), token: Some(Secret::new("ghp_secret".into())) };
+        let spec = RemoteSpec {
+            url: "https://h/r".into(),
+            token: Some(Secret::new("ghp_secret".into())),
+        };
         assert!(!format!("{spec:?}").contains("ghp_secret"));
     }
 
     #[test]
     fn lost_races_are_retried_and_hooks_are_refusals() {
-        assert!(matches!(rejection("failed to update ref", ""), RemoteError::Moved(_)));
-        let refused = rejection("pre-receive hook declined", "remote: GH007: private email\n");
+        assert!(matches!(
+            rejection("failed to update ref", ""),
+            RemoteError::Moved(_)
+        ));
+        let refused = rejection(
+            "pre-receive hook declined",
+            "remote: GH007: private email\n",
+        );
         assert!(refused.to_string().contains("GH007"), "{refused}");
     }
 }

@@ -120,7 +120,9 @@ impl Number {
     /// `other - self`, exact for integers.
     fn delta_to(self, other: Number) -> Number {
         match (self, other) {
-            (Number::Int(a), Number::Int(b)) => b.checked_sub(a).map_or(Number::Real(b as f64 - a as f64), Number::Int),
+            (Number::Int(a), Number::Int(b)) => b
+                .checked_sub(a)
+                .map_or(Number::Real(b as f64 - a as f64), Number::Int),
             _ => Number::Real(other.as_f64() - self.as_f64()),
         }
     }
@@ -276,8 +278,11 @@ impl<'de> Deserialize<'de> for IssueRequest {
     /// Any row with a usable `request_id`; the rest is kept as it is.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<IssueRequest, D::Error> {
         let row = Map::<String, Value>::deserialize(d)?;
-        let id = row.get("request_id").ok_or_else(|| de::Error::missing_field("request_id"))?;
-        let request_id = Text::deserialize(id).map_err(|e| de::Error::custom(format!("request_id: {e}")))?;
+        let id = row
+            .get("request_id")
+            .ok_or_else(|| de::Error::missing_field("request_id"))?;
+        let request_id =
+            Text::deserialize(id).map_err(|e| de::Error::custom(format!("request_id: {e}")))?;
         Ok(IssueRequest { request_id, row })
     }
 }
@@ -295,7 +300,11 @@ impl IssueRequest {
             (Some(o), Some(r), Some(n)) => Some(format!("{o}/{r}#{n}")),
             _ => field("issue_url"),
         };
-        let summary = [field("github_user"), issue].into_iter().flatten().collect::<Vec<_>>().join(" ");
+        let summary = [field("github_user"), issue]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
         match (summary.is_empty(), wrap) {
             (true, _) => self.request_id.to_string(),
             (false, false) => format!("{} {summary}", self.request_id),
@@ -324,7 +333,7 @@ struct Envelope<T> {
     data: Vec<T>,
 }
 
-/// Reads the files of snapshot `name` (as [`crate::repo::DataRepo::read_snapshot`] returns them).
+/// Reads the files of snapshot `name` (as [`crate::publish::clone::DataRepo::read_snapshot`] returns them).
 pub fn parse(name: &str, files: &[(String, Vec<u8>)]) -> Result<SnapshotContent, DiffError> {
     Ok(SnapshotContent {
         identities: read_rows(name, files, "identities.json")?,
@@ -340,16 +349,21 @@ fn read_rows<T: for<'de> Deserialize<'de>>(
     files: &[(String, Vec<u8>)],
     file: &'static str,
 ) -> Result<Vec<T>, DiffError> {
-    let (_, bytes) = files
-        .iter()
-        .find(|(n, _)| n == file)
-        .ok_or_else(|| DiffError::MissingFile { snapshot: name.to_owned(), file })?;
+    let (_, bytes) =
+        files
+            .iter()
+            .find(|(n, _)| n == file)
+            .ok_or_else(|| DiffError::MissingFile {
+                snapshot: name.to_owned(),
+                file,
+            })?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let envelope: Envelope<T> = serde_path_to_error::deserialize(&mut de).map_err(|e| DiffError::Invalid {
-        snapshot: name.to_owned(),
-        file,
-        reason: format!("{}: {}", e.path(), e.inner()),
-    })?;
+    let envelope: Envelope<T> =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| DiffError::Invalid {
+            snapshot: name.to_owned(),
+            file,
+            reason: format!("{}: {}", e.path(), e.inner()),
+        })?;
     Ok(envelope.data)
 }
 
@@ -459,8 +473,11 @@ pub fn identity_changes(a: &[Identity], b: &[Identity]) -> IdentityChanges {
 
 /// Users new to the scores count from zero, users gone from them count down to zero.
 pub fn score_changes(a: &[Score], b: &[Score]) -> Vec<ScoreChange> {
-    let by_user =
-        |rows: &[Score]| -> BTreeMap<Text, Number> { rows.iter().map(|s| (s.github_user.clone(), s.points)).collect() };
+    let by_user = |rows: &[Score]| -> BTreeMap<Text, Number> {
+        rows.iter()
+            .map(|s| (s.github_user.clone(), s.points))
+            .collect()
+    };
     let (a, b) = (by_user(a), by_user(b));
     let users: BTreeSet<&Text> = a.keys().chain(b.keys()).collect();
     let mut changes: Vec<ScoreChange> = users
@@ -474,11 +491,20 @@ pub fn score_changes(a: &[Score], b: &[Score]) -> Vec<ScoreChange> {
                 (Some(x), None) => x.negated(),
                 (None, None) => return None,
             };
-            Some(ScoreChange { github_user: user.clone(), from, to, delta })
+            Some(ScoreChange {
+                github_user: user.clone(),
+                from,
+                to,
+                delta,
+            })
         })
         .collect();
     changes.sort_by(|x, y| {
-        y.delta.as_f64().abs().total_cmp(&x.delta.as_f64().abs()).then_with(|| x.github_user.cmp(&y.github_user))
+        y.delta
+            .as_f64()
+            .abs()
+            .total_cmp(&x.delta.as_f64().abs())
+            .then_with(|| x.github_user.cmp(&y.github_user))
     });
     changes
 }
@@ -498,7 +524,10 @@ pub fn role_changes(a: &SnapshotContent, b: &SnapshotContent) -> Vec<RoleChange>
     let (ra, rb) = (counts(&a.roles), counts(&b.roles));
     let mut logins: BTreeMap<&Text, BTreeSet<&Text>> = BTreeMap::new();
     for link in a.identities.iter().chain(&b.identities) {
-        logins.entry(&link.discord_user_id).or_default().insert(&link.github_user);
+        logins
+            .entry(&link.discord_user_id)
+            .or_default()
+            .insert(&link.github_user);
     }
     let none = BTreeMap::new();
     let users: BTreeSet<&Text> = ra.keys().chain(rb.keys()).collect();
@@ -511,11 +540,17 @@ pub fn role_changes(a: &SnapshotContent, b: &SnapshotContent) -> Vec<RoleChange>
             for name in names {
                 let diff = after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
                 let list = if diff > 0 { &mut gained } else { &mut lost };
-                list.extend(std::iter::repeat_n(name.clone(), diff.unsigned_abs() as usize));
+                list.extend(std::iter::repeat_n(
+                    name.clone(),
+                    diff.unsigned_abs() as usize,
+                ));
             }
             (!gained.is_empty() || !lost.is_empty()).then(|| RoleChange {
                 discord_user_id: user.clone(),
-                github_users: logins.get(user).map(|s| s.iter().map(|t| (*t).clone()).collect()).unwrap_or_default(),
+                github_users: logins
+                    .get(user)
+                    .map(|s| s.iter().map(|t| (*t).clone()).collect())
+                    .unwrap_or_default(),
                 gained,
                 lost,
             })
@@ -527,19 +562,31 @@ pub fn role_changes(a: &SnapshotContent, b: &SnapshotContent) -> Vec<RoleChange>
 /// (approved, rejected or withdrawn).
 pub fn issue_request_changes(a: &[IssueRequest], b: &[IssueRequest]) -> IssueRequestChanges {
     let by_id = |rows: &[IssueRequest]| -> BTreeMap<Text, IssueRequest> {
-        rows.iter().map(|r| (r.request_id.clone(), r.clone())).collect()
+        rows.iter()
+            .map(|r| (r.request_id.clone(), r.clone()))
+            .collect()
     };
     let (a, b) = (by_id(a), by_id(b));
     IssueRequestChanges {
-        opened: b.iter().filter(|(id, _)| !a.contains_key(*id)).map(|(_, r)| r.clone()).collect(),
-        resolved: a.iter().filter(|(id, _)| !b.contains_key(*id)).map(|(_, r)| r.clone()).collect(),
+        opened: b
+            .iter()
+            .filter(|(id, _)| !a.contains_key(*id))
+            .map(|(_, r)| r.clone())
+            .collect(),
+        resolved: a
+            .iter()
+            .filter(|(id, _)| !b.contains_key(*id))
+            .map(|(_, r)| r.clone())
+            .collect(),
     }
 }
 
 /// A user without a row in one snapshot has zero of everything there.
 pub fn contributor_changes(a: &[Contributor], b: &[Contributor]) -> Vec<ContributorChange> {
     let by_user = |rows: &[Contributor]| -> BTreeMap<Text, Contributor> {
-        rows.iter().map(|c| (c.github_user.clone(), c.clone())).collect()
+        rows.iter()
+            .map(|c| (c.github_user.clone(), c.clone()))
+            .collect()
     };
     let (a, b) = (by_user(a), by_user(b));
     let zero = Contributor::default();
@@ -555,7 +602,10 @@ pub fn contributor_changes(a: &[Contributor], b: &[Contributor]) -> Vec<Contribu
                 .filter(|((_, x), (_, y))| x != y)
                 .map(|((field, from), (_, to))| (field, FromTo { from, to }))
                 .collect();
-            (!changes.is_empty()).then(|| ContributorChange { github_user: user.clone(), changes })
+            (!changes.is_empty()).then(|| ContributorChange {
+                github_user: user.clone(),
+                changes,
+            })
         })
         .collect()
 }
@@ -576,7 +626,10 @@ impl Changes {
     /// none, so every report has the same sections), then one indented line per change.
     pub fn to_text(&self) -> String {
         let mut out = format!("Snapshots: {} → {}\n", self.from, self.to);
-        let section = |out: &mut String, title: &str, counts: Option<String>, lines: Vec<String>| match counts {
+        let section = |out: &mut String,
+                       title: &str,
+                       counts: Option<String>,
+                       lines: Vec<String>| match counts {
             None => out.push_str(&format!("{title}: no changes\n")),
             Some(counts) => {
                 out.push_str(&format!("{title}: {counts}\n"));
@@ -590,12 +643,21 @@ impl Changes {
         section(
             &mut out,
             "Identities",
-            (!ids.linked.is_empty() || !ids.unlinked.is_empty())
-                .then(|| format!("{} linked, {} unlinked", ids.linked.len(), ids.unlinked.len())),
+            (!ids.linked.is_empty() || !ids.unlinked.is_empty()).then(|| {
+                format!(
+                    "{} linked, {} unlinked",
+                    ids.linked.len(),
+                    ids.unlinked.len()
+                )
+            }),
             ids.linked
                 .iter()
                 .map(|i| format!("+ {} ↔ {}", i.github_user, i.discord_user_id))
-                .chain(ids.unlinked.iter().map(|i| format!("- {} ↔ {}", i.github_user, i.discord_user_id)))
+                .chain(
+                    ids.unlinked
+                        .iter()
+                        .map(|i| format!("- {} ↔ {}", i.github_user, i.discord_user_id)),
+                )
                 .collect(),
         );
 
@@ -614,9 +676,15 @@ impl Changes {
             self.scores
                 .iter()
                 .map(|s| match (s.from, s.to) {
-                    (Some(x), Some(y)) => format!("{} {x} → {y} ({})", s.github_user, s.delta.signed()),
-                    (None, Some(y)) => format!("{} (new) {y} ({})", s.github_user, s.delta.signed()),
-                    (Some(x), None) => format!("{} (gone) {x} ({})", s.github_user, s.delta.signed()),
+                    (Some(x), Some(y)) => {
+                        format!("{} {x} → {y} ({})", s.github_user, s.delta.signed())
+                    }
+                    (None, Some(y)) => {
+                        format!("{} (new) {y} ({})", s.github_user, s.delta.signed())
+                    }
+                    (Some(x), None) => {
+                        format!("{} (gone) {x} ({})", s.github_user, s.delta.signed())
+                    }
                     (None, None) => s.github_user.to_string(),
                 })
                 .collect(),
@@ -635,8 +703,13 @@ impl Changes {
         section(
             &mut out,
             "Issue requests",
-            (!req.opened.is_empty() || !req.resolved.is_empty())
-                .then(|| format!("{} opened, {} resolved", req.opened.len(), req.resolved.len())),
+            (!req.opened.is_empty() || !req.resolved.is_empty()).then(|| {
+                format!(
+                    "{} opened, {} resolved",
+                    req.opened.len(),
+                    req.resolved.len()
+                )
+            }),
             req.opened
                 .iter()
                 .map(|r| format!("+ {}", r.line(false)))
@@ -651,8 +724,11 @@ impl Changes {
             self.contributors
                 .iter()
                 .map(|c| {
-                    let fields: Vec<String> =
-                        c.changes.iter().map(|(field, v)| format!("{field} {} → {}", v.from, v.to)).collect();
+                    let fields: Vec<String> = c
+                        .changes
+                        .iter()
+                        .map(|(field, v)| format!("{field} {} → {}", v.from, v.to))
+                        .collect();
                     format!("{}: {}", c.github_user, fields.join(", "))
                 })
                 .collect(),
@@ -679,9 +755,21 @@ fn role_line(r: &RoleChange) -> String {
         for n in names {
             *counts.entry(n).or_default() += 1;
         }
-        counts.into_iter().map(|(n, k)| if k == 1 { format!("{sign}{n}") } else { format!("{sign}{n} ×{k}") }).collect()
+        counts
+            .into_iter()
+            .map(|(n, k)| {
+                if k == 1 {
+                    format!("{sign}{n}")
+                } else {
+                    format!("{sign}{n} ×{k}")
+                }
+            })
+            .collect()
     };
-    let parts: Vec<String> = grouped('+', &r.gained).into_iter().chain(grouped('-', &r.lost)).collect();
+    let parts: Vec<String> = grouped('+', &r.gained)
+        .into_iter()
+        .chain(grouped('-', &r.lost))
+        .collect();
     format!("{who}: {}", parts.join(", "))
 }
 
@@ -690,15 +778,24 @@ mod tests {
     use super::*;
 
     fn id(github: &str, discord: &str) -> Identity {
-        Identity { github_user: github.into(), discord_user_id: discord.into() }
+        Identity {
+            github_user: github.into(),
+            discord_user_id: discord.into(),
+        }
     }
 
     fn score(user: &str, points: Number) -> Score {
-        Score { github_user: user.into(), points }
+        Score {
+            github_user: user.into(),
+            points,
+        }
     }
 
     fn roles(user: &str, names: &[&str]) -> Roles {
-        Roles { discord_user_id: user.into(), roles: names.iter().map(|&n| n.into()).collect() }
+        Roles {
+            discord_user_id: user.into(),
+            roles: names.iter().map(|&n| n.into()).collect(),
+        }
     }
 
     fn request(json: &str) -> IssueRequest {
@@ -706,7 +803,10 @@ mod tests {
     }
 
     fn file(name: &str, data: &str) -> (String, Vec<u8>) {
-        (name.to_owned(), format!(r#"{{"schema_version": "1.0.0", "data": {data}}}"#).into_bytes())
+        (
+            name.to_owned(),
+            format!(r#"{{"schema_version": "1.0.0", "data": {data}}}"#).into_bytes(),
+        )
     }
 
     fn files(
@@ -740,7 +840,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(content.identities, [id("alice", "123"), id("bob", "223")]);
-        let points: Vec<String> = content.scores.iter().map(|s| s.points.to_string()).collect();
+        let points: Vec<String> = content
+            .scores
+            .iter()
+            .map(|s| s.points.to_string())
+            .collect();
         assert_eq!(points, ["1", "2.5", "7", "18446744073709552000"]);
         assert_eq!(content.contributors[0].comments, Number::Int(2));
         assert_eq!(content.contributors[0].prs_opened, Number::Int(0));
@@ -750,18 +854,40 @@ mod tests {
 
     #[test]
     fn bad_files_are_named_with_the_place_in_them() {
-        let mut fs = files("[]", r#"[{"github_user": "a", "points": "many"}]"#, "[]", "[]", "[]");
+        let mut fs = files(
+            "[]",
+            r#"[{"github_user": "a", "points": "many"}]"#,
+            "[]",
+            "[]",
+            "[]",
+        );
         let err = parse("snap", &fs).unwrap_err().to_string();
-        assert!(err.contains("snap") && err.contains("scores.json") && err.contains("data[0].points"), "{err}");
+        assert!(
+            err.contains("snap") && err.contains("scores.json") && err.contains("data[0].points"),
+            "{err}"
+        );
         fs[1] = file("scores.json", "[]");
         fs[4] = file("issue_requests.json", r#"[{"status": "pending"}]"#);
         let err = parse("snap", &fs).unwrap_err().to_string();
-        assert!(err.contains("issue_requests.json") && err.contains("data[0]: missing field `request_id`"), "{err}");
+        assert!(
+            err.contains("issue_requests.json")
+                && err.contains("data[0]: missing field `request_id`"),
+            "{err}"
+        );
         fs[4] = file("issue_requests.json", r#"[{"request_id": null}]"#);
         let err = parse("snap", &fs).unwrap_err().to_string();
-        assert!(err.contains("data[0]: request_id: invalid type: null"), "{err}");
+        assert!(
+            err.contains("data[0]: request_id: invalid type: null"),
+            "{err}"
+        );
         fs.remove(3);
-        assert!(matches!(parse("snap", &fs), Err(DiffError::MissingFile { file: "roles.json", .. })));
+        assert!(matches!(
+            parse("snap", &fs),
+            Err(DiffError::MissingFile {
+                file: "roles.json",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -777,11 +903,28 @@ mod tests {
     #[test]
     fn scores_sort_by_absolute_change_then_name() {
         use Number::{Int, Real};
-        let a = [score("alice", Int(150)), score("bob", Int(20)), score("gone", Int(5)), score("same", Int(3))];
-        let b = [score("alice", Int(162)), score("bob", Real(8.0)), score("new", Int(30)), score("same", Real(3.0))];
-        let got: Vec<(String, String)> =
-            score_changes(&a, &b).iter().map(|s| (s.github_user.0.clone(), s.delta.signed())).collect();
-        let want = [("new", "+30"), ("alice", "+12"), ("bob", "-12"), ("gone", "-5")];
+        let a = [
+            score("alice", Int(150)),
+            score("bob", Int(20)),
+            score("gone", Int(5)),
+            score("same", Int(3)),
+        ];
+        let b = [
+            score("alice", Int(162)),
+            score("bob", Real(8.0)),
+            score("new", Int(30)),
+            score("same", Real(3.0)),
+        ];
+        let got: Vec<(String, String)> = score_changes(&a, &b)
+            .iter()
+            .map(|s| (s.github_user.0.clone(), s.delta.signed()))
+            .collect();
+        let want = [
+            ("new", "+30"),
+            ("alice", "+12"),
+            ("bob", "-12"),
+            ("gone", "-5"),
+        ];
         assert_eq!(got, want.map(|(u, d)| (u.to_owned(), d.to_owned())));
         let changes = score_changes(&a, &b);
         assert_eq!((changes[0].from, changes[0].to), (None, Some(Int(30))));
@@ -794,23 +937,37 @@ mod tests {
     #[test]
     fn roles_are_multisets_per_user() {
         let a = SnapshotContent {
-            roles: vec![roles("1", &["Contributor", "Maintainer"]), roles("2", &["A"]), roles("3", &[])],
+            roles: vec![
+                roles("1", &["Contributor", "Maintainer"]),
+                roles("2", &["A"]),
+                roles("3", &[]),
+            ],
             identities: vec![id("alice", "1")],
             ..Default::default()
         };
         let b = SnapshotContent {
-            roles: vec![roles("1", &["Maintainer"]), roles("2", &["A", "A", "B"]), roles("4", &["C"])],
+            roles: vec![
+                roles("1", &["Maintainer"]),
+                roles("2", &["A", "A", "B"]),
+                roles("4", &["C"]),
+            ],
             identities: vec![id("bob", "2")],
             ..Default::default()
         };
         let c = role_changes(&a, &b);
         assert_eq!(c.len(), 3, "{c:?}"); // user 3 left with no roles: nothing to say
-        assert_eq!((c[0].gained.len(), c[0].lost.clone()), (0, vec![Text::from("Contributor")]));
+        assert_eq!(
+            (c[0].gained.len(), c[0].lost.clone()),
+            (0, vec![Text::from("Contributor")])
+        );
         assert_eq!(c[1].gained, [Text::from("A"), Text::from("B")]);
         assert_eq!(role_line(&c[0]), "1 (alice): -Contributor");
         assert_eq!(role_line(&c[1]), "2 (bob): +A, +B");
         assert_eq!(role_line(&c[2]), "4: +C");
-        let more = SnapshotContent { roles: vec![roles("2", &["A", "A", "A"])], ..Default::default() };
+        let more = SnapshotContent {
+            roles: vec![roles("2", &["A", "A", "A"])],
+            ..Default::default()
+        };
         let back = role_changes(&more, &a);
         assert_eq!(role_line(&back[0]), "1 (alice): +Contributor, +Maintainer");
         assert_eq!(role_line(&back[1]), "2: -A ×2");
@@ -826,12 +983,22 @@ mod tests {
             r#"{"request_id": "req-125", "github_user": "bob", "owner": "o", "repo": "r", "issue_number": "44"}"#,
         );
         let r126 = request(r#"{"request_id": 126}"#);
-        let c = issue_request_changes(&[r123.clone(), r124.clone()], &[r124, r125.clone(), r126.clone()]);
+        let c = issue_request_changes(
+            &[r123.clone(), r124.clone()],
+            &[r124, r125.clone(), r126.clone()],
+        );
         assert_eq!(c.opened, [r126, r125]);
         assert_eq!(c.resolved, [r123]);
-        let lines: Vec<String> =
-            c.opened.iter().map(|r| r.line(false)).chain(c.resolved.iter().map(|r| r.line(true))).collect();
-        assert_eq!(lines, ["126", "req-125 bob o/r#44", "req-123 (alice o/r#42)"]);
+        let lines: Vec<String> = c
+            .opened
+            .iter()
+            .map(|r| r.line(false))
+            .chain(c.resolved.iter().map(|r| r.line(true)))
+            .collect();
+        assert_eq!(
+            lines,
+            ["126", "req-125 bob o/r#44", "req-123 (alice o/r#42)"]
+        );
     }
 
     #[test]
@@ -842,12 +1009,29 @@ mod tests {
             prs_opened: Number::Int(2),
             ..Default::default()
         };
-        let alice2 = Contributor { comments: Number::Int(2), total_score: Number::Real(0.5), ..alice.clone() };
-        let bob = Contributor { github_user: "bob".into(), prs_reviewed: Number::Int(1), ..Default::default() };
+        let alice2 = Contributor {
+            comments: Number::Int(2),
+            total_score: Number::Real(0.5),
+            ..alice.clone()
+        };
+        let bob = Contributor {
+            github_user: "bob".into(),
+            prs_reviewed: Number::Int(1),
+            ..Default::default()
+        };
         let c = contributor_changes(&[alice.clone(), bob], &[alice2]);
         assert_eq!(c.len(), 2);
-        assert_eq!(c[0].changes.keys().copied().collect::<Vec<_>>(), ["comments", "total_score"]);
-        assert_eq!(c[1].changes["prs_reviewed"], FromTo { from: Number::Int(1), to: Number::Int(0) });
+        assert_eq!(
+            c[0].changes.keys().copied().collect::<Vec<_>>(),
+            ["comments", "total_score"]
+        );
+        assert_eq!(
+            c[1].changes["prs_reviewed"],
+            FromTo {
+                from: Number::Int(1),
+                to: Number::Int(0)
+            }
+        );
         let same = std::slice::from_ref(&alice);
         assert!(contributor_changes(same, same).is_empty());
     }
@@ -870,7 +1054,9 @@ mod tests {
             identities: vec![id("alice", "1")],
             scores: vec![score("alice", Number::Int(150))],
             roles: vec![roles("1", &["X"])],
-            issue_requests: vec![request(r#"{"request_id": "r1", "github_user": "alice\n", "issue_url": "u"}"#)],
+            issue_requests: vec![request(
+                r#"{"request_id": "r1", "github_user": "alice\n", "issue_url": "u"}"#,
+            )],
             ..Default::default()
         };
         let b = SnapshotContent {
@@ -894,8 +1080,14 @@ mod tests {
              Contributors: 1 changed\n  bob: comments 0 → 3\n"
         );
         let json: Value = serde_json::from_str(&c.to_json().unwrap()).unwrap();
-        assert_eq!(json["identities"]["linked"], serde_json::json!([{"github_user": "bob", "discord_user_id": "2"}]));
-        assert_eq!(json["scores"], serde_json::json!([{"github_user": "alice", "from": 150, "to": 162, "delta": 12}]));
+        assert_eq!(
+            json["identities"]["linked"],
+            serde_json::json!([{"github_user": "bob", "discord_user_id": "2"}])
+        );
+        assert_eq!(
+            json["scores"],
+            serde_json::json!([{"github_user": "alice", "from": 150, "to": 162, "delta": 12}])
+        );
         assert_eq!(json["issue_requests"]["resolved"][0]["issue_url"], "u");
         assert_eq!(json["issue_requests"]["opened"], serde_json::json!([]));
     }

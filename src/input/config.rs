@@ -160,7 +160,11 @@ struct RawScoring {
 
 impl Default for RawScoring {
     fn default() -> Self {
-        RawScoring { period_days: LaxInt(30), weights: BTreeMap::new(), difficulty_weights: None }
+        RawScoring {
+            period_days: LaxInt(30),
+            weights: BTreeMap::new(),
+            difficulty_weights: None,
+        }
     }
 }
 
@@ -197,7 +201,10 @@ impl<'de> Deserialize<'de> for YamlStr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match serde_yaml::Value::deserialize(d)? {
             serde_yaml::Value::String(s) => Ok(YamlStr(s)),
-            other => Err(de::Error::custom(format!("expected a string (quote it), found {}", kind(&other)))),
+            other => Err(de::Error::custom(format!(
+                "expected a string (quote it), found {}",
+                kind(&other)
+            ))),
         }
     }
 }
@@ -222,15 +229,18 @@ impl<'de> Deserialize<'de> for LaxInt {
             serde_yaml::Value::Bool(b) => Ok(LaxInt(i64::from(b))),
             serde_yaml::Value::String(s) => {
                 let expanded = expand_now(&s).map_err(|var| {
-                    de::Error::custom(format!("refers to ${{{var}}}, but the environment variable {var} is not set"))
+                    de::Error::custom(format!(
+                        "refers to ${{{var}}}, but the environment variable {var} is not set"
+                    ))
                 })?;
-                expanded
-                    .trim()
-                    .parse()
-                    .map(LaxInt)
-                    .map_err(|_| de::Error::custom(format!("expected an integer, found {expanded:?}")))
+                expanded.trim().parse().map(LaxInt).map_err(|_| {
+                    de::Error::custom(format!("expected an integer, found {expanded:?}"))
+                })
             }
-            other => Err(de::Error::custom(format!("expected an integer, found {}", kind(&other)))),
+            other => Err(de::Error::custom(format!(
+                "expected an integer, found {}",
+                kind(&other)
+            ))),
         }
     }
 }
@@ -249,16 +259,21 @@ impl<'de> Deserialize<'de> for LaxBool {
                 Some(1) => Some(true),
                 _ => None,
             },
-            serde_yaml::Value::String(s) => match expand_now(s).unwrap_or_default().trim().to_ascii_lowercase().as_str() {
+            serde_yaml::Value::String(s) => match expand_now(s)
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+                .as_str()
+            {
                 "1" | "true" | "t" | "yes" | "y" | "on" => Some(true),
                 "0" | "false" | "f" | "no" | "n" | "off" => Some(false),
                 _ => None,
             },
             _ => None,
         };
-        parsed
-            .map(LaxBool)
-            .ok_or_else(|| de::Error::custom(format!("expected true or false, found {}", kind(&value))))
+        parsed.map(LaxBool).ok_or_else(|| {
+            de::Error::custom(format!("expected true or false, found {}", kind(&value)))
+        })
     }
 }
 
@@ -320,29 +335,47 @@ impl Config {
 
     /// Parses config text; `path` is only used in messages and to report where things are.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid { path: path.to_owned(), message };
-        let raw: RawConfig = match serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text)) {
-            Ok(Some(raw)) => raw,
-            Ok(None) => return Err(invalid("the file is empty".into())),
-            Err(e) => return Err(invalid(describe_yaml_error(&e))),
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
         };
-        let text = |key: &str, value: Option<YamlStr>| value.map(|raw| Text { raw: raw.0, key: key.to_owned() });
-        let github = raw.github.ok_or_else(|| invalid("github.org is required".into()))?;
+        let raw: RawConfig =
+            match serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text)) {
+                Ok(Some(raw)) => raw,
+                Ok(None) => return Err(invalid("the file is empty".into())),
+                Err(e) => return Err(invalid(describe_yaml_error(&e))),
+            };
+        let text = |key: &str, value: Option<YamlStr>| {
+            value.map(|raw| Text {
+                raw: raw.0,
+                key: key.to_owned(),
+            })
+        };
+        let github = raw
+            .github
+            .ok_or_else(|| invalid("github.org is required".into()))?;
         let period_days = raw.scoring.period_days.0;
         // Gitcord requires a positive value; the upper bound keeps date arithmetic in range.
         if !(1..=36_500).contains(&period_days) {
-            return Err(invalid(format!("scoring.period_days must be between 1 and 36500, found {period_days}")));
+            return Err(invalid(format!(
+                "scoring.period_days must be between 1 and 36500, found {period_days}"
+            )));
         }
         let mut difficulty_weights = Vec::new();
         for (key, value) in raw.scoring.difficulty_weights.unwrap_or_default() {
             let serde_yaml::Value::String(label) = key else {
-                return Err(invalid(format!("scoring.difficulty_weights: keys must be strings, found {}", kind(&key))));
+                return Err(invalid(format!(
+                    "scoring.difficulty_weights: keys must be strings, found {}",
+                    kind(&key)
+                )));
             };
             let weight = serde_yaml::from_value::<LaxInt>(value)
                 .map_err(|e| invalid(format!("scoring.difficulty_weights.{label}: {e}")))?
                 .0;
             if weight < 0 {
-                return Err(invalid(format!("scoring.difficulty_weights.{label} must be non-negative, found {weight}")));
+                return Err(invalid(format!(
+                    "scoring.difficulty_weights.{label} must be non-negative, found {weight}"
+                )));
             }
             difficulty_weights.push((label, weight));
         }
@@ -352,13 +385,22 @@ impl Config {
             .enumerate()
             .map(|(i, m)| {
                 (
-                    Text { raw: m.github_user.0, key: format!("identity_mappings[{i}].github_user") },
-                    Text { raw: m.discord_user_id.0, key: format!("identity_mappings[{i}].discord_user_id") },
+                    Text {
+                        raw: m.github_user.0,
+                        key: format!("identity_mappings[{i}].github_user"),
+                    },
+                    Text {
+                        raw: m.discord_user_id.0,
+                        key: format!("identity_mappings[{i}].discord_user_id"),
+                    },
                 )
             })
             .collect();
         let snapshots = match raw.snapshots {
-            None => SnapshotsSection { roles_required: true, ..Default::default() },
+            None => SnapshotsSection {
+                roles_required: true,
+                ..Default::default()
+            },
             Some(s) => SnapshotsSection {
                 enabled: s.enabled.0,
                 repo_path: text("snapshots.repo_path", s.repo_path),
@@ -377,7 +419,10 @@ impl Config {
         };
         Ok(Config {
             path: path.to_owned(),
-            org: Text { raw: github.org.0, key: "github.org".into() },
+            org: Text {
+                raw: github.org.0,
+                key: "github.org".into(),
+            },
             data_dir: text("runtime.data_dir", raw.runtime.data_dir),
             period_days,
             pr_merged_weight: raw.scoring.weights.get("pr_merged").map_or(0, |w| w.0),
@@ -407,7 +452,10 @@ impl Config {
 
     /// A configuration error about `key`, for checks made after loading.
     pub fn invalid(&self, key: &str, problem: impl fmt::Display) -> ConfigError {
-        ConfigError::Invalid { path: self.path.clone(), message: format!("{key} {problem}") }
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            message: format!("{key} {problem}"),
+        }
     }
 
     /// `github.org`: written into every file's header.
@@ -423,7 +471,12 @@ impl Config {
 
     /// `runtime.data_dir`, required: what Gitcord's state and audit log are relative to.
     pub fn require_data_dir(&self) -> Result<PathBuf, ConfigError> {
-        self.data_dir()?.ok_or_else(|| self.invalid("runtime.data_dir", "is not set (pass --state-db, or set it)"))
+        self.data_dir()?.ok_or_else(|| {
+            self.invalid(
+                "runtime.data_dir",
+                "is not set (pass --state-db, or set it)",
+            )
+        })
     }
 
     /// `identity_mappings`, Gitcord's legacy list, used when `state.db` has no verified link.
@@ -444,9 +497,19 @@ impl Config {
 
     /// `discord.guild_id`, `discord.token` and `discord.api_base`, for reading roles from Discord.
     pub fn discord(&self) -> Result<(String, String, Option<String>), ConfigError> {
-        let guild = self.discord_guild_id.as_ref().ok_or_else(|| self.invalid("discord.guild_id", "is not set"))?;
-        let token = self.discord_token.as_ref().ok_or_else(|| self.invalid("discord.token", "is not set"))?;
-        Ok((self.expand(guild)?, self.expand(token)?, self.expand_opt(&self.discord_api_base)?))
+        let guild = self
+            .discord_guild_id
+            .as_ref()
+            .ok_or_else(|| self.invalid("discord.guild_id", "is not set"))?;
+        let token = self
+            .discord_token
+            .as_ref()
+            .ok_or_else(|| self.invalid("discord.token", "is not set"))?;
+        Ok((
+            self.expand(guild)?,
+            self.expand(token)?,
+            self.expand_opt(&self.discord_api_base)?,
+        ))
     }
 }
 
@@ -496,7 +559,10 @@ mod tests {
             "EMPTY" => Some(String::new()),
             _ => None,
         };
-        assert_eq!(expand_with("${A_1}-${EMPTY}-$A_1-${lower}-${A-B}-${", env), Ok("x--$A_1-${lower}-${A-B}-${".into()));
+        assert_eq!(
+            expand_with("${A_1}-${EMPTY}-$A_1-${lower}-${A-B}-${", env),
+            Ok("x--$A_1-${lower}-${A-B}-${".into())
+        );
         assert_eq!(expand_with("pre ${NOPE} post", env), Err("NOPE".into()));
     }
 
@@ -511,7 +577,10 @@ mod tests {
         assert_eq!(cfg.org().unwrap(), "my-org");
         assert_eq!(cfg.period_days, 7);
         assert_eq!(cfg.pr_merged_weight, 5);
-        assert_eq!(cfg.difficulty_weights, [("Easy".to_owned(), 2), ("HARD".to_owned(), 10)]);
+        assert_eq!(
+            cfg.difficulty_weights,
+            [("Easy".to_owned(), 2), ("HARD".to_owned(), 10)]
+        );
         assert_eq!(cfg.data_dir().unwrap(), Some(PathBuf::from("./data")));
         assert!(!cfg.snapshots.enabled);
     }
@@ -522,7 +591,11 @@ mod tests {
         assert_eq!(cfg.period_days, 30);
         assert_eq!(cfg.pr_merged_weight, 0);
         assert!(cfg.snapshots.roles_required);
-        assert!(cfg.require_data_dir().unwrap_err().to_string().contains("runtime.data_dir"));
+        assert!(cfg
+            .require_data_dir()
+            .unwrap_err()
+            .to_string()
+            .contains("runtime.data_dir"));
     }
 
     #[test]
@@ -530,29 +603,52 @@ mod tests {
         let cfg = parse("github: {org: o, token: '${GITCORD_SNAPSHOT_TEST_UNSET}'}\n").unwrap();
         assert_eq!(cfg.org().unwrap(), "o");
         let err = cfg.push_token().unwrap_err().to_string();
-        assert!(err.contains("github.token") && err.contains("GITCORD_SNAPSHOT_TEST_UNSET"), "{err}");
+        assert!(
+            err.contains("github.token") && err.contains("GITCORD_SNAPSHOT_TEST_UNSET"),
+            "{err}"
+        );
     }
 
     #[test]
     fn type_errors_name_the_key_path() {
-        let err = parse("github: {org: o}\nscoring:\n  period_days: soon\n").unwrap_err().to_string();
-        assert!(err.contains("scoring.period_days") && err.contains("soon"), "{err}");
-        let err = parse("github: {org: o}\nscoring: {period_days: 5.5}\n").unwrap_err().to_string();
-        assert!(err.contains("scoring.period_days"), "{err}");
-        let err = parse("github: {org: o}\nscoring: {period_days: 0}\n").unwrap_err().to_string();
-        assert!(err.contains("must be between 1 and 36500"), "{err}");
-        let err = parse("github: {org: o}\nscoring: {period_days: 999999999999}\n").unwrap_err().to_string();
-        assert!(err.contains("scoring.period_days"), "{err}");
-        let err = parse("github: {org: o}\nidentity_mappings: [{github_user: a, discord_user_id: 12}]\n")
+        let err = parse("github: {org: o}\nscoring:\n  period_days: soon\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("identity_mappings[0].discord_user_id"), "{err}");
+        assert!(
+            err.contains("scoring.period_days") && err.contains("soon"),
+            "{err}"
+        );
+        let err = parse("github: {org: o}\nscoring: {period_days: 5.5}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("scoring.period_days"), "{err}");
+        let err = parse("github: {org: o}\nscoring: {period_days: 0}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be between 1 and 36500"), "{err}");
+        let err = parse("github: {org: o}\nscoring: {period_days: 999999999999}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("scoring.period_days"), "{err}");
+        let err =
+            parse("github: {org: o}\nidentity_mappings: [{github_user: a, discord_user_id: 12}]\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("identity_mappings[0].discord_user_id"),
+            "{err}"
+        );
     }
 
     #[test]
     fn syntax_errors_give_line_and_column() {
-        let err = parse("github:\n  org: [unclosed\n").unwrap_err().to_string();
-        assert!(err.starts_with("config file gitcord.yaml: ") && err.contains("line "), "{err}");
+        let err = parse("github:\n  org: [unclosed\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("config file gitcord.yaml: ") && err.contains("line "),
+            "{err}"
+        );
         assert!(err.contains("column"), "{err}");
         assert!(!err.contains('\n'));
     }

@@ -58,8 +58,14 @@ impl std::str::FromStr for Within {
                 _ => return Err(bad()),
             };
             // Ten thousand years is plenty; beyond, date arithmetic would overflow.
-            within.months = months.and_then(|m| within.months.checked_add(m)).filter(|m| *m <= 120_000).ok_or_else(bad)?;
-            within.hours = hours.and_then(|h| within.hours.checked_add(h)).filter(|h| *h <= 87_600_000).ok_or_else(bad)?;
+            within.months = months
+                .and_then(|m| within.months.checked_add(m))
+                .filter(|m| *m <= 120_000)
+                .ok_or_else(bad)?;
+            within.hours = hours
+                .and_then(|h| within.hours.checked_add(h))
+                .filter(|h| *h <= 87_600_000)
+                .ok_or_else(bad)?;
         }
         if !number.is_empty() || within == Within::default() {
             return Err(bad());
@@ -104,7 +110,9 @@ impl Policy {
         let buckets: [(Option<usize>, Bucket); 4] = [
             (self.hourly, |t| (t.year(), t.ordinal(), t.hour(), 0)),
             (self.daily, |t| (t.year(), t.ordinal(), 0, 0)),
-            (self.weekly, |t| (t.iso_week().year(), t.iso_week().week(), 0, 0)),
+            (self.weekly, |t| {
+                (t.iso_week().year(), t.iso_week().week(), 0, 0)
+            }),
             (self.monthly, |t| (t.year(), t.month(), 0, 0)),
         ];
         for (count, bucket) in buckets {
@@ -155,22 +163,38 @@ mod tests {
     #[test]
     fn keep_last_keeps_the_newest() {
         let times = hourly_for(1);
-        let keep = Policy { last: Some(3), ..Policy::default() }.keep(&times);
+        let keep = Policy {
+            last: Some(3),
+            ..Policy::default()
+        }
+        .keep(&times);
         assert_eq!(keep.into_iter().collect::<Vec<_>>(), [21, 22, 23]);
     }
 
     #[test]
     fn keep_daily_keeps_the_newest_of_each_day() {
         let times = hourly_for(10);
-        let keep = Policy { daily: Some(3), ..Policy::default() }.keep(&times);
+        let keep = Policy {
+            daily: Some(3),
+            ..Policy::default()
+        }
+        .keep(&times);
         // The last snapshot of each of the three newest days (23:30 each day).
-        assert_eq!(keep.into_iter().collect::<Vec<_>>(), [8 * 24 - 1, 9 * 24 - 1, 10 * 24 - 1]);
+        assert_eq!(
+            keep.into_iter().collect::<Vec<_>>(),
+            [8 * 24 - 1, 9 * 24 - 1, 10 * 24 - 1]
+        );
     }
 
     #[test]
     fn rules_combine_and_a_snapshot_kept_by_any_stays() {
         let times = hourly_for(60);
-        let policy = Policy { last: Some(2), daily: Some(7), monthly: Some(2), ..Policy::default() };
+        let policy = Policy {
+            last: Some(2),
+            daily: Some(7),
+            monthly: Some(2),
+            ..Policy::default()
+        };
         let keep = policy.keep(&times);
         // 2 last (the newest is also the newest of its day and month) + 6 more days + 1 month.
         assert_eq!(keep.len(), 2 + 6 + 1);
@@ -183,16 +207,36 @@ mod tests {
     fn keep_weekly_uses_iso_weeks() {
         // 2024-01-01 is a Monday: 14 days are exactly two ISO weeks.
         let times = hourly_for(14);
-        let keep = Policy { weekly: Some(5), ..Policy::default() }.keep(&times);
-        assert_eq!(keep.into_iter().collect::<Vec<_>>(), [7 * 24 - 1, 14 * 24 - 1]);
+        let keep = Policy {
+            weekly: Some(5),
+            ..Policy::default()
+        }
+        .keep(&times);
+        assert_eq!(
+            keep.into_iter().collect::<Vec<_>>(),
+            [7 * 24 - 1, 14 * 24 - 1]
+        );
     }
 
     #[test]
     fn keep_within_is_relative_to_the_newest_snapshot() {
         let times = hourly_for(3);
-        let policy = Policy { within: Some("1d".parse().unwrap()), ..Policy::default() };
-        assert_eq!(policy.keep(&times).len(), 25, "the newest plus the 24 hours before it");
-        assert_eq!("1y6m".parse::<Within>().unwrap(), Within { months: 18, hours: 0 });
+        let policy = Policy {
+            within: Some("1d".parse().unwrap()),
+            ..Policy::default()
+        };
+        assert_eq!(
+            policy.keep(&times).len(),
+            25,
+            "the newest plus the 24 hours before it"
+        );
+        assert_eq!(
+            "1y6m".parse::<Within>().unwrap(),
+            Within {
+                months: 18,
+                hours: 0
+            }
+        );
         for bad in ["", "7", "3w", "d", "1.5d", "4294967295y", "99999999999h"] {
             assert!(bad.parse::<Within>().is_err(), "{bad}");
         }
@@ -201,7 +245,11 @@ mod tests {
     #[test]
     fn an_empty_policy_is_recognised() {
         assert!(Policy::default().is_empty());
-        let p = Policy { last: Some(1), within: Some("2d".parse().unwrap()), ..Policy::default() };
+        let p = Policy {
+            last: Some(1),
+            within: Some("2d".parse().unwrap()),
+            ..Policy::default()
+        };
         assert_eq!(p.describe(), "keep-last 1, keep-within 0m48h");
     }
 }

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use crate::snapshot::SCHEMA_VERSION;
-use crate::timefmt;
+use crate::time;
 
 /// Gitcord's schema: its `CREATE TABLE` / `CREATE INDEX` statements and migrations, verbatim,
 /// so that a restored database is indistinguishable from one Gitcord created.
@@ -34,7 +34,9 @@ pub const GITCORD_SCHEMA: &str = include_str!("gitcord_schema.sql");
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     /// Restoring never replaces a file: it may be the database someone meant to keep.
-    #[error("{0} already exists; restore never overwrites a file (choose a path that does not exist)")]
+    #[error(
+        "{0} already exists; restore never overwrites a file (choose a path that does not exist)"
+    )]
     Exists(PathBuf),
     /// There is no clone to restore from: the host lost it along with the database.
     #[error(
@@ -69,7 +71,7 @@ pub enum RestoreError {
 }
 
 /// How many rows of each kind were restored, for the operator's log.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RestoreCounts {
     /// Verified identity links written.
     pub identities: usize,
@@ -89,7 +91,10 @@ pub struct RestoreCounts {
 /// Every file is validated before anything is created. `to` must not exist; the database is
 /// written into a temporary file in the same directory and renamed to `to` only once complete
 /// and committed (journal mode `delete`, so no `-journal` file remains).
-pub fn write_database(files: &[(String, Vec<u8>)], to: &Path) -> Result<RestoreCounts, RestoreError> {
+pub fn write_database(
+    files: &[(String, Vec<u8>)],
+    to: &Path,
+) -> Result<RestoreCounts, RestoreError> {
     let snapshot = Parsed::from_files(files)?;
     if to.symlink_metadata().is_ok() {
         return Err(RestoreError::Exists(to.to_owned()));
@@ -99,7 +104,9 @@ pub fn write_database(files: &[(String, Vec<u8>)], to: &Path) -> Result<RestoreC
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let name = to.file_name().map_or_else(|| "state.db".into(), |n| n.to_string_lossy().into_owned());
+    let name = to
+        .file_name()
+        .map_or_else(|| "state.db".into(), |n| n.to_string_lossy().into_owned());
     let prefix = format!(".{name}.restore-");
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix);
@@ -110,12 +117,19 @@ pub fn write_database(files: &[(String, Vec<u8>)], to: &Path) -> Result<RestoreC
     }
     // Only the path is kept: an open descriptor of ours on the file, closed while SQLite
     // holds it, would drop SQLite's POSIX locks. Dropping the path removes the file.
-    let tmp = builder.tempfile_in(dir).map_err(io_err(dir))?.into_temp_path();
+    let tmp = builder
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?
+        .into_temp_path();
     let counts = fill(&tmp, &snapshot)?;
-    tmp.persist_noclobber(to).map_err(|e| match e.error.kind() {
-        std::io::ErrorKind::AlreadyExists => RestoreError::Exists(to.to_owned()),
-        _ => RestoreError::Io { path: to.to_owned(), source: e.error },
-    })?;
+    tmp.persist_noclobber(to)
+        .map_err(|e| match e.error.kind() {
+            std::io::ErrorKind::AlreadyExists => RestoreError::Exists(to.to_owned()),
+            _ => RestoreError::Io {
+                path: to.to_owned(),
+                source: e.error,
+            },
+        })?;
     // The rename is durable only once the directory is.
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
@@ -130,7 +144,10 @@ pub fn write_database(files: &[(String, Vec<u8>)], to: &Path) -> Result<RestoreC
 
 /// Creates the schema and inserts every row in one transaction, then closes the database.
 fn fill(path: &Path, snapshot: &Parsed) -> Result<RestoreCounts, RestoreError> {
-    let sql = |source| RestoreError::Sqlite { path: path.to_owned(), source };
+    let sql = |source| RestoreError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
     // The file exists (tempfile made it, empty); SQLite must not create anything else.
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags).map_err(sql)?;
@@ -155,7 +172,12 @@ fn fill(path: &Path, snapshot: &Parsed) -> Result<RestoreCounts, RestoreError> {
                 continue;
             }
             insert
-                .execute(params![row.discord_user_id, row.github_user, at, normalized])
+                .execute(params![
+                    row.discord_user_id,
+                    row.github_user,
+                    at,
+                    normalized
+                ])
                 .map_err(|e| row_err(IDENTITIES, i, e, path))?;
             counts.identities += 1;
         }
@@ -169,7 +191,13 @@ fn fill(path: &Path, snapshot: &Parsed) -> Result<RestoreCounts, RestoreError> {
             .map_err(sql)?;
         for (i, row) in snapshot.scores.iter().enumerate() {
             insert
-                .execute(params![row.github_user, row.period_start, row.period_end, row.points, at])
+                .execute(params![
+                    row.github_user,
+                    row.period_start,
+                    row.period_end,
+                    row.points,
+                    at
+                ])
                 .map_err(|e| row_err(SCORES, i, e, path))?;
             counts.scores += 1;
         }
@@ -238,10 +266,14 @@ fn fill(path: &Path, snapshot: &Parsed) -> Result<RestoreCounts, RestoreError> {
 /// is a failure to write.
 fn row_err(file: &str, i: usize, e: rusqlite::Error, path: &Path) -> RestoreError {
     match e.sqlite_error_code() {
-        Some(ErrorCode::ConstraintViolation) => {
-            invalid(file, format!("data[{i}] repeats the key of an earlier row ({e})"))
-        }
-        _ => RestoreError::Sqlite { path: path.to_owned(), source: e },
+        Some(ErrorCode::ConstraintViolation) => invalid(
+            file,
+            format!("data[{i}] repeats the key of an earlier row ({e})"),
+        ),
+        _ => RestoreError::Sqlite {
+            path: path.to_owned(),
+            source: e,
+        },
     }
 }
 
@@ -250,7 +282,9 @@ fn row_err(file: &str, i: usize, e: rusqlite::Error, path: &Path) -> RestoreErro
 /// by normalized login find the restored rows.
 fn normalize_login(login: &str) -> String {
     // Python's str.isspace() also counts the separators U+001C..U+001F.
-    login.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)).to_lowercase()
+    login
+        .trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+        .to_lowercase()
 }
 
 const META: &str = "meta.json";
@@ -260,11 +294,17 @@ const ISSUE_REQUESTS: &str = "issue_requests.json";
 const NOTIFICATIONS: &str = "notifications.json";
 
 fn invalid(file: &str, reason: impl Into<String>) -> RestoreError {
-    RestoreError::Invalid { file: file.to_owned(), reason: reason.into() }
+    RestoreError::Invalid {
+        file: file.to_owned(),
+        reason: reason.into(),
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RestoreError + '_ {
-    move |source| RestoreError::Io { path: path.to_owned(), source }
+    move |source| RestoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// The header every snapshot file carries; `org`, `run_id` and the periods are not needed.
@@ -341,7 +381,9 @@ fn sql_number<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
         return Ok(Value::Integer(i));
     }
     if n.is_u64() {
-        return Err(serde::de::Error::custom(format!("{n} does not fit an SQLite INTEGER")));
+        return Err(serde::de::Error::custom(format!(
+            "{n} does not fit an SQLite INTEGER"
+        )));
     }
     n.as_f64()
         .map(Value::Real)
@@ -369,12 +411,17 @@ impl Parsed {
         };
         let meta: Meta = parse(META, find(META)?)?;
         check_version(META, &meta.schema_version)?;
-        let at = timefmt::parse_stored(&meta.generated_at)
-            .ok_or_else(|| invalid(META, format!("generated_at {:?} is not a timestamp", meta.generated_at)))?;
+        let at = time::parse_stored(&meta.generated_at).ok_or_else(|| {
+            invalid(
+                META,
+                format!("generated_at {:?} is not a timestamp", meta.generated_at),
+            )
+        })?;
         let identities = rows::<Identity>(IDENTITIES, find(IDENTITIES)?, &meta.generated_at)?;
         // String order is byte order, SQLite's BINARY collation, the exporter's order.
-        let ordered =
-            |a: &Identity, b: &Identity| (&a.discord_user_id, &a.github_user) <= (&b.discord_user_id, &b.github_user);
+        let ordered = |a: &Identity, b: &Identity| {
+            (&a.discord_user_id, &a.github_user) <= (&b.discord_user_id, &b.github_user)
+        };
         if !identities.windows(2).all(|w| ordered(&w[0], &w[1])) {
             log::warn!(
                 "{IDENTITIES} is not in state.db order, so it probably came from the config's identity_mappings \
@@ -383,32 +430,60 @@ impl Parsed {
         }
         let scores = rows::<Score>(SCORES, find(SCORES)?, &meta.generated_at)?;
         for (i, s) in scores.iter().enumerate() {
-            for (column, text) in [("period_start", &s.period_start), ("period_end", &s.period_end)] {
-                if timefmt::parse_stored(text).is_none() {
-                    return Err(invalid(SCORES, format!("data[{i}].{column} {text:?} is not a timestamp")));
+            for (column, text) in [
+                ("period_start", &s.period_start),
+                ("period_end", &s.period_end),
+            ] {
+                if time::parse_stored(text).is_none() {
+                    return Err(invalid(
+                        SCORES,
+                        format!("data[{i}].{column} {text:?} is not a timestamp"),
+                    ));
                 }
             }
         }
-        let issue_requests = rows::<IssueRequest>(ISSUE_REQUESTS, find(ISSUE_REQUESTS)?, &meta.generated_at)?;
-        if let Some((i, r)) = issue_requests.iter().enumerate().find(|(_, r)| r.status != "pending") {
+        let issue_requests =
+            rows::<IssueRequest>(ISSUE_REQUESTS, find(ISSUE_REQUESTS)?, &meta.generated_at)?;
+        if let Some((i, r)) = issue_requests
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.status != "pending")
+        {
             return Err(invalid(
                 ISSUE_REQUESTS,
-                format!("data[{i}].status is {:?}; a snapshot holds only pending requests", r.status),
+                format!(
+                    "data[{i}].status is {:?}; a snapshot holds only pending requests",
+                    r.status
+                ),
             ));
         }
-        let notifications = rows::<Notification>(NOTIFICATIONS, find(NOTIFICATIONS)?, &meta.generated_at)?;
-        Ok(Parsed { generated_at: timefmt::isoformat(&at), identities, scores, issue_requests, notifications })
+        let notifications =
+            rows::<Notification>(NOTIFICATIONS, find(NOTIFICATIONS)?, &meta.generated_at)?;
+        Ok(Parsed {
+            generated_at: time::isoformat(&at),
+            identities,
+            scores,
+            issue_requests,
+            notifications,
+        })
     }
 }
 
 /// The rows of a data file whose header matches `meta.json`.
-fn rows<T: DeserializeOwned>(file: &str, bytes: &[u8], generated_at: &str) -> Result<Vec<T>, RestoreError> {
+fn rows<T: DeserializeOwned>(
+    file: &str,
+    bytes: &[u8],
+    generated_at: &str,
+) -> Result<Vec<T>, RestoreError> {
     let parsed: DataFile<T> = parse(file, bytes)?;
     check_version(file, &parsed.schema_version)?;
     if parsed.generated_at != generated_at {
         return Err(invalid(
             file,
-            format!("generated_at {:?} differs from meta.json's {generated_at:?}", parsed.generated_at),
+            format!(
+                "generated_at {:?} differs from meta.json's {generated_at:?}",
+                parsed.generated_at
+            ),
         ));
     }
     Ok(parsed.data)
@@ -418,7 +493,9 @@ fn check_version(file: &str, found: &str) -> Result<(), RestoreError> {
     if found == SCHEMA_VERSION {
         Ok(())
     } else {
-        let why = format!("schema_version {found:?} is not {SCHEMA_VERSION:?}, the only one this version reads");
+        let why = format!(
+            "schema_version {found:?} is not {SCHEMA_VERSION:?}, the only one this version reads"
+        );
         Err(invalid(file, why))
     }
 }
@@ -451,7 +528,12 @@ mod tests {
     }
 
     /// A snapshot with these `data` arrays (JSON text) for the four restored files.
-    fn snapshot(identities: &str, scores: &str, issues: &str, notifications: &str) -> Vec<(String, Vec<u8>)> {
+    fn snapshot(
+        identities: &str,
+        scores: &str,
+        issues: &str,
+        notifications: &str,
+    ) -> Vec<(String, Vec<u8>)> {
         let meta = format!(
             r#"{{"generated_at": "{AT}", "org": "o", "period_end": "{AT}", "run_id": "r", "schema_version": "1.0.0"}}"#
         );
@@ -466,20 +548,26 @@ mod tests {
 
     fn score(user: &str, points: &str) -> String {
         let start = "2024-01-01T12:00:00+00:00";
-        format!(r#"{{"github_user": "{user}", "period_end": "{AT}", "period_start": "{start}", "points": {points}}}"#)
+        format!(
+            r#"{{"github_user": "{user}", "period_end": "{AT}", "period_start": "{start}", "points": {points}}}"#
+        )
     }
 
     type Files = Vec<(String, Vec<u8>)>;
 
-    fn restore(files: &[(String, Vec<u8>)]) -> (tempfile::TempDir, Result<RestoreCounts, RestoreError>) {
+    fn restore(
+        files: &[(String, Vec<u8>)],
+    ) -> (tempfile::TempDir, Result<RestoreCounts, RestoreError>) {
         let dir = tempfile::tempdir().unwrap();
         let result = write_database(files, &dir.path().join("state.db"));
         (dir, result)
     }
 
     fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> =
-            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         names
     }
@@ -493,14 +581,22 @@ mod tests {
 
     #[test]
     fn numbers_keep_their_sqlite_type() {
-        let scores = format!("[{}, {}, {}]", score("a", "1.5"), score("b", "9007199254740993"), score("c", "-3"));
+        let scores = format!(
+            "[{}, {}, {}]",
+            score("a", "1.5"),
+            score("b", "9007199254740993"),
+            score("c", "-3")
+        );
         let issues = r#"[{"created_at": "x", "discord_user_id": "1", "github_user": "a", "issue_number": 7,
             "issue_url": "u", "owner": "o", "repo": "r", "request_id": "q", "status": "pending"}]"#;
         let notes = r#"[{"channel_id": null, "dedupe_key": "k", "discord_user_id": "1", "event_type": "e",
             "github_user": "a", "repo": "r", "sent_at": "s", "target": ""}]"#;
         let (dir, result) = restore(&snapshot("[]", &scores, issues, notes));
         let counts = result.unwrap();
-        assert_eq!((counts.scores, counts.issue_requests, counts.notifications), (3, 1, 1));
+        assert_eq!(
+            (counts.scores, counts.issue_requests, counts.notifications),
+            (3, 1, 1)
+        );
         let conn = Connection::open(dir.path().join("state.db")).unwrap();
         let points: Vec<(String, String)> = conn
             .prepare("SELECT typeof(points), CAST(points AS TEXT) FROM scores ORDER BY github_user")
@@ -511,7 +607,11 @@ mod tests {
             .unwrap();
         assert_eq!(
             points,
-            [("real".into(), "1.5".into()), ("integer".into(), "9007199254740993".into()), ("integer".into(), "-3".into())]
+            [
+                ("real".into(), "1.5".into()),
+                ("integer".into(), "9007199254740993".into()),
+                ("integer".into(), "-3".into())
+            ]
         );
         let row: (String, String, String) = conn
             .query_row(
@@ -529,13 +629,57 @@ mod tests {
         let mut trailing = snapshot("[]", "[]", "[]", "[]");
         trailing[4].1.extend_from_slice(b" {}");
         let cases: [(Files, &str, &str); 8] = [
-            (snapshot("[]", &format!("[{}]", score("a", "\"5\"")), "[]", "[]"), SCORES, "data[0].points"),
-            (snapshot("[]", &format!("[{}]", score("a", "18446744073709551615")), "[]", "[]"), SCORES, "INTEGER"),
-            (snapshot(r#"[{"discord_user_id": 1, "github_user": "a"}]"#, "[]", "[]", "[]"), IDENTITIES, "data[0].discord_user_id"),
-            (snapshot(r#"[{"discord_user_id": "1", "github_user": "a", "x": 1}]"#, "[]", "[]", "[]"), IDENTITIES, "x"),
-            (snapshot("[]", &format!("[{}]", score("a", "1").replace(AT, "soon")), "[]", "[]"), SCORES, "period_end"),
+            (
+                snapshot("[]", &format!("[{}]", score("a", "\"5\"")), "[]", "[]"),
+                SCORES,
+                "data[0].points",
+            ),
+            (
+                snapshot(
+                    "[]",
+                    &format!("[{}]", score("a", "18446744073709551615")),
+                    "[]",
+                    "[]",
+                ),
+                SCORES,
+                "INTEGER",
+            ),
+            (
+                snapshot(
+                    r#"[{"discord_user_id": 1, "github_user": "a"}]"#,
+                    "[]",
+                    "[]",
+                    "[]",
+                ),
+                IDENTITIES,
+                "data[0].discord_user_id",
+            ),
+            (
+                snapshot(
+                    r#"[{"discord_user_id": "1", "github_user": "a", "x": 1}]"#,
+                    "[]",
+                    "[]",
+                    "[]",
+                ),
+                IDENTITIES,
+                "x",
+            ),
+            (
+                snapshot(
+                    "[]",
+                    &format!("[{}]", score("a", "1").replace(AT, "soon")),
+                    "[]",
+                    "[]",
+                ),
+                SCORES,
+                "period_end",
+            ),
             (snapshot("{}", "[]", "[]", "[]"), IDENTITIES, "data"),
-            (snapshot("[]", "[]", "[]", "[] x"), NOTIFICATIONS, "line 1 column"),
+            (
+                snapshot("[]", "[]", "[]", "[] x"),
+                NOTIFICATIONS,
+                "line 1 column",
+            ),
             (trailing, NOTIFICATIONS, "trailing"),
         ];
         for (files, want_file, fragment) in cases {
@@ -543,18 +687,32 @@ mod tests {
             let (file, reason) = invalid_file(result);
             assert_eq!(file, want_file, "{reason}");
             assert!(reason.contains(fragment), "{fragment:?} not in {reason:?}");
-            assert!(names(dir.path()).is_empty(), "nothing is created for an invalid snapshot");
+            assert!(
+                names(dir.path()).is_empty(),
+                "nothing is created for an invalid snapshot"
+            );
         }
     }
 
     #[test]
     fn header_problems_are_refused() {
         let mut files = snapshot("[]", "[]", "[]", "[]");
-        files[2].1 = String::from_utf8(files[2].1.clone()).unwrap().replace("1.0.0", "2.0.0").into_bytes();
-        assert!(invalid_file(restore(&files).1).1.contains("schema_version \"2.0.0\""));
+        files[2].1 = String::from_utf8(files[2].1.clone())
+            .unwrap()
+            .replace("1.0.0", "2.0.0")
+            .into_bytes();
+        assert!(invalid_file(restore(&files).1)
+            .1
+            .contains("schema_version \"2.0.0\""));
         let mut files = snapshot("[]", "[]", "[]", "[]");
         files.retain(|(n, _)| n != NOTIFICATIONS);
-        assert_eq!(invalid_file(restore(&files).1), (NOTIFICATIONS.to_owned(), "is missing from the snapshot".to_owned()));
+        assert_eq!(
+            invalid_file(restore(&files).1),
+            (
+                NOTIFICATIONS.to_owned(),
+                "is missing from the snapshot".to_owned()
+            )
+        );
         let issue = r#"[{"created_at": "x", "discord_user_id": "1", "github_user": "a", "issue_number": 7,
             "issue_url": "u", "owner": "o", "repo": "r", "request_id": "q", "status": "approved"}]"#;
         let (file, reason) = invalid_file(restore(&snapshot("[]", "[]", issue, "[]")).1);
@@ -587,7 +745,13 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(rows, [("1".into(), "Alice".into(), "alice".into()), ("2".into(), "alice".into(), "alice".into())]);
+        assert_eq!(
+            rows,
+            [
+                ("1".into(), "Alice".into(), "alice".into()),
+                ("2".into(), "alice".into(), "alice".into())
+            ]
+        );
     }
 
     #[test]
@@ -614,10 +778,16 @@ mod tests {
         assert_eq!(result.unwrap(), RestoreCounts::default());
         let sql = |path: &Path| -> Vec<Option<String>> {
             let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-            let mut stmt = conn.prepare("SELECT sql FROM sqlite_master ORDER BY rowid").unwrap();
-            stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+            let mut stmt = conn
+                .prepare("SELECT sql FROM sqlite_master ORDER BY rowid")
+                .unwrap();
+            stmt.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
         };
-        let gitcord = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/conformance/empty/state.db");
+        let gitcord =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/conformance/empty/state.db");
         assert_eq!(sql(&dir.path().join("state.db")), sql(&gitcord));
         assert_eq!(names(dir.path()), ["state.db"]);
     }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::timefmt;
+use crate::time;
 
 /// The file name Gitcord uses inside its data directory.
 pub const FILE_NAME: &str = "audit_events.jsonl";
@@ -49,15 +49,26 @@ struct Line<'a> {
 
 /// Appends one event to `<data_dir>/audit_events.jsonl`.
 pub fn append(data_dir: &Path, event_type: &str, context: &SnapshotContext) -> io::Result<PathBuf> {
-    let line = Line { event_type, context, timestamp: timefmt::isoformat(&timefmt::now()) };
+    let line = Line {
+        event_type,
+        context,
+        timestamp: time::isoformat(&time::now()),
+    };
     let mut bytes = Vec::with_capacity(256);
-    line.serialize(&mut serde_json::Serializer::with_formatter(&mut bytes, AsciiFormatter))
-        .map_err(io::Error::other)?;
+    line.serialize(&mut serde_json::Serializer::with_formatter(
+        &mut bytes,
+        AsciiFormatter,
+    ))
+    .map_err(io::Error::other)?;
     bytes.push(b'\n');
     std::fs::create_dir_all(data_dir)?;
     let path = data_dir.join(FILE_NAME);
     // One write of one line with O_APPEND: concurrent writers (Gitcord) never interleave.
-    OpenOptions::new().create(true).append(true).open(&path)?.write_all(&bytes)?;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?
+        .write_all(&bytes)?;
     Ok(path)
 }
 
@@ -65,7 +76,11 @@ pub fn append(data_dir: &Path, event_type: &str, context: &SnapshotContext) -> i
 struct AsciiFormatter;
 
 impl serde_json::ser::Formatter for AsciiFormatter {
-    fn write_string_fragment<W: ?Sized + Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
         let mut units = [0u16; 2];
         for ch in fragment.chars() {
             if ch.is_ascii() {

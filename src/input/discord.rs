@@ -18,9 +18,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
-use crate::error::one_line;
+use crate::input::roles::RoleMap;
 use crate::net::{is_loopback_host, Secret};
-use crate::roles::RoleMap;
+use crate::text::one_line;
 
 /// Gitcord's hard-coded base URL, used when `discord.api_base` is not set.
 pub const DEFAULT_API_BASE: &str = "https://discord.com/api/v10";
@@ -91,8 +91,15 @@ impl ApiConfigError {
 impl DiscordApi {
     /// Checks the config values before anything is sent: `base` (`None` for Discord itself;
     /// a trailing `/` is dropped), the guild id and the token.
-    pub fn new(base: Option<&str>, guild_id: &str, token: Secret) -> Result<DiscordApi, ApiConfigError> {
-        let base = base.unwrap_or(DEFAULT_API_BASE).trim_end_matches('/').to_owned();
+    pub fn new(
+        base: Option<&str>,
+        guild_id: &str,
+        token: Secret,
+    ) -> Result<DiscordApi, ApiConfigError> {
+        let base = base
+            .unwrap_or(DEFAULT_API_BASE)
+            .trim_end_matches('/')
+            .to_owned();
         let loopback = check_base(&base)?;
         if guild_id.is_empty() || !guild_id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ApiConfigError::BadGuildId(guild_id.to_owned()));
@@ -100,7 +107,12 @@ impl DiscordApi {
         if token.expose().is_empty() || !token.expose().bytes().all(|b| b.is_ascii_graphic()) {
             return Err(ApiConfigError::BadToken);
         }
-        Ok(DiscordApi { base, guild_id: guild_id.to_owned(), token, loopback })
+        Ok(DiscordApi {
+            base,
+            guild_id: guild_id.to_owned(),
+            token,
+            loopback,
+        })
     }
 
     /// The base URL requests go to, without a trailing `/`.
@@ -113,17 +125,24 @@ impl DiscordApi {
 /// whether the host is loopback.
 fn check_base(base: &str) -> Result<bool, ApiConfigError> {
     let bad = |why: &str| ApiConfigError::BadBase(why.to_owned());
-    let (scheme, rest) = base.split_once("://").ok_or_else(|| bad(&format!("{base:?} has no scheme")))?;
+    let (scheme, rest) = base
+        .split_once("://")
+        .ok_or_else(|| bad(&format!("{base:?} has no scheme")))?;
     let authority = rest.split('/').next().unwrap_or_default();
     if authority.contains('@') {
         // Do not echo it: user info may be a password.
-        return Err(bad("the URL must not contain user info (user@ or user:password@)"));
+        return Err(bad(
+            "the URL must not contain user info (user@ or user:password@)",
+        ));
     }
     if rest.contains(['?', '#']) {
         return Err(bad(&format!("{base:?} has a query or fragment")));
     }
     let uri: ureq::http::Uri = base.parse().map_err(|e| bad(&format!("{base:?}: {e}")))?;
-    let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| bad(&format!("{base:?} has no host")))?;
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| bad(&format!("{base:?} has no host")))?;
     let loopback = is_loopback_host(host);
     match scheme.to_ascii_lowercase().as_str() {
         "https" => Ok(loopback),
@@ -133,12 +152,13 @@ fn check_base(base: &str) -> Result<bool, ApiConfigError> {
     }
 }
 
-
 /// Why the roles could not be read from Discord. Messages name the request, never the token.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscordError {
     /// 401: the token is wrong or revoked.
-    #[error("Discord refused the bot token (401 Unauthorized) for GET {url}{says}: check discord.token")]
+    #[error(
+        "Discord refused the bot token (401 Unauthorized) for GET {url}{says}: check discord.token"
+    )]
     Unauthorized {
         /// The request.
         url: String,
@@ -252,13 +272,32 @@ struct ErrorBody {
     retry_after: Option<f64>,
 }
 
+/// Reads the roles from Discord. With `required` false (`snapshots.roles_required: false`), a
+/// Discord that cannot be read gives Gitcord's answer instead: no roles, and one warning.
+pub fn load_roles(api: &DiscordApi, required: bool) -> Result<RoleMap, DiscordError> {
+    match fetch_member_roles(api) {
+        Ok(roles) => Ok(roles),
+        Err(e) if !required && e.is_remote() => {
+            log::warn!(
+                "{}; writing empty roles because snapshots.roles_required is false",
+                one_line(&e.to_string())
+            );
+            Ok(RoleMap::new())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Role names per member of the guild, every member included (no roles: `[]`), names in
 /// Discord's order (the snapshot sorts them).
 pub fn fetch_member_roles(api: &DiscordApi) -> Result<RoleMap, DiscordError> {
     let mut client = Client::new(api)?;
     let guild = format!("{}/guilds/{}", api.base, api.guild_id);
     let roles: Vec<Role> = client.get_json(&format!("{guild}/roles"))?;
-    let lookup: HashMap<&str, &str> = roles.iter().map(|r| (r.id.as_str(), r.name.as_str())).collect();
+    let lookup: HashMap<&str, &str> = roles
+        .iter()
+        .map(|r| (r.id.as_str(), r.name.as_str()))
+        .collect();
     let mut out = RoleMap::new();
     let mut after: Option<String> = None;
     loop {
@@ -321,12 +360,20 @@ impl<'a> Client<'a> {
             // A proxy from the environment must not see a local API (or its token).
             config = config.proxy(None);
         }
-        if api.base.get(..6).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https:")) {
+        if api
+            .base
+            .get(..6)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https:"))
+        {
             if let Some(tls) = tls_config()? {
                 config = config.tls_config(tls);
             }
         }
-        Ok(Client { agent: config.build().into(), api, waited: Duration::ZERO })
+        Ok(Client {
+            agent: config.build().into(),
+            api,
+            waited: Duration::ZERO,
+        })
     }
 
     /// GET `url` as JSON, waiting out 429s and 5xx within the run's bounds.
@@ -335,8 +382,12 @@ impl<'a> Client<'a> {
         let mut retries = 0;
         loop {
             log::debug!("GET {url}");
-            let mut response =
-                self.agent.get(url).header("Authorization", &auth).call().map_err(|e| self.unreachable(url, e))?;
+            let mut response = self
+                .agent
+                .get(url)
+                .header("Authorization", &auth)
+                .call()
+                .map_err(|e| self.unreachable(url, e))?;
             let status = response.status().as_u16();
             let header_wait = response
                 .headers()
@@ -350,8 +401,10 @@ impl<'a> Client<'a> {
                 .read_to_vec()
                 .map_err(|e| self.unreachable(url, e))?;
             if status == 200 {
-                return serde_json::from_slice(&body)
-                    .map_err(|e| DiscordError::Malformed { url: url.to_owned(), reason: e.to_string() });
+                return serde_json::from_slice(&body).map_err(|e| DiscordError::Malformed {
+                    url: url.to_owned(),
+                    reason: e.to_string(),
+                });
             }
             let error: Option<ErrorBody> = serde_json::from_slice(&body).ok();
             let says = self.says(error.as_ref());
@@ -377,21 +430,39 @@ impl<'a> Client<'a> {
                                 next: wait.as_secs_f64(),
                             }
                         } else {
-                            DiscordError::Status { url, status, says, retries }
+                            DiscordError::Status {
+                                url,
+                                status,
+                                says,
+                                retries,
+                            }
                         });
                     }
-                    log::info!("Discord answered {status} to GET {url}; retrying in {:.1} s", wait.as_secs_f64());
+                    log::info!(
+                        "Discord answered {status} to GET {url}; retrying in {:.1} s",
+                        wait.as_secs_f64()
+                    );
                     std::thread::sleep(wait);
                     self.waited += wait;
                     retries += 1;
                 }
-                _ => return Err(DiscordError::Status { url, status, says, retries }),
+                _ => {
+                    return Err(DiscordError::Status {
+                        url,
+                        status,
+                        says,
+                        retries,
+                    })
+                }
             }
         }
     }
 
     fn unreachable(&self, url: &str, e: ureq::Error) -> DiscordError {
-        DiscordError::Unreachable { url: url.to_owned(), reason: self.redact(&e.to_string()) }
+        DiscordError::Unreachable {
+            url: url.to_owned(),
+            reason: self.redact(&e.to_string()),
+        }
     }
 
     /// Discord's own words from an error body, shortened to one line, for the message.
@@ -415,28 +486,43 @@ impl<'a> Client<'a> {
 /// or a TLS-inspecting proxy); `None` keeps ureq's default, Mozilla's roots alone.
 fn tls_config() -> Result<Option<TlsConfig>, DiscordError> {
     match std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) {
-        Some(path) => Ok(Some(TlsConfig::builder().root_certs(roots_with(Path::new(&path))?).build())),
+        Some(path) => Ok(Some(
+            TlsConfig::builder()
+                .root_certs(roots_with(Path::new(&path))?)
+                .build(),
+        )),
         None => Ok(None),
     }
 }
 
 /// Mozilla's roots plus every certificate in the PEM file at `path`.
 fn roots_with(path: &Path) -> Result<RootCerts, DiscordError> {
-    let ca_error = |reason: String| DiscordError::CaFile { path: path.to_owned(), reason };
+    let ca_error = |reason: String| DiscordError::CaFile {
+        path: path.to_owned(),
+        reason,
+    };
     let pem = std::fs::read(path).map_err(|e| ca_error(format!("cannot be read: {e}")))?;
-    let mut roots: Vec<Certificate<'static>> =
-        webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().map(|der| Certificate::from_der(der.as_ref())).collect();
+    let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|der| Certificate::from_der(der.as_ref()))
+        .collect();
     let mozilla = roots.len();
     for item in ureq::tls::parse_pem(&pem) {
         // Keys and other sections are not roots.
-        if let PemItem::Certificate(cert) = item.map_err(|e| ca_error(format!("is not valid PEM: {e}")))? {
+        if let PemItem::Certificate(cert) =
+            item.map_err(|e| ca_error(format!("is not valid PEM: {e}")))?
+        {
             roots.push(cert);
         }
     }
     if roots.len() == mozilla {
         return Err(ca_error("holds no PEM certificate".into()));
     }
-    log::debug!("trusting {} extra certificates from {}", roots.len() - mozilla, path.display());
+    log::debug!(
+        "trusting {} extra certificates from {}",
+        roots.len() - mozilla,
+        path.display()
+    );
     Ok(RootCerts::from(roots))
 }
 
@@ -451,15 +537,28 @@ mod tests {
     #[test]
     fn the_default_base_is_gitcords() {
         assert_eq!(api(None).unwrap().base(), "https://discord.com/api/v10");
-        assert_eq!(api(Some("https://example.com/api/")).unwrap().base(), "https://example.com/api");
+        assert_eq!(
+            api(Some("https://example.com/api/")).unwrap().base(),
+            "https://example.com/api"
+        );
     }
 
     #[test]
     fn plain_http_only_to_loopback() {
-        for ok in ["http://127.0.0.1:8080/api", "http://127.1.2.3", "http://localhost:1/x", "http://[::1]:9/"] {
+        for ok in [
+            "http://127.0.0.1:8080/api",
+            "http://127.1.2.3",
+            "http://localhost:1/x",
+            "http://[::1]:9/",
+        ] {
             assert!(api(Some(ok)).is_ok(), "{ok}");
         }
-        for bad in ["http://example.invalid/api", "http://10.0.0.1", "http://[::2]/", "http://localhost.example.com"] {
+        for bad in [
+            "http://example.invalid/api",
+            "http://10.0.0.1",
+            "http://[::2]/",
+            "http://localhost.example.com",
+        ] {
             let err = api(Some(bad)).unwrap_err();
             assert!(matches!(err, ApiConfigError::PlainHttp(_)), "{bad}: {err}");
             assert_eq!(err.key(), "discord.api_base");
@@ -468,10 +567,20 @@ mod tests {
 
     #[test]
     fn other_bases_are_refused_without_echoing_credentials() {
-        for bad in ["discord.com/api", "ftp://discord.com", "https://", "https://d.com/api?x=1"] {
-            assert!(matches!(api(Some(bad)), Err(ApiConfigError::BadBase(_))), "{bad}");
+        for bad in [
+            "discord.com/api",
+            "ftp://discord.com",
+            "https://",
+            "https://d.com/api?x=1",
+        ] {
+            assert!(
+                matches!(api(Some(bad)), Err(ApiConfigError::BadBase(_))),
+                "{bad}"
+            );
         }
-        let err = api(Some("https://user:hunter2@discord.com/api")).unwrap_err().to_string();
+        let err = api(Some("https://user:hunter2@discord.com/api"))
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("hunter2"), "{err}");
     }
 
@@ -494,16 +603,28 @@ mod tests {
             std::fs::write(&path, text).unwrap();
             path
         };
-        let pem = file("ca.pem", "-----BEGIN CERTIFICATE-----\nAAECAw==\n-----END CERTIFICATE-----\n");
-        let RootCerts::Specific(roots) = roots_with(&pem).unwrap() else { panic!("not specific roots") };
-        assert_eq!(roots.len(), webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() + 1);
+        let pem = file(
+            "ca.pem",
+            "-----BEGIN CERTIFICATE-----\nAAECAw==\n-----END CERTIFICATE-----\n",
+        );
+        let RootCerts::Specific(roots) = roots_with(&pem).unwrap() else {
+            panic!("not specific roots")
+        };
+        assert_eq!(
+            roots.len(),
+            webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() + 1
+        );
         assert_eq!(roots.last().unwrap().der(), [0, 1, 2, 3]);
-        for (path, why) in
-            [(file("empty.pem", "no certificates here\n"), "holds no PEM"), (dir.path().join("none.pem"), "cannot be read")]
-        {
+        for (path, why) in [
+            (file("empty.pem", "no certificates here\n"), "holds no PEM"),
+            (dir.path().join("none.pem"), "cannot be read"),
+        ] {
             let err = roots_with(&path).unwrap_err();
             assert!(!err.is_remote());
-            assert!(err.to_string().contains(why) && err.to_string().contains("SSL_CERT_FILE"), "{err}");
+            assert!(
+                err.to_string().contains(why) && err.to_string().contains("SSL_CERT_FILE"),
+                "{err}"
+            );
         }
     }
 

@@ -1,12 +1,10 @@
 //! Discord member roles, the one input that does not live in `state.db`.
 //!
-//! Gitcord asks Discord for them on every run, and so does the exporter ([`load_from_discord`])
+//! Gitcord asks Discord for them on every run, and so does the exporter (`discord::load_roles`)
 //! unless it is handed the same mapping as a file (`--roles-file` or `snapshots.roles_file`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-use crate::discord::{self, DiscordApi, DiscordError};
 
 /// Role names per Discord user id; a `BTreeMap` so ids come out in code-point order.
 pub type RoleMap = BTreeMap<String, Vec<String>>;
@@ -30,10 +28,6 @@ pub enum RolesError {
         /// serde_json's account of what is wrong and where.
         reason: String,
     },
-    /// Discord could not be read, and a snapshot without roles would tell readers that everyone
-    /// lost theirs.
-    #[error(transparent)]
-    Discord(#[from] DiscordError),
 }
 
 /// Reads a roles file, the mapping Gitcord's Discord reader returns.
@@ -46,22 +40,6 @@ pub fn load_roles_file(path: &Path) -> Result<RoleMap, RolesError> {
         path: path.to_owned(),
         reason: e.to_string(),
     })
-}
-
-/// Reads the roles from Discord. With `required` false (`snapshots.roles_required: false`), a
-/// Discord that cannot be read gives Gitcord's answer instead: no roles, and one warning.
-pub fn load_from_discord(api: &DiscordApi, required: bool) -> Result<RoleMap, RolesError> {
-    match discord::fetch_member_roles(api) {
-        Ok(roles) => Ok(roles),
-        Err(e) if !required && e.is_remote() => {
-            log::warn!(
-                "{}; writing empty roles because snapshots.roles_required is false",
-                crate::error::one_line(&e.to_string())
-            );
-            Ok(RoleMap::new())
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 #[cfg(test)]

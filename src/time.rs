@@ -50,12 +50,20 @@ pub fn parse_stored(text: &str) -> Option<Instant> {
         return Some(t);
     }
     // An offset without seconds, e.g. "2024-01-01T00:00+00:00", or a "+0000" offset.
-    for fmt in ["%Y-%m-%dT%H:%M%:z", "%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%:z"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+    ] {
         if let Ok(t) = DateTime::parse_from_str(text, fmt) {
             return Some(t.with_timezone(&Utc).trunc_subsecs(6));
         }
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(text, fmt) {
             return Some(t.and_utc().trunc_subsecs(6));
         }
@@ -89,7 +97,13 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_rfc3339() {
-        for bad in ["", "yesterday", "2024-01-31", "2024-01-31T12:00:00", "2024-13-01T00:00:00Z"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2024-01-31",
+            "2024-01-31T12:00:00",
+            "2024-13-01T00:00:00Z",
+        ] {
             assert!(parse_rfc3339(bad).is_none(), "{bad}");
         }
     }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-use crate::timefmt::{self, Instant};
+use crate::time::{self, Instant};
 
 /// Why `state.db` could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +44,9 @@ pub enum StateError {
         reason: String,
     },
     /// A Gitcord run held the lock longer than we were willing to wait.
-    #[error("state database {path} stayed locked by another process for {waited:?}; try again later")]
+    #[error(
+        "state database {path} stayed locked by another process for {waited:?}; try again later"
+    )]
     Locked {
         /// The database file.
         path: PathBuf,
@@ -142,7 +144,7 @@ pub struct Tables {
 /// What to read: the contribution window, as Gitcord's text bounds, and how long to wait.
 #[derive(Clone, Debug)]
 pub struct ReadOptions {
-    /// Lower bound, formatted with [`timefmt::isoformat`]; compared as text, as Gitcord does.
+    /// Lower bound, formatted with [`time::isoformat`]; compared as text, as Gitcord does.
     pub period_start: String,
     /// Upper bound, likewise.
     pub period_end: String,
@@ -151,11 +153,24 @@ pub struct ReadOptions {
 }
 
 const ISSUE_REQUEST_COLUMNS: &[&str] = &[
-    "created_at", "discord_user_id", "github_user", "issue_number", "issue_url", "owner", "repo",
-    "request_id", "status",
+    "created_at",
+    "discord_user_id",
+    "github_user",
+    "issue_number",
+    "issue_url",
+    "owner",
+    "repo",
+    "request_id",
+    "status",
 ];
 const NOTIFICATION_COLUMNS: &[&str] = &[
-    "channel_id", "dedupe_key", "discord_user_id", "event_type", "github_user", "repo", "sent_at",
+    "channel_id",
+    "dedupe_key",
+    "discord_user_id",
+    "event_type",
+    "github_user",
+    "repo",
+    "sent_at",
     "target",
 ];
 
@@ -170,7 +185,9 @@ pub fn read(
     mut on_contribution: impl FnMut(Contribution<'_>) -> Result<(), String>,
 ) -> Result<Tables, StateError> {
     let db = Db::open(path, opts.busy_timeout)?;
-    db.conn.execute_batch("BEGIN DEFERRED").map_err(|e| db.err(e))?;
+    db.conn
+        .execute_batch("BEGIN DEFERRED")
+        .map_err(|e| db.err(e))?;
     let schema = db.schema()?;
     let tables = Tables {
         identities: db.identities(&schema)?,
@@ -218,11 +235,16 @@ impl Db {
         }
         // READ_ONLY without CREATE: SQLite can neither create nor write the file.
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| StateError::Unopenable {
+        let conn =
+            Connection::open_with_flags(path, flags).map_err(|e| StateError::Unopenable {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let db = Db {
+            conn,
             path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-        let db = Db { conn, path: path.to_owned(), busy_timeout };
+            busy_timeout,
+        };
         db.conn.busy_timeout(busy_timeout).map_err(|e| db.err(e))?;
         Ok(db)
     }
@@ -231,18 +253,26 @@ impl Db {
     fn err(&self, e: rusqlite::Error) -> StateError {
         let path = self.path.clone();
         match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                StateError::Locked { path, waited: self.busy_timeout }
-            }
-            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
-                StateError::Corrupt { path, reason: e.to_string() }
-            }
-            _ => StateError::BadData { path, reason: e.to_string() },
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StateError::Locked {
+                path,
+                waited: self.busy_timeout,
+            },
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StateError::Corrupt {
+                path,
+                reason: e.to_string(),
+            },
+            _ => StateError::BadData {
+                path,
+                reason: e.to_string(),
+            },
         }
     }
 
     fn bad(&self, reason: String) -> StateError {
-        StateError::BadData { path: self.path.clone(), reason }
+        StateError::BadData {
+            path: self.path.clone(),
+            reason,
+        }
     }
 
     fn schema(&self) -> Result<Schema, StateError> {
@@ -262,13 +292,24 @@ impl Db {
 
     /// Checks that `table` has `columns`. A table that older Gitcord versions lack reads as
     /// empty (`Ok(false)`, with a warning); anything else missing is an error.
-    fn require(&self, schema: &Schema, table: &str, columns: &[&str], optional: bool) -> Result<bool, StateError> {
+    fn require(
+        &self,
+        schema: &Schema,
+        table: &str,
+        columns: &[&str],
+        optional: bool,
+    ) -> Result<bool, StateError> {
         let Some(have) = schema.get(table) else {
             if optional {
-                log::warn!("{}: no table {table} (an older Gitcord?); exporting it as empty", self.path.display());
+                log::warn!(
+                    "{}: no table {table} (an older Gitcord?); exporting it as empty",
+                    self.path.display()
+                );
                 return Ok(false);
             }
-            return Err(self.bad(format!("no table {table}; is this Gitcord's state database?")));
+            return Err(self.bad(format!(
+                "no table {table}; is this Gitcord's state database?"
+            )));
         };
         match columns.iter().find(|c| !have.contains(**c)) {
             Some(missing) => Err(self.bad(format!("table {table} has no column {missing}"))),
@@ -277,7 +318,12 @@ impl Db {
     }
 
     fn identities(&self, schema: &Schema) -> Result<Vec<IdentityRow>, StateError> {
-        self.require(schema, "identity_links", &["discord_user_id", "github_user", "verified"], false)?;
+        self.require(
+            schema,
+            "identity_links",
+            &["discord_user_id", "github_user", "verified"],
+            false,
+        )?;
         for column in ["unlinked_at", "github_user_normalized"] {
             if !schema["identity_links"].contains(column) {
                 log::warn!(
@@ -301,7 +347,12 @@ impl Db {
 
     /// The rows whose `period_end` is the latest instant in the table, found in one pass.
     fn latest_scores(&self, schema: &Schema) -> Result<Vec<ScoreRow>, StateError> {
-        self.require(schema, "scores", &["github_user", "period_start", "period_end", "points"], false)?;
+        self.require(
+            schema,
+            "scores",
+            &["github_user", "period_start", "period_end", "points"],
+            false,
+        )?;
         let sql = "SELECT github_user, period_start, period_end, points FROM scores";
         let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
@@ -322,13 +373,23 @@ impl Db {
             });
         }
         latest.sort_by(|a, b| {
-            compare_numbers(&b.points, &a.points).then_with(|| compare_cells(&a.github_user, &b.github_user))
+            compare_numbers(&b.points, &a.points)
+                .then_with(|| compare_cells(&a.github_user, &b.github_user))
         });
         Ok(latest)
     }
 
-    fn copy_table(&self, schema: &Schema, table: &str, columns: &[&str], tail: &str) -> Result<Table, StateError> {
-        let mut out = Table { columns: columns.iter().map(|c| c.to_string()).collect(), rows: Vec::new() };
+    fn copy_table(
+        &self,
+        schema: &Schema,
+        table: &str,
+        columns: &[&str],
+        tail: &str,
+    ) -> Result<Table, StateError> {
+        let mut out = Table {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows: Vec::new(),
+        };
         if !self.require(schema, table, columns, true)? {
             return Ok(out);
         }
@@ -352,7 +413,13 @@ impl Db {
         opts: &ReadOptions,
         on_contribution: &mut dyn FnMut(Contribution<'_>) -> Result<(), String>,
     ) -> Result<(), StateError> {
-        let columns = ["github_user", "event_type", "repo", "created_at", "payload_json"];
+        let columns = [
+            "github_user",
+            "event_type",
+            "repo",
+            "created_at",
+            "payload_json",
+        ];
         self.require(schema, "contributions", &columns, false)?;
         let sql = "SELECT rowid, github_user, event_type, repo, created_at, payload_json FROM contributions \
                    WHERE created_at >= ?1 AND created_at <= ?2";
@@ -377,7 +444,9 @@ impl Db {
             let is_new = seen
                 .insert(rowid, &values, |earlier| {
                     let mut found = by_rowid.query([earlier])?;
-                    let Some(old) = found.next()? else { return Ok(false) };
+                    let Some(old) = found.next()? else {
+                        return Ok(false);
+                    };
                     for (i, v) in values.iter().enumerate() {
                         if old.get_ref(i)? != *v {
                             return Ok(false);
@@ -400,7 +469,8 @@ impl Db {
 
     fn text<'a>(&self, value: ValueRef<'a>, what: &str) -> Result<&'a str, StateError> {
         match value {
-            ValueRef::Text(bytes) => std::str::from_utf8(bytes).map_err(|_| self.bad(format!("{what} holds text that is not UTF-8"))),
+            ValueRef::Text(bytes) => std::str::from_utf8(bytes)
+                .map_err(|_| self.bad(format!("{what} holds text that is not UTF-8"))),
             other => Err(self.bad(format!("{what} holds {}, not text", type_name(other)))),
         }
     }
@@ -411,14 +481,22 @@ impl Db {
             ValueRef::Integer(n) => Cell::Int(n),
             ValueRef::Real(x) => Cell::Real(x),
             v @ ValueRef::Text(_) => Cell::Text(self.text(v, what)?.to_owned()),
-            ValueRef::Blob(_) => return Err(self.bad(format!("{what} holds a BLOB, which JSON cannot carry"))),
+            ValueRef::Blob(_) => {
+                return Err(self.bad(format!("{what} holds a BLOB, which JSON cannot carry")))
+            }
         })
     }
 
-    fn instant(&self, row: &rusqlite::Row<'_>, i: usize, what: &str) -> Result<Instant, StateError> {
+    fn instant(
+        &self,
+        row: &rusqlite::Row<'_>,
+        i: usize,
+        what: &str,
+    ) -> Result<Instant, StateError> {
         let value = row.get_ref(i).map_err(|e| self.err(e))?;
         let text = self.text(value, what)?;
-        timefmt::parse_stored(text).ok_or_else(|| self.bad(format!("{what} holds {text:?}, which is not a timestamp")))
+        time::parse_stored(text)
+            .ok_or_else(|| self.bad(format!("{what} holds {text:?}, which is not a timestamp")))
     }
 }
 
@@ -535,7 +613,10 @@ mod tests {
 
     #[test]
     fn fingerprints_tell_types_apart_like_distinct_does() {
-        assert_ne!(fingerprint(&[ValueRef::Integer(1)]), fingerprint(&[ValueRef::Text(b"1")]));
+        assert_ne!(
+            fingerprint(&[ValueRef::Integer(1)]),
+            fingerprint(&[ValueRef::Text(b"1")])
+        );
         assert_ne!(
             fingerprint(&[ValueRef::Text(b"ab"), ValueRef::Text(b"c")]),
             fingerprint(&[ValueRef::Text(b"a"), ValueRef::Text(b"bc")])
@@ -545,8 +626,14 @@ mod tests {
     #[test]
     fn cells_order_like_sqlite_binary_collation() {
         use std::cmp::Ordering::*;
-        assert_eq!(compare_cells(&Cell::Text("Z".into()), &Cell::Text("a".into())), Less);
-        assert_eq!(compare_cells(&Cell::Text("é".into()), &Cell::Text("z".into())), Greater);
+        assert_eq!(
+            compare_cells(&Cell::Text("Z".into()), &Cell::Text("a".into())),
+            Less
+        );
+        assert_eq!(
+            compare_cells(&Cell::Text("é".into()), &Cell::Text("z".into())),
+            Greater
+        );
         assert_eq!(compare_cells(&Cell::Int(9), &Cell::Text("1".into())), Less);
         assert_eq!(compare_numbers(&Cell::Int(2), &Cell::Real(1.5)), Greater);
     }

@@ -11,17 +11,19 @@
 use serde::ser::{Error as _, SerializeMap};
 use serde::{Serialize, Serializer};
 
-use crate::contributors::Summary;
+use crate::input::state::{Cell, IdentityRow, ScoreRow, Table};
+use crate::snapshot::contributors::Summary;
+use crate::snapshot::python::python_float_repr;
 use crate::snapshot::{Snapshot, FILE_NAMES, SCHEMA_VERSION};
-use crate::state::{Cell, IdentityRow, ScoreRow, Table};
-use crate::timefmt::isoformat;
+use crate::time::isoformat;
 use serde_json::ser::PrettyFormatter;
 use serde_json::value::RawValue;
 
 /// Serializes `value` the way Gitcord's writer does.
 pub fn to_python_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
     let mut out = Vec::with_capacity(1024);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, PrettyFormatter::with_indent(b"  "));
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut out, PrettyFormatter::with_indent(b"  "));
     value.serialize(&mut ser)?;
     Ok(out)
 }
@@ -31,44 +33,6 @@ pub fn serialize_python_float<S: Serializer>(x: f64, s: S) -> Result<S::Ok, S::E
     RawValue::from_string(python_float_repr(x))
         .map_err(S::Error::custom)?
         .serialize(s)
-}
-
-/// Python's `float.__repr__`: shortest round-trip digits, positional notation for decimal
-/// exponents in [-4, 16), scientific with a signed two-digit exponent otherwise.
-/// `json.dumps` writes the non-finite values as `NaN`, `Infinity` and `-Infinity`.
-pub fn python_float_repr(x: f64) -> String {
-    if x.is_nan() {
-        return "NaN".to_owned();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
-    }
-    if x == 0.0 {
-        return if x.is_sign_negative() { "-0.0" } else { "0.0" }.to_owned();
-    }
-    // Rust's `{:e}` gives the same shortest round-trip digits as Python, e.g. "-1.25e-5".
-    let scientific = format!("{x:e}");
-    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let sign = if mantissa.starts_with('-') { "-" } else { "" };
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let n = digits.len() as i32;
-    if (-4..16).contains(&exponent) {
-        let point = exponent + 1; // digits before the decimal point
-        if point <= 0 {
-            format!("{sign}0.{}{digits}", "0".repeat((-point) as usize))
-        } else if point >= n {
-            format!("{sign}{digits}{}.0", "0".repeat((point - n) as usize))
-        } else {
-            let (int, frac) = digits.split_at(point as usize);
-            format!("{sign}{int}.{frac}")
-        }
-    } else {
-        let (first, rest) = digits.split_at(1);
-        let mantissa = if rest.is_empty() { first.to_owned() } else { format!("{first}.{rest}") };
-        let esign = if exponent < 0 { '-' } else { '+' };
-        format!("{sign}{mantissa}e{esign}{:02}", exponent.abs())
-    }
 }
 
 /// Renders the seven files of `snapshot`, in Gitcord's order, as the bytes to write.
@@ -98,16 +62,33 @@ pub fn render(snapshot: &Snapshot) -> Result<Vec<(&'static str, Vec<u8>)>, serde
         .iter()
         .map(|s| Data::Contributor(s, &period_start, &generated_at))
         .collect();
-    let roles: Vec<Data<'_>> = snapshot.roles.iter().map(|(id, names)| Data::Roles(id, names)).collect();
-    let [f_meta, f_identities, f_scores, f_contributors, f_roles, f_issues, f_notifications] = FILE_NAMES;
+    let roles: Vec<Data<'_>> = snapshot
+        .roles
+        .iter()
+        .map(|(id, names)| Data::Roles(id, names))
+        .collect();
+    let [f_meta, f_identities, f_scores, f_contributors, f_roles, f_issues, f_notifications] =
+        FILE_NAMES;
     Ok(vec![
         (f_meta, to_python_json(&meta)?),
-        (f_identities, to_python_json(&envelope(DataRef::Rows(&identities)))?),
+        (
+            f_identities,
+            to_python_json(&envelope(DataRef::Rows(&identities)))?,
+        ),
         (f_scores, to_python_json(&envelope(DataRef::Rows(&scores)))?),
-        (f_contributors, to_python_json(&envelope(DataRef::Rows(&contributors)))?),
+        (
+            f_contributors,
+            to_python_json(&envelope(DataRef::Rows(&contributors)))?,
+        ),
         (f_roles, to_python_json(&envelope(DataRef::Rows(&roles)))?),
-        (f_issues, to_python_json(&envelope(DataRef::Table(&snapshot.issue_requests)))?),
-        (f_notifications, to_python_json(&envelope(DataRef::Table(&snapshot.notifications)))?),
+        (
+            f_issues,
+            to_python_json(&envelope(DataRef::Table(&snapshot.issue_requests)))?,
+        ),
+        (
+            f_notifications,
+            to_python_json(&envelope(DataRef::Table(&snapshot.notifications)))?,
+        ),
     ])
 }
 
@@ -215,37 +196,14 @@ mod tests {
     use std::collections::BTreeMap;
 
     #[test]
-    fn floats_render_like_python_repr() {
-        let cases = [
-            (1.0, "1.0"),
-            (-2.5, "-2.5"),
-            (0.1, "0.1"),
-            (1e16, "1e+16"),
-            (1.5e16, "1.5e+16"),
-            (1e15, "1000000000000000.0"),
-            (123456789.125, "123456789.125"),
-            (0.0001, "0.0001"),
-            (0.00001, "1e-05"),
-            (-1.25e-7, "-1.25e-07"),
-            (1.7976931348623157e308, "1.7976931348623157e+308"),
-            (5e-324, "5e-324"),
-            (0.0, "0.0"),
-            (-0.0, "-0.0"),
-            (f64::INFINITY, "Infinity"),
-            (f64::NEG_INFINITY, "-Infinity"),
-            (f64::NAN, "NaN"),
-        ];
-        for (x, want) in cases {
-            assert_eq!(python_float_repr(x), want, "{x:e}");
-        }
-    }
-
-    #[test]
     fn layout_and_escaping_match_python_indent_mode() {
         // Expected bytes from: json.dumps(v, indent=2, sort_keys=True, ensure_ascii=False)
         let mut map = BTreeMap::new();
         map.insert("b", serde_json::json!([]));
-        map.insert("a", serde_json::json!({"x": [1, "é\u{7f}\u{2028}\"\\\n\t\u{1}"], "e": {}}));
+        map.insert(
+            "a",
+            serde_json::json!({"x": [1, "é\u{7f}\u{2028}\"\\\n\t\u{1}"], "e": {}}),
+        );
         let got = String::from_utf8(to_python_json(&map).unwrap()).unwrap();
         let want = "{\n  \"a\": {\n    \"e\": {},\n    \"x\": [\n      1,\n      \"é\u{7f}\u{2028}\\\"\\\\\\n\\t\\u0001\"\n    ]\n  },\n  \"b\": []\n}";
         assert_eq!(got, want);

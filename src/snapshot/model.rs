@@ -5,10 +5,10 @@
 
 use uuid::Uuid;
 
-use crate::contributors::Summary;
-use crate::roles::RoleMap;
-use crate::state::{Cell, IdentityRow, ScoreRow, Table, Tables};
-use crate::timefmt::{self, Instant};
+use crate::input::roles::RoleMap;
+use crate::input::state::{Cell, IdentityRow, ScoreRow, Table, Tables};
+use crate::snapshot::contributors::Summary;
+use crate::time::{self, Instant};
 
 /// Written into every file; readers use it to refuse formats they do not know.
 pub const SCHEMA_VERSION: &str = "1.0.0";
@@ -115,7 +115,11 @@ impl Snapshot {
 
     /// The commit message Gitcord uses for a snapshot.
     pub fn commit_message(&self) -> String {
-        format!("Gitcord snapshot: {} (run: {})", timefmt::dir_stamp(&self.at), short_run_id(&self.run_id))
+        format!(
+            "Gitcord snapshot: {} (run: {})",
+            time::dir_stamp(&self.at),
+            short_run_id(&self.run_id)
+        )
     }
 }
 
@@ -123,7 +127,9 @@ impl Snapshot {
 /// sets itself (`generated_at`, `run_id`, and the period derived from the snapshot time), so
 /// `--skip-unchanged` can skip a commit that would only restate the previous one.
 pub fn same_data<A: AsRef<str>, B: AsRef<str>>(a: &[(A, Vec<u8>)], b: &[(B, Vec<u8>)]) -> bool {
-    fn normalized<N: AsRef<str>>(files: &[(N, Vec<u8>)]) -> Option<Vec<(String, serde_json::Value)>> {
+    fn normalized<N: AsRef<str>>(
+        files: &[(N, Vec<u8>)],
+    ) -> Option<Vec<(String, serde_json::Value)>> {
         let mut out = Vec::new();
         for (name, bytes) in files {
             let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
@@ -156,7 +162,7 @@ pub fn period_start(at: Instant, period_days: i64) -> Instant {
 
 /// The directory name for a run at `at`.
 pub fn snapshot_name(at: &Instant, run_id: &Uuid) -> String {
-    format!("{}-{}", timefmt::dir_stamp(at), short_run_id(run_id))
+    format!("{}-{}", time::dir_stamp(at), short_run_id(run_id))
 }
 
 fn short_run_id(run_id: &Uuid) -> String {
@@ -170,7 +176,7 @@ mod tests {
     fn run() -> RunInfo {
         RunInfo {
             run_id: Uuid::parse_str("abc12345-def6-4890-a1b2-c3d4e5f60718").unwrap(),
-            at: timefmt::parse_rfc3339("2024-01-31T12:00:00.25Z").unwrap(),
+            at: time::parse_rfc3339("2024-01-31T12:00:00.25Z").unwrap(),
             org: "o".into(),
             period_days: 30,
         }
@@ -180,8 +186,14 @@ mod tests {
     fn names_follow_gitcord() {
         let s = Snapshot::assemble(run(), Tables::default(), vec![], RoleMap::new(), Vec::new);
         assert_eq!(s.rel_dir(), "snapshots/2024-01-31T12-00-00-abc12345");
-        assert_eq!(s.commit_message(), "Gitcord snapshot: 2024-01-31T12-00-00 (run: abc12345)");
-        assert_eq!(timefmt::isoformat(&s.period_start), "2024-01-01T12:00:00.250000+00:00");
+        assert_eq!(
+            s.commit_message(),
+            "Gitcord snapshot: 2024-01-31T12-00-00 (run: abc12345)"
+        );
+        assert_eq!(
+            time::isoformat(&s.period_start),
+            "2024-01-01T12:00:00.250000+00:00"
+        );
     }
 
     #[test]
@@ -190,23 +202,57 @@ mod tests {
         let s = Snapshot::assemble(run(), Tables::default(), vec![], RoleMap::new(), legacy);
         assert_eq!(s.identities[0].github_user, Cell::Text("legacy".into()));
         let tables = Tables {
-            identities: vec![IdentityRow { discord_user_id: Cell::Text("1".into()), github_user: Cell::Text("a".into()) }],
+            identities: vec![IdentityRow {
+                discord_user_id: Cell::Text("1".into()),
+                github_user: Cell::Text("a".into()),
+            }],
             ..Tables::default()
         };
-        let s = Snapshot::assemble(run(), tables, vec![], RoleMap::new(), || panic!("not needed"));
+        let s = Snapshot::assemble(run(), tables, vec![], RoleMap::new(), || {
+            panic!("not needed")
+        });
         assert_eq!(s.identities.len(), 1);
     }
 
     #[test]
     fn same_data_ignores_only_the_run_fields() {
-        let run2 = RunInfo { run_id: Uuid::nil(), at: timefmt::parse_rfc3339("2024-02-01T00:00:00Z").unwrap(), ..run() };
-        let contributors = vec![Summary { github_user: "a".into(), comments: 1, ..Summary::default() }];
-        let a = crate::serialize::render(&Snapshot::assemble(run(), Tables::default(), contributors.clone(), RoleMap::new(), Vec::new)).unwrap();
-        let b = crate::serialize::render(&Snapshot::assemble(run2.clone(), Tables::default(), contributors, RoleMap::new(), Vec::new)).unwrap();
+        let run2 = RunInfo {
+            run_id: Uuid::nil(),
+            at: time::parse_rfc3339("2024-02-01T00:00:00Z").unwrap(),
+            ..run()
+        };
+        let contributors = vec![Summary {
+            github_user: "a".into(),
+            comments: 1,
+            ..Summary::default()
+        }];
+        let a = crate::snapshot::format::render(&Snapshot::assemble(
+            run(),
+            Tables::default(),
+            contributors.clone(),
+            RoleMap::new(),
+            Vec::new,
+        ))
+        .unwrap();
+        let b = crate::snapshot::format::render(&Snapshot::assemble(
+            run2.clone(),
+            Tables::default(),
+            contributors,
+            RoleMap::new(),
+            Vec::new,
+        ))
+        .unwrap();
         assert_ne!(a, b);
         assert!(same_data(&a, &b));
         let roles = RoleMap::from([("1".to_owned(), vec!["x".into()])]);
-        let c = crate::serialize::render(&Snapshot::assemble(run2, Tables::default(), vec![], roles, Vec::new)).unwrap();
+        let c = crate::snapshot::format::render(&Snapshot::assemble(
+            run2,
+            Tables::default(),
+            vec![],
+            roles,
+            Vec::new,
+        ))
+        .unwrap();
         assert!(!same_data(&a, &c));
     }
 

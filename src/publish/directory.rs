@@ -25,7 +25,10 @@ pub enum OutputError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
-    move |source| OutputError::Io { path: path.to_owned(), source }
+    move |source| OutputError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Whether a write must survive a power cut, or only a crash of this process.
@@ -42,7 +45,11 @@ pub enum Durability {
 /// The directory appears complete or not at all. With [`Durability::Synced`] each file is
 /// flushed to disk before the rename, and the parent directory after it, so that this holds
 /// even across a power cut.
-pub fn write_dir_atomically(dest: &Path, files: &[(&str, Vec<u8>)], durability: Durability) -> Result<(), OutputError> {
+pub fn write_dir_atomically(
+    dest: &Path,
+    files: &[(&str, Vec<u8>)],
+    durability: Durability,
+) -> Result<(), OutputError> {
     let synced = durability == Durability::Synced;
     if dest.symlink_metadata().is_ok() {
         return Err(OutputError::Exists(dest.to_owned()));
@@ -67,7 +74,10 @@ pub fn write_dir_atomically(dest: &Path, files: &[(&str, Vec<u8>)], durability: 
         std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty => {
             OutputError::Exists(dest.to_owned())
         }
-        _ => OutputError::Io { path: dest.to_owned(), source },
+        _ => OutputError::Io {
+            path: dest.to_owned(),
+            source,
+        },
     })?;
     // The temporary path no longer exists; forget it rather than have Drop look for it.
     let _ = tmp.keep();
@@ -82,10 +92,16 @@ pub fn write_dir_atomically(dest: &Path, files: &[(&str, Vec<u8>)], durability: 
 /// Replaces the file at `path` by rename, so no reader ever sees half of it; `mode` sets its
 /// permissions (a metrics textfile must be readable by node-exporter's user).
 pub fn write_file_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     tmp.write_all(bytes)?;
-    fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(mode),
+    )?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
@@ -98,10 +114,18 @@ mod tests {
     fn writes_all_files_and_leaves_no_temporary() {
         let root = tempfile::tempdir().unwrap();
         let dest = root.path().join("snapshots/a");
-        write_dir_atomically(&dest, &[("x.json", b"1".to_vec()), ("y.json", b"2".to_vec())], Durability::Synced).unwrap();
+        write_dir_atomically(
+            &dest,
+            &[("x.json", b"1".to_vec()), ("y.json", b"2".to_vec())],
+            Durability::Synced,
+        )
+        .unwrap();
         assert_eq!(fs::read(dest.join("x.json")).unwrap(), b"1");
         assert_eq!(fs::read(dest.join("y.json")).unwrap(), b"2");
-        let names: Vec<_> = fs::read_dir(root.path().join("snapshots")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(root.path().join("snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, ["a"]);
     }
 
@@ -111,7 +135,8 @@ mod tests {
         let dest = root.path().join("a");
         fs::create_dir(&dest).unwrap();
         fs::write(dest.join("x.json"), b"old").unwrap();
-        let err = write_dir_atomically(&dest, &[("x.json", b"new".to_vec())], Durability::Unsynced).unwrap_err();
+        let err = write_dir_atomically(&dest, &[("x.json", b"new".to_vec())], Durability::Unsynced)
+            .unwrap_err();
         assert!(matches!(err, OutputError::Exists(_)));
         assert_eq!(fs::read(dest.join("x.json")).unwrap(), b"old");
         assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1);

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::serialize::python_float_repr;
-use crate::state::Contribution;
+use crate::input::state::Contribution;
+use crate::snapshot::python::python_float_repr;
 
 /// One user's counts over the period, in the order they are written.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,20 +40,34 @@ pub struct Tally {
 impl Tally {
     /// A tally with the run's scoring rules.
     pub fn new(difficulty_weights: &[(String, i64)], pr_merged_weight: i64) -> Tally {
-        let difficulty = difficulty_weights.iter().map(|(k, v)| (k.to_lowercase(), *v)).collect();
-        Tally { difficulty, pr_merged_weight, users: HashMap::new() }
+        let difficulty = difficulty_weights
+            .iter()
+            .map(|(k, v)| (k.to_lowercase(), *v))
+            .collect();
+        Tally {
+            difficulty,
+            pr_merged_weight,
+            users: HashMap::new(),
+        }
     }
 
     /// Counts one distinct contribution. Fails, as Gitcord does, on a merged PR whose payload
     /// cannot be read for difficulty labels.
     pub fn add(&mut self, c: Contribution<'_>) -> Result<(), String> {
-        let points = if c.event_type == "pr_merged" { self.merged_pr_points(c.payload_json)? } else { 0 };
+        let points = if c.event_type == "pr_merged" {
+            self.merged_pr_points(c.payload_json)?
+        } else {
+            0
+        };
         let summary = match self.users.get_mut(c.github_user) {
             Some(s) => s,
             None => self
                 .users
                 .entry(c.github_user.to_owned())
-                .or_insert_with(|| Summary { github_user: c.github_user.to_owned(), ..Summary::default() }),
+                .or_insert_with(|| Summary {
+                    github_user: c.github_user.to_owned(),
+                    ..Summary::default()
+                }),
         };
         match c.event_type {
             "issue_opened" => summary.issues_opened += 1,
@@ -63,10 +77,12 @@ impl Tally {
             "comment" => summary.comments += 1,
             _ => {}
         }
-        summary.total_score = summary
-            .total_score
-            .checked_add(points)
-            .ok_or_else(|| format!("total_score of {} overflows a 64-bit integer", c.github_user))?;
+        summary.total_score = summary.total_score.checked_add(points).ok_or_else(|| {
+            format!(
+                "total_score of {} overflows a 64-bit integer",
+                c.github_user
+            )
+        })?;
         Ok(())
     }
 
@@ -81,13 +97,16 @@ impl Tally {
         if self.difficulty.is_empty() {
             return Ok(self.pr_merged_weight);
         }
-        let payload: Value =
-            serde_json::from_str(payload_json).map_err(|e| format!("payload_json is not valid JSON ({e})"))?;
+        let payload: Value = serde_json::from_str(payload_json)
+            .map_err(|e| format!("payload_json is not valid JSON ({e})"))?;
         let Value::Object(payload) = payload else {
             return Err("payload_json is not a JSON object".into());
         };
         let labels = labels_as_python_iterates_them(payload.get("difficulty_labels"))?;
-        let best = labels.iter().filter_map(|label| self.difficulty.get(label)).max();
+        let best = labels
+            .iter()
+            .filter_map(|label| self.difficulty.get(label))
+            .max();
         Ok(best.copied().unwrap_or(self.pr_merged_weight))
     }
 }
@@ -95,7 +114,9 @@ impl Tally {
 /// The lower-cased label texts Gitcord's `for label in difficulty_labels` sees: a list gives
 /// its items, a string its characters, an object its keys; a falsy value gives none.
 fn labels_as_python_iterates_them(labels: Option<&Value>) -> Result<Vec<String>, String> {
-    let Some(labels) = labels else { return Ok(Vec::new()) };
+    let Some(labels) = labels else {
+        return Ok(Vec::new());
+    };
     if !python_truthy(labels) {
         return Ok(Vec::new());
     }
@@ -138,11 +159,18 @@ fn python_repr(v: &Value) -> String {
             _ => n.to_string(),
         },
         Value::String(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
-        Value::Array(items) => format!("[{}]", items.iter().map(python_repr).collect::<Vec<_>>().join(", ")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(python_repr).collect::<Vec<_>>().join(", ")
+        ),
         Value::Object(map) => format!(
             "{{{}}}",
             map.iter()
-                .map(|(k, v)| format!("{}: {}", python_repr(&Value::String(k.clone())), python_repr(v)))
+                .map(|(k, v)| format!(
+                    "{}: {}",
+                    python_repr(&Value::String(k.clone())),
+                    python_repr(v)
+                ))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -153,11 +181,21 @@ fn python_repr(v: &Value) -> String {
 mod tests {
     use super::*;
 
-    fn tally_of(rows: &[(&str, &str, &str)], weights: &[(&str, i64)], pr_merged: i64) -> Vec<Summary> {
-        let weights: Vec<(String, i64)> = weights.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    fn tally_of(
+        rows: &[(&str, &str, &str)],
+        weights: &[(&str, i64)],
+        pr_merged: i64,
+    ) -> Vec<Summary> {
+        let weights: Vec<(String, i64)> =
+            weights.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         let mut t = Tally::new(&weights, pr_merged);
         for (user, event, payload) in rows {
-            t.add(Contribution { github_user: user, event_type: event, payload_json: payload }).unwrap();
+            t.add(Contribution {
+                github_user: user,
+                event_type: event,
+                payload_json: payload,
+            })
+            .unwrap();
         }
         t.finish()
     }
@@ -190,12 +228,24 @@ mod tests {
                 total_score: 5
             }
         );
-        assert_eq!(rows[2], Summary { github_user: "bob".into(), ..Summary::default() });
+        assert_eq!(
+            rows[2],
+            Summary {
+                github_user: "bob".into(),
+                ..Summary::default()
+            }
+        );
     }
 
     #[test]
     fn difficulty_takes_the_highest_matching_weight_case_insensitively() {
-        let w = [("Easy", 2), ("medium", 5), ("HARD", 10), ("1", 7), ("true", 1)];
+        let w = [
+            ("Easy", 2),
+            ("medium", 5),
+            ("HARD", 10),
+            ("1", 7),
+            ("true", 1),
+        ];
         let score = |payload: &str| tally_of(&[("a", "pr_merged", payload)], &w, 3)[0].total_score;
         assert_eq!(score(r#"{"difficulty_labels":["easy"]}"#), 2);
         assert_eq!(score(r#"{"difficulty_labels":["Hard","EASY"]}"#), 10);
@@ -209,21 +259,33 @@ mod tests {
 
     #[test]
     fn payloads_are_only_read_when_difficulty_weights_exist() {
-        assert_eq!(tally_of(&[("a", "pr_merged", "not json")], &[], 4)[0].total_score, 4);
+        assert_eq!(
+            tally_of(&[("a", "pr_merged", "not json")], &[], 4)[0].total_score,
+            4
+        );
         let mut t = Tally::new(&[("easy".into(), 1)], 0);
         let err = t
-            .add(Contribution { github_user: "a", event_type: "pr_merged", payload_json: "not json" })
+            .add(Contribution {
+                github_user: "a",
+                event_type: "pr_merged",
+                payload_json: "not json",
+            })
             .unwrap_err();
         assert!(err.contains("not valid JSON"), "{err}");
         let err = t
-            .add(Contribution { github_user: "a", event_type: "pr_merged", payload_json: r#"{"difficulty_labels":7}"# })
+            .add(Contribution {
+                github_user: "a",
+                event_type: "pr_merged",
+                payload_json: r#"{"difficulty_labels":7}"#,
+            })
             .unwrap_err();
         assert!(err.contains("not a list"), "{err}");
     }
 
     #[test]
     fn string_labels_iterate_by_character_as_in_python() {
-        let score = |payload: &str| tally_of(&[("a", "pr_merged", payload)], &[("e", 9)], 1)[0].total_score;
+        let score =
+            |payload: &str| tally_of(&[("a", "pr_merged", payload)], &[("e", 9)], 1)[0].total_score;
         assert_eq!(score(r#"{"difficulty_labels":"Easy"}"#), 9);
         assert_eq!(score(r#"{"difficulty_labels":{"E":1}}"#), 9);
     }

@@ -32,25 +32,49 @@ pub fn render(m: &RunMetrics) -> String {
         let _ = writeln!(out, "# TYPE gitcord_snapshot_{name} gauge");
         let _ = writeln!(out, "gitcord_snapshot_{name} {value}");
     };
-    gauge("queued_commits", "Snapshot commits waiting to be pushed.", m.queued.to_string());
+    gauge(
+        "queued_commits",
+        "Snapshot commits waiting to be pushed.",
+        m.queued.to_string(),
+    );
     let age = m.oldest_queued.map_or(0, |t| (m.finished_at - t).max(0));
-    gauge("oldest_queued_age_seconds", "Age of the oldest queued snapshot (0 when none is queued).", age.to_string());
+    gauge(
+        "oldest_queued_age_seconds",
+        "Age of the oldest queued snapshot (0 when none is queued).",
+        age.to_string(),
+    );
     gauge(
         "last_push_success_timestamp_seconds",
         "When a push last succeeded (0 if never).",
         m.last_push_success.unwrap_or(0).to_string(),
     );
-    gauge("last_run_exit_code", "Exit code of the last run (0 success, 75 retry later, 77 refused, ...).", m.exit_code.to_string());
-    gauge("last_run_duration_seconds", "Wall time of the last run.", format!("{:.3}", m.duration_seconds));
-    gauge("last_run_snapshot_bytes", "Size of the snapshot the last run built.", m.snapshot_bytes.to_string());
-    gauge("last_run_timestamp_seconds", "When the last run ended.", m.finished_at.to_string());
+    gauge(
+        "last_run_exit_code",
+        "Exit code of the last run (0 success, 75 retry later, 77 refused, ...).",
+        m.exit_code.to_string(),
+    );
+    gauge(
+        "last_run_duration_seconds",
+        "Wall time of the last run.",
+        format!("{:.3}", m.duration_seconds),
+    );
+    gauge(
+        "last_run_snapshot_bytes",
+        "Size of the snapshot the last run built.",
+        m.snapshot_bytes.to_string(),
+    );
+    gauge(
+        "last_run_timestamp_seconds",
+        "When the last run ended.",
+        m.finished_at.to_string(),
+    );
     out
 }
 
 /// Replaces `path` with the metrics, by rename, so node-exporter never reads half a file;
 /// world-readable, as node-exporter usually runs as another user.
 pub fn write(path: &Path, m: &RunMetrics) -> std::io::Result<()> {
-    crate::output::write_file_atomically(path, render(m).as_bytes(), 0o644)
+    crate::publish::directory::write_file_atomically(path, render(m).as_bytes(), 0o644)
 }
 
 #[cfg(test)]
@@ -78,7 +102,10 @@ mod tests {
             "gitcord_snapshot_last_run_snapshot_bytes 4096",
             "gitcord_snapshot_last_run_timestamp_seconds 4600",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
         assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 7);
     }
@@ -88,8 +115,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gitcord.prom");
         write(&path, &RunMetrics::default()).unwrap();
-        write(&path, &RunMetrics { queued: 5, ..RunMetrics::default() }).unwrap();
-        assert!(std::fs::read_to_string(&path).unwrap().contains("gitcord_snapshot_queued_commits 5"));
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
+        write(
+            &path,
+            &RunMetrics {
+                queued: 5,
+                ..RunMetrics::default()
+            },
+        )
+        .unwrap();
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("gitcord_snapshot_queued_commits 5"));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
     }
 }

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant as Clock};
 
 use git2::{ErrorCode, ObjectType, Oid, Repository, RepositoryInitOptions, Signature, Time, Tree};
 
-use crate::output;
+use crate::publish::directory as output;
 use crate::snapshot::SNAPSHOTS_DIR;
-use crate::timefmt::Instant;
+use crate::time::Instant;
 
 /// Why the clone could not be used or updated.
 #[derive(Debug, thiserror::Error)]
@@ -84,12 +84,18 @@ pub(crate) trait GitContext<T> {
 
 impl<T> GitContext<T> for Result<T, git2::Error> {
     fn ctx(self, context: &str) -> Result<T, RepoError> {
-        self.map_err(|source| RepoError::Git { context: context.to_owned(), source })
+        self.map_err(|source| RepoError::Git {
+            context: context.to_owned(),
+            source,
+        })
     }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RepoError + '_ {
-    move |source| RepoError::Io { path: path.to_owned(), source }
+    move |source| RepoError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// The fixed identity snapshot commits are made with.
@@ -160,19 +166,31 @@ impl DataRepo {
     /// Opens the clone at `root`, creating it if `root` is missing or empty, and takes the
     /// clone lock (waiting up to `lock_timeout`). `remote` is the data repository's URL, or
     /// `None` for a purely local repository.
-    pub fn open(root: &Path, remote: Option<&str>, lock_timeout: Duration) -> Result<DataRepo, RepoError> {
+    pub fn open(
+        root: &Path,
+        remote: Option<&str>,
+        lock_timeout: Duration,
+    ) -> Result<DataRepo, RepoError> {
         let git_dir = root.join(".git");
         // Refuse a directory that is neither ours nor empty before putting anything in it.
         if !git_dir.exists() {
             match fs::read_dir(root) {
                 Ok(entries) => {
                     let foreign = |name: &str| name != LOCK_FILE && !name.starts_with(INIT_PREFIX);
-                    if entries.filter_map(Result::ok).any(|e| foreign(&e.file_name().to_string_lossy())) {
+                    if entries
+                        .filter_map(Result::ok)
+                        .any(|e| foreign(&e.file_name().to_string_lossy()))
+                    {
                         return Err(RepoError::NotARepo(root.to_owned()));
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(RepoError::Io { path: root.to_owned(), source: e }),
+                Err(e) => {
+                    return Err(RepoError::Io {
+                        path: root.to_owned(),
+                        source: e,
+                    })
+                }
             }
         }
         fs::create_dir_all(root).map_err(io_err(root))?;
@@ -188,7 +206,12 @@ impl DataRepo {
         check_remote(&repo, root, remote)?;
         no_deltas_for_push(&repo)?;
         let branch = current_branch(&repo).unwrap_or_else(|| "main".to_owned());
-        Ok(DataRepo { repo, root: root.to_owned(), branch, _lock: Some(lock) })
+        Ok(DataRepo {
+            repo,
+            root: root.to_owned(),
+            branch,
+            _lock: Some(lock),
+        })
     }
 
     /// Opens an existing clone for reading (status, verify, diff, restore): no lock, no
@@ -199,7 +222,12 @@ impl DataRepo {
         }
         let repo = open_git_dir(root)?;
         let branch = current_branch(&repo).unwrap_or_else(|| "main".to_owned());
-        Ok(DataRepo { repo, root: root.to_owned(), branch, _lock: None })
+        Ok(DataRepo {
+            repo,
+            root: root.to_owned(),
+            branch,
+            _lock: None,
+        })
     }
 
     /// Whether a writing run holds the clone's lock right now.
@@ -219,9 +247,18 @@ impl DataRepo {
     /// Snapshot directory names at commit `at` (default: the branch tip), oldest first.
     /// Names start with a UTC timestamp, so name order is time order.
     pub fn snapshot_names(&self, at: Option<Oid>) -> Result<Vec<String>, RepoError> {
-        let Some(commit) = at.map_or_else(|| self.tip(), |c| Ok(Some(c)))? else { return Ok(Vec::new()) };
-        let tree = self.repo.find_commit(commit).ctx("read commit")?.tree().ctx("read tree")?;
-        let Some(sub) = self.snapshots_tree(&tree)? else { return Ok(Vec::new()) };
+        let Some(commit) = at.map_or_else(|| self.tip(), |c| Ok(Some(c)))? else {
+            return Ok(Vec::new());
+        };
+        let tree = self
+            .repo
+            .find_commit(commit)
+            .ctx("read commit")?
+            .tree()
+            .ctx("read tree")?;
+        let Some(sub) = self.snapshots_tree(&tree)? else {
+            return Ok(Vec::new());
+        };
         let mut names: Vec<String> = sub
             .iter()
             .filter(|e| e.kind() == Some(ObjectType::Tree))
@@ -237,10 +274,15 @@ impl DataRepo {
         let names = self.snapshot_names(None)?;
         let back = match spec {
             "latest" => Some(0),
-            _ => spec.strip_prefix("latest~").and_then(|n| n.parse::<usize>().ok()),
+            _ => spec
+                .strip_prefix("latest~")
+                .and_then(|n| n.parse::<usize>().ok()),
         };
         let found = match back {
-            Some(n) => n.checked_add(1).and_then(|k| names.len().checked_sub(k)).map(|i| names[i].clone()),
+            Some(n) => n
+                .checked_add(1)
+                .and_then(|k| names.len().checked_sub(k))
+                .map(|i| names[i].clone()),
             None => names.iter().find(|n| n.as_str() == spec).cloned(),
         };
         found.ok_or_else(|| RepoError::NoSuchSnapshot(spec.to_owned()))
@@ -248,26 +290,52 @@ impl DataRepo {
 
     /// The files of snapshot `name` at the branch tip, as (file name, bytes), by file name.
     pub fn read_snapshot(&self, name: &str) -> Result<Vec<(String, Vec<u8>)>, RepoError> {
-        let tip = self.tip()?.ok_or_else(|| RepoError::NoSuchSnapshot(name.to_owned()))?;
+        let tip = self
+            .tip()?
+            .ok_or_else(|| RepoError::NoSuchSnapshot(name.to_owned()))?;
         self.read_snapshot_at(tip, name)
     }
 
     /// The files of snapshot `name` as of `commit`.
-    pub fn read_snapshot_at(&self, commit: Oid, name: &str) -> Result<Vec<(String, Vec<u8>)>, RepoError> {
-        let tree = self.repo.find_commit(commit).ctx("read commit")?.tree().ctx("read tree")?;
-        let sub = self.snapshots_tree(&tree)?.ok_or_else(|| RepoError::NoSuchSnapshot(name.to_owned()))?;
-        let entry = sub.get_name(name).ok_or_else(|| RepoError::NoSuchSnapshot(name.to_owned()))?;
+    pub fn read_snapshot_at(
+        &self,
+        commit: Oid,
+        name: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, RepoError> {
+        let tree = self
+            .repo
+            .find_commit(commit)
+            .ctx("read commit")?
+            .tree()
+            .ctx("read tree")?;
+        let sub = self
+            .snapshots_tree(&tree)?
+            .ok_or_else(|| RepoError::NoSuchSnapshot(name.to_owned()))?;
+        let entry = sub
+            .get_name(name)
+            .ok_or_else(|| RepoError::NoSuchSnapshot(name.to_owned()))?;
         let dir = self.repo.find_tree(entry.id()).ctx("read snapshot")?;
         let mut files = Vec::new();
         for file in dir.iter() {
             let blob = self.repo.find_blob(file.id()).ctx("read snapshot file")?;
-            files.push((String::from_utf8_lossy(file.name_bytes()).into_owned(), blob.content().to_vec()));
+            files.push((
+                String::from_utf8_lossy(file.name_bytes()).into_owned(),
+                blob.content().to_vec(),
+            ));
         }
         Ok(files)
     }
 
+    /// The URL of the clone's `origin`, as stored (never with credentials).
+    pub fn remote_url(&self) -> Option<String> {
+        self.repo
+            .find_remote(REMOTE_NAME)
+            .ok()
+            .and_then(|r| r.url().map(str::to_owned))
+    }
+
     /// The underlying repository, for the network layer.
-    pub fn git(&self) -> &Repository {
+    pub(crate) fn git(&self) -> &Repository {
         &self.repo
     }
 
@@ -298,7 +366,10 @@ impl DataRepo {
         let target = format!("refs/heads/{branch}");
         // Snapshots committed before the branch was known (an offline first run) move with it.
         if self.repo.find_reference(&target).is_err() && self.tip()?.is_some() {
-            let mut current = self.repo.find_branch(&self.branch, git2::BranchType::Local).ctx("read branch")?;
+            let mut current = self
+                .repo
+                .find_branch(&self.branch, git2::BranchType::Local)
+                .ctx("read branch")?;
             current.rename(branch, false).ctx("rename branch")?;
         }
         self.repo.set_head(&target).ctx("set HEAD")?;
@@ -329,7 +400,10 @@ impl DataRepo {
         match self.repo.refname_to_id(name) {
             Ok(oid) => Ok(Some(oid)),
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(RepoError::Git { context: format!("read {name}"), source: e }),
+            Err(e) => Err(RepoError::Git {
+                context: format!("read {name}"),
+                source: e,
+            }),
         }
     }
 
@@ -338,7 +412,9 @@ impl DataRepo {
         let name = self.tracking_ref();
         match oid {
             Some(oid) => {
-                self.repo.reference(&name, oid, true, "gitcord-snapshot: remote tip").ctx("update remote-tracking ref")?;
+                self.repo
+                    .reference(&name, oid, true, "gitcord-snapshot: remote tip")
+                    .ctx("update remote-tracking ref")?;
             }
             None => {
                 if let Ok(mut r) = self.repo.find_reference(&name) {
@@ -356,36 +432,63 @@ impl DataRepo {
         if self.repo.find_remote(REMOTE_NAME).is_err() {
             return Ok(Vec::new());
         }
-        let Some(tip) = self.tip()? else { return Ok(Vec::new()) };
+        let Some(tip) = self.tip()? else {
+            return Ok(Vec::new());
+        };
         let mut walk = self.repo.revwalk().ctx("walk queue")?;
         walk.push(tip).ctx("walk queue")?;
         if let Some(remote) = self.remote_tip()? {
             walk.hide(remote).ctx("walk queue")?;
         }
-        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE).ctx("walk queue")?;
+        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)
+            .ctx("walk queue")?;
         walk.collect::<Result<Vec<_>, _>>().ctx("walk queue")
     }
 
     /// The snapshot time (unix seconds) of the oldest queued commit.
     pub fn oldest_queued_time(&self) -> Result<Option<i64>, RepoError> {
-        let Some(oldest) = self.queued()?.first().copied() else { return Ok(None) };
-        Ok(Some(self.repo.find_commit(oldest).ctx("read queued commit")?.committer().when().seconds()))
+        let Some(oldest) = self.queued()?.first().copied() else {
+            return Ok(None);
+        };
+        Ok(Some(
+            self.repo
+                .find_commit(oldest)
+                .ctx("read queued commit")?
+                .committer()
+                .when()
+                .seconds(),
+        ))
     }
 
     /// Remembers that a push succeeded now, for `status` and the metrics.
     pub fn record_push_success(&self, at: i64) -> Result<(), RepoError> {
-        write_file_atomically(&self.repo.path().join(LAST_PUSH_RECORD), at.to_string().as_bytes())
+        write_file_atomically(
+            &self.repo.path().join(LAST_PUSH_RECORD),
+            at.to_string().as_bytes(),
+        )
     }
 
     /// When a push last succeeded (unix seconds), if ever.
     pub fn last_push_success(&self) -> Option<i64> {
-        fs::read_to_string(self.repo.path().join(LAST_PUSH_RECORD)).ok()?.trim().parse().ok()
+        fs::read_to_string(self.repo.path().join(LAST_PUSH_RECORD))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Commits the removal of whole snapshot directories (a prune). History keeps them; only
     /// the tip stops listing them. Returns `None` when there is nothing to remove.
-    pub fn commit_removal(&self, names: &[String], message: &str, author: &Author, at: i64) -> Result<Option<Oid>, RepoError> {
-        let Some(parent) = self.tip()? else { return Ok(None) };
+    pub fn commit_removal(
+        &self,
+        names: &[String],
+        message: &str,
+        author: &Author,
+        at: i64,
+    ) -> Result<Option<Oid>, RepoError> {
+        let Some(parent) = self.tip()? else {
+            return Ok(None);
+        };
         let parent_commit = self.repo.find_commit(parent).ctx("read branch tip")?;
         let base = parent_commit.tree().ctx("read tree")?;
         let mut entries = self.snapshot_entries(&base)?;
@@ -396,9 +499,16 @@ impl DataRepo {
         if entries.len() == before {
             return Ok(None);
         }
-        let tree = self.repo.find_tree(self.write_root(&base, &entries)?).ctx("read tree")?;
-        let sig = Signature::new(&author.name, &author.email, &Time::new(at, 0)).ctx("make signature")?;
-        let oid = self.repo.commit(None, &sig, &sig, message, &tree, &[&parent_commit]).ctx("commit")?;
+        let tree = self
+            .repo
+            .find_tree(self.write_root(&base, &entries)?)
+            .ctx("read tree")?;
+        let sig =
+            Signature::new(&author.name, &author.email, &Time::new(at, 0)).ctx("make signature")?;
+        let oid = self
+            .repo
+            .commit(None, &sig, &sig, message, &tree, &[&parent_commit])
+            .ctx("commit")?;
         self.move_branch(Some(parent), oid, "prune")?;
         Ok(Some(oid))
     }
@@ -419,16 +529,27 @@ impl DataRepo {
     /// we have nothing queued, otherwise replay our queued snapshot commits onto it (keeping
     /// their author and committer times) so history stays linear.
     pub fn integrate_remote(&self, remote: Option<Oid>) -> Result<Integrated, RepoError> {
-        let Some(remote) = remote else { return Ok(Integrated::Unchanged) };
+        let Some(remote) = remote else {
+            return Ok(Integrated::Unchanged);
+        };
         let local = self.tip()?;
         let Some(local) = local else {
             self.move_branch(None, remote, "start from the remote")?;
             return Ok(Integrated::FastForward);
         };
-        if local == remote || self.repo.graph_descendant_of(local, remote).ctx("compare history")? {
+        if local == remote
+            || self
+                .repo
+                .graph_descendant_of(local, remote)
+                .ctx("compare history")?
+        {
             return Ok(Integrated::Unchanged);
         }
-        if self.repo.graph_descendant_of(remote, local).ctx("compare history")? {
+        if self
+            .repo
+            .graph_descendant_of(remote, local)
+            .ctx("compare history")?
+        {
             self.move_branch(Some(local), remote, "fast-forward to the remote")?;
             return Ok(Integrated::FastForward);
         }
@@ -446,7 +567,13 @@ impl DataRepo {
         let commit = self.repo.find_commit(oid).ctx("read queued commit")?;
         let before = match commit.parent_count() {
             0 => HashMap::new(),
-            _ => self.snapshot_entries(&commit.parent(0).ctx("read parent")?.tree().ctx("read tree")?)?,
+            _ => self.snapshot_entries(
+                &commit
+                    .parent(0)
+                    .ctx("read parent")?
+                    .tree()
+                    .ctx("read tree")?,
+            )?,
         };
         let after = self.snapshot_entries(&commit.tree().ctx("read tree")?)?;
         let base_commit = self.repo.find_commit(base).ctx("read remote tip")?;
@@ -483,7 +610,9 @@ impl DataRepo {
 
     /// Entries of `snapshots/` in `tree`: name → (object id, mode).
     fn snapshot_entries(&self, tree: &Tree<'_>) -> Result<HashMap<String, (Oid, i32)>, RepoError> {
-        let Some(sub) = self.snapshots_tree(tree)? else { return Ok(HashMap::new()) };
+        let Some(sub) = self.snapshots_tree(tree)? else {
+            return Ok(HashMap::new());
+        };
         Ok(sub
             .iter()
             .filter_map(|e| e.name().map(|n| (n.to_owned(), (e.id(), e.filemode()))))
@@ -492,15 +621,19 @@ impl DataRepo {
 
     fn snapshots_tree<'r>(&'r self, tree: &Tree<'_>) -> Result<Option<Tree<'r>>, RepoError> {
         match tree.get_name(SNAPSHOTS_DIR) {
-            Some(entry) if entry.kind() == Some(ObjectType::Tree) => {
-                Ok(Some(self.repo.find_tree(entry.id()).ctx("read snapshots/")?))
-            }
+            Some(entry) if entry.kind() == Some(ObjectType::Tree) => Ok(Some(
+                self.repo.find_tree(entry.id()).ctx("read snapshots/")?,
+            )),
             _ => Ok(None),
         }
     }
 
     /// `base` with its `snapshots/` replaced by `entries`.
-    fn write_root(&self, base: &Tree<'_>, entries: &HashMap<String, (Oid, i32)>) -> Result<Oid, RepoError> {
+    fn write_root(
+        &self,
+        base: &Tree<'_>,
+        entries: &HashMap<String, (Oid, i32)>,
+    ) -> Result<Oid, RepoError> {
         let mut sub = self.repo.treebuilder(None).ctx("build tree")?;
         for (name, (oid, mode)) in entries {
             sub.insert(name, *oid, *mode).ctx("build tree")?;
@@ -512,7 +645,8 @@ impl DataRepo {
                 root.remove(SNAPSHOTS_DIR).ctx("build tree")?;
             }
         } else {
-            root.insert(SNAPSHOTS_DIR, sub, 0o040000).ctx("build tree")?;
+            root.insert(SNAPSHOTS_DIR, sub, 0o040000)
+                .ctx("build tree")?;
         }
         root.write().ctx("write tree")
     }
@@ -522,10 +656,21 @@ impl DataRepo {
     /// Author and committer are `author` at the snapshot time (UTC), so the same inputs onto
     /// the same parent give the same commit id. An existing snapshot directory is never
     /// modified: an identical one means the work is done, a different one is a conflict.
-    pub fn commit_snapshot(&self, snap: &SnapshotFiles<'_>, author: &Author) -> Result<Committed, RepoError> {
+    pub fn commit_snapshot(
+        &self,
+        snap: &SnapshotFiles<'_>,
+        author: &Author,
+    ) -> Result<Committed, RepoError> {
         let parent = self.tip()?;
-        let parent_commit = parent.map(|p| self.repo.find_commit(p)).transpose().ctx("read branch tip")?;
-        let base_tree = parent_commit.as_ref().map(|c| c.tree()).transpose().ctx("read tree")?;
+        let parent_commit = parent
+            .map(|p| self.repo.find_commit(p))
+            .transpose()
+            .ctx("read branch tip")?;
+        let base_tree = parent_commit
+            .as_ref()
+            .map(|c| c.tree())
+            .transpose()
+            .ctx("read tree")?;
         let mut dir = self.repo.treebuilder(None).ctx("build tree")?;
         for (name, bytes) in snap.files {
             let blob = self.repo.blob(bytes).ctx("write file")?;
@@ -547,21 +692,37 @@ impl DataRepo {
         let mut sub = self.repo.treebuilder(existing.as_ref()).ctx("build tree")?;
         sub.insert(snap.name, dir, 0o040000).ctx("build tree")?;
         let sub = sub.write().ctx("write tree")?;
-        let mut root = self.repo.treebuilder(base_tree.as_ref()).ctx("build tree")?;
-        root.insert(SNAPSHOTS_DIR, sub, 0o040000).ctx("build tree")?;
-        let tree = self.repo.find_tree(root.write().ctx("write tree")?).ctx("read tree")?;
+        let mut root = self
+            .repo
+            .treebuilder(base_tree.as_ref())
+            .ctx("build tree")?;
+        root.insert(SNAPSHOTS_DIR, sub, 0o040000)
+            .ctx("build tree")?;
+        let tree = self
+            .repo
+            .find_tree(root.write().ctx("write tree")?)
+            .ctx("read tree")?;
 
-        let sig = Signature::new(&author.name, &author.email, &Time::new(snap.at.timestamp(), 0))
-            .ctx("make signature")?;
+        let sig = Signature::new(
+            &author.name,
+            &author.email,
+            &Time::new(snap.at.timestamp(), 0),
+        )
+        .ctx("make signature")?;
         let parents: Vec<&git2::Commit<'_>> = parent_commit.iter().collect();
-        let oid = self.repo.commit(None, &sig, &sig, snap.message, &tree, &parents).ctx("commit")?;
+        let oid = self
+            .repo
+            .commit(None, &sig, &sig, snap.message, &tree, &parents)
+            .ctx("commit")?;
         self.move_branch(parent, oid, "snapshot")?;
         Ok(Committed::New(oid))
     }
 
     /// The newest snapshot directory on the branch and its files' bytes, for comparisons.
     pub fn newest_snapshot(&self) -> Result<Option<StoredSnapshot>, RepoError> {
-        let Some(name) = self.snapshot_names(None)?.pop() else { return Ok(None) };
+        let Some(name) = self.snapshot_names(None)?.pop() else {
+            return Ok(None);
+        };
         let files = self.read_snapshot(&name)?;
         Ok(Some((name, files)))
     }
@@ -572,13 +733,15 @@ impl DataRepo {
         let view_root = self.root.join(SNAPSHOTS_DIR);
         let dest = view_root.join(name);
         if !dest.exists() {
-            output::write_dir_atomically(&dest, files, output::Durability::Unsynced).map_err(|e| match e {
-                output::OutputError::Io { path, source } => RepoError::Io { path, source },
-                output::OutputError::Exists(path) => RepoError::Io {
-                    path,
-                    source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            output::write_dir_atomically(&dest, files, output::Durability::Unsynced).map_err(
+                |e| match e {
+                    output::OutputError::Io { path, source } => RepoError::Io { path, source },
+                    output::OutputError::Exists(path) => RepoError::Io {
+                        path,
+                        source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+                    },
                 },
-            })?;
+            )?;
         }
         let record = self.repo.path().join(VIEW_RECORD);
         let previous = fs::read_to_string(&record).unwrap_or_default();
@@ -603,12 +766,18 @@ impl DataRepo {
     pub fn pack_loose_objects(&self) -> Result<usize, RepoError> {
         let objects = self.repo.path().join("objects");
         let mut loose = Vec::new();
-        for dir in fs::read_dir(&objects).map_err(io_err(&objects))?.filter_map(Result::ok) {
+        for dir in fs::read_dir(&objects)
+            .map_err(io_err(&objects))?
+            .filter_map(Result::ok)
+        {
             let prefix = dir.file_name().to_string_lossy().into_owned();
             if prefix.len() != 2 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
                 continue;
             }
-            for file in fs::read_dir(dir.path()).map_err(io_err(&dir.path()))?.filter_map(Result::ok) {
+            for file in fs::read_dir(dir.path())
+                .map_err(io_err(&dir.path()))?
+                .filter_map(Result::ok)
+            {
                 let rest = file.file_name().to_string_lossy().into_owned();
                 if let Ok(oid) = Oid::from_str(&format!("{prefix}{rest}")) {
                     loose.push((oid, file.path()));
@@ -627,16 +796,21 @@ impl DataRepo {
         let odb = repo.odb().ctx("pack objects")?;
         let mut writer = odb.packwriter().ctx("pack objects")?;
         let mut write_error = None;
-        pack.foreach(|bytes| match std::io::Write::write_all(&mut writer, bytes) {
-            Ok(()) => true,
-            Err(e) => {
-                write_error = Some(e);
-                false
-            }
-        })
+        pack.foreach(
+            |bytes| match std::io::Write::write_all(&mut writer, bytes) {
+                Ok(()) => true,
+                Err(e) => {
+                    write_error = Some(e);
+                    false
+                }
+            },
+        )
         .ctx("pack objects")?;
         if let Some(e) = write_error {
-            return Err(RepoError::Io { path: objects.join("pack"), source: e });
+            return Err(RepoError::Io {
+                path: objects.join("pack"),
+                source: e,
+            });
         }
         writer.commit().ctx("pack objects")?;
         // Only now that the pack and its index are in place do the loose copies go.
@@ -677,17 +851,30 @@ fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
 /// Takes the clone's exclusive lock, waiting up to `timeout`. The OS releases it when the
 /// process ends, however it ends, so a killed run never blocks the next one.
 fn take_lock(path: &Path, timeout: Duration) -> Result<File, RepoError> {
-    let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io_err(path))?;
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
     let started = Clock::now();
     let mut told = false;
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(file),
             Err(std::fs::TryLockError::WouldBlock) => {}
-            Err(std::fs::TryLockError::Error(e)) => return Err(RepoError::Io { path: path.to_owned(), source: e }),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(RepoError::Io {
+                    path: path.to_owned(),
+                    source: e,
+                })
+            }
         }
         if started.elapsed() >= timeout {
-            return Err(RepoError::Busy { path: path.to_owned(), waited: timeout });
+            return Err(RepoError::Busy {
+                path: path.to_owned(),
+                waited: timeout,
+            });
         }
         if !told {
             log::info!("waiting for another run to release {}", path.display());
@@ -711,7 +898,9 @@ fn no_deltas_for_push(repo: &Repository) -> Result<(), RepoError> {
         write_file_atomically(&path, b"# written by gitcord-snapshot: no delta search when pushing\n[pack]\n\tdeltaCacheSize = 1\n")?;
     }
     let mut config = repo.config().ctx("read config")?;
-    config.add_file(&path, git2::ConfigLevel::App, true).ctx("read config")?;
+    config
+        .add_file(&path, git2::ConfigLevel::App, true)
+        .ctx("read config")?;
     Ok(())
 }
 
@@ -722,9 +911,14 @@ fn check_ours(repo: &Repository, root: &Path, remote: Option<&str>) -> Result<()
     if config.get_bool(MARKER).unwrap_or(false) {
         return Ok(());
     }
-    let origin = repo.find_remote(REMOTE_NAME).ok().and_then(|r| r.url().map(str::to_owned));
+    let origin = repo
+        .find_remote(REMOTE_NAME)
+        .ok()
+        .and_then(|r| r.url().map(str::to_owned));
     match (origin, remote) {
-        (Some(found), Some(expected)) if found.trim_end_matches('/') == expected.trim_end_matches('/') => {
+        (Some(found), Some(expected))
+            if found.trim_end_matches('/') == expected.trim_end_matches('/') =>
+        {
             config.set_bool(MARKER, true).ctx("write config")?;
             Ok(())
         }
@@ -740,7 +934,10 @@ fn recover(root: &Path) -> Result<(), RepoError> {
         log::warn!("removing {} left by an interrupted run", path.display());
         fs::remove_dir_all(path).map_err(io_err(path))
     };
-    for e in fs::read_dir(root).map_err(io_err(root))?.filter_map(Result::ok) {
+    for e in fs::read_dir(root)
+        .map_err(io_err(root))?
+        .filter_map(Result::ok)
+    {
         if e.file_name().to_string_lossy().starts_with(INIT_PREFIX) {
             remove_dir(&e.path())?;
         }
@@ -754,7 +951,11 @@ fn recover(root: &Path) -> Result<(), RepoError> {
             }
         }
     }
-    let mut stale = vec![git_dir.join("packed-refs.lock"), git_dir.join("config.lock"), git_dir.join("HEAD.lock")];
+    let mut stale = vec![
+        git_dir.join("packed-refs.lock"),
+        git_dir.join("config.lock"),
+        git_dir.join("HEAD.lock"),
+    ];
     for dir in ["refs/heads", &format!("refs/remotes/{REMOTE_NAME}")] {
         if let Ok(entries) = fs::read_dir(git_dir.join(dir)) {
             stale.extend(
@@ -771,7 +972,10 @@ fn recover(root: &Path) -> Result<(), RepoError> {
     }
     if let Ok(entries) = fs::read_dir(root.join(SNAPSHOTS_DIR)) {
         for e in entries.filter_map(Result::ok) {
-            if e.file_name().to_string_lossy().starts_with(".tmp-snapshot-") {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(".tmp-snapshot-")
+            {
                 remove_dir(&e.path())?;
             }
         }
@@ -782,12 +986,18 @@ fn recover(root: &Path) -> Result<(), RepoError> {
 /// Creates `<root>/.git` complete or not at all: initialised, marked as ours and given its
 /// remote in a temporary directory, then renamed into place.
 fn init_atomically(root: &Path, remote: Option<&str>) -> Result<(), RepoError> {
-    let tmp = tempfile::Builder::new().prefix(INIT_PREFIX).tempdir_in(root).map_err(io_err(root))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(INIT_PREFIX)
+        .tempdir_in(root)
+        .map_err(io_err(root))?;
     {
         let mut opts = RepositoryInitOptions::new();
         opts.bare(true).initial_head("main");
         let repo = Repository::init_opts(tmp.path(), &opts).ctx("init")?;
-        repo.config().ctx("init")?.set_bool(MARKER, true).ctx("init")?;
+        repo.config()
+            .ctx("init")?
+            .set_bool(MARKER, true)
+            .ctx("init")?;
         if let Some(url) = remote {
             repo.remote(REMOTE_NAME, url).ctx("add remote")?;
         }
@@ -802,7 +1012,10 @@ fn init_atomically(root: &Path, remote: Option<&str>) -> Result<(), RepoError> {
 fn open_git_dir(root: &Path) -> Result<Repository, RepoError> {
     Repository::open_bare(root.join(".git")).map_err(|e| match e.code() {
         ErrorCode::NotFound => RepoError::NotARepo(root.to_owned()),
-        _ => RepoError::Git { context: "open".into(), source: e },
+        _ => RepoError::Git {
+            context: "open".into(),
+            source: e,
+        },
     })
 }
 
@@ -815,12 +1028,18 @@ fn current_branch(repo: &Repository) -> Option<String> {
 /// Makes sure the clone belongs to `remote`: sets `origin` on a new clone, refuses a clone of
 /// another repository. Only the URL is stored, never a credential.
 fn check_remote(repo: &Repository, root: &Path, remote: Option<&str>) -> Result<(), RepoError> {
-    let Some(expected) = remote else { return Ok(()) };
+    let Some(expected) = remote else {
+        return Ok(());
+    };
     match repo.find_remote(REMOTE_NAME) {
         Ok(found) => {
             let found = found.url().unwrap_or_default().to_owned();
             if found.trim_end_matches('/') != expected.trim_end_matches('/') {
-                return Err(RepoError::OtherRemote { path: root.to_owned(), found, expected: expected.to_owned() });
+                return Err(RepoError::OtherRemote {
+                    path: root.to_owned(),
+                    found,
+                    expected: expected.to_owned(),
+                });
             }
             Ok(())
         }
@@ -828,6 +1047,9 @@ fn check_remote(repo: &Repository, root: &Path, remote: Option<&str>) -> Result<
             repo.remote(REMOTE_NAME, expected).ctx("add remote")?;
             Ok(())
         }
-        Err(e) => Err(RepoError::Git { context: "read remote".into(), source: e }),
+        Err(e) => Err(RepoError::Git {
+            context: "read remote".into(),
+            source: e,
+        }),
     }
 }

@@ -15,16 +15,16 @@
 //!   unchanged directory is the same object in every later commit), so a long history costs
 //!   about one tree comparison per commit.
 
-use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
-use git2::{ObjectType, Oid, Repository, Sort, Tree};
 use jsonschema::paths::LocationSegment;
 use jsonschema::{Draft, Resource, Validator};
 use serde_json::Value;
 
+use crate::publish::clone::{DataRepo, RepoError};
+use crate::publish::history::{Entry, EntryId};
 use crate::snapshot::{self, FILE_NAMES, SCHEMA_VERSION, SNAPSHOTS_DIR};
-use crate::timefmt;
+use crate::time;
 
 /// The commit-message trailer that marks a prune: the one kind of commit allowed to remove
 /// snapshots, and only whole directories (`Gitcord-Snapshot-Prune: keep-last 30`).
@@ -37,17 +37,38 @@ pub const KNOWN_SCHEMA_VERSIONS: &[&str] = &[SCHEMA_VERSION];
 const SCHEMA_BASE: &str = "https://gitcord.dev/schemas/snapshot/1.0.0/";
 
 /// The shared definitions every file schema refers to.
-const COMMON_SCHEMA: (&str, &str) = ("common.schema.json", include_str!("../schemas/common.schema.json"));
+const COMMON_SCHEMA: (&str, &str) = (
+    "common.schema.json",
+    include_str!("../../schemas/common.schema.json"),
+);
 
 /// One schema per snapshot file, in [`FILE_NAMES`] order: (file it checks, schema text).
 const FILE_SCHEMAS: [(&str, &str); 7] = [
-    ("meta.json", include_str!("../schemas/meta.schema.json")),
-    ("identities.json", include_str!("../schemas/identities.schema.json")),
-    ("scores.json", include_str!("../schemas/scores.schema.json")),
-    ("contributors.json", include_str!("../schemas/contributors.schema.json")),
-    ("roles.json", include_str!("../schemas/roles.schema.json")),
-    ("issue_requests.json", include_str!("../schemas/issue_requests.schema.json")),
-    ("notifications.json", include_str!("../schemas/notifications.schema.json")),
+    ("meta.json", include_str!("../../schemas/meta.schema.json")),
+    (
+        "identities.json",
+        include_str!("../../schemas/identities.schema.json"),
+    ),
+    (
+        "scores.json",
+        include_str!("../../schemas/scores.schema.json"),
+    ),
+    (
+        "contributors.json",
+        include_str!("../../schemas/contributors.schema.json"),
+    ),
+    (
+        "roles.json",
+        include_str!("../../schemas/roles.schema.json"),
+    ),
+    (
+        "issue_requests.json",
+        include_str!("../../schemas/issue_requests.schema.json"),
+    ),
+    (
+        "notifications.json",
+        include_str!("../../schemas/notifications.schema.json"),
+    ),
 ];
 
 /// How many schema violations of one file are listed before the rest are only counted, so a
@@ -69,23 +90,8 @@ pub enum VerifyError {
         reason: String,
     },
     /// Reading the history failed (a damaged or partial clone).
-    #[error("git {context}: {source}")]
-    Git {
-        /// What we were reading.
-        context: String,
-        /// libgit2's error.
-        source: git2::Error,
-    },
-}
-
-trait Context<T> {
-    fn ctx(self, context: &str) -> Result<T, VerifyError>;
-}
-
-impl<T> Context<T> for Result<T, git2::Error> {
-    fn ctx(self, context: &str) -> Result<T, VerifyError> {
-        self.map_err(|source| VerifyError::Git { context: context.to_owned(), source })
-    }
+    #[error(transparent)]
+    Repo(#[from] RepoError),
 }
 
 /// One thing wrong in one snapshot, independent of the commit it was found in.
@@ -98,10 +104,10 @@ pub struct Finding {
 }
 
 /// One thing wrong in the history: a [`Finding`] and the commit that introduced it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
-    /// The commit that introduced the problem.
-    pub commit: Oid,
+    /// The commit that introduced the problem (its full id).
+    pub commit: String,
     /// The path inside the data repository; empty for a problem of the commit itself.
     pub path: String,
     /// What is wrong, one line.
@@ -117,15 +123,6 @@ pub struct Report {
     pub snapshots: usize,
     /// Everything wrong, oldest commit first.
     pub problems: Vec<Problem>,
-}
-
-/// One entry of a snapshot directory, as far as the rules care.
-#[derive(Clone, Debug)]
-pub enum Entry {
-    /// A regular file and its bytes (the bytes only matter for the seven known names).
-    File(Vec<u8>),
-    /// Anything else: a subdirectory, a symbolic link, a submodule.
-    Other(&'static str),
 }
 
 /// The compiled schemas of the seven files.
@@ -145,7 +142,10 @@ impl Schemas {
     /// memory: nothing is fetched, ever.
     pub fn load() -> Result<Schemas, VerifyError> {
         let parse = |file: &'static str, text: &str| {
-            serde_json::from_str::<Value>(text).map_err(|e| VerifyError::Schema { file, reason: e.to_string() })
+            serde_json::from_str::<Value>(text).map_err(|e| VerifyError::Schema {
+                file,
+                reason: e.to_string(),
+            })
         };
         let common = parse(COMMON_SCHEMA.0, COMMON_SCHEMA.1)?;
         let mut validators = Vec::with_capacity(FILE_SCHEMAS.len());
@@ -153,9 +153,15 @@ impl Schemas {
             let schema = parse(file, text)?;
             let validator = jsonschema::options()
                 .with_draft(Draft::Draft202012)
-                .with_resource(format!("{SCHEMA_BASE}{}", COMMON_SCHEMA.0), Resource::from_contents(common.clone()))
+                .with_resource(
+                    format!("{SCHEMA_BASE}{}", COMMON_SCHEMA.0),
+                    Resource::from_contents(common.clone()),
+                )
                 .build(&schema)
-                .map_err(|e| VerifyError::Schema { file, reason: e.to_string() })?;
+                .map_err(|e| VerifyError::Schema {
+                    file,
+                    reason: e.to_string(),
+                })?;
             validators.push((file, validator));
         }
         Ok(Schemas { validators })
@@ -170,7 +176,10 @@ impl Schemas {
 
     fn check_file_inner(&self, file_name: &str, bytes: &[u8]) -> (Vec<String>, Option<Value>) {
         let Some((_, validator)) = self.validators.iter().find(|(n, _)| *n == file_name) else {
-            return (vec!["unexpected file; a snapshot holds exactly the seven files".to_owned()], None);
+            return (
+                vec!["unexpected file; a snapshot holds exactly the seven files".to_owned()],
+                None,
+            );
         };
         let value: Value = match serde_json::from_slice(bytes) {
             Ok(v) => v,
@@ -179,7 +188,12 @@ impl Schemas {
         if let Some(version) = value.get("schema_version").and_then(Value::as_str) {
             if !KNOWN_SCHEMA_VERSIONS.contains(&version) {
                 let known = KNOWN_SCHEMA_VERSIONS.join(", ");
-                return (vec![format!("schema_version {version:?} is not one this verify knows ({known})")], Some(value));
+                return (
+                    vec![format!(
+                        "schema_version {version:?} is not one this verify knows ({known})"
+                    )],
+                    Some(value),
+                );
             }
         }
         if validator.is_valid(&value) {
@@ -190,13 +204,19 @@ impl Schemas {
         for error in validator.iter_errors(&value) {
             if problems.len() < MAX_SCHEMA_PROBLEMS_PER_FILE {
                 let at = json_path(error.instance_path());
-                problems.push(if at.is_empty() { error.to_string() } else { format!("{at}: {error}") });
+                problems.push(if at.is_empty() {
+                    error.to_string()
+                } else {
+                    format!("{at}: {error}")
+                });
             } else {
                 more += 1;
             }
         }
         if more > 0 {
-            problems.push(format!("{more} more schema problem(s) in this file not listed"));
+            problems.push(format!(
+                "{more} more schema problem(s) in this file not listed"
+            ));
         }
         (problems, Some(value))
     }
@@ -213,10 +233,16 @@ impl Schemas {
             let path = format!("{dir}/{entry_name}");
             match entry {
                 Entry::Other(kind) => {
-                    found(path, format!("unexpected {kind}; a snapshot holds exactly the seven files"));
+                    found(
+                        path,
+                        format!("unexpected {kind}; a snapshot holds exactly the seven files"),
+                    );
                 }
                 Entry::File(_) if !FILE_NAMES.contains(&entry_name.as_str()) => {
-                    found(path, "unexpected file; a snapshot holds exactly the seven files".to_owned());
+                    found(
+                        path,
+                        "unexpected file; a snapshot holds exactly the seven files".to_owned(),
+                    );
                 }
                 Entry::File(_) => {}
             }
@@ -240,21 +266,40 @@ impl Schemas {
             if let Some(value) = value {
                 let header = HEADER_FIELDS
                     .iter()
-                    .filter_map(|k| value.get(*k).and_then(Value::as_str).map(|v| (*k, v.to_owned())))
+                    .filter_map(|k| {
+                        value
+                            .get(*k)
+                            .and_then(Value::as_str)
+                            .map(|v| (*k, v.to_owned()))
+                    })
                     .collect();
-                results.push(FileResult { name: file, header, clean });
+                results.push(FileResult {
+                    name: file,
+                    header,
+                    clean,
+                });
             }
         }
         // The reference is meta.json when it could be read, else the first file that could.
-        let Some(reference) = results.first() else { return findings };
-        let get = |r: &FileResult<'_>, key: &str| r.header.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
+        let Some(reference) = results.first() else {
+            return findings;
+        };
+        let get = |r: &FileResult<'_>, key: &str| {
+            r.header
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+        };
         for other in &results[1..] {
             for key in HEADER_FIELDS {
                 if let (Some(want), Some(got)) = (get(reference, key), get(other, key)) {
                     if want != got {
                         found(
                             format!("{dir}/{}", other.name),
-                            format!("{key} {got:?} does not agree with {} ({want:?})", reference.name),
+                            format!(
+                                "{key} {got:?} does not agree with {} ({want:?})",
+                                reference.name
+                            ),
                         );
                     }
                 }
@@ -262,8 +307,11 @@ impl Schemas {
         }
         // The directory name: only judged from a reference whose header passed its schema.
         if reference.clean {
-            if let (Some(generated_at), Some(run_id)) = (get(reference, "generated_at"), get(reference, "run_id")) {
-                let at = timefmt::parse_rfc3339(&generated_at).filter(|t| timefmt::isoformat(t) == generated_at);
+            if let (Some(generated_at), Some(run_id)) =
+                (get(reference, "generated_at"), get(reference, "run_id"))
+            {
+                let at = time::parse_rfc3339(&generated_at)
+                    .filter(|t| time::isoformat(t) == generated_at);
                 let id = uuid::Uuid::try_parse(&run_id).ok();
                 match (at, id) {
                     (Some(at), Some(id)) => {
@@ -276,7 +324,10 @@ impl Schemas {
                         format!("{dir}/{}", reference.name),
                         format!("generated_at {generated_at:?} is not a valid time"),
                     ),
-                    (_, None) => found(format!("{dir}/{}", reference.name), format!("run_id {run_id:?} is not a UUID")),
+                    (_, None) => found(
+                        format!("{dir}/{}", reference.name),
+                        format!("run_id {run_id:?} is not a UUID"),
+                    ),
                 }
             }
         }
@@ -310,57 +361,56 @@ pub fn is_prune_message(message: &str) -> bool {
     })
 }
 
-/// Walks the first-parent history ending at `tip`, oldest to newest, and reports every
-/// problem: invalid snapshots, any change to an existing snapshot, deletions outside a prune
-/// commit, and merge commits. `progress(i, n)` is called before commit `i` of `n`.
+/// Walks the branch's first-parent history, oldest to newest, and reports every problem:
+/// invalid snapshots, any change to an existing snapshot, deletions outside a prune commit, and
+/// merge commits. `progress(i, n)` is called before commit `i` of `n`.
 pub fn verify_history(
-    repo: &Repository,
-    tip: Option<Oid>,
+    repo: &DataRepo,
     schemas: &Schemas,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Report, VerifyError> {
-    let Some(tip) = tip else { return Ok(Report::default()) };
-    let mut walk = repo.revwalk().ctx("walk history")?;
-    walk.push(tip).ctx("walk history")?;
-    walk.simplify_first_parent().ctx("walk history")?;
-    walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE).ctx("walk history")?;
-    let commits = walk.collect::<Result<Vec<Oid>, _>>().ctx("walk history")?;
-
-    let mut report = Report { commits: commits.len(), ..Report::default() };
+    let mut history = repo.history()?;
+    let total = history.len();
+    let mut report = Report {
+        commits: total,
+        ..Report::default()
+    };
     let mut names: HashSet<String> = HashSet::new();
-    let mut checked: HashSet<(String, Oid)> = HashSet::new();
-    let mut first_seen: HashMap<String, Oid> = HashMap::new();
-    let mut parent: Option<Tree<'_>> = None;
-    let mut parent_root_entry: Option<Oid> = None;
-    for (i, &oid) in commits.iter().enumerate() {
-        progress(i + 1, commits.len());
-        let commit = repo.find_commit(oid).ctx("read commit")?;
-        let mut problem = |path: String, problem: String| report.problems.push(Problem { commit: oid, path, problem });
-        if commit.parent_count() > 1 {
-            problem(String::new(), format!("merge commit with {} parents; the history must be linear", commit.parent_count()));
-        }
-        let root = commit.tree().ctx("read tree")?;
-        let (entry_id, current) = match root.get_name(SNAPSHOTS_DIR) {
-            Some(e) if e.kind() == Some(ObjectType::Tree) => (Some(e.id()), Some(repo.find_tree(e.id()).ctx("read snapshots/")?)),
-            Some(e) => {
-                if parent_root_entry != Some(e.id()) {
-                    problem(SNAPSHOTS_DIR.to_owned(), "not a directory".to_owned());
-                }
-                (Some(e.id()), None)
-            }
-            None => (None, None),
+    let mut checked: HashSet<(String, EntryId)> = HashSet::new();
+    let mut first_seen: HashMap<String, EntryId> = HashMap::new();
+    let mut i = 0;
+    while let Some(step) = history.next_commit()? {
+        i += 1;
+        progress(i, total);
+        let mut problem = |path: String, problem: String| {
+            report.problems.push(Problem {
+                commit: step.commit.clone(),
+                path,
+                problem,
+            })
         };
-        if entry_id == parent_root_entry {
-            continue; // nothing under snapshots/ changed
+        if step.parents > 1 {
+            problem(
+                String::new(),
+                format!(
+                    "merge commit with {} parents; the history must be linear",
+                    step.parents
+                ),
+            );
         }
-        parent_root_entry = entry_id;
-        let prune = is_prune_message(&String::from_utf8_lossy(commit.message_raw_bytes()));
-        let changes = changes(repo, parent.as_ref(), current.as_ref())?;
-        for (path, what) in &changes.file_changes {
-            let what = if prune { format!("{what} (a prune may only remove whole snapshot directories)") } else { what.clone() };
+        if step.snapshots_not_a_directory {
+            problem(SNAPSHOTS_DIR.to_owned(), "not a directory".to_owned());
+        }
+        let prune = is_prune_message(&step.message);
+        for (path, what) in &step.file_changes {
+            let what = if prune {
+                format!("{what} (a prune may only remove whole snapshot directories)")
+            } else {
+                what.clone()
+            };
             problem(format!("{SNAPSHOTS_DIR}/{path}"), what);
         }
-        for name in &changes.removed {
+        for name in &step.removed {
             if !prune {
                 problem(
                     format!("{SNAPSHOTS_DIR}/{name}"),
@@ -368,188 +418,65 @@ pub fn verify_history(
                 );
             }
         }
-        for added in &changes.added {
+        for added in &step.added {
             let path = format!("{SNAPSHOTS_DIR}/{}", added.name);
             if prune {
-                problem(path.clone(), "added by a prune commit; a prune may only remove whole snapshot directories".to_owned());
+                problem(
+                    path.clone(),
+                    "added by a prune commit; a prune may only remove whole snapshot directories"
+                        .to_owned(),
+                );
             }
             if !added.dir {
-                problem(path, "not a snapshot directory (a snapshot is a directory of seven files)".to_owned());
+                problem(
+                    path,
+                    "not a snapshot directory (a snapshot is a directory of seven files)"
+                        .to_owned(),
+                );
                 continue;
             }
             // A name is published once: re-adding it later (after a prune) with other content
             // would rewrite what readers already saw.
             match first_seen.get(&added.name) {
                 Some(id) if *id != added.id => {
-                    problem(path.clone(), "re-added with different content than when it was first published".to_owned());
+                    problem(
+                        path.clone(),
+                        "re-added with different content than when it was first published"
+                            .to_owned(),
+                    );
                 }
                 Some(_) => {}
                 None => {
-                    first_seen.insert(added.name.clone(), added.id);
+                    first_seen.insert(added.name.clone(), added.id.clone());
                 }
             }
             names.insert(added.name.clone());
-            if !checked.insert((added.name.clone(), added.id)) {
+            if !checked.insert((added.name.clone(), added.id.clone())) {
                 continue;
             }
-            let entries = read_dir(repo, added.id)?;
+            let entries = history.read_dir(&added.id)?;
             for finding in schemas.check_snapshot(&added.name, &entries) {
                 problem(finding.path, finding.problem);
             }
         }
-        parent = current;
     }
     report.snapshots = names.len();
     Ok(report)
 }
 
-/// What one commit did under `snapshots/`, against its parent.
-#[derive(Default)]
-struct Changes {
-    /// New top-level entries (snapshot directories, normally).
-    added: Vec<Added>,
-    /// Top-level entries that are gone.
-    removed: Vec<String>,
-    /// Changes inside entries that exist on both sides: (path under snapshots/, what happened).
-    file_changes: Vec<(String, String)>,
-}
-
-/// A new entry of `snapshots/`.
-struct Added {
-    name: String,
-    id: Oid,
-    dir: bool,
-}
-
-/// Compares two `snapshots/` trees without loading the subtrees that did not change.
-///
-/// Both trees list their entries in git's order, so one merge pass over the two lists finds
-/// what was added, removed or changed by name and object id alone; only a changed directory
-/// (a violation, so rare) is opened to name its files. A commit therefore costs one pass over
-/// the top-level names, never a look into every snapshot.
-fn changes(repo: &Repository, old: Option<&Tree<'_>>, new: Option<&Tree<'_>>) -> Result<Changes, VerifyError> {
-    let mut out = Changes::default();
-    let old_entries = old.into_iter().flat_map(|t| t.iter());
-    let new_entries = new.into_iter().flat_map(|t| t.iter());
-    for difference in differences(old_entries, new_entries) {
-        match difference {
-            Difference::Removed(gone) => out.removed.push(entry_name(&gone)),
-            Difference::Added(e) => out.added.push(Added { name: entry_name(&e), id: e.id(), dir: is_dir(&e) }),
-            Difference::Changed(a, b) => changed_entry(repo, &a, &b, &mut out.file_changes)?,
-        }
-    }
-    Ok(out)
-}
-
-/// One way two tree listings differ.
-enum Difference<'t> {
-    Removed(git2::TreeEntry<'t>),
-    Added(git2::TreeEntry<'t>),
-    /// Same name on both sides, different object or mode: (old, new).
-    Changed(git2::TreeEntry<'t>, git2::TreeEntry<'t>),
-}
-
-/// Merges two listings in git's order (as trees store them) into what differs between them,
-/// skipping unchanged entries: one pass, no lookups.
-fn differences<'t>(
-    old: impl Iterator<Item = git2::TreeEntry<'t>>,
-    new: impl Iterator<Item = git2::TreeEntry<'t>>,
-) -> Vec<Difference<'t>> {
-    let (mut old, mut new) = (old.peekable(), new.peekable());
-    let mut out = Vec::new();
-    loop {
-        let order = match (old.peek(), new.peek()) {
-            (None, None) => break,
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(a), Some(b)) => git_order(a, b),
-        };
-        match (order, old.next_if(|_| order != Ordering::Greater), new.next_if(|_| order != Ordering::Less)) {
-            (Ordering::Less, Some(a), _) => out.push(Difference::Removed(a)),
-            (Ordering::Greater, _, Some(b)) => out.push(Difference::Added(b)),
-            (Ordering::Equal, Some(a), Some(b)) if a.id() != b.id() || a.filemode() != b.filemode() => {
-                out.push(Difference::Changed(a, b))
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-const DELETED: &str = "deleted; snapshot files must never change";
-const ADDED: &str = "added to an existing snapshot; snapshot files must never change";
-const MODIFIED: &str = "modified; snapshot files must never change";
-
-/// Names the files that changed inside an entry present on both sides (same name, same kind).
-fn changed_entry(
-    repo: &Repository,
-    old: &git2::TreeEntry<'_>,
-    new: &git2::TreeEntry<'_>,
-    out: &mut Vec<(String, String)>,
-) -> Result<(), VerifyError> {
-    let dir = entry_name(old);
-    if !(is_dir(old) && is_dir(new)) {
-        out.push((dir, MODIFIED.to_owned()));
-        return Ok(());
-    }
-    let (old, new) = (repo.find_tree(old.id()).ctx("read snapshot")?, repo.find_tree(new.id()).ctx("read snapshot")?);
-    for difference in differences(old.iter(), new.iter()) {
-        let (entry, what) = match difference {
-            Difference::Removed(e) => (e, DELETED),
-            Difference::Added(e) => (e, ADDED),
-            Difference::Changed(e, _) => (e, MODIFIED),
-        };
-        out.push((format!("{dir}/{}", entry_name(&entry)), what.to_owned()));
-    }
-    Ok(())
-}
-
-/// Git's order of tree entries: by name, a directory's name compared as if it ended in `/`.
-fn git_order(a: &git2::TreeEntry<'_>, b: &git2::TreeEntry<'_>) -> Ordering {
-    order_key(a).cmp(order_key(b))
-}
-
-fn order_key<'a>(e: &'a git2::TreeEntry<'_>) -> impl Iterator<Item = u8> + 'a {
-    e.name_bytes().iter().copied().chain(is_dir(e).then_some(b'/'))
-}
-
-fn is_dir(e: &git2::TreeEntry<'_>) -> bool {
-    e.filemode() == 0o040000
-}
-
-fn entry_name(e: &git2::TreeEntry<'_>) -> String {
-    String::from_utf8_lossy(e.name_bytes()).into_owned()
-}
-
-/// A snapshot directory's entries; blobs are read only for the seven known names.
-fn read_dir(repo: &Repository, tree: Oid) -> Result<Vec<(String, Entry)>, VerifyError> {
-    let tree = repo.find_tree(tree).ctx("read snapshot")?;
-    let mut out = Vec::with_capacity(tree.len());
-    for e in tree.iter() {
-        let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
-        let entry = match (e.kind(), e.filemode()) {
-            (Some(ObjectType::Blob), 0o120000) => Entry::Other("symbolic link"),
-            (Some(ObjectType::Blob), _) if FILE_NAMES.contains(&name.as_str()) => {
-                Entry::File(repo.find_blob(e.id()).ctx("read snapshot file")?.content().to_vec())
-            }
-            (Some(ObjectType::Blob), _) => Entry::File(Vec::new()),
-            (Some(ObjectType::Tree), _) => Entry::Other("subdirectory"),
-            _ => Entry::Other("submodule"),
-        };
-        out.push((name, entry));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::publish::history::tests::Scratch;
     use std::path::{Path, PathBuf};
 
     fn conformance() -> Vec<(String, Vec<(String, Entry)>)> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/conformance");
         let mut out = Vec::new();
-        let mut cases: Vec<PathBuf> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         cases.sort();
         for case in cases.iter().filter(|c| c.join("case.json").is_file()) {
             for dir in std::fs::read_dir(case.join("expected/snapshots")).unwrap() {
@@ -559,7 +486,10 @@ mod tests {
                     .unwrap()
                     .map(|f| {
                         let f = f.unwrap();
-                        (f.file_name().to_string_lossy().into_owned(), Entry::File(std::fs::read(f.path()).unwrap()))
+                        (
+                            f.file_name().to_string_lossy().into_owned(),
+                            Entry::File(std::fs::read(f.path()).unwrap()),
+                        )
                     })
                     .collect();
                 entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -571,14 +501,23 @@ mod tests {
     }
 
     fn basic() -> (String, Vec<(String, Entry)>) {
-        conformance().into_iter().find(|(n, _)| n.ends_with("abc12345")).unwrap()
+        conformance()
+            .into_iter()
+            .find(|(n, _)| n.ends_with("abc12345"))
+            .unwrap()
     }
 
     /// Replaces one file of `entries` with `edit` applied to its JSON.
-    fn edited(entries: &[(String, Entry)], file: &str, edit: impl FnOnce(&mut Value)) -> Vec<(String, Entry)> {
+    fn edited(
+        entries: &[(String, Entry)],
+        file: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> Vec<(String, Entry)> {
         let mut out = entries.to_vec();
         let (_, entry) = out.iter_mut().find(|(n, _)| n == file).unwrap();
-        let Entry::File(bytes) = entry else { unreachable!() };
+        let Entry::File(bytes) = entry else {
+            unreachable!()
+        };
         let mut v: Value = serde_json::from_slice(bytes).unwrap();
         edit(&mut v);
         *entry = Entry::File(serde_json::to_vec_pretty(&v).unwrap());
@@ -590,7 +529,13 @@ mod tests {
         schemas
             .check_snapshot(name, entries)
             .into_iter()
-            .map(|f| format!("{}: {}", f.path.trim_start_matches(&format!("snapshots/{name}/")), f.problem))
+            .map(|f| {
+                format!(
+                    "{}: {}",
+                    f.path.trim_start_matches(&format!("snapshots/{name}/")),
+                    f.problem
+                )
+            })
             .collect()
     }
 
@@ -611,14 +556,22 @@ mod tests {
         embedded.sort();
         assert_eq!(shipped, embedded);
         assert_eq!(FILE_SCHEMAS.map(|(f, _)| f), FILE_NAMES);
-        for (file, text) in FILE_SCHEMAS.iter().map(|(f, t)| (f.replace(".json", ".schema.json"), *t)).chain([(
-            COMMON_SCHEMA.0.to_owned(),
-            COMMON_SCHEMA.1,
-        )]) {
+        for (file, text) in FILE_SCHEMAS
+            .iter()
+            .map(|(f, t)| (f.replace(".json", ".schema.json"), *t))
+            .chain([(COMMON_SCHEMA.0.to_owned(), COMMON_SCHEMA.1)])
+        {
             let schema: Value = serde_json::from_str(text).unwrap();
-            assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema", "{file}");
+            assert_eq!(
+                schema["$schema"], "https://json-schema.org/draft/2020-12/schema",
+                "{file}"
+            );
             assert_eq!(schema["$id"], format!("{SCHEMA_BASE}{file}"), "{file}");
-            assert_eq!(std::fs::read_to_string(dir.join(&file)).unwrap(), text, "{file}");
+            assert_eq!(
+                std::fs::read_to_string(dir.join(&file)).unwrap(),
+                text,
+                "{file}"
+            );
         }
     }
 
@@ -627,8 +580,14 @@ mod tests {
         let schemas = Schemas::load().unwrap();
         for (name, entries) in conformance() {
             for (file, entry) in &entries {
-                let Entry::File(bytes) = entry else { unreachable!() };
-                assert_eq!(schemas.check_file(file, bytes), Vec::<String>::new(), "{name}/{file}");
+                let Entry::File(bytes) = entry else {
+                    unreachable!()
+                };
+                assert_eq!(
+                    schemas.check_file(file, bytes),
+                    Vec::<String>::new(),
+                    "{name}/{file}"
+                );
             }
             assert_eq!(schemas.check_snapshot(&name, &entries), vec![], "{name}");
         }
@@ -662,38 +621,64 @@ mod tests {
     fn headers_must_agree_and_match_the_directory_name() {
         let (name, entries) = basic();
         let other_run = "abc12345-def6-4890-a1b2-000000000000";
-        let got = problems_of(&name, &edited(&entries, "scores.json", |v| v["run_id"] = other_run.into()));
+        let got = problems_of(
+            &name,
+            &edited(&entries, "scores.json", |v| v["run_id"] = other_run.into()),
+        );
         assert_eq!(
             got,
-            [format!(r#"scores.json: run_id "{other_run}" does not agree with meta.json ("abc12345-def6-4890-a1b2-c3d4e5f60718")"#)]
+            [format!(
+                r#"scores.json: run_id "{other_run}" does not agree with meta.json ("abc12345-def6-4890-a1b2-c3d4e5f60718")"#
+            )]
         );
-        let got = problems_of(&name, &edited(&entries, "roles.json", |v| v["org"] = "other".into()));
-        assert_eq!(got, [r#"roles.json: org "other" does not agree with meta.json ("my-org")"#]);
+        let got = problems_of(
+            &name,
+            &edited(&entries, "roles.json", |v| v["org"] = "other".into()),
+        );
+        assert_eq!(
+            got,
+            [r#"roles.json: org "other" does not agree with meta.json ("my-org")"#]
+        );
         let got = problems_of("2024-01-31T12-00-01-abc12345", &entries);
         assert_eq!(
             got,
             ["snapshots/2024-01-31T12-00-01-abc12345: name does not agree with generated_at and run_id (expected 2024-01-31T12-00-00-abc12345)"]
         );
         // A well-formed but impossible time, and Python never writes ".000000".
-        for bad in ["2024-13-31T12:00:00+00:00", "2024-01-31T12:00:00.000000+00:00"] {
+        for bad in [
+            "2024-13-31T12:00:00+00:00",
+            "2024-01-31T12:00:00.000000+00:00",
+        ] {
             let broken: Vec<(String, Entry)> = entries
                 .iter()
                 .map(|(n, e)| match e {
                     Entry::File(b) => {
-                        let text = String::from_utf8(b.clone()).unwrap().replace("2024-01-31T12:00:00+00:00", bad);
+                        let text = String::from_utf8(b.clone())
+                            .unwrap()
+                            .replace("2024-01-31T12:00:00+00:00", bad);
                         (n.clone(), Entry::File(text.into_bytes()))
                     }
                     other => (n.clone(), other.clone()),
                 })
                 .collect();
-            assert_eq!(problems_of(&name, &broken), [format!("meta.json: generated_at {bad:?} is not a valid time")]);
+            assert_eq!(
+                problems_of(&name, &broken),
+                [format!(
+                    "meta.json: generated_at {bad:?} is not a valid time"
+                )]
+            );
         }
     }
 
     #[test]
     fn unknown_versions_bad_json_and_wrong_entries_are_reported_once() {
         let (name, entries) = basic();
-        let got = problems_of(&name, &edited(&entries, "meta.json", |v| v["schema_version"] = "2.0.0".into()));
+        let got = problems_of(
+            &name,
+            &edited(&entries, "meta.json", |v| {
+                v["schema_version"] = "2.0.0".into()
+            }),
+        );
         assert_eq!(
             got,
             [
@@ -710,7 +695,11 @@ mod tests {
         broken.retain(|(n, _)| n != "roles.json");
         broken.push(("notes.txt".into(), Entry::File(b"hi".to_vec())));
         broken.push(("old".into(), Entry::Other("subdirectory")));
-        broken.iter_mut().find(|(n, _)| n == "scores.json").unwrap().1 = Entry::File(b"{\"data\": [".to_vec());
+        broken
+            .iter_mut()
+            .find(|(n, _)| n == "scores.json")
+            .unwrap()
+            .1 = Entry::File(b"{\"data\": [".to_vec());
         let got = problems_of(&name, &broken);
         assert_eq!(
             got,
@@ -728,73 +717,15 @@ mod tests {
         let (name, entries) = basic();
         let got = problems_of(
             &name,
-            &edited(&entries, "roles.json", |v| v["data"] = Value::Array((0..25).map(|_| Value::Null).collect())),
+            &edited(&entries, "roles.json", |v| {
+                v["data"] = Value::Array((0..25).map(|_| Value::Null).collect())
+            }),
         );
         assert_eq!(got.len(), 11, "{got:?}");
-        assert_eq!(got[10], "roles.json: 15 more schema problem(s) in this file not listed");
-    }
-
-    /// A scratch bare repository and a way to write trees from (path, bytes) lists.
-    struct Scratch {
-        _dir: tempfile::TempDir,
-        repo: Repository,
-    }
-
-    impl Scratch {
-        fn new() -> Scratch {
-            let dir = tempfile::tempdir().unwrap();
-            let repo = Repository::init_bare(dir.path()).unwrap();
-            Scratch { _dir: dir, repo }
-        }
-
-        /// A tree holding `files` (paths with `/`).
-        fn tree(&self, files: &[(&str, &[u8])]) -> Oid {
-            let mut index = git2::Index::new().unwrap();
-            for (path, bytes) in files {
-                let entry = git2::IndexEntry {
-                    ctime: git2::IndexTime::new(0, 0),
-                    mtime: git2::IndexTime::new(0, 0),
-                    dev: 0,
-                    ino: 0,
-                    mode: 0o100644,
-                    uid: 0,
-                    gid: 0,
-                    file_size: bytes.len() as u32,
-                    id: self.repo.blob(bytes).unwrap(),
-                    flags: path.len() as u16,
-                    flags_extended: 0,
-                    path: path.as_bytes().to_vec(),
-                };
-                index.add(&entry).unwrap();
-            }
-            index.write_tree_to(&self.repo).unwrap()
-        }
-
-        fn commit(&self, message: &str, files: &[(&str, &[u8])]) -> Oid {
-            let tree = self.repo.find_tree(self.tree(files)).unwrap();
-            let sig = git2::Signature::new("t", "t@example.com", &git2::Time::new(0, 0)).unwrap();
-            let parent = self.repo.refname_to_id("refs/heads/main").ok().map(|p| self.repo.find_commit(p).unwrap());
-            let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-            self.repo.commit(Some("refs/heads/main"), &sig, &sig, message, &tree, &parents).unwrap()
-        }
-    }
-
-    #[test]
-    fn tree_comparison_follows_git_order_and_names_changed_files() {
-        let s = Scratch::new();
-        // "a" is a directory, so git sorts it as "a/": after "a-z" and "a.b" (- < . < /).
-        let old = s.tree(&[("a.b", b"1"), ("a/meta.json", b"m"), ("a/roles.json", b"r"), ("a-z/x", b"x"), ("gone/y", b"y")]);
-        let new = s.tree(&[("a.b", b"1"), ("a/meta.json", b"M"), ("a/notes", b"n"), ("a-z/x", b"x"), ("b/z", b"z")]);
-        let (old, new) = (s.repo.find_tree(old).unwrap(), s.repo.find_tree(new).unwrap());
-        let c = changes(&s.repo, Some(&old), Some(&new)).unwrap();
-        assert_eq!(c.added.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["b"]);
-        assert_eq!(c.removed, ["gone"]);
-        let files: Vec<String> = c.file_changes.iter().map(|(p, w)| format!("{p}: {}", w.split(';').next().unwrap())).collect();
-        assert_eq!(files, ["a/meta.json: modified", "a/notes: added to an existing snapshot", "a/roles.json: deleted"]);
-        // From nothing, everything is added; to nothing, everything is removed.
-        let added: Vec<(String, bool)> = changes(&s.repo, None, Some(&new)).unwrap().added.into_iter().map(|a| (a.name, a.dir)).collect();
-        assert_eq!(added, [("a-z".into(), true), ("a.b".into(), false), ("a".into(), true), ("b".into(), true)]);
-        assert_eq!(changes(&s.repo, Some(&old), None).unwrap().removed, ["a-z", "a.b", "a", "gone"]);
+        assert_eq!(
+            got[10],
+            "roles.json: 15 more schema problem(s) in this file not listed"
+        );
     }
 
     #[test]
@@ -807,32 +738,56 @@ mod tests {
                 Entry::Other(_) => unreachable!(),
             })
             .collect();
-        let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, b)| (p.as_str(), b.as_slice()))
+            .collect();
         let s = Scratch::new();
         s.commit("snapshot", &refs);
-        let prune = s.commit("prune\n\nGitcord-Snapshot-Prune: keep-last 0\n", &[("snapshots/stray", b"x"), ("README.md", b"hi")]);
+        let prune = s.commit(
+            "prune\n\nGitcord-Snapshot-Prune: keep-last 0\n",
+            &[("snapshots/stray", b"x"), ("README.md", b"hi")],
+        );
         let schemas = Schemas::load().unwrap();
         let mut seen = Vec::new();
-        let tip = s.repo.refname_to_id("refs/heads/main").unwrap();
-        let report = verify_history(&s.repo, Some(tip), &schemas, &mut |i, n| seen.push((i, n))).unwrap();
+        let report =
+            verify_history(&s.data_repo(), &schemas, &mut |i, n| seen.push((i, n))).unwrap();
         assert_eq!(seen, [(1, 2), (2, 2)]);
         assert_eq!((report.commits, report.snapshots), (2, 1));
-        let got: Vec<(Oid, &str, &str)> = report.problems.iter().map(|p| (p.commit, p.path.as_str(), p.problem.as_str())).collect();
+        let got: Vec<(&str, &str, &str)> = report
+            .problems
+            .iter()
+            .map(|p| (p.commit.as_str(), p.path.as_str(), p.problem.as_str()))
+            .collect();
         assert_eq!(
             got,
             [
-                (prune, "snapshots/stray", "added by a prune commit; a prune may only remove whole snapshot directories"),
-                (prune, "snapshots/stray", "not a snapshot directory (a snapshot is a directory of seven files)"),
+                (
+                    prune.as_str(),
+                    "snapshots/stray",
+                    "added by a prune commit; a prune may only remove whole snapshot directories"
+                ),
+                (
+                    prune.as_str(),
+                    "snapshots/stray",
+                    "not a snapshot directory (a snapshot is a directory of seven files)"
+                ),
             ]
         );
     }
 
     #[test]
     fn prune_trailer_needs_the_key_and_a_value() {
-        assert!(is_prune_message("Prune snapshots\n\nGitcord-Snapshot-Prune: keep-last 2\n"));
+        assert!(is_prune_message(
+            "Prune snapshots\n\nGitcord-Snapshot-Prune: keep-last 2\n"
+        ));
         assert!(is_prune_message("Gitcord-Snapshot-Prune: older-than 90d"));
-        assert!(!is_prune_message("Prune snapshots\n\nGitcord-Snapshot-Prune:\n"));
-        assert!(!is_prune_message("Prune snapshots\n\nGitcord-Snapshot-Prune keep-last 2\n"));
+        assert!(!is_prune_message(
+            "Prune snapshots\n\nGitcord-Snapshot-Prune:\n"
+        ));
+        assert!(!is_prune_message(
+            "Prune snapshots\n\nGitcord-Snapshot-Prune keep-last 2\n"
+        ));
         assert!(!is_prune_message("mentions Gitcord-Snapshot-Prune: inline"));
     }
 }

@@ -1,0 +1,403 @@
+//! The branch's history as the rules of `verify` see it: for each commit, oldest first, what it
+//! added, removed or changed under `snapshots/`. The clone layer owns every git read; `verify`
+//! gets plain values.
+//!
+//! Each commit's `snapshots/` tree is compared with its parent's by one merge pass over the two
+//! listings (git stores them sorted), by name and object id alone: an unchanged snapshot
+//! directory is the same object in every later commit, so a commit costs one pass over the
+//! top-level names, never a look into every snapshot. Only a changed directory (a violation,
+//! so rare) is opened to name its files.
+
+use std::cmp::Ordering;
+
+use git2::{ObjectType, Oid, Sort, Tree};
+
+use crate::publish::clone::{DataRepo, GitContext, RepoError};
+use crate::snapshot::{FILE_NAMES, SNAPSHOTS_DIR};
+
+/// One entry of a snapshot directory, as far as the rules care.
+#[derive(Clone, Debug)]
+pub enum Entry {
+    /// A regular file and its bytes (the bytes only matter for the seven known names).
+    File(Vec<u8>),
+    /// Anything else: a subdirectory, a symbolic link, a submodule.
+    Other(&'static str),
+}
+
+/// A snapshot directory's identity: equal ids mean identical content.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EntryId(Oid);
+
+/// What one commit did under `snapshots/`, against its (first) parent.
+#[derive(Debug, Default)]
+pub struct CommitChanges {
+    /// The commit's full id.
+    pub commit: String,
+    /// How many parents it has (more than one is a merge).
+    pub parents: usize,
+    /// Its message.
+    pub message: String,
+    /// `snapshots` became something other than a directory in this commit.
+    pub snapshots_not_a_directory: bool,
+    /// New top-level entries (snapshot directories, normally).
+    pub added: Vec<Added>,
+    /// Top-level entries that are gone.
+    pub removed: Vec<String>,
+    /// Changes inside entries that exist on both sides: (path under snapshots/, what happened).
+    pub file_changes: Vec<(String, String)>,
+}
+
+/// A new entry of `snapshots/`.
+#[derive(Debug)]
+pub struct Added {
+    /// Its name.
+    pub name: String,
+    /// Its content's identity.
+    pub id: EntryId,
+    /// Whether it is a directory.
+    pub dir: bool,
+}
+
+/// A walk over the branch's first-parent history, oldest first.
+pub struct History<'r> {
+    repo: &'r git2::Repository,
+    commits: Vec<Oid>,
+    next: usize,
+    parent: Option<Tree<'r>>,
+    parent_root_entry: Option<Oid>,
+}
+
+impl DataRepo {
+    /// The branch's first-parent history, to walk with [`History::next_commit`].
+    pub fn history(&self) -> Result<History<'_>, RepoError> {
+        let repo = self.git();
+        let mut commits = Vec::new();
+        if let Some(tip) = self.tip()? {
+            let mut walk = repo.revwalk().ctx("walk history")?;
+            walk.push(tip).ctx("walk history")?;
+            walk.simplify_first_parent().ctx("walk history")?;
+            walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
+                .ctx("walk history")?;
+            commits = walk.collect::<Result<Vec<Oid>, _>>().ctx("walk history")?;
+        }
+        Ok(History {
+            repo,
+            commits,
+            next: 0,
+            parent: None,
+            parent_root_entry: None,
+        })
+    }
+}
+
+impl History<'_> {
+    /// How many commits the walk visits.
+    pub fn len(&self) -> usize {
+        self.commits.len()
+    }
+
+    /// Whether the branch has no commit.
+    pub fn is_empty(&self) -> bool {
+        self.commits.is_empty()
+    }
+
+    /// The next commit's changes, `None` after the newest.
+    pub fn next_commit(&mut self) -> Result<Option<CommitChanges>, RepoError> {
+        let Some(&oid) = self.commits.get(self.next) else {
+            return Ok(None);
+        };
+        self.next += 1;
+        let repo = self.repo;
+        let commit = repo.find_commit(oid).ctx("read commit")?;
+        let mut out = CommitChanges {
+            commit: oid.to_string(),
+            parents: commit.parent_count(),
+            message: String::from_utf8_lossy(commit.message_raw_bytes()).into_owned(),
+            ..CommitChanges::default()
+        };
+        let root = commit.tree().ctx("read tree")?;
+        let (entry_id, current) = match root.get_name(SNAPSHOTS_DIR) {
+            Some(e) if e.kind() == Some(ObjectType::Tree) => (
+                Some(e.id()),
+                Some(repo.find_tree(e.id()).ctx("read snapshots/")?),
+            ),
+            Some(e) => {
+                out.snapshots_not_a_directory = self.parent_root_entry != Some(e.id());
+                (Some(e.id()), None)
+            }
+            None => (None, None),
+        };
+        if entry_id == self.parent_root_entry {
+            return Ok(Some(out)); // nothing under snapshots/ changed
+        }
+        self.parent_root_entry = entry_id;
+        let old_entries = self.parent.iter().flat_map(|t| t.iter());
+        let new_entries = current.iter().flat_map(|t| t.iter());
+        for difference in differences(old_entries, new_entries) {
+            match difference {
+                Difference::Removed(gone) => out.removed.push(entry_name(&gone)),
+                Difference::Added(e) => out.added.push(Added {
+                    name: entry_name(&e),
+                    id: EntryId(e.id()),
+                    dir: is_dir(&e),
+                }),
+                Difference::Changed(a, b) => changed_entry(repo, &a, &b, &mut out.file_changes)?,
+            }
+        }
+        self.parent = current;
+        Ok(Some(out))
+    }
+
+    /// A snapshot directory's entries; blobs are read only for the seven known names.
+    pub fn read_dir(&self, id: &EntryId) -> Result<Vec<(String, Entry)>, RepoError> {
+        let tree = self.repo.find_tree(id.0).ctx("read snapshot")?;
+        let mut out = Vec::with_capacity(tree.len());
+        for e in tree.iter() {
+            let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+            let entry = match (e.kind(), e.filemode()) {
+                (Some(ObjectType::Blob), 0o120000) => Entry::Other("symbolic link"),
+                (Some(ObjectType::Blob), _) if FILE_NAMES.contains(&name.as_str()) => Entry::File(
+                    self.repo
+                        .find_blob(e.id())
+                        .ctx("read snapshot file")?
+                        .content()
+                        .to_vec(),
+                ),
+                (Some(ObjectType::Blob), _) => Entry::File(Vec::new()),
+                (Some(ObjectType::Tree), _) => Entry::Other("subdirectory"),
+                _ => Entry::Other("submodule"),
+            };
+            out.push((name, entry));
+        }
+        Ok(out)
+    }
+}
+
+/// One way two tree listings differ.
+enum Difference<'t> {
+    Removed(git2::TreeEntry<'t>),
+    Added(git2::TreeEntry<'t>),
+    /// Same name on both sides, different object or mode: (old, new).
+    Changed(git2::TreeEntry<'t>, git2::TreeEntry<'t>),
+}
+
+/// Merges two listings in git's order (as trees store them) into what differs between them,
+/// skipping unchanged entries: one pass, no lookups.
+fn differences<'t>(
+    old: impl Iterator<Item = git2::TreeEntry<'t>>,
+    new: impl Iterator<Item = git2::TreeEntry<'t>>,
+) -> Vec<Difference<'t>> {
+    let (mut old, mut new) = (old.peekable(), new.peekable());
+    let mut out = Vec::new();
+    loop {
+        let order = match (old.peek(), new.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(a), Some(b)) => git_order(a, b),
+        };
+        match (
+            order,
+            old.next_if(|_| order != Ordering::Greater),
+            new.next_if(|_| order != Ordering::Less),
+        ) {
+            (Ordering::Less, Some(a), _) => out.push(Difference::Removed(a)),
+            (Ordering::Greater, _, Some(b)) => out.push(Difference::Added(b)),
+            (Ordering::Equal, Some(a), Some(b))
+                if a.id() != b.id() || a.filemode() != b.filemode() =>
+            {
+                out.push(Difference::Changed(a, b))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+const DELETED: &str = "deleted; snapshot files must never change";
+const ADDED: &str = "added to an existing snapshot; snapshot files must never change";
+const MODIFIED: &str = "modified; snapshot files must never change";
+
+/// Names the files that changed inside an entry present on both sides (same name, same kind).
+fn changed_entry(
+    repo: &git2::Repository,
+    old: &git2::TreeEntry<'_>,
+    new: &git2::TreeEntry<'_>,
+    out: &mut Vec<(String, String)>,
+) -> Result<(), RepoError> {
+    let dir = entry_name(old);
+    if !(is_dir(old) && is_dir(new)) {
+        out.push((dir, MODIFIED.to_owned()));
+        return Ok(());
+    }
+    let (old, new) = (
+        repo.find_tree(old.id()).ctx("read snapshot")?,
+        repo.find_tree(new.id()).ctx("read snapshot")?,
+    );
+    for difference in differences(old.iter(), new.iter()) {
+        let (entry, what) = match difference {
+            Difference::Removed(e) => (e, DELETED),
+            Difference::Added(e) => (e, ADDED),
+            Difference::Changed(e, _) => (e, MODIFIED),
+        };
+        out.push((format!("{dir}/{}", entry_name(&entry)), what.to_owned()));
+    }
+    Ok(())
+}
+
+/// Git's order of tree entries: by name, a directory's name compared as if it ended in `/`.
+fn git_order(a: &git2::TreeEntry<'_>, b: &git2::TreeEntry<'_>) -> Ordering {
+    order_key(a).cmp(order_key(b))
+}
+
+fn order_key<'a>(e: &'a git2::TreeEntry<'_>) -> impl Iterator<Item = u8> + 'a {
+    e.name_bytes()
+        .iter()
+        .copied()
+        .chain(is_dir(e).then_some(b'/'))
+}
+
+fn is_dir(e: &git2::TreeEntry<'_>) -> bool {
+    e.filemode() == 0o040000
+}
+
+fn entry_name(e: &git2::TreeEntry<'_>) -> String {
+    String::from_utf8_lossy(e.name_bytes()).into_owned()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use crate::publish::clone::DataRepo;
+
+    /// A clone made by [`DataRepo::open`] and commits written into it with plain git.
+    pub(crate) struct Scratch {
+        dir: tempfile::TempDir,
+        repo: git2::Repository,
+    }
+
+    impl Scratch {
+        pub(crate) fn new() -> Scratch {
+            let dir = tempfile::tempdir().unwrap();
+            drop(DataRepo::open(dir.path(), None, std::time::Duration::from_secs(1)).unwrap());
+            let repo = git2::Repository::open_bare(dir.path().join(".git")).unwrap();
+            Scratch { dir, repo }
+        }
+
+        pub(crate) fn data_repo(&self) -> DataRepo {
+            DataRepo::open_existing(self.dir.path()).unwrap()
+        }
+
+        /// Commits a tree holding `files` (paths with `/`) on `main`; returns the commit id.
+        pub(crate) fn commit(&self, message: &str, files: &[(&str, &[u8])]) -> String {
+            let mut index = git2::Index::new().unwrap();
+            for (path, bytes) in files {
+                let entry = git2::IndexEntry {
+                    ctime: git2::IndexTime::new(0, 0),
+                    mtime: git2::IndexTime::new(0, 0),
+                    dev: 0,
+                    ino: 0,
+                    mode: 0o100644,
+                    uid: 0,
+                    gid: 0,
+                    file_size: bytes.len() as u32,
+                    id: self.repo.blob(bytes).unwrap(),
+                    flags: path.len() as u16,
+                    flags_extended: 0,
+                    path: path.as_bytes().to_vec(),
+                };
+                index.add(&entry).unwrap();
+            }
+            let tree = self
+                .repo
+                .find_tree(index.write_tree_to(&self.repo).unwrap())
+                .unwrap();
+            let sig = git2::Signature::new("t", "t@example.com", &git2::Time::new(0, 0)).unwrap();
+            let parent = self
+                .repo
+                .refname_to_id("refs/heads/main")
+                .ok()
+                .map(|p| self.repo.find_commit(p).unwrap());
+            let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+            let oid = self
+                .repo
+                .commit(
+                    Some("refs/heads/main"),
+                    &sig,
+                    &sig,
+                    message,
+                    &tree,
+                    &parents,
+                )
+                .unwrap();
+            oid.to_string()
+        }
+    }
+
+    #[test]
+    fn tree_comparison_follows_git_order_and_names_changed_files() {
+        let s = Scratch::new();
+        // "a" is a directory, so git sorts it as "a/": after "a-z" and "a.b" (- < . < /).
+        s.commit(
+            "old",
+            &[
+                ("snapshots/a.b", b"1"),
+                ("snapshots/a/meta.json", b"m"),
+                ("snapshots/a/roles.json", b"r"),
+                ("snapshots/a-z/x", b"x"),
+                ("snapshots/gone/y", b"y"),
+            ],
+        );
+        s.commit(
+            "new",
+            &[
+                ("snapshots/a.b", b"1"),
+                ("snapshots/a/meta.json", b"M"),
+                ("snapshots/a/notes", b"n"),
+                ("snapshots/a-z/x", b"x"),
+                ("snapshots/b/z", b"z"),
+            ],
+        );
+        s.commit("none", &[("README.md", b"hi")]);
+        let repo = s.data_repo();
+        let mut history = repo.history().unwrap();
+        assert_eq!(history.len(), 3);
+        // From nothing, everything is added.
+        let first = history.next_commit().unwrap().unwrap();
+        let added: Vec<(&str, bool)> = first
+            .added
+            .iter()
+            .map(|a| (a.name.as_str(), a.dir))
+            .collect();
+        assert_eq!(
+            added,
+            [("a-z", true), ("a.b", false), ("a", true), ("gone", true)]
+        );
+        let second = history.next_commit().unwrap().unwrap();
+        assert_eq!(
+            second
+                .added
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>(),
+            ["b"]
+        );
+        assert_eq!(second.removed, ["gone"]);
+        let files: Vec<String> = second
+            .file_changes
+            .iter()
+            .map(|(p, w)| format!("{p}: {}", w.split(';').next().unwrap()))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                "a/meta.json: modified",
+                "a/notes: added to an existing snapshot",
+                "a/roles.json: deleted"
+            ]
+        );
+        // To nothing, everything is removed.
+        let third = history.next_commit().unwrap().unwrap();
+        assert_eq!(third.removed, ["a-z", "a.b", "a", "b"]);
+        assert!(history.next_commit().unwrap().is_none());
+    }
+}

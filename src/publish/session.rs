@@ -1,0 +1,363 @@
+//! A writing run's session with the data repository: where and how it publishes (resolved from
+//! the config and the flags), the clone opened and locked, the branch chosen, the remote's
+//! history learnt once, and the queue pushed (replaying onto another writer's commits).
+//! `push` and `prune` both publish through it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::input::config::{Config, ConfigError};
+use crate::net::Secret;
+use crate::publish::audit::{self, SnapshotContext};
+use crate::publish::clone::{Author, DataRepo, RepoError};
+use crate::publish::remote::{self, RemoteError, RemoteSpec, UrlKind};
+
+/// Why a session could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// A config value the session needs.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The clone.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+/// Default commit identity: a noreply address GitHub accepts from any token.
+pub const DEFAULT_AUTHOR_NAME: &str = "gitcord-snapshot";
+/// See [`DEFAULT_AUTHOR_NAME`].
+pub const DEFAULT_AUTHOR_EMAIL: &str = "gitcord-snapshot@users.noreply.github.com";
+
+/// How many times a push lost to another writer is replayed and retried.
+const MAX_PUSH_ATTEMPTS: usize = 5;
+
+/// Where the clone is and how to reach the remote: what `push` and `prune` share.
+#[derive(Clone, Debug, Default)]
+pub struct Target {
+    /// `--clone-dir`, overriding `snapshots.clone_dir`.
+    pub clone_dir: Option<PathBuf>,
+    /// `--remote`, overriding `snapshots.remote_url`.
+    pub remote: Option<String>,
+    /// `--no-push`: commit locally, touch no network.
+    pub no_push: bool,
+    /// How long to wait for another run holding the clone lock.
+    pub lock_timeout: Duration,
+}
+
+/// Where and how a run publishes, resolved from the config and the flags.
+pub struct Publish {
+    remote: Option<(RemoteSpec, UrlKind)>,
+    clone_dir: PathBuf,
+    branch: Option<String>,
+    /// The fixed identity commits are made with.
+    pub author: Author,
+    /// `owner/repo`, or the remote URL, for the audit log.
+    pub repo_label: String,
+    audit_dir: Option<PathBuf>,
+}
+
+impl Publish {
+    fn resolve(config: &Config, target: &Target) -> Result<Publish, ConfigError> {
+        let s = &config.snapshots;
+        let repo_path = config.expand_opt(&s.repo_path)?.filter(|p| !p.is_empty());
+        if let Some(p) = &repo_path {
+            validate_repo_path(p).map_err(|why| config.invalid("snapshots.repo_path", why))?;
+        }
+        let url = match (&target.remote, config.expand_opt(&s.remote_url)?) {
+            (Some(url), _) => Some(url.clone()),
+            (None, Some(url)) => Some(url),
+            (None, None) => repo_path
+                .as_ref()
+                .map(|p| format!("https://github.com/{p}.git")),
+        };
+        let remote = match url {
+            None => None,
+            Some(url) => {
+                let kind = remote::classify_url(&url).map_err(|why| {
+                    let key = if target.remote.is_some() {
+                        "--remote"
+                    } else {
+                        "snapshots.remote_url"
+                    };
+                    config.invalid(
+                        key,
+                        format!("{:?} {why}", remote::without_credentials(&url)),
+                    )
+                })?;
+                let url = if kind == UrlKind::Local {
+                    absolute_local(&url)
+                } else {
+                    url
+                };
+                // The token is only needed, and its ${VAR} only required, when we will send it.
+                let token = match (kind, target.no_push) {
+                    (UrlKind::Local, _) | (_, true) => None,
+                    _ => config.push_token()?.map(Secret::new),
+                };
+                Some((RemoteSpec { url, token }, kind))
+            }
+        };
+        let clone_dir = clone_dir(config, target.clone_dir.as_deref())?;
+        if let Some(ca) = config.expand_opt(&s.ca_file)? {
+            if !Path::new(&ca).is_file() {
+                return Err(config.invalid(
+                    "snapshots.ca_file",
+                    format!("{ca:?} is not a readable file"),
+                ));
+            }
+            // SAFETY: called once, before any network operation, while the program is single-threaded.
+            unsafe { git2::opts::set_ssl_cert_file(&ca) }.map_err(|e| {
+                config.invalid(
+                    "snapshots.ca_file",
+                    format!("{ca:?} cannot be used: {}", e.message()),
+                )
+            })?;
+        }
+        let author = Author {
+            name: config
+                .expand_opt(&s.author_name)?
+                .unwrap_or_else(|| DEFAULT_AUTHOR_NAME.into()),
+            email: config
+                .expand_opt(&s.author_email)?
+                .unwrap_or_else(|| DEFAULT_AUTHOR_EMAIL.into()),
+        };
+        let repo_label = repo_path
+            .or_else(|| remote.as_ref().map(|(r, _)| r.url.clone()))
+            .unwrap_or_else(|| clone_dir.display().to_string());
+        Ok(Publish {
+            branch: config.expand_opt(&s.branch)?.filter(|b| !b.is_empty()),
+            remote,
+            clone_dir,
+            author,
+            repo_label,
+            audit_dir: config.data_dir()?,
+        })
+    }
+}
+
+/// The clone opened for writing (locked) and in step with the remote as far as it could be.
+pub struct Session {
+    /// The clone, locked for this run.
+    pub repo: DataRepo,
+    /// Where and how this run publishes.
+    pub publish: Publish,
+    /// Where to push, unless `--no-push` or no remote is configured.
+    network: Option<RemoteSpec>,
+    /// A failure to reach the remote while opening: the run still commits, then reports it.
+    sync_error: Option<RemoteError>,
+}
+
+impl Session {
+    /// Resolves the target, opens and locks the clone, chooses the branch, and for a clone that
+    /// has never seen the remote starts from its history. Afterwards the clone commits on its own tip and pushes
+    /// optimistically: one round trip instead of two; when another writer got there first the
+    /// push is refused, and [`Session::push`] fetches and replays.
+    pub fn open(config: &Config, target: &Target) -> Result<Session, SessionError> {
+        let publish = Publish::resolve(config, target)?;
+        configure_timeouts();
+        let remote_url = publish.remote.as_ref().map(|(r, _)| r.url.as_str());
+        let mut repo = DataRepo::open(&publish.clone_dir, remote_url, target.lock_timeout)?;
+        let network = publish
+            .remote
+            .as_ref()
+            .filter(|_| !target.no_push)
+            .map(|(spec, _)| spec.clone());
+        let mut sync_error = None;
+        // Until the remote has been seen once (a new clone, or one started with --no-push),
+        // learn its default branch and history before committing.
+        let never_synced = repo.remote_tip()?.is_none();
+        let branch = match (&publish.branch, &network) {
+            (Some(b), _) => Some(b.clone()),
+            (None, Some(spec)) if never_synced => match remote::default_branch(&repo, spec) {
+                Ok(b) => Some(b.unwrap_or_else(|| repo.branch().to_owned())),
+                Err(e) => {
+                    sync_error = Some(e);
+                    None
+                }
+            },
+            _ => None,
+        };
+        if let Some(b) = &branch {
+            repo.set_branch(b)?;
+        }
+        if let (Some(spec), None, true) = (&network, &sync_error, never_synced) {
+            match remote::fetch(&repo, spec, repo.branch()) {
+                Ok(tip) => {
+                    repo.integrate_remote(tip)?;
+                }
+                Err(e) => sync_error = Some(e),
+            }
+        }
+        Ok(Session {
+            repo,
+            publish,
+            network,
+            sync_error,
+        })
+    }
+
+    /// Pushes everything queued; `Ok(None)` when this run does not push (offline).
+    pub fn push(&mut self) -> Result<Option<String>, RemoteError> {
+        let Some(spec) = &self.network else {
+            return Ok(None);
+        };
+        if let Some(e) = self.sync_error.take() {
+            return Err(e);
+        }
+        let queued = self
+            .repo
+            .queued()
+            .map_err(|e| RemoteError::Transient(e.to_string()))?
+            .len();
+        push_queue(&self.repo, spec)?;
+        log::info!(
+            "pushed {queued} commit(s) to {} ({})",
+            spec.url,
+            self.repo.branch()
+        );
+        if let Err(e) = self
+            .repo
+            .record_push_success(chrono::Utc::now().timestamp())
+        {
+            log::warn!("cannot record the push time: {e}");
+        }
+        Ok(Some(spec.url.clone()))
+    }
+}
+
+/// Pushes the branch; when another writer got there first, fetches, replays our queued
+/// commits onto the new tip and tries again, a bounded number of times.
+fn push_queue(repo: &DataRepo, spec: &RemoteSpec) -> Result<(), RemoteError> {
+    let branch = repo.branch().to_owned();
+    for _ in 0..MAX_PUSH_ATTEMPTS {
+        if repo
+            .queued()
+            .map_err(|e| RemoteError::Transient(e.to_string()))?
+            .is_empty()
+        {
+            return Ok(());
+        }
+        match remote::push(repo, spec, &branch) {
+            Ok(()) => {
+                let tip = repo
+                    .tip()
+                    .map_err(|e| RemoteError::Transient(e.to_string()))?;
+                repo.set_remote_tip(tip)
+                    .map_err(|e| RemoteError::Transient(e.to_string()))?;
+                return Ok(());
+            }
+            Err(RemoteError::Moved(reason)) => {
+                let before = repo
+                    .remote_tip()
+                    .map_err(|e| RemoteError::Transient(e.to_string()))?;
+                let tip = remote::fetch(repo, spec, &branch)?;
+                if tip == before {
+                    // Nobody else pushed: the refusal has another cause, such as a lock left
+                    // in the remote by a push that was killed (only possible for a local remote).
+                    return Err(RemoteError::Transient(format!(
+                        "{} refused to update {branch} although nobody else pushed ({reason}); \
+                         if no other push is running, a stale lock file may be left in the remote",
+                        spec.url
+                    )));
+                }
+                log::info!(
+                    "{} moved while pushing; replaying queued snapshots onto it",
+                    spec.url
+                );
+                repo.integrate_remote(tip).map_err(|e| match e {
+                    // Only a conflicting snapshot name needs a person; anything else may pass.
+                    RepoError::Conflict(_) => RemoteError::Refused(e.to_string()),
+                    _ => RemoteError::Transient(e.to_string()),
+                })?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(RemoteError::Transient(format!(
+        "{} kept moving under us; gave up after {MAX_PUSH_ATTEMPTS} attempts",
+        spec.url
+    )))
+}
+
+/// Appends an audit event; a failing audit log must not undo a published snapshot.
+pub fn record(publish: &Publish, event: &str, context: &SnapshotContext) {
+    let Some(dir) = &publish.audit_dir else {
+        log::warn!("runtime.data_dir is not set; {event} not written to the audit log");
+        return;
+    };
+    if let Err(e) = audit::append(dir, event, context) {
+        log::warn!(
+            "cannot append to {}: {e}",
+            dir.join(audit::FILE_NAME).display()
+        );
+    }
+}
+
+/// Network timeouts, so a hung remote turns into a retryable failure instead of a stuck cron.
+fn configure_timeouts() {
+    // SAFETY: process-wide libgit2 options, set while the program is single-threaded.
+    unsafe {
+        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(15_000);
+        let _ = git2::opts::set_server_timeout_in_milliseconds(60_000);
+    }
+}
+
+/// GitHub's `owner/repo`: exactly two non-empty parts of letters, digits, `-`, `_`, `.`.
+fn validate_repo_path(path: &str) -> Result<(), String> {
+    let parts: Vec<&str> = path.split('/').collect();
+    let ok_part = |p: &str| {
+        !p.is_empty()
+            && p != "."
+            && p != ".."
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    if parts.len() == 2 && parts.iter().all(|p| ok_part(p)) {
+        Ok(())
+    } else {
+        Err(format!("must be \"owner/repo\", found {path:?}"))
+    }
+}
+
+/// A local remote given as a relative path means relative to the working directory; store
+/// it absolute so the clone's `origin` does not depend on where cron starts us.
+fn absolute_local(url: &str) -> String {
+    if url.contains("://") {
+        return url.to_owned();
+    }
+    std::path::absolute(url)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| url.to_owned())
+}
+
+/// The clone every command works on: `--clone-dir`, else `snapshots.clone_dir`, else
+/// `<runtime.data_dir>/snapshot-repo`, so `push`, `status`, `verify` and the rest agree.
+pub fn clone_dir(config: &Config, flag: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    if let Some(dir) = flag {
+        return Ok(dir.to_owned());
+    }
+    if let Some(dir) = config.expand_opt(&config.snapshots.clone_dir)? {
+        return Ok(PathBuf::from(dir));
+    }
+    let data_dir = config.data_dir()?.ok_or_else(|| {
+        config.invalid(
+            "snapshots.clone_dir",
+            "is not set and there is no runtime.data_dir to put it in (or pass --clone-dir)",
+        )
+    })?;
+    Ok(data_dir.join("snapshot-repo"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_path_must_be_owner_slash_repo() {
+        assert!(validate_repo_path("my-org/gitcord-data").is_ok());
+        assert!(validate_repo_path("o/r.data_1").is_ok());
+        for bad in ["", "o", "o/", "/r", "o/r/x", "o/..", "o r/x", "o/r?x"] {
+            assert!(validate_repo_path(bad).is_err(), "{bad}");
+        }
+    }
+}

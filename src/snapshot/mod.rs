@@ -1,0 +1,13 @@
+//! One snapshot: the model ([`model`]), the scoring that fills `contributors.json`
+//! ([`contributors`]), the pipeline from the inputs ([`build`]) and the one exact file format,
+//! written and read back ([`format`]).
+
+pub mod build;
+pub mod contributors;
+pub mod format;
+pub mod model;
+pub mod python;
+
+pub use model::{
+    same_data, snapshot_name, RunInfo, Snapshot, FILE_NAMES, SCHEMA_VERSION, SNAPSHOTS_DIR,
+};
