@@ -123,11 +123,12 @@ impl Error {
                 RepoError::Busy { .. } => ExitCode::TempFail,
                 RepoError::Conflict(_) => ExitCode::CantCreate,
                 RepoError::NoSuchSnapshot(_) => ExitCode::Usage,
-                RepoError::Git { .. } | RepoError::Io { .. } => ExitCode::Failure,
+                RepoError::Git { .. } | RepoError::Io { .. } => ExitCode::IoErr,
             },
             Error::Push { source, .. } => match source {
                 RemoteError::Refused(_) => ExitCode::NoPerm,
                 RemoteError::Transient(_) | RemoteError::Moved(_) => ExitCode::TempFail,
+                RemoteError::Local(_) => ExitCode::IoErr,
             },
             Error::Render(_) => ExitCode::DataErr,
             Error::Restore(e) => match e {

@@ -18,6 +18,8 @@ pub enum ExitCode {
     Unavailable,
     /// `EX_CANTCREAT`: an output cannot be created, e.g. the snapshot directory already exists.
     CantCreate,
+    /// `EX_IOERR`: a local failure (a lock, a full disk, permissions, a damaged clone).
+    IoErr,
     /// `EX_TEMPFAIL`: worth retrying as it is (network down, 5xx, a lock held too long).
     TempFail,
     /// `EX_NOPERM`: the remote refused us; retrying will not help until an operator acts.
@@ -37,6 +39,7 @@ impl ExitCode {
             ExitCode::NoInput => 66,
             ExitCode::Unavailable => 69,
             ExitCode::CantCreate => 73,
+            ExitCode::IoErr => 74,
             ExitCode::TempFail => 75,
             ExitCode::NoPerm => 77,
             ExitCode::Config => 78,
@@ -65,6 +68,7 @@ mod tests {
             (NoInput, 66),
             (Unavailable, 69),
             (CantCreate, 73),
+            (IoErr, 74),
             (TempFail, 75),
             (NoPerm, 77),
             (Config, 78),

@@ -2,7 +2,7 @@
 //!
 //! The data flows one way; each folder is a stage and imports only the stages before it:
 //!
-//! * leaves that import nothing of the crate: [`text`], [`time`], [`net`];
+//! * leaves that import nothing of the crate: [`text`], [`time`], [`net`], [`pause`] (test hooks);
 //! * [`input`]: Gitcord's config, `state.db` (read-only), the Discord roles;
 //! * [`snapshot`]: the model, the scoring, the one exact file format (written and read back);
 //! * [`publish`]: a directory, the persistent clone, the remote, the session that pushes the
@@ -21,6 +21,7 @@ pub mod exit_codes;
 pub mod input;
 pub mod maintenance;
 pub mod net;
+pub mod pause;
 pub mod publish;
 pub mod snapshot;
 pub mod text;

@@ -217,6 +217,7 @@ fn publish_snapshot(
         }
     };
 
+    crate::pause::point("commit");
     let queued_before = session.repo.queued()?.len();
     let pushed = session.push();
     // A replay onto another writer's commits gives our snapshot a new commit id: report that one.

@@ -108,6 +108,7 @@ pub fn write_database(
         .file_name()
         .map_or_else(|| "state.db".into(), |n| n.to_string_lossy().into_owned());
     let prefix = format!(".{name}.restore-");
+    remove_leftovers(dir, &prefix);
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix);
     #[cfg(unix)]
@@ -260,6 +261,25 @@ fn fill(path: &Path, snapshot: &Parsed) -> Result<RestoreCounts, RestoreError> {
         );
     }
     Ok(counts)
+}
+
+/// Removes what a killed restore left beside its destination: temporary databases under our
+/// own prefix (and their SQLite journals), which nothing else creates.
+fn remove_leftovers(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.filter_map(Result::ok) {
+        if e.file_name().to_string_lossy().starts_with(prefix) {
+            log::warn!(
+                "removing {} left by an interrupted restore",
+                e.path().display()
+            );
+            if let Err(err) = std::fs::remove_file(e.path()) {
+                log::warn!("cannot remove {}: {err}", e.path().display());
+            }
+        }
+    }
 }
 
 /// A repeated primary key is the snapshot's fault (exit 65, naming the file); anything else

@@ -145,6 +145,8 @@ pub struct DataRepo {
     branch: String,
     /// Held for the life of a writing run; `None` for read-only commands.
     _lock: Option<File>,
+    /// A damaged `.git` this run moved aside, to salvage queued snapshots from.
+    set_aside: Option<PathBuf>,
 }
 
 /// Kept in the clone's top directory; it must exist before `.git` does.
@@ -157,6 +159,10 @@ const PUSH_CONFIG: &str = "gitcord-snapshot-push.gitconfig";
 const MARKER: &str = "gitcord-snapshot.clone";
 /// Prefix of the temporary directory a new `.git` is built in.
 const INIT_PREFIX: &str = ".git.init-";
+/// Prefix of every temporary file of ours (atomic writes), in the clone or in `.git`.
+const TMP_PREFIX: &str = ".tmp-";
+/// Prefix of a damaged `.git` set aside by [`DataRepo::set_aside`]; never deleted.
+pub const BROKEN_PREFIX: &str = ".git.broken-";
 /// How many loose objects (about 11 per snapshot) accumulate before they are packed.
 const LOOSE_OBJECT_LIMIT: usize = 512;
 /// The remote-tracking namespace used for the data repository's remote.
@@ -176,11 +182,21 @@ impl DataRepo {
         if !git_dir.exists() {
             match fs::read_dir(root) {
                 Ok(entries) => {
-                    let foreign = |name: &str| name != LOCK_FILE && !name.starts_with(INIT_PREFIX);
-                    if entries
+                    let names: Vec<String> = entries
                         .filter_map(Result::ok)
-                        .any(|e| foreign(&e.file_name().to_string_lossy()))
-                    {
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect();
+                    // A run killed while rebuilding leaves the broken clone set aside and the
+                    // working copy of snapshots: both ours.
+                    let rebuilding = names.iter().any(|n| n.starts_with(BROKEN_PREFIX));
+                    let ours = |name: &str| {
+                        name == LOCK_FILE
+                            || name.starts_with(INIT_PREFIX)
+                            || name.starts_with(BROKEN_PREFIX)
+                            || name.starts_with(TMP_PREFIX)
+                            || (rebuilding && name == SNAPSHOTS_DIR)
+                    };
+                    if names.iter().any(|n| !ours(n)) {
                         return Err(RepoError::NotARepo(root.to_owned()));
                     }
                 }
@@ -201,17 +217,281 @@ impl DataRepo {
         if !git_dir.exists() {
             init_atomically(root, remote)?;
         }
-        let repo = open_git_dir(root)?;
+        let repo = match open_git_dir(root) {
+            Ok(repo) => repo,
+            // A `.git` that cannot even be opened (its HEAD or config destroyed) is damaged,
+            // not foreign: a directory without one was refused above.
+            Err(RepoError::Git { source, .. }) => {
+                let aside = set_aside_dir(root, source.message())?;
+                init_atomically(root, remote)?;
+                let repo = open_git_dir(root)?;
+                let branch = current_branch(&repo).unwrap_or_else(|| "main".to_owned());
+                no_deltas_for_push(&repo)?;
+                return Ok(DataRepo {
+                    repo,
+                    root: root.to_owned(),
+                    branch,
+                    _lock: Some(lock),
+                    set_aside: Some(aside),
+                });
+            }
+            Err(e) => return Err(e),
+        };
         check_ours(&repo, root, remote)?;
         check_remote(&repo, root, remote)?;
-        no_deltas_for_push(&repo)?;
         let branch = current_branch(&repo).unwrap_or_else(|| "main".to_owned());
-        Ok(DataRepo {
+        let mut data = DataRepo {
             repo,
             root: root.to_owned(),
             branch,
             _lock: Some(lock),
-        })
+            set_aside: None,
+        };
+        if let Err(reason) = data.check_health() {
+            // Damage beyond stale files: keep the broken clone (never deleted), start a new
+            // one; the session refills it from the remote and salvages the queue.
+            let aside = data.set_aside(&reason)?;
+            init_atomically(root, remote)?;
+            data.repo = open_git_dir(root)?;
+            data.set_aside = Some(aside);
+        }
+        no_deltas_for_push(&data.repo)?;
+        Ok(data)
+    }
+
+    /// Checks that what a run reads and pushes is intact: `HEAD`, the branch and its
+    /// remote-tracking ref, the tip's and the remote tip's trees, and every queued commit with
+    /// the snapshot directories it adds, down to each file's bytes (inflated and hashed, so a
+    /// truncated object is caught). Its cost follows the queue, not the history.
+    fn check_health(&self) -> Result<(), String> {
+        let damaged = |what: &str, e: RepoError| format!("{what}: {e}");
+        let tip = self.tip().map_err(|e| damaged("the branch", e))?;
+        let remote = self
+            .remote_tip()
+            .map_err(|e| damaged("the remote-tracking branch", e))?;
+        for oid in tip.iter().chain(remote.iter()) {
+            let commit = self
+                .repo
+                .find_commit(*oid)
+                .map_err(|e| format!("commit {oid}: {}", e.message()))?;
+            let tree = commit
+                .tree()
+                .map_err(|e| format!("the tree of commit {oid}: {}", e.message()))?;
+            self.snapshots_tree(&tree)
+                .map_err(|e| damaged("snapshots/", e))?;
+        }
+        for oid in self.queued().map_err(|e| damaged("the queue", e))? {
+            let commit = self
+                .repo
+                .find_commit(oid)
+                .map_err(|e| format!("queued commit {oid}: {}", e.message()))?;
+            let before = match commit.parent(0) {
+                Ok(parent) => {
+                    let tree = parent
+                        .tree()
+                        .map_err(|e| format!("the tree of {}: {}", parent.id(), e.message()))?;
+                    self.snapshot_entries(&tree)
+                        .map_err(|e| damaged("snapshots/", e))?
+                }
+                Err(_) if commit.parent_count() == 0 => HashMap::new(),
+                Err(e) => {
+                    return Err(format!(
+                        "the parent of queued commit {oid}: {}",
+                        e.message()
+                    ))
+                }
+            };
+            let tree = commit
+                .tree()
+                .map_err(|e| format!("the tree of queued commit {oid}: {}", e.message()))?;
+            for (name, (id, _)) in self
+                .snapshot_entries(&tree)
+                .map_err(|e| damaged("snapshots/", e))?
+            {
+                if before.get(&name).map(|(b, _)| *b) != Some(id) {
+                    read_whole_tree(&self.repo, id).map_err(|e| {
+                        format!("snapshots/{name} of queued commit {oid}: {}", e.message())
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the damaged `.git` aside; returns its path.
+    fn set_aside(&self, reason: &str) -> Result<PathBuf, RepoError> {
+        set_aside_dir(&self.root, reason)
+    }
+
+    /// Replays onto the branch the snapshot commits that were queued in the damaged clone set
+    /// aside by this run (see [`DataRepo::set_aside_path`]), as far as they can still be read:
+    /// each with its original message, author and times. A snapshot whose files cannot be
+    /// read is left out with a warning; it stays in the set-aside copy. Returns how many
+    /// commits were replayed.
+    pub fn salvage(&self) -> Result<usize, RepoError> {
+        let Some(aside) = &self.set_aside else {
+            return Ok(0);
+        };
+        let old = match Repository::open_bare(aside) {
+            Ok(old) => old,
+            Err(e) => {
+                log::warn!(
+                    "nothing can be salvaged from {}: {}",
+                    aside.display(),
+                    e.message()
+                );
+                return Ok(0);
+            }
+        };
+        let old_tip = old.refname_to_id(&self.branch_ref()).ok().or_else(|| {
+            let head = old.head().ok()?;
+            head.target()
+        });
+        let Some(old_tip) = old_tip else { return Ok(0) };
+        let old_remote = old.refname_to_id(&self.tracking_ref()).ok();
+        // First-parent walk back to what the remote (old or new view) already has.
+        let mut chain = Vec::new();
+        let mut next = Some(old_tip);
+        while let Some(oid) = next {
+            if Some(oid) == old_remote || self.repo.find_commit(oid).is_ok() {
+                break;
+            }
+            let Ok(commit) = old.find_commit(oid) else {
+                log::warn!(
+                    "commit {oid} in {} cannot be read; older queued commits are not salvaged",
+                    aside.display()
+                );
+                break;
+            };
+            chain.push(oid);
+            next = commit.parent_ids().next();
+        }
+        chain.reverse();
+        let mut replayed = 0;
+        for oid in chain {
+            let Ok(commit) = old.find_commit(oid) else {
+                continue;
+            };
+            let entries = |c: &git2::Commit<'_>| -> Option<HashMap<String, (Oid, i32)>> {
+                let tree = c.tree().ok()?;
+                let sub = match tree.get_name(SNAPSHOTS_DIR) {
+                    Some(e) => e.id(),
+                    None => return Some(HashMap::new()),
+                };
+                let sub = old.find_tree(sub).ok()?;
+                let entries = sub
+                    .iter()
+                    .filter_map(|e| e.name().map(|n| (n.to_owned(), (e.id(), e.filemode()))))
+                    .collect();
+                Some(entries)
+            };
+            let Some(after) = entries(&commit) else {
+                log::warn!(
+                    "the tree of commit {oid} in {} cannot be read; not salvaged",
+                    aside.display()
+                );
+                continue;
+            };
+            // Without a readable parent, whatever the branch lacks counts as added.
+            let before = commit.parent(0).ok().and_then(|p| entries(&p));
+            let mut added = Vec::new();
+            for (name, entry) in &after {
+                if before.as_ref().is_some_and(|b| b.get(name) == Some(entry)) {
+                    continue;
+                }
+                match copy_tree(&old, &self.repo, entry.0) {
+                    Ok(()) => added.push((name.clone(), *entry)),
+                    Err(e) => log::warn!(
+                        "snapshots/{name} (commit {oid}) cannot be read from {}: {}; it is not salvaged",
+                        aside.display(),
+                        e.message()
+                    ),
+                }
+            }
+            let removed: Vec<String> = before
+                .as_ref()
+                .map(|b| {
+                    b.keys()
+                        .filter(|n| !after.contains_key(*n))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            let base = self.tip()?;
+            let message = String::from_utf8_lossy(commit.message_raw_bytes()).into_owned();
+            let (author, committer) = (commit.author().to_owned(), commit.committer().to_owned());
+            if let Some(new) = self.apply(base, &added, &removed, &author, &committer, &message)? {
+                self.move_branch(base, new, "salvage a queued snapshot")?;
+                replayed += 1;
+            }
+        }
+        if replayed > 0 {
+            log::warn!(
+                "salvaged {replayed} queued commit(s) from {}",
+                aside.display()
+            );
+        }
+        Ok(replayed)
+    }
+
+    /// A new commit on `base` (none: an empty branch) whose `snapshots/` gains `added` and
+    /// loses `removed`; `None` when that changes nothing. A name already present with other
+    /// content is a conflict: published snapshots are never overwritten.
+    fn apply(
+        &self,
+        base: Option<Oid>,
+        added: &[(String, (Oid, i32))],
+        removed: &[String],
+        author: &Signature<'_>,
+        committer: &Signature<'_>,
+        message: &str,
+    ) -> Result<Option<Oid>, RepoError> {
+        let base_commit = base
+            .map(|b| self.repo.find_commit(b))
+            .transpose()
+            .ctx("read branch tip")?;
+        let base_tree = match &base_commit {
+            Some(c) => c.tree().ctx("read tree")?,
+            None => self
+                .repo
+                .find_tree(
+                    self.repo
+                        .treebuilder(None)
+                        .ctx("build tree")?
+                        .write()
+                        .ctx("write tree")?,
+                )
+                .ctx("read tree")?,
+        };
+        let mut target = self.snapshot_entries(&base_tree)?;
+        for (name, entry) in added {
+            match target.get(name) {
+                Some(existing) if existing == entry => {}
+                Some(_) => return Err(RepoError::Conflict(name.clone())),
+                None => {
+                    target.insert(name.clone(), *entry);
+                }
+            }
+        }
+        for name in removed {
+            target.remove(name);
+        }
+        let tree = self.write_root(&base_tree, &target)?;
+        if base.is_some() && tree == base_tree.id() {
+            return Ok(None);
+        }
+        let tree = self.repo.find_tree(tree).ctx("read tree")?;
+        let parents: Vec<&git2::Commit<'_>> = base_commit.iter().collect();
+        let oid = self
+            .repo
+            .commit(None, author, committer, message, &tree, &parents)
+            .ctx("write commit")?;
+        Ok(Some(oid))
+    }
+
+    /// The damaged repository this run set aside, whose queue [`DataRepo::salvage`] replays.
+    pub fn set_aside_path(&self) -> Option<&Path> {
+        self.set_aside.as_deref()
     }
 
     /// Opens an existing clone for reading (status, verify, diff, restore): no lock, no
@@ -227,6 +507,7 @@ impl DataRepo {
             root: root.to_owned(),
             branch,
             _lock: None,
+            set_aside: None,
         })
     }
 
@@ -576,36 +857,27 @@ impl DataRepo {
             )?,
         };
         let after = self.snapshot_entries(&commit.tree().ctx("read tree")?)?;
-        let base_commit = self.repo.find_commit(base).ctx("read remote tip")?;
-        let base_tree = base_commit.tree().ctx("read tree")?;
-        let mut target = self.snapshot_entries(&base_tree)?;
-        for (name, entry) in &after {
-            if before.get(name) == Some(entry) {
-                continue;
-            }
-            match target.get(name) {
-                Some(existing) if existing == entry => {}
-                Some(_) => return Err(RepoError::Conflict(name.clone())),
-                None => {
-                    target.insert(name.clone(), *entry);
-                }
-            }
-        }
-        for name in before.keys().filter(|n| !after.contains_key(*n)) {
-            target.remove(name);
-        }
-        let tree = self.write_root(&base_tree, &target)?;
-        if tree == base_tree.id() {
-            return Ok(base); // everything was already there
-        }
-        let tree = self.repo.find_tree(tree).ctx("read tree")?;
-        let (author, committer) = (commit.author(), commit.committer());
-        let message = commit.message_raw().unwrap_or_default();
-        let oid = self
-            .repo
-            .commit(None, &author, &committer, message, &tree, &[&base_commit])
-            .ctx("write replayed commit")?;
-        Ok(oid)
+        let added: Vec<(String, (Oid, i32))> = after
+            .iter()
+            .filter(|(name, entry)| before.get(*name) != Some(entry))
+            .map(|(n, e)| (n.clone(), *e))
+            .collect();
+        let removed: Vec<String> = before
+            .keys()
+            .filter(|n| !after.contains_key(*n))
+            .cloned()
+            .collect();
+        let message = String::from_utf8_lossy(commit.message_raw_bytes()).into_owned();
+        let replayed = self.apply(
+            Some(base),
+            &added,
+            &removed,
+            &commit.author(),
+            &commit.committer(),
+            &message,
+        )?;
+        // Everything was already there: nothing to replay.
+        Ok(replayed.unwrap_or(base))
     }
 
     /// Entries of `snapshots/` in `tree`: name → (object id, mode).
@@ -743,14 +1015,18 @@ impl DataRepo {
                 },
             )?;
         }
-        let record = self.repo.path().join(VIEW_RECORD);
-        let previous = fs::read_to_string(&record).unwrap_or_default();
-        let previous = previous.trim();
-        write_file_atomically(&record, name.as_bytes())?;
-        if !previous.is_empty() && previous != name && is_plain_name(previous) {
-            let old = view_root.join(previous);
-            if old.is_dir() {
-                fs::remove_dir_all(&old).map_err(io_err(&old))?;
+        crate::pause::point("view");
+        write_file_atomically(&self.repo.path().join(VIEW_RECORD), name.as_bytes())?;
+        // Everything else in the view is an older snapshot (also one a killed run left next to
+        // the new one): the view holds only ours, so it all goes.
+        for e in read_dir_entries(&view_root)? {
+            let other = e.file_name().to_string_lossy().into_owned();
+            if other != name
+                && is_plain_name(&other)
+                && !other.starts_with('.')
+                && e.path().is_dir()
+            {
+                fs::remove_dir_all(e.path()).map_err(io_err(&e.path()))?;
             }
         }
         Ok(())
@@ -926,58 +1202,81 @@ fn check_ours(repo: &Repository, root: &Path, remote: Option<&str>) -> Result<()
     }
 }
 
-/// Undoes what a killed run can leave behind: a half-initialised `.git`, stale git lock files
-/// (we hold the clone lock, so nobody else is writing), half-written pack files and
-/// half-written working-copy directories. Runs before anything else writes.
+/// Undoes what a killed run can leave behind, by principle rather than by list: under the
+/// clone lock no other process of ours touches the clone, so every git lock file (`*.lock`,
+/// anywhere in `.git`: `HEAD.lock`, `refs/**`, `logs/**`, `FETCH_HEAD.lock`, `shallow.lock`,
+/// `index.lock`, loose objects being written, ...), every temporary object or pack file of git
+/// or libgit2, and every temporary file or directory of ours is stale. Each is removed with
+/// one warning line. Runs before anything else writes.
 fn recover(root: &Path) -> Result<(), RepoError> {
-    let remove_dir = |path: &Path| {
+    let remove = |path: &Path| -> Result<(), RepoError> {
         log::warn!("removing {} left by an interrupted run", path.display());
-        fs::remove_dir_all(path).map_err(io_err(path))
+        let meta = fs::symlink_metadata(path).map_err(io_err(path))?;
+        if meta.is_dir() {
+            fs::remove_dir_all(path).map_err(io_err(path))
+        } else {
+            fs::remove_file(path).map_err(io_err(path))
+        }
     };
-    for e in fs::read_dir(root)
-        .map_err(io_err(root))?
-        .filter_map(Result::ok)
-    {
-        if e.file_name().to_string_lossy().starts_with(INIT_PREFIX) {
-            remove_dir(&e.path())?;
+    for e in read_dir_entries(root)? {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(INIT_PREFIX) || name.starts_with(TMP_PREFIX) {
+            remove(&e.path())?;
         }
     }
     let git_dir = root.join(".git");
-    if let Ok(entries) = fs::read_dir(git_dir.join("objects/pack")) {
-        for e in entries.filter_map(Result::ok) {
-            if e.file_name().to_string_lossy().starts_with("pack_git2_") {
-                log::warn!("removing {} left by an interrupted run", e.path().display());
-                fs::remove_file(e.path()).map_err(io_err(&e.path()))?;
-            }
+    if git_dir.is_dir() {
+        let mut stale = Vec::new();
+        find_stale(&git_dir, &mut stale)?;
+        for path in &stale {
+            remove(path)?;
         }
     }
-    let mut stale = vec![
-        git_dir.join("packed-refs.lock"),
-        git_dir.join("config.lock"),
-        git_dir.join("HEAD.lock"),
-    ];
-    for dir in ["refs/heads", &format!("refs/remotes/{REMOTE_NAME}")] {
-        if let Ok(entries) = fs::read_dir(git_dir.join(dir)) {
-            stale.extend(
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "lock")),
-            );
+    for e in read_dir_entries(&root.join(SNAPSHOTS_DIR))? {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".tmp-") {
+            remove(&e.path())?;
         }
     }
-    for path in stale.iter().filter(|p| p.exists()) {
-        log::warn!("removing {} left by an interrupted run", path.display());
-        fs::remove_file(path).map_err(io_err(path))?;
+    Ok(())
+}
+
+/// The entries of `dir`, none when it does not exist.
+fn read_dir_entries(dir: &Path) -> Result<Vec<fs::DirEntry>, RepoError> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.filter_map(Result::ok).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(RepoError::Io {
+            path: dir.to_owned(),
+            source: e,
+        }),
     }
-    if let Ok(entries) = fs::read_dir(root.join(SNAPSHOTS_DIR)) {
-        for e in entries.filter_map(Result::ok) {
-            if e.file_name()
-                .to_string_lossy()
-                .starts_with(".tmp-snapshot-")
-            {
-                remove_dir(&e.path())?;
-            }
+}
+
+/// Whether a file in `.git` can only be something an interrupted writer left behind.
+///
+/// * `*.lock`: git's and libgit2's lock files for refs, logs, config, `HEAD`, `FETCH_HEAD`,
+///   `shallow`, `packed-refs`, the index, and loose objects being written;
+/// * `tmp_*` (git's `tmp_obj_`, `tmp_pack_`, `tmp_idx_`), `*_git2_*` (libgit2's
+///   `tmp_object_git2_`, `pack_git2_`) and `.tmp-*` (ours, from atomic writes).
+fn is_stale(name: &str) -> bool {
+    name.ends_with(".lock")
+        || name.starts_with("tmp_")
+        || name.contains("_git2_")
+        || name.starts_with(TMP_PREFIX)
+}
+
+/// Collects every stale file below `dir` (see [`is_stale`]); directories named like one go
+/// whole. Broken clones set aside (`.git.broken-*`) are not below `.git`, so never touched.
+fn find_stale(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RepoError> {
+    for e in read_dir_entries(dir)? {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if is_stale(&name) {
+            out.push(path);
+        } else if is_dir {
+            find_stale(&path, out)?;
         }
     }
     Ok(())
@@ -1052,4 +1351,62 @@ fn check_remote(repo: &Repository, root: &Path, remote: Option<&str>) -> Result<
             source: e,
         }),
     }
+}
+
+/// Moves `<root>/.git` aside as `.git.broken-<UTC time>` (kept, never deleted); returns its path.
+fn set_aside_dir(root: &Path, reason: &str) -> Result<PathBuf, RepoError> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
+    let aside = root.join(format!("{BROKEN_PREFIX}{stamp}"));
+    let git_dir = root.join(".git");
+    log::warn!(
+        "the clone's repository is damaged ({}); moving it aside to {} (kept, never deleted) and \
+         rebuilding it from the remote",
+        crate::text::one_line(reason),
+        aside.display()
+    );
+    fs::rename(&git_dir, &aside).map_err(io_err(&git_dir))?;
+    Ok(aside)
+}
+
+/// Reads every object of tree `id`, blobs inflated and hashed: an error names what is damaged.
+fn read_whole_tree(repo: &Repository, id: Oid) -> Result<(), git2::Error> {
+    let tree = repo.find_tree(id)?;
+    for e in tree.iter() {
+        match e.kind() {
+            Some(ObjectType::Tree) => read_whole_tree(repo, e.id())?,
+            Some(ObjectType::Blob) => {
+                repo.find_blob(e.id())?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Copies tree `id` and everything below it from `from` to `to`, object by object (same ids),
+/// skipping what `to` already has.
+fn copy_tree(from: &Repository, to: &Repository, id: Oid) -> Result<(), git2::Error> {
+    let (src, dst) = (from.odb()?, to.odb()?);
+    let mut pending = vec![id];
+    while let Some(oid) = pending.pop() {
+        if dst.exists(oid) {
+            continue;
+        }
+        let object = src.read(oid)?;
+        if object.kind() == ObjectType::Tree {
+            pending.extend(
+                from.find_tree(oid)?
+                    .iter()
+                    .filter(|e| e.filemode() != 0o160000)
+                    .map(|e| e.id()),
+            );
+        }
+        let written = dst.write(object.kind(), object.data())?;
+        if written != oid {
+            return Err(git2::Error::from_str(&format!(
+                "object {oid} reads back as {written}"
+            )));
+        }
+    }
+    Ok(())
 }

@@ -103,6 +103,12 @@ pub enum RemoteError {
     /// Worth retrying as it is: unreachable, timeout, 5xx.
     #[error("{0}; the snapshot stays queued and the next run retries")]
     Transient(String),
+    /// A failure on this machine (a lock, a full disk, permissions, a damaged object in the
+    /// clone): the network is not to blame, and retrying as is may not help.
+    #[error(
+        "{0}; this is a problem of the local clone, not of the network; the snapshot stays queued"
+    )]
+    Local(String),
     /// The remote said no; an operator must act.
     #[error("{0}; the snapshot stays queued")]
     Refused(String),
@@ -149,6 +155,11 @@ fn callbacks<'a>(spec: &'a RemoteSpec, outcome: &'a Outcome) -> RemoteCallbacks<
         }
         Ok(())
     });
+    cb.transfer_progress(|_| {
+        crate::pause::point("fetch");
+        true
+    });
+    cb.push_transfer_progress(|_, _, _| crate::pause::point("push"));
     cb.sideband_progress(move |data| {
         let mut all = outcome.remote_messages.borrow_mut();
         if all.len() < 4096 {
@@ -175,7 +186,7 @@ pub fn fetch(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<Option<
     let mut remote = repo
         .git()
         .remote_anonymous(&spec.url)
-        .map_err(|e| classify(e, &outcome, &spec.url))?;
+        .map_err(|e| classify(e, &outcome, &spec.url, repo))?;
     let mut opts = FetchOptions::new();
     // Pruning drops the tracking ref when the remote has no such branch (an emptied remote).
     opts.remote_callbacks(callbacks(spec, &outcome))
@@ -186,9 +197,9 @@ pub fn fetch(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<Option<
     let refspec = format!("+refs/heads/{branch}:refs/remotes/{REMOTE_NAME}/{branch}");
     remote
         .fetch(&[&refspec], Some(&mut opts), None)
-        .map_err(|e| classify(e, &outcome, &spec.url))?;
+        .map_err(|e| classify(e, &outcome, &spec.url, repo))?;
     repo.remote_tip()
-        .map_err(|e| RemoteError::Transient(e.to_string()))
+        .map_err(|e| RemoteError::Local(e.to_string()))
 }
 
 /// The remote's default branch (what its HEAD points to), `None` for an empty remote.
@@ -197,21 +208,21 @@ pub fn default_branch(repo: &DataRepo, spec: &RemoteSpec) -> Result<Option<Strin
     let mut remote = repo
         .git()
         .remote_anonymous(&spec.url)
-        .map_err(|e| classify(e, &outcome, &spec.url))?;
+        .map_err(|e| classify(e, &outcome, &spec.url, repo))?;
     let conn = remote
         .connect_auth(
             git2::Direction::Fetch,
             Some(callbacks(spec, &outcome)),
             Some(proxy_options(spec)),
         )
-        .map_err(|e| classify(e, &outcome, &spec.url))?;
+        .map_err(|e| classify(e, &outcome, &spec.url, repo))?;
     let name = match conn.default_branch() {
         Ok(buf) => buf
             .as_str()
             .and_then(|s| s.strip_prefix("refs/heads/"))
             .map(str::to_owned),
         Err(e) if e.code() == ErrorCode::NotFound => None,
-        Err(e) => return Err(classify(e, &outcome, &spec.url)),
+        Err(e) => return Err(classify(e, &outcome, &spec.url, repo)),
     };
     Ok(name)
 }
@@ -222,7 +233,7 @@ pub fn push(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<(), Remo
     let mut remote = repo
         .git()
         .remote_anonymous(&spec.url)
-        .map_err(|e| classify(e, &outcome, &spec.url))?;
+        .map_err(|e| classify(e, &outcome, &spec.url, repo))?;
     let mut opts = PushOptions::new();
     opts.remote_callbacks(callbacks(spec, &outcome))
         .proxy_options(proxy_options(spec))
@@ -230,7 +241,7 @@ pub fn push(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<(), Remo
     let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
     remote
         .push(&[&refspec], Some(&mut opts))
-        .map_err(|e| classify(e, &outcome, &spec.url))?;
+        .map_err(|e| classify(e, &outcome, &spec.url, repo))?;
     if let Some(reason) = outcome.rejected.borrow().as_ref() {
         return Err(rejection(reason, &outcome.remote_messages.borrow()));
     }
@@ -266,8 +277,9 @@ fn rejection(reason: &str, remote_messages: &str) -> RemoteError {
 }
 
 /// Sorts a libgit2 failure into retry-later or operator-must-act, in words an operator reads.
-fn classify(e: git2::Error, outcome: &Outcome, url: &str) -> RemoteError {
+fn classify(e: git2::Error, outcome: &Outcome, url: &str, repo: &DataRepo) -> RemoteError {
     let message = one_line(e.message());
+
     if outcome.no_token.get() {
         return RemoteError::Refused(format!(
             "{url} requires authentication and no token is configured (set snapshots.token or github.token)"
@@ -280,6 +292,9 @@ fn classify(e: git2::Error, outcome: &Outcome, url: &str) -> RemoteError {
     }
     if e.code() == ErrorCode::NotFastForward {
         return RemoteError::Moved(message);
+    }
+    if is_local_failure(&e, repo.git().path()) {
+        return RemoteError::Local(format!("cannot update the clone: {message}"));
     }
     if e.class() == ErrorClass::Ssl || e.code() == ErrorCode::Certificate {
         return RemoteError::Refused(format!(
@@ -304,6 +319,31 @@ fn classify(e: git2::Error, outcome: &Outcome, url: &str) -> RemoteError {
             RemoteError::Refused(format!("{url}: {message}"))
         }
         _ => RemoteError::Transient(format!("cannot reach {url}: {message}")),
+    }
+}
+
+/// Whether libgit2 failed on this machine rather than on the wire: a lock it could not take,
+/// a file it could not write or read, a damaged object or ref. Those errors carry their own
+/// classes, except the OS class, which libgit2 also uses for sockets; an OS error counts as
+/// local when it names a file in the clone.
+fn is_local_failure(e: &git2::Error, git_dir: &std::path::Path) -> bool {
+    if e.code() == ErrorCode::Locked {
+        return true;
+    }
+    match e.class() {
+        ErrorClass::Filesystem
+        | ErrorClass::Odb
+        | ErrorClass::Object
+        | ErrorClass::Reference
+        | ErrorClass::Index
+        | ErrorClass::Zlib
+        | ErrorClass::Config => true,
+        ErrorClass::Os => {
+            let dir = git_dir.to_string_lossy();
+            let dir = dir.trim_end_matches('/');
+            e.message().contains(dir)
+        }
+        _ => false,
     }
 }
 

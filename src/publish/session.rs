@@ -154,7 +154,7 @@ impl Session {
     /// push is refused, and [`Session::push`] fetches and replays.
     pub fn open(config: &Config, target: &Target) -> Result<Session, SessionError> {
         let publish = Publish::resolve(config, target)?;
-        configure_timeouts();
+        configure_libgit2();
         let remote_url = publish.remote.as_ref().map(|(r, _)| r.url.as_str());
         let mut repo = DataRepo::open(&publish.clone_dir, remote_url, target.lock_timeout)?;
         let network = publish
@@ -188,6 +188,8 @@ impl Session {
                 Err(e) => sync_error = Some(e),
             }
         }
+        // A clone rebuilt after damage: what was queued in the broken one goes on top.
+        repo.salvage()?;
         Ok(Session {
             repo,
             publish,
@@ -207,7 +209,7 @@ impl Session {
         let queued = self
             .repo
             .queued()
-            .map_err(|e| RemoteError::Transient(e.to_string()))?
+            .map_err(|e| RemoteError::Local(e.to_string()))?
             .len();
         push_queue(&self.repo, spec)?;
         log::info!(
@@ -226,57 +228,70 @@ impl Session {
 }
 
 /// Pushes the branch; when another writer got there first, fetches, replays our queued
-/// commits onto the new tip and tries again, a bounded number of times.
+/// commits onto the new tip and tries again, a bounded number of times. A refusal while the
+/// remote tip stays where it was is contention too (another host's push holds the branch's
+/// lock on the server at that moment): it is retried after a short, jittered pause.
 fn push_queue(repo: &DataRepo, spec: &RemoteSpec) -> Result<(), RemoteError> {
+    let local = |e: RepoError| RemoteError::Local(e.to_string());
     let branch = repo.branch().to_owned();
-    for _ in 0..MAX_PUSH_ATTEMPTS {
-        if repo
-            .queued()
-            .map_err(|e| RemoteError::Transient(e.to_string()))?
-            .is_empty()
-        {
+    let mut last_refusal = String::new();
+    for attempt in 0..MAX_PUSH_ATTEMPTS {
+        if repo.queued().map_err(local)?.is_empty() {
             return Ok(());
         }
         match remote::push(repo, spec, &branch) {
             Ok(()) => {
-                let tip = repo
-                    .tip()
-                    .map_err(|e| RemoteError::Transient(e.to_string()))?;
-                repo.set_remote_tip(tip)
-                    .map_err(|e| RemoteError::Transient(e.to_string()))?;
+                repo.set_remote_tip(repo.tip().map_err(local)?)
+                    .map_err(local)?;
                 return Ok(());
             }
             Err(RemoteError::Moved(reason)) => {
-                let before = repo
-                    .remote_tip()
-                    .map_err(|e| RemoteError::Transient(e.to_string()))?;
+                let before = repo.remote_tip().map_err(local)?;
                 let tip = remote::fetch(repo, spec, &branch)?;
                 if tip == before {
-                    // Nobody else pushed: the refusal has another cause, such as a lock left
-                    // in the remote by a push that was killed (only possible for a local remote).
-                    return Err(RemoteError::Transient(format!(
-                        "{} refused to update {branch} although nobody else pushed ({reason}); \
-                         if no other push is running, a stale lock file may be left in the remote",
+                    log::info!(
+                        "{} refused to update {branch} ({reason}) without moving; retrying",
                         spec.url
-                    )));
+                    );
+                    last_refusal = reason;
+                    std::thread::sleep(backoff(attempt));
+                    continue;
                 }
                 log::info!(
                     "{} moved while pushing; replaying queued snapshots onto it",
                     spec.url
                 );
                 repo.integrate_remote(tip).map_err(|e| match e {
-                    // Only a conflicting snapshot name needs a person; anything else may pass.
+                    // Only a conflicting snapshot name needs a person.
                     RepoError::Conflict(_) => RemoteError::Refused(e.to_string()),
-                    _ => RemoteError::Transient(e.to_string()),
+                    _ => local(e),
                 })?;
             }
             Err(e) => return Err(e),
         }
     }
+    if !last_refusal.is_empty() {
+        return Err(RemoteError::Transient(format!(
+            "{} refused to update {branch} ({last_refusal}) {MAX_PUSH_ATTEMPTS} times; another writer \
+             may have been pushing at the same moments, or (a local remote only) a lock file of a \
+             killed push is left in it",
+            spec.url
+        )));
+    }
     Err(RemoteError::Transient(format!(
         "{} kept moving under us; gave up after {MAX_PUSH_ATTEMPTS} attempts",
         spec.url
     )))
+}
+
+/// How long to wait before push attempt `attempt + 1` after a refusal: growing, with jitter so
+/// that hosts refused together do not retry together.
+fn backoff(attempt: usize) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let jitter = u64::from(nanos % 250);
+    Duration::from_millis(100 * (attempt as u64 + 1) + jitter)
 }
 
 /// Appends an audit event; a failing audit log must not undo a published snapshot.
@@ -291,6 +306,26 @@ pub fn record(publish: &Publish, event: &str, context: &SnapshotContext) {
             dir.join(audit::FILE_NAME).display()
         );
     }
+}
+
+/// libgit2's process-wide settings for a writing run: network timeouts, so a hung remote
+/// turns into a retryable failure instead of a stuck cron; and fsync of every object, ref and
+/// pack written into the clone, so a commit reported as made survives a power cut.
+fn configure_libgit2() {
+    libgit2_sys::init();
+    // SAFETY: a documented option taking one int, set while the program is single-threaded.
+    let fsync = unsafe {
+        libgit2_sys::git_libgit2_opts(
+            libgit2_sys::GIT_OPT_ENABLE_FSYNC_GITDIR as libc::c_int,
+            1 as libc::c_int,
+        )
+    };
+    if fsync < 0 {
+        log::warn!(
+            "libgit2 refused to fsync the clone's files; a power cut may lose the last commit"
+        );
+    }
+    configure_timeouts();
 }
 
 /// Network timeouts, so a hung remote turns into a retryable failure instead of a stuck cron.
