@@ -139,7 +139,7 @@ impl Error {
                 }
             },
             Error::Diff(e) => match e {
-                DiffError::MissingFile { .. } | DiffError::Invalid { .. } => ExitCode::DataErr,
+                DiffError::Invalid { .. } => ExitCode::DataErr,
             },
             Error::VerifyRun(_) => ExitCode::Failure,
             Error::Verify { .. } => ExitCode::DataErr,

@@ -17,7 +17,8 @@ use crate::publish::metrics::{self, RunMetrics};
 use crate::publish::session::{clone_dir, record, Session, Target};
 use crate::snapshot::build::{self, Inputs};
 use crate::snapshot::format;
-use crate::snapshot::{same_data, FILE_NAMES, SNAPSHOTS_DIR};
+use crate::snapshot::format::Published;
+use crate::snapshot::{FILE_NAMES, SNAPSHOTS_DIR};
 use crate::time;
 
 /// What `push` was asked to do.
@@ -169,7 +170,13 @@ fn publish_snapshot(
         session
             .repo
             .newest_snapshot()?
-            .filter(|(_, old)| same_data(&files, old))
+            .filter(
+                |(_, old)| match (Published::read(&files), Published::read(old)) {
+                    (Ok(new), Ok(old)) => new.same_data(&old),
+                    // A newest snapshot this version cannot read is never "the same".
+                    _ => false,
+                },
+            )
             .map(|(n, _)| n)
     } else {
         None

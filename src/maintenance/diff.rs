@@ -11,22 +11,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 
-use serde::de::{self, Deserializer, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
+
+use crate::input::state::Cell;
+use crate::snapshot::format::{Published, CONTRIBUTORS, IDENTITIES, ISSUE_REQUESTS, ROLES, SCORES};
 
 /// Why a snapshot's files could not be compared.
 #[derive(Debug, thiserror::Error)]
 pub enum DiffError {
-    /// The snapshot directory lacks one of the files the comparison reads.
-    #[error("snapshot {snapshot} has no {file}; it is incomplete or not a Gitcord snapshot")]
-    MissingFile {
-        /// The snapshot's directory name.
-        snapshot: String,
-        /// The missing file.
-        file: &'static str,
-    },
-    /// A file is not in the snapshot format.
+    /// A file is missing or not in the snapshot format.
     #[error("snapshot {snapshot}: {file} cannot be read: {reason}")]
     Invalid {
         /// The snapshot's directory name.
@@ -64,31 +58,15 @@ impl From<&str> for Text {
     }
 }
 
-impl<'de> Deserialize<'de> for Text {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
-        struct TextVisitor;
-        impl Visitor<'_> for TextVisitor {
-            type Value = Text;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or a number")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
-                Ok(Text(v.to_owned()))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
-                Ok(Text(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
+impl Text {
+    /// An id or name: text, or a number as its decimal text; `null` is not one.
+    fn from_cell(cell: &Cell) -> Result<Text, String> {
+        match cell {
+            Cell::Text(t) => Ok(Text(t.clone())),
+            Cell::Int(i) => Ok(Text(i.to_string())),
+            Cell::Real(x) => Ok(Text(x.to_string())),
+            Cell::Null => Err("null where a string or a number is expected".into()),
         }
-        d.deserialize_any(TextVisitor)
     }
 }
 
@@ -160,41 +138,29 @@ impl fmt::Display for Number {
     }
 }
 
-impl<'de> Deserialize<'de> for Number {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Number, D::Error> {
-        struct NumberVisitor;
-        impl Visitor<'_> for NumberVisitor {
-            type Value = Number;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a number")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Number, E> {
-                Ok(Number::Int(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Number, E> {
-                Ok(i64::try_from(v).map_or(Number::Real(v as f64), Number::Int))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Number, E> {
-                Ok(Number::Real(v))
-            }
-            // TEXT in an INTEGER column is copied as a string; accept it when it is a number.
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Number, E> {
-                let v = v.trim();
+impl Number {
+    /// A count or score: a number, or TEXT that holds one (copied from an INTEGER column).
+    fn from_cell(cell: &Cell) -> Result<Number, String> {
+        match cell {
+            Cell::Int(i) => Ok(Number::Int(*i)),
+            Cell::Real(x) => Ok(Number::Real(*x)),
+            Cell::Text(t) => {
+                let v = t.trim();
                 if let Ok(i) = v.parse::<i64>() {
                     return Ok(Number::Int(i));
                 }
                 match v.parse::<f64>() {
                     Ok(x) if x.is_finite() => Ok(Number::Real(x)),
-                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                    _ => Err(format!("{t:?} is not a number")),
                 }
             }
+            Cell::Null => Err("null where a number is expected".into()),
         }
-        d.deserialize_any(NumberVisitor)
     }
 }
 
 /// A verified link between a GitHub login and a Discord user.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Identity {
     /// The GitHub login.
     pub github_user: Text,
@@ -203,7 +169,7 @@ pub struct Identity {
 }
 
 /// One row of `scores.json`, reduced to what a comparison needs.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Score {
     /// The GitHub login.
     pub github_user: Text,
@@ -212,24 +178,19 @@ pub struct Score {
 }
 
 /// One row of `contributors.json`: per-user counts over the snapshot's period.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Contributor {
     /// The GitHub login.
     pub github_user: Text,
     /// `comment` events.
-    #[serde(default)]
     pub comments: Number,
     /// `issue_opened` events.
-    #[serde(default)]
     pub issues_opened: Number,
     /// `pr_opened` and `pr_merged` events.
-    #[serde(default)]
     pub prs_opened: Number,
     /// `pr_reviewed` events.
-    #[serde(default)]
     pub prs_reviewed: Number,
     /// Difficulty-weighted points of merged PRs.
-    #[serde(default)]
     pub total_score: Number,
 }
 
@@ -248,12 +209,11 @@ impl Contributor {
 
 /// One row of `roles.json`: a Discord user's role names (duplicates are distinct roles that
 /// share a name, so they count).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Roles {
     /// The Discord user id.
     pub discord_user_id: Text,
     /// Role names.
-    #[serde(default)]
     pub roles: Vec<Text>,
 }
 
@@ -271,19 +231,6 @@ impl Serialize for IssueRequest {
     /// As the row was published.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.row.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for IssueRequest {
-    /// Any row with a usable `request_id`; the rest is kept as it is.
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<IssueRequest, D::Error> {
-        let row = Map::<String, Value>::deserialize(d)?;
-        let id = row
-            .get("request_id")
-            .ok_or_else(|| de::Error::missing_field("request_id"))?;
-        let request_id =
-            Text::deserialize(id).map_err(|e| de::Error::custom(format!("request_id: {e}")))?;
-        Ok(IssueRequest { request_id, row })
     }
 }
 
@@ -328,43 +275,82 @@ pub struct SnapshotContent {
     pub issue_requests: Vec<IssueRequest>,
 }
 
-#[derive(Deserialize)]
-struct Envelope<T> {
-    data: Vec<T>,
-}
-
-/// Reads the files of snapshot `name` (as [`crate::publish::clone::DataRepo::read_snapshot`] returns them).
+/// Reads the files of snapshot `name` (as [`crate::publish::clone::DataRepo::read_snapshot`]
+/// returns them) through the one snapshot format, then takes what a comparison needs.
 pub fn parse(name: &str, files: &[(String, Vec<u8>)]) -> Result<SnapshotContent, DiffError> {
-    Ok(SnapshotContent {
-        identities: read_rows(name, files, "identities.json")?,
-        scores: read_rows(name, files, "scores.json")?,
-        contributors: read_rows(name, files, "contributors.json")?,
-        roles: read_rows(name, files, "roles.json")?,
-        issue_requests: read_rows(name, files, "issue_requests.json")?,
-    })
+    let published = Published::read(files).map_err(|e| DiffError::Invalid {
+        snapshot: name.to_owned(),
+        file: e.file,
+        reason: e.reason,
+    })?;
+    let bad = |file: &'static str, i: usize, field: &str, why: String| DiffError::Invalid {
+        snapshot: name.to_owned(),
+        file,
+        reason: format!("data[{i}].{field}: {why}"),
+    };
+    let text =
+        |file, i, field, c: &Cell| Text::from_cell(c).map_err(|why| bad(file, i, field, why));
+    let number =
+        |file, i, field, c: &Cell| Number::from_cell(c).map_err(|why| bad(file, i, field, why));
+    let mut content = SnapshotContent::default();
+    for (i, r) in published.identities.iter().enumerate() {
+        content.identities.push(Identity {
+            github_user: text(IDENTITIES, i, "github_user", &r.github_user)?,
+            discord_user_id: text(IDENTITIES, i, "discord_user_id", &r.discord_user_id)?,
+        });
+    }
+    for (i, r) in published.scores.iter().enumerate() {
+        content.scores.push(Score {
+            github_user: text(SCORES, i, "github_user", &r.github_user)?,
+            points: number(SCORES, i, "points", &r.points)?,
+        });
+    }
+    for (i, r) in published.contributors.iter().enumerate() {
+        let n = |field, c| number(CONTRIBUTORS, i, field, c);
+        content.contributors.push(Contributor {
+            github_user: text(CONTRIBUTORS, i, "github_user", &r.github_user)?,
+            comments: n("comments", &r.comments)?,
+            issues_opened: n("issues_opened", &r.issues_opened)?,
+            prs_opened: n("prs_opened", &r.prs_opened)?,
+            prs_reviewed: n("prs_reviewed", &r.prs_reviewed)?,
+            total_score: n("total_score", &r.total_score)?,
+        });
+    }
+    for (i, r) in published.roles.iter().enumerate() {
+        let roles = r
+            .roles
+            .iter()
+            .map(|c| text(ROLES, i, "roles", c))
+            .collect::<Result<_, _>>()?;
+        content.roles.push(Roles {
+            discord_user_id: text(ROLES, i, "discord_user_id", &r.discord_user_id)?,
+            roles,
+        });
+    }
+    for (i, row) in published.issue_requests.iter().enumerate() {
+        let id = row
+            .get("request_id")
+            .ok_or_else(|| bad(ISSUE_REQUESTS, i, "request_id", "missing".into()))?;
+        let request_id = text(ISSUE_REQUESTS, i, "request_id", id)?;
+        let row = row
+            .iter()
+            .map(|(k, c)| (k.clone(), json_value(c)))
+            .collect();
+        content
+            .issue_requests
+            .push(IssueRequest { request_id, row });
+    }
+    Ok(content)
 }
 
-fn read_rows<T: for<'de> Deserialize<'de>>(
-    name: &str,
-    files: &[(String, Vec<u8>)],
-    file: &'static str,
-) -> Result<Vec<T>, DiffError> {
-    let (_, bytes) =
-        files
-            .iter()
-            .find(|(n, _)| n == file)
-            .ok_or_else(|| DiffError::MissingFile {
-                snapshot: name.to_owned(),
-                file,
-            })?;
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let envelope: Envelope<T> =
-        serde_path_to_error::deserialize(&mut de).map_err(|e| DiffError::Invalid {
-            snapshot: name.to_owned(),
-            file,
-            reason: format!("{}: {}", e.path(), e.inner()),
-        })?;
-    Ok(envelope.data)
+/// A published value as the JSON report repeats it.
+fn json_value(cell: &Cell) -> Value {
+    match cell {
+        Cell::Null => Value::Null,
+        Cell::Int(i) => Value::from(*i),
+        Cell::Real(x) => serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number),
+        Cell::Text(t) => Value::String(t.clone()),
+    }
 }
 
 /// Links made and broken between the two snapshots.
@@ -799,13 +785,20 @@ mod tests {
     }
 
     fn request(json: &str) -> IssueRequest {
-        serde_json::from_str(json).unwrap()
+        let row: Map<String, Value> = serde_json::from_str(json).unwrap();
+        let request_id = match &row["request_id"] {
+            Value::String(s) => Text(s.clone()),
+            other => Text(other.to_string()),
+        };
+        IssueRequest { request_id, row }
     }
+
+    const HEADER: &str = r#""generated_at": "2024-01-31T12:00:00+00:00", "org": "o", "run_id": "r", "schema_version": "1.0.0""#;
 
     fn file(name: &str, data: &str) -> (String, Vec<u8>) {
         (
             name.to_owned(),
-            format!(r#"{{"schema_version": "1.0.0", "data": {data}}}"#).into_bytes(),
+            format!(r#"{{"data": {data}, {HEADER}}}"#).into_bytes(),
         )
     }
 
@@ -816,12 +809,17 @@ mod tests {
         roles: &str,
         requests: &str,
     ) -> Vec<(String, Vec<u8>)> {
+        let meta = format!(
+            r#"{{"period_end": "2024-01-31T12:00:00+00:00", "period_start": "2024-01-01T12:00:00+00:00", {HEADER}}}"#
+        );
         vec![
+            ("meta.json".to_owned(), meta.into_bytes()),
             file("identities.json", identities),
             file("scores.json", scores),
             file("contributors.json", contributors),
             file("roles.json", roles),
             file("issue_requests.json", requests),
+            file("notifications.json", "[]"),
         ]
     }
 
@@ -831,9 +829,11 @@ mod tests {
             "s",
             &files(
                 r#"[{"github_user": "alice", "discord_user_id": 123}, {"github_user": "bob", "discord_user_id": "223"}]"#,
-                r#"[{"github_user": "a", "points": 1}, {"github_user": "b", "points": 2.5}, {"github_user": "c", "points": " 7 "},
-                    {"github_user": "d", "points": 18446744073709551615}]"#,
-                r#"[{"github_user": "a", "comments": 2, "extra": true}]"#,
+                r#"[{"github_user": "a", "points": 1, "period_end": "e", "period_start": "s"},
+                    {"github_user": "b", "points": 2.5, "period_end": "e", "period_start": "s"},
+                    {"github_user": "c", "points": " 7 ", "period_end": "e", "period_start": "s"}]"#,
+                r#"[{"github_user": "a", "comments": 2, "issues_opened": 0, "prs_opened": 0, "prs_reviewed": 0,
+                     "total_score": 0, "period_end": "e", "period_start": "s", "extra": true}]"#,
                 r#"[{"discord_user_id": 1, "roles": ["x", 2]}]"#,
                 r#"[{"request_id": 7, "issue_number": 42}]"#,
             ),
@@ -845,7 +845,7 @@ mod tests {
             .iter()
             .map(|s| s.points.to_string())
             .collect();
-        assert_eq!(points, ["1", "2.5", "7", "18446744073709552000"]);
+        assert_eq!(points, ["1", "2.5", "7"]);
         assert_eq!(content.contributors[0].comments, Number::Int(2));
         assert_eq!(content.contributors[0].prs_opened, Number::Int(0));
         assert_eq!(content.roles[0].roles, [Text::from("x"), Text::from("2")]);
@@ -856,7 +856,7 @@ mod tests {
     fn bad_files_are_named_with_the_place_in_them() {
         let mut fs = files(
             "[]",
-            r#"[{"github_user": "a", "points": "many"}]"#,
+            r#"[{"github_user": "a", "points": "many", "period_end": "e", "period_start": "s"}]"#,
             "[]",
             "[]",
             "[]",
@@ -866,24 +866,20 @@ mod tests {
             err.contains("snap") && err.contains("scores.json") && err.contains("data[0].points"),
             "{err}"
         );
-        fs[1] = file("scores.json", "[]");
-        fs[4] = file("issue_requests.json", r#"[{"status": "pending"}]"#);
+        fs[2] = file("scores.json", "[]");
+        fs[5] = file("issue_requests.json", r#"[{"status": "pending"}]"#);
         let err = parse("snap", &fs).unwrap_err().to_string();
         assert!(
-            err.contains("issue_requests.json")
-                && err.contains("data[0]: missing field `request_id`"),
+            err.contains("issue_requests.json") && err.contains("data[0].request_id: missing"),
             "{err}"
         );
-        fs[4] = file("issue_requests.json", r#"[{"request_id": null}]"#);
+        fs[5] = file("issue_requests.json", r#"[{"request_id": null}]"#);
         let err = parse("snap", &fs).unwrap_err().to_string();
-        assert!(
-            err.contains("data[0]: request_id: invalid type: null"),
-            "{err}"
-        );
-        fs.remove(3);
+        assert!(err.contains("data[0].request_id: null"), "{err}");
+        fs.remove(4);
         assert!(matches!(
             parse("snap", &fs),
-            Err(DiffError::MissingFile {
+            Err(DiffError::Invalid {
                 file: "roles.json",
                 ..
             })

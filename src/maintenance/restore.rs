@@ -18,13 +18,15 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use crate::input::state::Cell;
+use crate::snapshot::format::{
+    Published, RowRead, IDENTITIES, ISSUE_REQUESTS, META, NOTIFICATIONS, SCORES,
+};
+#[cfg(test)]
+use crate::snapshot::format::{CONTRIBUTORS, ROLES};
+use crate::time;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
-
-use crate::snapshot::SCHEMA_VERSION;
-use crate::time;
 
 /// Gitcord's schema: its `CREATE TABLE` / `CREATE INDEX` statements and migrations, verbatim,
 /// so that a restored database is indistinguishable from one Gitcord created.
@@ -307,12 +309,6 @@ fn normalize_login(login: &str) -> String {
         .to_lowercase()
 }
 
-const META: &str = "meta.json";
-const IDENTITIES: &str = "identities.json";
-const SCORES: &str = "scores.json";
-const ISSUE_REQUESTS: &str = "issue_requests.json";
-const NOTIFICATIONS: &str = "notifications.json";
-
 fn invalid(file: &str, reason: impl Into<String>) -> RestoreError {
     RestoreError::Invalid {
         file: file.to_owned(),
@@ -327,45 +323,25 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RestoreError + '_ {
     }
 }
 
-/// The header every snapshot file carries; `org`, `run_id` and the periods are not needed.
-#[derive(Deserialize)]
-struct Meta {
-    schema_version: String,
-    generated_at: String,
-}
-
-/// A data file: the header plus its rows.
-#[derive(Deserialize)]
-struct DataFile<T> {
-    schema_version: String,
-    generated_at: String,
-    data: Vec<T>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A verified identity link, as the database stores it.
 struct Identity {
     discord_user_id: String,
     github_user: String,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A score row, as the database stores it.
 struct Score {
     github_user: String,
     period_start: String,
     period_end: String,
-    #[serde(deserialize_with = "sql_number")]
     points: Value,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A pending issue request, as the database stores it.
 struct IssueRequest {
     created_at: String,
     discord_user_id: String,
     github_user: String,
-    #[serde(deserialize_with = "sql_number")]
     issue_number: Value,
     issue_url: String,
     owner: String,
@@ -374,12 +350,8 @@ struct IssueRequest {
     status: String,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A sent notification, as the database stores it.
 struct Notification {
-    /// Present but possibly null: `deserialize_with` keeps serde from treating a missing key
-    /// as null.
-    #[serde(deserialize_with = "nullable")]
     channel_id: Option<String>,
     dedupe_key: String,
     discord_user_id: String,
@@ -390,24 +362,91 @@ struct Notification {
     target: String,
 }
 
-fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Option::deserialize(d)
+/// What a restored column must hold. Restoring is stricter than reading: a value that would
+/// change type in the database, or a column Gitcord's schema has no place for, is refused.
+fn text(file: &str, i: usize, column: &str, cell: &Cell) -> Result<String, RestoreError> {
+    match cell {
+        Cell::Text(t) => Ok(t.clone()),
+        other => Err(invalid(
+            file,
+            format!(
+                "data[{i}].{column}: expected a string, found {}",
+                kind(other)
+            ),
+        )),
+    }
 }
 
-/// A JSON number as SQLite stores it: INTEGER when it is one, else REAL.
-fn sql_number<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-    let n = serde_json::Number::deserialize(d)?;
-    if let Some(i) = n.as_i64() {
-        return Ok(Value::Integer(i));
+fn optional_text(
+    file: &str,
+    i: usize,
+    column: &str,
+    cell: &Cell,
+) -> Result<Option<String>, RestoreError> {
+    match cell {
+        Cell::Null => Ok(None),
+        other => text(file, i, column, other).map(Some),
     }
-    if n.is_u64() {
-        return Err(serde::de::Error::custom(format!(
-            "{n} does not fit an SQLite INTEGER"
-        )));
+}
+
+/// A number as SQLite stores it: INTEGER when it is one, else REAL.
+fn number(file: &str, i: usize, column: &str, cell: &Cell) -> Result<Value, RestoreError> {
+    match cell {
+        Cell::Int(n) => Ok(Value::Integer(*n)),
+        Cell::Real(x) if x.is_finite() => Ok(Value::Real(*x)),
+        other => Err(invalid(
+            file,
+            format!(
+                "data[{i}].{column}: expected a number, found {}",
+                kind(other)
+            ),
+        )),
     }
-    n.as_f64()
-        .map(Value::Real)
-        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a number SQLite can store")))
+}
+
+fn kind(cell: &Cell) -> &'static str {
+    match cell {
+        Cell::Null => "null",
+        Cell::Int(_) | Cell::Real(_) => "a number",
+        Cell::Text(_) => "a string",
+    }
+}
+
+/// Refuses fields of a newer format that the database has no column for.
+fn no_extra(
+    file: &str,
+    i: usize,
+    extra: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Result<(), RestoreError> {
+    match extra.keys().next() {
+        Some(unknown) => Err(invalid(
+            file,
+            format!("data[{i}]: unknown field {unknown:?}; Gitcord's schema has no place for it"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The columns of a copied row, each present, none unknown.
+fn columns<'r>(
+    file: &str,
+    i: usize,
+    row: &'r RowRead,
+    known: &[&str],
+) -> Result<impl Fn(&str) -> &'r Cell + 'r, RestoreError> {
+    if let Some(unknown) = row.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(invalid(
+            file,
+            format!("data[{i}]: unknown column {unknown:?}; Gitcord's schema has no place for it"),
+        ));
+    }
+    if let Some(missing) = known.iter().find(|k| !row.contains_key(**k)) {
+        return Err(invalid(
+            file,
+            format!("data[{i}]: missing field `{missing}`"),
+        ));
+    }
+    Ok(move |column: &str| row.get(column).unwrap_or(&Cell::Null))
 }
 
 /// A snapshot's files, validated and ready to insert.
@@ -422,22 +461,22 @@ struct Parsed {
 
 impl Parsed {
     fn from_files(files: &[(String, Vec<u8>)]) -> Result<Parsed, RestoreError> {
-        let find = |name: &str| {
-            files
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, bytes)| bytes.as_slice())
-                .ok_or_else(|| invalid(name, "is missing from the snapshot"))
-        };
-        let meta: Meta = parse(META, find(META)?)?;
-        check_version(META, &meta.schema_version)?;
+        let published = Published::read(files).map_err(|e| invalid(e.file, e.reason))?;
+        let meta = &published.meta;
         let at = time::parse_stored(&meta.generated_at).ok_or_else(|| {
             invalid(
                 META,
                 format!("generated_at {:?} is not a timestamp", meta.generated_at),
             )
         })?;
-        let identities = rows::<Identity>(IDENTITIES, find(IDENTITIES)?, &meta.generated_at)?;
+        let mut identities = Vec::new();
+        for (i, r) in published.identities.iter().enumerate() {
+            no_extra(IDENTITIES, i, &r.extra)?;
+            identities.push(Identity {
+                discord_user_id: text(IDENTITIES, i, "discord_user_id", &r.discord_user_id)?,
+                github_user: text(IDENTITIES, i, "github_user", &r.github_user)?,
+            });
+        }
         // String order is byte order, SQLite's BINARY collation, the exporter's order.
         let ordered = |a: &Identity, b: &Identity| {
             (&a.discord_user_id, &a.github_user) <= (&b.discord_user_id, &b.github_user)
@@ -448,7 +487,16 @@ impl Parsed {
                  (Gitcord's fallback when no link is verified); restoring its rows as verified links"
             );
         }
-        let scores = rows::<Score>(SCORES, find(SCORES)?, &meta.generated_at)?;
+        let mut scores = Vec::new();
+        for (i, r) in published.scores.iter().enumerate() {
+            no_extra(SCORES, i, &r.extra)?;
+            scores.push(Score {
+                github_user: text(SCORES, i, "github_user", &r.github_user)?,
+                period_start: text(SCORES, i, "period_start", &r.period_start)?,
+                period_end: text(SCORES, i, "period_end", &r.period_end)?,
+                points: number(SCORES, i, "points", &r.points)?,
+            });
+        }
         for (i, s) in scores.iter().enumerate() {
             for (column, text) in [
                 ("period_start", &s.period_start),
@@ -462,8 +510,33 @@ impl Parsed {
                 }
             }
         }
-        let issue_requests =
-            rows::<IssueRequest>(ISSUE_REQUESTS, find(ISSUE_REQUESTS)?, &meta.generated_at)?;
+        let mut issue_requests = Vec::new();
+        for (i, row) in published.issue_requests.iter().enumerate() {
+            let known = [
+                "created_at",
+                "discord_user_id",
+                "github_user",
+                "issue_number",
+                "issue_url",
+                "owner",
+                "repo",
+                "request_id",
+                "status",
+            ];
+            let get = columns(ISSUE_REQUESTS, i, row, &known)?;
+            let t = |c: &str| text(ISSUE_REQUESTS, i, c, get(c));
+            issue_requests.push(IssueRequest {
+                created_at: t("created_at")?,
+                discord_user_id: t("discord_user_id")?,
+                github_user: t("github_user")?,
+                issue_number: number(ISSUE_REQUESTS, i, "issue_number", get("issue_number"))?,
+                issue_url: t("issue_url")?,
+                owner: t("owner")?,
+                repo: t("repo")?,
+                request_id: t("request_id")?,
+                status: t("status")?,
+            });
+        }
         if let Some((i, r)) = issue_requests
             .iter()
             .enumerate()
@@ -477,8 +550,31 @@ impl Parsed {
                 ),
             ));
         }
-        let notifications =
-            rows::<Notification>(NOTIFICATIONS, find(NOTIFICATIONS)?, &meta.generated_at)?;
+        let mut notifications = Vec::new();
+        for (i, row) in published.notifications.iter().enumerate() {
+            let known = [
+                "channel_id",
+                "dedupe_key",
+                "discord_user_id",
+                "event_type",
+                "github_user",
+                "repo",
+                "sent_at",
+                "target",
+            ];
+            let get = columns(NOTIFICATIONS, i, row, &known)?;
+            let t = |c: &str| text(NOTIFICATIONS, i, c, get(c));
+            notifications.push(Notification {
+                channel_id: optional_text(NOTIFICATIONS, i, "channel_id", get("channel_id"))?,
+                dedupe_key: t("dedupe_key")?,
+                discord_user_id: t("discord_user_id")?,
+                event_type: t("event_type")?,
+                github_user: t("github_user")?,
+                repo: t("repo")?,
+                sent_at: t("sent_at")?,
+                target: t("target")?,
+            });
+        }
         Ok(Parsed {
             generated_at: time::isoformat(&at),
             identities,
@@ -490,52 +586,6 @@ impl Parsed {
 }
 
 /// The rows of a data file whose header matches `meta.json`.
-fn rows<T: DeserializeOwned>(
-    file: &str,
-    bytes: &[u8],
-    generated_at: &str,
-) -> Result<Vec<T>, RestoreError> {
-    let parsed: DataFile<T> = parse(file, bytes)?;
-    check_version(file, &parsed.schema_version)?;
-    if parsed.generated_at != generated_at {
-        return Err(invalid(
-            file,
-            format!(
-                "generated_at {:?} differs from meta.json's {generated_at:?}",
-                parsed.generated_at
-            ),
-        ));
-    }
-    Ok(parsed.data)
-}
-
-fn check_version(file: &str, found: &str) -> Result<(), RestoreError> {
-    if found == SCHEMA_VERSION {
-        Ok(())
-    } else {
-        let why = format!(
-            "schema_version {found:?} is not {SCHEMA_VERSION:?}, the only one this version reads"
-        );
-        Err(invalid(file, why))
-    }
-}
-
-/// Parses one file, naming the JSON path of the first thing that does not fit.
-fn parse<T: DeserializeOwned>(file: &str, bytes: &[u8]) -> Result<T, RestoreError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        match path.as_str() {
-            // "?" is serde_path_to_error's "not inside any value yet" (a syntax error).
-            "." | "" | "?" => invalid(file, inner.to_string()),
-            _ => invalid(file, format!("{path}: {inner}")),
-        }
-    })?;
-    de.end().map_err(|e| invalid(file, e.to_string()))?;
-    Ok(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,12 +605,14 @@ mod tests {
         notifications: &str,
     ) -> Vec<(String, Vec<u8>)> {
         let meta = format!(
-            r#"{{"generated_at": "{AT}", "org": "o", "period_end": "{AT}", "run_id": "r", "schema_version": "1.0.0"}}"#
+            r#"{{"generated_at": "{AT}", "org": "o", "period_end": "{AT}", "period_start": "{AT}", "run_id": "r", "schema_version": "1.0.0"}}"#
         );
         vec![
             (META.into(), meta.into_bytes()),
             (IDENTITIES.into(), file(identities)),
             (SCORES.into(), file(scores)),
+            (CONTRIBUTORS.into(), file("[]")),
+            (ROLES.into(), file("[]")),
             (ISSUE_REQUESTS.into(), file(issues)),
             (NOTIFICATIONS.into(), file(notifications)),
         ]
@@ -647,7 +699,7 @@ mod tests {
     #[test]
     fn shapes_that_are_not_the_exporters_are_refused_naming_the_file() {
         let mut trailing = snapshot("[]", "[]", "[]", "[]");
-        trailing[4].1.extend_from_slice(b" {}");
+        trailing[6].1.extend_from_slice(b" {}");
         let cases: [(Files, &str, &str); 8] = [
             (
                 snapshot("[]", &format!("[{}]", score("a", "\"5\"")), "[]", "[]"),
@@ -662,7 +714,7 @@ mod tests {
                     "[]",
                 ),
                 SCORES,
-                "INTEGER",
+                "64-bit",
             ),
             (
                 snapshot(

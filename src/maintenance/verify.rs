@@ -23,15 +23,15 @@ use serde_json::Value;
 
 use crate::publish::clone::{DataRepo, RepoError};
 use crate::publish::history::{Entry, EntryId};
-use crate::snapshot::{self, FILE_NAMES, SCHEMA_VERSION, SNAPSHOTS_DIR};
+use serde::Deserialize;
+
+use crate::snapshot::format::{self, Header, READABLE_VERSIONS};
+use crate::snapshot::{self, FILE_NAMES, SNAPSHOTS_DIR};
 use crate::time;
 
 /// The commit-message trailer that marks a prune: the one kind of commit allowed to remove
 /// snapshots, and only whole directories (`Gitcord-Snapshot-Prune: keep-last 30`).
 pub const PRUNE_TRAILER: &str = "Gitcord-Snapshot-Prune";
-
-/// The `schema_version`s this build can check; a newer one is reported, not misjudged.
-pub const KNOWN_SCHEMA_VERSIONS: &[&str] = &[SCHEMA_VERSION];
 
 /// Where the schemas say they live; `$ref`s between them resolve against it.
 const SCHEMA_BASE: &str = "https://gitcord.dev/schemas/snapshot/1.0.0/";
@@ -44,29 +44,29 @@ const COMMON_SCHEMA: (&str, &str) = (
 
 /// One schema per snapshot file, in [`FILE_NAMES`] order: (file it checks, schema text).
 const FILE_SCHEMAS: [(&str, &str); 7] = [
-    ("meta.json", include_str!("../../schemas/meta.schema.json")),
+    (format::META, include_str!("../../schemas/meta.schema.json")),
     (
-        "identities.json",
+        format::IDENTITIES,
         include_str!("../../schemas/identities.schema.json"),
     ),
     (
-        "scores.json",
+        format::SCORES,
         include_str!("../../schemas/scores.schema.json"),
     ),
     (
-        "contributors.json",
+        format::CONTRIBUTORS,
         include_str!("../../schemas/contributors.schema.json"),
     ),
     (
-        "roles.json",
+        format::ROLES,
         include_str!("../../schemas/roles.schema.json"),
     ),
     (
-        "issue_requests.json",
+        format::ISSUE_REQUESTS,
         include_str!("../../schemas/issue_requests.schema.json"),
     ),
     (
-        "notifications.json",
+        format::NOTIFICATIONS,
         include_str!("../../schemas/notifications.schema.json"),
     ),
 ];
@@ -74,9 +74,6 @@ const FILE_SCHEMAS: [(&str, &str); 7] = [
 /// How many schema violations of one file are listed before the rest are only counted, so a
 /// systematically wrong file (1000 rows with the same fault) does not bury everything else.
 const MAX_SCHEMA_PROBLEMS_PER_FILE: usize = 10;
-
-/// The header fields every file carries and all seven must agree on.
-const HEADER_FIELDS: [&str; 4] = ["schema_version", "generated_at", "org", "run_id"];
 
 /// Why `verify` could not finish (as opposed to the problems it found).
 #[derive(Debug, thiserror::Error)]
@@ -186,8 +183,8 @@ impl Schemas {
             Err(e) => return (vec![format!("not valid JSON: {e}")], None),
         };
         if let Some(version) = value.get("schema_version").and_then(Value::as_str) {
-            if !KNOWN_SCHEMA_VERSIONS.contains(&version) {
-                let known = KNOWN_SCHEMA_VERSIONS.join(", ");
+            if !READABLE_VERSIONS.contains(&version) {
+                let known = READABLE_VERSIONS.join(", ");
                 return (
                     vec![format!(
                         "schema_version {version:?} is not one this verify knows ({known})"
@@ -264,14 +261,11 @@ impl Schemas {
                 found(format!("{dir}/{file}"), problem);
             }
             if let Some(value) = value {
-                let header = HEADER_FIELDS
-                    .iter()
-                    .filter_map(|k| {
-                        value
-                            .get(*k)
-                            .and_then(Value::as_str)
-                            .map(|v| (*k, v.to_owned()))
-                    })
+                let header = Header::deserialize(&value)
+                    .unwrap_or_default()
+                    .fields()
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k, v.to_owned())))
                     .collect();
                 results.push(FileResult {
                     name: file,
@@ -291,7 +285,7 @@ impl Schemas {
                 .map(|(_, v)| v.clone())
         };
         for other in &results[1..] {
-            for key in HEADER_FIELDS {
+            for key in Header::default().fields().map(|(k, _)| k) {
                 if let (Some(want), Some(got)) = (get(reference, key), get(other, key)) {
                     if want != got {
                         found(

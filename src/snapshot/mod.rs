@@ -8,6 +8,5 @@ pub mod format;
 pub mod model;
 pub mod python;
 
-pub use model::{
-    same_data, snapshot_name, RunInfo, Snapshot, FILE_NAMES, SCHEMA_VERSION, SNAPSHOTS_DIR,
-};
+pub use format::{FILE_NAMES, SCHEMA_VERSION};
+pub use model::{snapshot_name, RunInfo, Snapshot, SNAPSHOTS_DIR};

@@ -10,20 +10,6 @@ use crate::input::state::{Cell, IdentityRow, ScoreRow, Table, Tables};
 use crate::snapshot::contributors::Summary;
 use crate::time::{self, Instant};
 
-/// Written into every file; readers use it to refuse formats they do not know.
-pub const SCHEMA_VERSION: &str = "1.0.0";
-
-/// The seven files of a snapshot, in the order Gitcord writes them.
-pub const FILE_NAMES: [&str; 7] = [
-    "meta.json",
-    "identities.json",
-    "scores.json",
-    "contributors.json",
-    "roles.json",
-    "issue_requests.json",
-    "notifications.json",
-];
-
 /// The folder in the data repository that holds every snapshot.
 pub const SNAPSHOTS_DIR: &str = "snapshots";
 
@@ -123,38 +109,6 @@ impl Snapshot {
     }
 }
 
-/// Whether two snapshots say the same thing: equal in every field except the ones each run
-/// sets itself (`generated_at`, `run_id`, and the period derived from the snapshot time), so
-/// `--skip-unchanged` can skip a commit that would only restate the previous one.
-pub fn same_data<A: AsRef<str>, B: AsRef<str>>(a: &[(A, Vec<u8>)], b: &[(B, Vec<u8>)]) -> bool {
-    fn normalized<N: AsRef<str>>(
-        files: &[(N, Vec<u8>)],
-    ) -> Option<Vec<(String, serde_json::Value)>> {
-        let mut out = Vec::new();
-        for (name, bytes) in files {
-            let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-            let obj = value.as_object_mut()?;
-            for key in ["generated_at", "run_id", "period_start", "period_end"] {
-                obj.remove(key);
-            }
-            if name.as_ref() == "contributors.json" {
-                for row in obj.get_mut("data")?.as_array_mut()? {
-                    let row = row.as_object_mut()?;
-                    row.remove("period_start");
-                    row.remove("period_end");
-                }
-            }
-            out.push((name.as_ref().to_owned(), value));
-        }
-        out.sort_by(|x, y| x.0.cmp(&y.0));
-        Some(out)
-    }
-    match (normalized(a), normalized(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => false,
-    }
-}
-
 /// The start of the contribution window that ends at `at`.
 pub fn period_start(at: Instant, period_days: i64) -> Instant {
     at - chrono::Duration::days(period_days)
@@ -212,48 +166,6 @@ mod tests {
             panic!("not needed")
         });
         assert_eq!(s.identities.len(), 1);
-    }
-
-    #[test]
-    fn same_data_ignores_only_the_run_fields() {
-        let run2 = RunInfo {
-            run_id: Uuid::nil(),
-            at: time::parse_rfc3339("2024-02-01T00:00:00Z").unwrap(),
-            ..run()
-        };
-        let contributors = vec![Summary {
-            github_user: "a".into(),
-            comments: 1,
-            ..Summary::default()
-        }];
-        let a = crate::snapshot::format::render(&Snapshot::assemble(
-            run(),
-            Tables::default(),
-            contributors.clone(),
-            RoleMap::new(),
-            Vec::new,
-        ))
-        .unwrap();
-        let b = crate::snapshot::format::render(&Snapshot::assemble(
-            run2.clone(),
-            Tables::default(),
-            contributors,
-            RoleMap::new(),
-            Vec::new,
-        ))
-        .unwrap();
-        assert_ne!(a, b);
-        assert!(same_data(&a, &b));
-        let roles = RoleMap::from([("1".to_owned(), vec!["x".into()])]);
-        let c = crate::snapshot::format::render(&Snapshot::assemble(
-            run2,
-            Tables::default(),
-            vec![],
-            roles,
-            Vec::new,
-        ))
-        .unwrap();
-        assert!(!same_data(&a, &c));
     }
 
     #[test]
