@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::input::config::Config;
 use crate::maintenance::verify::{self, Problem, Schemas};
 use crate::publish::clone::DataRepo;
-use crate::publish::session::clone_dir;
+use crate::publish::session::{clone_dir, latest_file};
 
 /// What `verify` was asked to do.
 #[derive(Clone, Debug, Default)]
@@ -72,7 +72,8 @@ impl Render for Report {
 /// Walks the branch's history; problems are in the report, not errors.
 pub fn run(req: &Request) -> Result<Report, Error> {
     let config = Config::load(&req.config)?;
-    let repo = DataRepo::open_existing(&clone_dir(&config, req.clone_dir.as_deref())?)?;
+    let mut repo = DataRepo::open_existing(&clone_dir(&config, req.clone_dir.as_deref())?)?;
+    repo.set_latest_file(latest_file(&config)?);
     let schemas = Schemas::load()?;
     let stderr = std::io::stderr();
     let mut progress = Progress::new(req.progress, stderr.lock());

@@ -110,6 +110,13 @@ pub struct SnapshotsSection {
     roles_file: Option<Text>,
     /// `snapshots.metrics_file` (unexpanded).
     pub metrics_file: Option<Text>,
+    /// `snapshots.latest_file` (unexpanded): the readers' index at the repository root;
+    /// `None` means the default, an empty string turns it off.
+    pub latest_file: Option<Text>,
+    /// `snapshots.signing_key` (unexpanded): the SSH key snapshot commits are signed with.
+    pub signing_key: Option<Text>,
+    /// `snapshots.allowed_signers` (unexpanded): the keys `verify` accepts signatures from.
+    pub allowed_signers: Option<Text>,
     /// Skip the commit when nothing but the run's own fields changed.
     pub skip_unchanged: bool,
     /// Fail rather than write empty roles when Discord cannot be read (default true).
@@ -188,6 +195,9 @@ struct RawSnapshots {
     author_email: Option<YamlStr>,
     roles_file: Option<YamlStr>,
     metrics_file: Option<YamlStr>,
+    latest_file: Option<YamlStr>,
+    signing_key: Option<YamlStr>,
+    allowed_signers: Option<YamlStr>,
     skip_unchanged: LaxBool,
     roles_required: Option<LaxBool>,
 }
@@ -413,6 +423,9 @@ impl Config {
                 author_email: text("snapshots.author_email", s.author_email),
                 roles_file: text("snapshots.roles_file", s.roles_file),
                 metrics_file: text("snapshots.metrics_file", s.metrics_file),
+                latest_file: text("snapshots.latest_file", s.latest_file),
+                signing_key: text("snapshots.signing_key", s.signing_key),
+                allowed_signers: text("snapshots.allowed_signers", s.allowed_signers),
                 skip_unchanged: s.skip_unchanged.0,
                 roles_required: s.roles_required.is_none_or(|b| b.0),
             },

@@ -42,6 +42,12 @@ const COMMON_SCHEMA: (&str, &str) = (
     include_str!("../../schemas/common.schema.json"),
 );
 
+/// The readers' index at the repository root (`latest.json`).
+const LATEST_SCHEMA: (&str, &str) = (
+    format::LATEST_FILE,
+    include_str!("../../schemas/latest.schema.json"),
+);
+
 /// One schema per snapshot file, in [`FILE_NAMES`] order: (file it checks, schema text).
 const FILE_SCHEMAS: [(&str, &str); 7] = [
     (format::META, include_str!("../../schemas/meta.schema.json")),
@@ -146,7 +152,7 @@ impl Schemas {
         };
         let common = parse(COMMON_SCHEMA.0, COMMON_SCHEMA.1)?;
         let mut validators = Vec::with_capacity(FILE_SCHEMAS.len());
-        for (file, text) in FILE_SCHEMAS {
+        for (file, text) in FILE_SCHEMAS.into_iter().chain([LATEST_SCHEMA]) {
             let schema = parse(file, text)?;
             let validator = jsonschema::options()
                 .with_draft(Draft::Draft202012)
@@ -395,6 +401,32 @@ pub fn verify_history(
         if step.snapshots_not_a_directory {
             problem(SNAPSHOTS_DIR.to_owned(), "not a directory".to_owned());
         }
+        if let Some(latest) = &step.latest {
+            for p in schemas.check_file(format::LATEST_FILE, &latest.committed) {
+                problem(latest.path.clone(), p);
+            }
+            if latest.expected.as_deref() != Some(latest.committed.as_slice()) {
+                let names = |bytes: &[u8]| {
+                    serde_json::from_slice::<format::Latest>(bytes)
+                        .map(|l| l.snapshot_dir)
+                        .ok()
+                };
+                let why = match (&latest.expected, names(&latest.committed)) {
+                    (None, _) => "the commit holds no snapshot for it to name".to_owned(),
+                    (Some(want), Some(got)) if names(want).as_deref() != Some(got.as_str()) => {
+                        format!(
+                            "names {got} but the newest snapshot is {}",
+                            names(want).unwrap_or_default()
+                        )
+                    }
+                    _ => "does not match the files of the snapshot it names".to_owned(),
+                };
+                problem(
+                    latest.path.clone(),
+                    format!("does not match its commit's tree: {why}"),
+                );
+            }
+        }
         let prune = is_prune_message(&step.message);
         for (path, what) in &step.file_changes {
             let what = if prune {
@@ -544,6 +576,7 @@ mod tests {
         shipped.sort();
         let mut embedded: Vec<String> = FILE_SCHEMAS
             .iter()
+            .chain([&LATEST_SCHEMA])
             .map(|(f, _)| f.replace(".json", ".schema.json"))
             .chain([COMMON_SCHEMA.0.to_owned()])
             .collect();
@@ -552,6 +585,7 @@ mod tests {
         assert_eq!(FILE_SCHEMAS.map(|(f, _)| f), FILE_NAMES);
         for (file, text) in FILE_SCHEMAS
             .iter()
+            .chain([&LATEST_SCHEMA])
             .map(|(f, t)| (f.replace(".json", ".schema.json"), *t))
             .chain([(COMMON_SCHEMA.0.to_owned(), COMMON_SCHEMA.1)])
         {

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant as Clock};
 use git2::{ErrorCode, ObjectType, Oid, Repository, RepositoryInitOptions, Signature, Time, Tree};
 
 use crate::publish::directory as output;
+use crate::snapshot::format::{Latest, FILE_NAMES, LATEST_FILE};
 use crate::snapshot::SNAPSHOTS_DIR;
 use crate::time::Instant;
 
@@ -147,6 +148,8 @@ pub struct DataRepo {
     _lock: Option<File>,
     /// A damaged `.git` this run moved aside, to salvage queued snapshots from.
     set_aside: Option<PathBuf>,
+    /// The readers' index at the root (`latest.json`), rewritten by every commit; `None`: off.
+    latest_file: Option<String>,
 }
 
 /// Kept in the clone's top directory; it must exist before `.git` does.
@@ -233,6 +236,7 @@ impl DataRepo {
                     branch,
                     _lock: Some(lock),
                     set_aside: Some(aside),
+                    latest_file: Some(LATEST_FILE.to_owned()),
                 });
             }
             Err(e) => return Err(e),
@@ -246,6 +250,7 @@ impl DataRepo {
             branch,
             _lock: Some(lock),
             set_aside: None,
+            latest_file: Some(LATEST_FILE.to_owned()),
         };
         if let Err(reason) = data.check_health() {
             // Damage beyond stale files: keep the broken clone (never deleted), start a new
@@ -476,16 +481,13 @@ impl DataRepo {
         for name in removed {
             target.remove(name);
         }
-        let tree = self.write_root(&base_tree, &target)?;
+        let tree = self.with_latest(self.write_root(&base_tree, &target)?)?;
         if base.is_some() && tree == base_tree.id() {
             return Ok(None);
         }
         let tree = self.repo.find_tree(tree).ctx("read tree")?;
         let parents: Vec<&git2::Commit<'_>> = base_commit.iter().collect();
-        let oid = self
-            .repo
-            .commit(None, author, committer, message, &tree, &parents)
-            .ctx("write commit")?;
+        let oid = self.make_commit(author, committer, message, &tree, &parents)?;
         Ok(Some(oid))
     }
 
@@ -508,6 +510,7 @@ impl DataRepo {
             branch,
             _lock: None,
             set_aside: None,
+            latest_file: Some(LATEST_FILE.to_owned()),
         })
     }
 
@@ -780,16 +783,11 @@ impl DataRepo {
         if entries.len() == before {
             return Ok(None);
         }
-        let tree = self
-            .repo
-            .find_tree(self.write_root(&base, &entries)?)
-            .ctx("read tree")?;
+        let root = self.with_latest(self.write_root(&base, &entries)?)?;
+        let tree = self.repo.find_tree(root).ctx("read tree")?;
         let sig =
             Signature::new(&author.name, &author.email, &Time::new(at, 0)).ctx("make signature")?;
-        let oid = self
-            .repo
-            .commit(None, &sig, &sig, message, &tree, &[&parent_commit])
-            .ctx("commit")?;
+        let oid = self.make_commit(&sig, &sig, message, &tree, &[&parent_commit])?;
         self.move_branch(Some(parent), oid, "prune")?;
         Ok(Some(oid))
     }
@@ -878,6 +876,57 @@ impl DataRepo {
         )?;
         // Everything was already there: nothing to replay.
         Ok(replayed.unwrap_or(base))
+    }
+
+    /// Writes a commit object (no ref moves): the one place commits are made, so every commit
+    /// of ours (snapshot, replayed, salvaged, prune) is made the same way.
+    fn make_commit(
+        &self,
+        author: &Signature<'_>,
+        committer: &Signature<'_>,
+        message: &str,
+        tree: &Tree<'_>,
+        parents: &[&git2::Commit<'_>],
+    ) -> Result<Oid, RepoError> {
+        self.repo
+            .commit(None, author, committer, message, tree, parents)
+            .ctx("write commit")
+    }
+
+    /// Chooses the readers' index file at the root (`snapshots.latest_file`); `None` turns it
+    /// off (an existing one is then left as it is).
+    pub fn set_latest_file(&mut self, name: Option<String>) {
+        self.latest_file = name;
+    }
+
+    /// The readers' index file name, if on.
+    pub fn latest_file(&self) -> Option<&str> {
+        self.latest_file.as_deref()
+    }
+
+    /// Root tree `root` with the readers' index describing its newest snapshot directory (by
+    /// name) that is a readable snapshot; without any, the index is removed. Derived from the
+    /// tree alone, so a replay onto another writer's commits recomputes it, and the same tree
+    /// always gets the same index.
+    fn with_latest(&self, root: Oid) -> Result<Oid, RepoError> {
+        let Some(file) = &self.latest_file else {
+            return Ok(root);
+        };
+        let tree = self.repo.find_tree(root).ctx("read tree")?;
+        let content = latest_for(&self.repo, &tree)?;
+        let mut builder = self.repo.treebuilder(Some(&tree)).ctx("build tree")?;
+        match content {
+            Some(bytes) => {
+                let blob = self.repo.blob(&bytes).ctx("write file")?;
+                builder.insert(file, blob, 0o100644).ctx("build tree")?;
+            }
+            None => {
+                if builder.get(file).ctx("build tree")?.is_some() {
+                    builder.remove(file).ctx("build tree")?;
+                }
+            }
+        }
+        builder.write().ctx("write tree")
     }
 
     /// Entries of `snapshots/` in `tree`: name → (object id, mode).
@@ -970,10 +1019,8 @@ impl DataRepo {
             .ctx("build tree")?;
         root.insert(SNAPSHOTS_DIR, sub, 0o040000)
             .ctx("build tree")?;
-        let tree = self
-            .repo
-            .find_tree(root.write().ctx("write tree")?)
-            .ctx("read tree")?;
+        let root = self.with_latest(root.write().ctx("write tree")?)?;
+        let tree = self.repo.find_tree(root).ctx("read tree")?;
 
         let sig = Signature::new(
             &author.name,
@@ -982,10 +1029,7 @@ impl DataRepo {
         )
         .ctx("make signature")?;
         let parents: Vec<&git2::Commit<'_>> = parent_commit.iter().collect();
-        let oid = self
-            .repo
-            .commit(None, &sig, &sig, snap.message, &tree, &parents)
-            .ctx("commit")?;
+        let oid = self.make_commit(&sig, &sig, snap.message, &tree, &parents)?;
         self.move_branch(parent, oid, "snapshot")?;
         Ok(Committed::New(oid))
     }
@@ -1409,4 +1453,46 @@ fn copy_tree(from: &Repository, to: &Repository, id: Oid) -> Result<(), git2::Er
         }
     }
     Ok(())
+}
+
+/// The readers' index (`latest.json`) that root tree `tree` should hold: its newest snapshot
+/// directory, by name, that is a readable snapshot; `None` when it has none. `verify` checks
+/// every committed index against this.
+pub(crate) fn latest_for(repo: &Repository, tree: &Tree<'_>) -> Result<Option<Vec<u8>>, RepoError> {
+    let Some(entry) = tree
+        .get_name(SNAPSHOTS_DIR)
+        .filter(|e| e.kind() == Some(ObjectType::Tree))
+    else {
+        return Ok(None);
+    };
+    let sub = repo.find_tree(entry.id()).ctx("read snapshots/")?;
+    let dirs: Vec<(String, Oid)> = sub
+        .iter()
+        .filter(|e| e.kind() == Some(ObjectType::Tree))
+        .filter_map(|e| e.name().map(|n| (n.to_owned(), e.id())))
+        .collect();
+    // Git lists directories in name order: the newest is last.
+    for (name, id) in dirs.iter().rev() {
+        let dir = repo.find_tree(*id).ctx("read snapshot")?;
+        let mut files = Vec::with_capacity(FILE_NAMES.len());
+        for f in FILE_NAMES {
+            if let Some(e) = dir.get_name(f) {
+                files.push((
+                    f,
+                    repo.find_blob(e.id())
+                        .ctx("read snapshot file")?
+                        .content()
+                        .to_vec(),
+                ));
+            }
+        }
+        if let Some(latest) = Latest::describe(name, &files, dirs.len()) {
+            let bytes = latest.render().map_err(|e| RepoError::Git {
+                context: "render the readers' index".into(),
+                source: git2::Error::from_str(&e.to_string()),
+            })?;
+            return Ok(Some(bytes));
+        }
+    }
+    Ok(None)
 }

@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 
 use git2::{ObjectType, Oid, Sort, Tree};
 
-use crate::publish::clone::{DataRepo, GitContext, RepoError};
+use crate::publish::clone::{latest_for, DataRepo, GitContext, RepoError};
 use crate::snapshot::{FILE_NAMES, SNAPSHOTS_DIR};
 
 /// One entry of a snapshot directory, as far as the rules care.
@@ -45,6 +45,8 @@ pub struct CommitChanges {
     pub removed: Vec<String>,
     /// Changes inside entries that exist on both sides: (path under snapshots/, what happened).
     pub file_changes: Vec<(String, String)>,
+    /// The readers' index, when this commit has one and it or `snapshots/` changed.
+    pub latest: Option<LatestCheck>,
 }
 
 /// A new entry of `snapshots/`.
@@ -65,6 +67,20 @@ pub struct History<'r> {
     next: usize,
     parent: Option<Tree<'r>>,
     parent_root_entry: Option<Oid>,
+    /// The readers' index file to check, and its object in the previous commit.
+    latest_file: Option<String>,
+    parent_latest: Option<Oid>,
+}
+
+/// A commit's readers' index (`latest.json`) next to what its tree says it should be.
+#[derive(Debug)]
+pub struct LatestCheck {
+    /// The file's path at the root.
+    pub path: String,
+    /// The committed bytes.
+    pub committed: Vec<u8>,
+    /// What the tree says (`None`: the tree holds no readable snapshot).
+    pub expected: Option<Vec<u8>>,
 }
 
 impl DataRepo {
@@ -86,6 +102,8 @@ impl DataRepo {
             next: 0,
             parent: None,
             parent_root_entry: None,
+            latest_file: self.latest_file().map(str::to_owned),
+            parent_latest: None,
         })
     }
 }
@@ -127,6 +145,24 @@ impl History<'_> {
             }
             None => (None, None),
         };
+        if let Some(file) = &self.latest_file {
+            let latest = root.get_name(file).map(|e| e.id());
+            if latest.is_some()
+                && (latest != self.parent_latest || entry_id != self.parent_root_entry)
+            {
+                let committed = match latest.map(|id| repo.find_blob(id)) {
+                    Some(Ok(blob)) => blob.content().to_vec(),
+                    // Not a file (a directory by that name): the check reports the mismatch.
+                    _ => Vec::new(),
+                };
+                out.latest = Some(LatestCheck {
+                    path: file.clone(),
+                    committed,
+                    expected: latest_for(repo, &root)?,
+                });
+            }
+            self.parent_latest = latest;
+        }
         if entry_id == self.parent_root_entry {
             return Ok(Some(out)); // nothing under snapshots/ changed
         }

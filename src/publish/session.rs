@@ -11,6 +11,7 @@ use crate::net::Secret;
 use crate::publish::audit::{self, SnapshotContext};
 use crate::publish::clone::{Author, DataRepo, RepoError};
 use crate::publish::remote::{self, RemoteError, RemoteSpec, UrlKind};
+use crate::snapshot::format::LATEST_FILE;
 
 /// Why a session could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,24 @@ pub struct Target {
     pub lock_timeout: Duration,
 }
 
+/// The readers' index file (`snapshots.latest_file`): `latest.json` by default, `None` when
+/// set to an empty string. It must be a plain file name at the repository root.
+pub fn latest_file(config: &Config) -> Result<Option<String>, ConfigError> {
+    let name = match config.expand_opt(&config.snapshots.latest_file)? {
+        None => return Ok(Some(LATEST_FILE.to_owned())),
+        Some(name) if name.is_empty() => return Ok(None),
+        Some(name) => name,
+    };
+    let reserved = [".", "..", ".git", crate::snapshot::SNAPSHOTS_DIR];
+    if name.contains(['/', '\\', '\0']) || reserved.contains(&name.as_str()) {
+        return Err(config.invalid(
+            "snapshots.latest_file",
+            format!("{name:?} is not a plain file name for the repository root (or \"\" to turn it off)"),
+        ));
+    }
+    Ok(Some(name))
+}
+
 /// Where and how a run publishes, resolved from the config and the flags.
 pub struct Publish {
     remote: Option<(RemoteSpec, UrlKind)>,
@@ -51,6 +70,8 @@ pub struct Publish {
     branch: Option<String>,
     /// The fixed identity commits are made with.
     pub author: Author,
+    /// The readers' index file at the root, if on.
+    pub latest_file: Option<String>,
     /// `owner/repo`, or the remote URL, for the audit log.
     pub repo_label: String,
     audit_dir: Option<PathBuf>,
@@ -125,6 +146,7 @@ impl Publish {
             .or_else(|| remote.as_ref().map(|(r, _)| r.url.clone()))
             .unwrap_or_else(|| clone_dir.display().to_string());
         Ok(Publish {
+            latest_file: latest_file(config)?,
             branch: config.expand_opt(&s.branch)?.filter(|b| !b.is_empty()),
             remote,
             clone_dir,
@@ -157,6 +179,7 @@ impl Session {
         configure_libgit2();
         let remote_url = publish.remote.as_ref().map(|(r, _)| r.url.as_str());
         let mut repo = DataRepo::open(&publish.clone_dir, remote_url, target.lock_timeout)?;
+        repo.set_latest_file(publish.latest_file.clone());
         let network = publish
             .remote
             .as_ref()

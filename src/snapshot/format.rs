@@ -92,6 +92,88 @@ pub struct DataFile<D, S = String> {
     pub schema_version: S,
 }
 
+/// The default name of the readers' index at the root of the data repository.
+pub const LATEST_FILE: &str = "latest.json";
+
+/// `latest.json`: where the newest snapshot is and what its files hold, so a reader finds it
+/// with one raw-file request however many snapshots `snapshots/` lists (GitHub's contents
+/// API and web view list at most 1,000 entries of a directory).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Latest {
+    /// Each of the seven files: its size and SHA-256, so a reader can check what it fetched.
+    pub files: BTreeMap<String, FileDigest>,
+    /// As in the snapshot's files.
+    pub generated_at: String,
+    /// As in the snapshot's files.
+    pub org: String,
+    /// As in the snapshot's files.
+    pub run_id: String,
+    /// As in the snapshot's files.
+    pub schema_version: String,
+    /// `snapshots/<name>`.
+    pub snapshot_dir: String,
+    /// How many snapshot directories the commit's tree holds.
+    pub snapshots: usize,
+}
+
+/// One file's size and content hash in [`Latest`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileDigest {
+    /// Its length in bytes.
+    pub bytes: u64,
+    /// SHA-256 of its bytes, lower-case hex.
+    pub sha256: String,
+}
+
+impl Latest {
+    /// Describes snapshot `name` from its files, `None` when they are not a snapshot this
+    /// version reads (a file missing, or no readable `meta.json`): the index then names an
+    /// older one.
+    pub fn describe<N: AsRef<str>>(
+        name: &str,
+        files: &[(N, Vec<u8>)],
+        snapshots: usize,
+    ) -> Option<Latest> {
+        use sha2::Digest as _;
+        let get = |file: &str| {
+            files
+                .iter()
+                .find(|(n, _)| n.as_ref() == file)
+                .map(|(_, b)| b)
+        };
+        let meta: Meta = serde_json::from_slice(get(META)?).ok()?;
+        let mut digests = BTreeMap::new();
+        for file in FILE_NAMES {
+            let bytes = get(file)?;
+            let sha256 = sha2::Sha256::digest(bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            digests.insert(
+                file.to_owned(),
+                FileDigest {
+                    bytes: bytes.len() as u64,
+                    sha256,
+                },
+            );
+        }
+        Some(Latest {
+            files: digests,
+            generated_at: meta.generated_at,
+            org: meta.org,
+            run_id: meta.run_id,
+            schema_version: meta.schema_version,
+            snapshot_dir: format!("{}/{name}", crate::snapshot::model::SNAPSHOTS_DIR),
+            snapshots,
+        })
+    }
+
+    /// The file's bytes, formatted exactly like the snapshot files.
+    pub fn render(&self) -> Result<Vec<u8>, serde_json::Error> {
+        to_python_json(self)
+    }
+}
+
 /// The header fields every file carries, as far as a damaged file has them (for `verify`,
 /// which reports what it finds rather than refusing at the first problem).
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -543,6 +625,34 @@ mod tests {
         Published::read(a)
             .unwrap()
             .same_data(&Published::read(b).unwrap())
+    }
+
+    #[test]
+    fn the_readers_index_describes_the_files() {
+        let files = render(&Snapshot::assemble(
+            run(),
+            Tables::default(),
+            vec![],
+            RoleMap::new(),
+            Vec::new,
+        ))
+        .unwrap();
+        let latest = Latest::describe("2024-01-31T12-00-00-abc12345", &files, 3).unwrap();
+        assert_eq!(
+            latest.snapshot_dir,
+            "snapshots/2024-01-31T12-00-00-abc12345"
+        );
+        assert_eq!(latest.files.len(), 7);
+        assert_eq!(latest.files[META].bytes, files[0].1.len() as u64);
+        let bytes = String::from_utf8(latest.render().unwrap()).unwrap();
+        assert!(
+            bytes.starts_with("{\n  \"files\": {\n    \"contributors.json\": {\n      \"bytes\": "),
+            "{bytes}"
+        );
+        assert!(bytes.ends_with("\"snapshots\": 3\n}"), "{bytes}");
+        let missing: Vec<(&str, Vec<u8>)> =
+            files.iter().filter(|(n, _)| *n != ROLES).cloned().collect();
+        assert!(Latest::describe("x", &missing, 1).is_none());
     }
 
     #[test]
