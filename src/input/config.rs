@@ -117,6 +117,9 @@ pub struct SnapshotsSection {
     roles_file: Option<Text>,
     /// `snapshots.metrics_file` (unexpanded).
     pub metrics_file: Option<Text>,
+    /// `snapshots.writer` (unexpanded): `gitcord-snapshot` lets `push` publish while
+    /// `enabled: false` keeps Gitcord's own writer off; see [`Config::push_enabled`].
+    pub writer: Option<Text>,
     /// Skip the commit when nothing but the run's own fields changed.
     pub skip_unchanged: bool,
     /// Fail rather than write empty roles when Discord cannot be read (default true).
@@ -477,6 +480,7 @@ impl Config {
                 author_email: r.text(s, "snapshots.author_email", true)?,
                 roles_file: r.text(s, "snapshots.roles_file", true)?,
                 metrics_file: r.text(s, "snapshots.metrics_file", true)?,
+                writer: r.text(s, "snapshots.writer", true)?,
                 skip_unchanged: r.bool(s, "snapshots.skip_unchanged", false)?,
                 roles_required: r.bool(s, "snapshots.roles_required", true)?,
             },
@@ -575,6 +579,37 @@ impl Config {
             self.expand(token)?,
             self.expand_opt(&self.discord_api_base)?,
         ))
+    }
+}
+
+/// The value of `snapshots.writer` that hands publishing to this tool.
+pub const WRITER: &str = "gitcord-snapshot";
+
+impl Config {
+    /// Whether `push` publishes: `snapshots.writer: gitcord-snapshot`, or `snapshots.enabled:
+    /// true`. The latter also switches on Gitcord's own Contents-API writer, which publishes
+    /// to the same repository; two writers there race and duplicate snapshots, so every such
+    /// run warns. Any other `writer` value is a configuration error, not a silent "off".
+    pub fn push_enabled(&self) -> Result<bool, ConfigError> {
+        let writer = self.expand_opt(&self.snapshots.writer)?;
+        let by_writer = match writer.as_deref() {
+            None => false,
+            Some(WRITER) => true,
+            Some(other) => {
+                return Err(self.invalid(
+                    "snapshots.writer",
+                    format!("must be {WRITER:?} or absent, found {other:?}"),
+                ))
+            }
+        };
+        if self.snapshots.enabled {
+            log::warn!(
+                "snapshots.enabled is true, so Gitcord's own snapshot writer also publishes to \
+                 this repository; to leave publishing to gitcord-snapshot alone, set \
+                 snapshots.enabled: false and snapshots.writer: {WRITER}"
+            );
+        }
+        Ok(by_writer || self.snapshots.enabled)
     }
 }
 
@@ -692,6 +727,26 @@ mod tests {
         );
         assert!(err.contains("column"), "{err}");
         assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn writer_key_switches_push_on_and_rejects_other_values() {
+        let on = |snapshots: &str| {
+            parse(&format!("github: {{org: o}}\nsnapshots: {snapshots}\n"))
+                .unwrap()
+                .push_enabled()
+        };
+        assert!(on("{enabled: false, writer: gitcord-snapshot}").unwrap());
+        assert!(on("{writer: gitcord-snapshot}").unwrap());
+        assert!(on("{enabled: true}").unwrap());
+        assert!(!on("{enabled: false}").unwrap());
+        assert!(!on("{}").unwrap());
+        assert!(!parse("github: {org: o}\n").unwrap().push_enabled().unwrap());
+        let err = on("{enabled: true, writer: gitcord}").unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { .. }));
+        assert!(err.to_string().contains("snapshots.writer"), "{err}");
+        let err = parse("github: {org: o}\nsnapshots: {writer: 1}\n").unwrap_err();
+        assert!(err.to_string().contains("snapshots.writer"), "{err}");
     }
 
     #[test]
