@@ -621,6 +621,9 @@ impl SnapshotsSection {
 }
 
 #[cfg(test)]
+mod compat;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
