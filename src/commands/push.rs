@@ -55,7 +55,7 @@ pub enum Outcome {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Report {
-    /// `snapshots.enabled` is false.
+    /// Neither `snapshots.writer: gitcord-snapshot` nor `snapshots.enabled: true`.
     Disabled,
     /// The snapshot was handled and the queue pushed, or kept.
     Done {
@@ -74,7 +74,7 @@ impl Render for Report {
     fn text(&self) -> String {
         match self {
             Report::Disabled => {
-                "snapshots are disabled (snapshots.enabled is not true); nothing to do".into()
+                "publishing is disabled (set snapshots.writer: gitcord-snapshot, or snapshots.enabled: true); nothing to do".into()
             }
             Report::Done {
                 snapshot_dir,
@@ -129,7 +129,7 @@ pub fn run(req: &Request) -> Result<Report, Error> {
             return Err(e);
         }
     };
-    if !config.snapshots.enabled {
+    if !config.push_enabled()? {
         return Ok(Report::Disabled);
     }
     let metrics_file = match &req.metrics_file {

@@ -1,17 +1,22 @@
 //! Gitcord's YAML configuration, read the way Gitcord reads it.
 //!
-//! The same file Gitcord runs with must work as it is: unknown sections and keys are ignored,
-//! integers are coerced as pydantic's lax mode does (`5.0` and `"5"` are 5), and `${VAR}`
-//! (upper-case letters, digits, `_`) is expanded from the environment in string values after
-//! parsing. Unlike Gitcord, expansion is lazy: a variable is only required when this run reads
-//! the value that names it, so an export never needs `DISCORD_TOKEN`.
+//! The same file Gitcord runs with must mean the same thing to us: it is parsed as PyYAML's
+//! `safe_load` parses it ([`crate::input::yaml`]: YAML 1.1 scalars, merge keys, last-wins
+//! duplicates), unknown sections and keys are ignored, and each value we read is coerced as
+//! pydantic's lax mode does for its type (`5.0` and `"5"` are the integer 5, `"yes"` is true,
+//! an unquoted number is not a string). `${VAR}` (upper-case letters, digits, `_`) is expanded
+//! from the environment in string values. Unlike Gitcord, expansion is lazy: a variable is
+//! only required when this run reads the value that names it, so an export never needs
+//! `DISCORD_TOKEN`. Integer and boolean settings are the exception: they are expanded (and
+//! checked) when the file is loaded, because their type is only known after expansion.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use serde::de::{self, Deserializer};
-use serde::Deserialize;
+use regex::Regex;
+
+use crate::input::yaml::{self, Value};
 
 /// Why the configuration cannot be used. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +55,8 @@ pub enum ConfigError {
 pub struct Text {
     raw: String,
     key: String,
+    /// From `!!binary`: Gitcord expands `${VAR}` only in `str` values, not in bytes.
+    literal: bool,
 }
 
 impl fmt::Debug for Text {
@@ -117,186 +124,197 @@ pub struct SnapshotsSection {
     pub signing_key: Option<Text>,
     /// `snapshots.allowed_signers` (unexpanded): the keys `verify` accepts signatures from.
     pub allowed_signers: Option<Text>,
+    /// `snapshots.writer` (unexpanded): `gitcord-snapshot` lets `push` publish while
+    /// `enabled: false` keeps Gitcord's own writer off; see [`Config::push_enabled`].
+    pub writer: Option<Text>,
     /// Skip the commit when nothing but the run's own fields changed.
     pub skip_unchanged: bool,
     /// Fail rather than write empty roles when Discord cannot be read (default true).
     pub roles_required: bool,
 }
 
-// ---- the file as serde sees it ------------------------------------------------------------
+// ---- pydantic's lax coercions --------------------------------------------------------------
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct RawConfig {
-    runtime: RawRuntime,
-    github: Option<RawGithub>,
-    discord: RawDiscord,
-    scoring: RawScoring,
-    identity_mappings: Vec<RawIdentityMapping>,
-    snapshots: Option<RawSnapshots>,
+/// What pydantic v2 (lax mode) accepts as an `int` from a string, after `str.strip()`.
+fn str_int_re() -> &'static Regex {
+    static R: OnceLock<Option<Regex>> = OnceLock::new();
+    R.get_or_init(|| Regex::new(r"^[+-]?[0-9]+(?:_[0-9]+)*(?:\.0+)?$").ok())
+        .as_ref()
+        .unwrap_or_else(|| unreachable!("constant regex"))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct RawRuntime {
-    data_dir: Option<YamlStr>,
-}
-
-#[derive(Deserialize)]
-struct RawGithub {
-    org: YamlStr,
-    #[serde(default)]
-    token: Option<YamlStr>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct RawDiscord {
-    guild_id: Option<YamlStr>,
-    token: Option<YamlStr>,
-    api_base: Option<YamlStr>,
-}
-
-#[derive(Deserialize)]
-#[serde(default)]
-struct RawScoring {
-    period_days: LaxInt,
-    weights: BTreeMap<String, LaxInt>,
-    difficulty_weights: Option<serde_yaml::Mapping>,
-}
-
-impl Default for RawScoring {
-    fn default() -> Self {
-        RawScoring {
-            period_days: LaxInt(30),
-            weights: BTreeMap::new(),
-            difficulty_weights: None,
-        }
+/// pydantic's `str` from a parsed value: a string, or UTF-8 bytes (`!!binary`); nothing else
+/// (an unquoted Discord id would lose digits to float rounding, so Gitcord refuses it).
+fn lax_str(v: &Value) -> Result<(String, bool), String> {
+    match v {
+        Value::Str(s) => Ok((s.clone(), false)),
+        Value::Bytes(b) => String::from_utf8(b.clone())
+            .map(|s| (s, true))
+            .map_err(|_| "must be a string, found binary data that is not UTF-8".to_owned()),
+        other => Err(format!(
+            "must be a string (quote it), found {}",
+            other.kind()
+        )),
     }
 }
 
-#[derive(Deserialize)]
-struct RawIdentityMapping {
-    github_user: YamlStr,
-    discord_user_id: YamlStr,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct RawSnapshots {
-    enabled: LaxBool,
-    repo_path: Option<YamlStr>,
-    branch: Option<YamlStr>,
-    remote_url: Option<YamlStr>,
-    clone_dir: Option<YamlStr>,
-    token: Option<YamlStr>,
-    ca_file: Option<YamlStr>,
-    author_name: Option<YamlStr>,
-    author_email: Option<YamlStr>,
-    roles_file: Option<YamlStr>,
-    metrics_file: Option<YamlStr>,
-    latest_file: Option<YamlStr>,
-    signing_key: Option<YamlStr>,
-    allowed_signers: Option<YamlStr>,
-    skip_unchanged: LaxBool,
-    roles_required: Option<LaxBool>,
-}
-
-/// A string as pydantic's `str` accepts it: a YAML string, not a number or a boolean
-/// (an unquoted Discord id would lose its digits to float rounding, so Gitcord rejects it).
-#[derive(Clone, Debug, PartialEq)]
-struct YamlStr(String);
-
-impl<'de> Deserialize<'de> for YamlStr {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match serde_yaml::Value::deserialize(d)? {
-            serde_yaml::Value::String(s) => Ok(YamlStr(s)),
-            other => Err(de::Error::custom(format!(
-                "expected a string (quote it), found {}",
-                kind(&other)
-            ))),
+/// pydantic's `int` from a (string-expanded) value: `5`, `5.0`, `" 5 "`, `"5.00"`, `true`.
+fn lax_int(v: &Value) -> Result<i128, String> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        Value::Bool(b) => Ok(i128::from(*b)),
+        Value::Float(f) if !f.is_finite() => Err(format!("must be a finite integer, found {f}")),
+        Value::Float(f) if f.fract() != 0.0 || f.abs() >= 1e30 => {
+            Err(format!("must be a whole number, found {f}"))
         }
-    }
-}
-
-/// An integer as pydantic's lax mode accepts it: `5`, `5.0`, `"5"`, `true`.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-struct LaxInt(i64);
-
-impl<'de> Deserialize<'de> for LaxInt {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match serde_yaml::Value::deserialize(d)? {
-            serde_yaml::Value::Number(n) => {
-                if let Some(i) = n.as_i64() {
-                    Ok(LaxInt(i))
-                } else {
-                    match n.as_f64() {
-                        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(LaxInt(f as i64)),
-                        _ => Err(de::Error::custom(format!("expected an integer, found {n}"))),
-                    }
-                }
+        Value::Float(f) => Ok(*f as i128),
+        Value::Str(_) | Value::Bytes(_) => {
+            let (s, _) = lax_str(v)?;
+            let t = s.trim();
+            let whole = t.split('.').next().unwrap_or(t).replace('_', "");
+            match str_int_re().is_match(t) {
+                true => whole
+                    .parse()
+                    .map_err(|_| format!("is out of range, found {t:?}")),
+                false => Err(format!("must be an integer, found {s:?}")),
             }
-            serde_yaml::Value::Bool(b) => Ok(LaxInt(i64::from(b))),
-            serde_yaml::Value::String(s) => {
-                let expanded = expand_now(&s).map_err(|var| {
-                    de::Error::custom(format!(
-                        "refers to ${{{var}}}, but the environment variable {var} is not set"
-                    ))
-                })?;
-                expanded.trim().parse().map(LaxInt).map_err(|_| {
-                    de::Error::custom(format!("expected an integer, found {expanded:?}"))
-                })
-            }
-            other => Err(de::Error::custom(format!(
-                "expected an integer, found {}",
-                kind(&other)
-            ))),
         }
+        other => Err(format!("must be an integer, found {}", other.kind())),
     }
 }
 
-/// A boolean as pydantic's lax mode accepts it: `true`, `1`, `"yes"`, `"off"`, ...
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-struct LaxBool(bool);
-
-impl<'de> Deserialize<'de> for LaxBool {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = serde_yaml::Value::deserialize(d)?;
-        let parsed = match &value {
-            serde_yaml::Value::Bool(b) => Some(*b),
-            serde_yaml::Value::Number(n) => match n.as_i64() {
-                Some(0) => Some(false),
-                Some(1) => Some(true),
-                _ => None,
-            },
-            serde_yaml::Value::String(s) => match expand_now(s)
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-                .as_str()
-            {
-                "1" | "true" | "t" | "yes" | "y" | "on" => Some(true),
-                "0" | "false" | "f" | "no" | "n" | "off" => Some(false),
-                _ => None,
-            },
+/// pydantic's `bool`: `true`, `1`, `1.0`, and the strings `1 true t yes y on` (and their
+/// negatives) in any case, unpadded.
+fn lax_bool(v: &Value) -> Result<bool, String> {
+    let parsed = match v {
+        Value::Bool(b) => Some(*b),
+        Value::Int(0) => Some(false),
+        Value::Int(1) => Some(true),
+        Value::Float(f) if *f == 0.0 => Some(false),
+        Value::Float(f) if *f == 1.0 => Some(true),
+        Value::Str(_) | Value::Bytes(_) => match lax_str(v)?.0.to_lowercase().as_str() {
+            "0" | "off" | "f" | "false" | "n" | "no" => Some(false),
+            "1" | "on" | "t" | "true" | "y" | "yes" => Some(true),
             _ => None,
-        };
-        parsed.map(LaxBool).ok_or_else(|| {
-            de::Error::custom(format!("expected true or false, found {}", kind(&value)))
+        },
+        _ => None,
+    };
+    parsed.ok_or_else(|| match v {
+        Value::Str(s) => format!("must be true or false, found {s:?}"),
+        other => format!("must be true or false, found {}", other.kind()),
+    })
+}
+
+type Pairs = [(Value, Value)];
+
+/// Reads typed values out of the parsed tree, naming the key path in every error.
+struct Reader<'a> {
+    path: &'a Path,
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Reader<'_> {
+    fn invalid(&self, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_owned(),
+            message,
+        }
+    }
+
+    /// A section: `None` when absent (or null, if `null_ok`), an error when not a mapping.
+    fn section<'v>(
+        &self,
+        parent: &'v Pairs,
+        key: &str,
+        null_ok: bool,
+    ) -> Result<Option<&'v Pairs>, ConfigError> {
+        match get(parent, key) {
+            None => Ok(None),
+            Some(Value::Null) if null_ok => Ok(None),
+            Some(Value::Map(pairs)) => Ok(Some(pairs)),
+            Some(other) => {
+                Err(self.invalid(format!("{key} must be a mapping, found {}", other.kind())))
+            }
+        }
+    }
+
+    /// A string setting, kept unexpanded. Absent is `None`; null is `None` only for keys
+    /// whose type is `Optional[str]` (`null_ok`): for Gitcord's `str` keys it is an error,
+    /// as in Gitcord.
+    fn text(&self, map: &Pairs, key: &str, null_ok: bool) -> Result<Option<Text>, ConfigError> {
+        let section = key.rsplit_once('.').map_or(key, |(_, k)| k);
+        match get(map, section) {
+            None => Ok(None),
+            Some(Value::Null) if null_ok => Ok(None),
+            Some(v) => self.text_value(v, key).map(Some),
+        }
+    }
+
+    fn text_value(&self, v: &Value, key: &str) -> Result<Text, ConfigError> {
+        let (raw, literal) = lax_str(v).map_err(|why| self.invalid(format!("{key} {why}")))?;
+        Ok(Text {
+            raw,
+            key: key.to_owned(),
+            literal,
         })
     }
+
+    /// Gitcord expands `${VAR}` before pydantic coerces: a string is expanded first.
+    fn expanded(&self, v: &Value, key: &str) -> Result<Value, ConfigError> {
+        match v {
+            Value::Str(s) => expand_with(s, self.lookup).map(Value::Str).map_err(|var| {
+                ConfigError::UnsetVariable {
+                    path: self.path.to_owned(),
+                    key: key.to_owned(),
+                    var,
+                }
+            }),
+            other => Ok(other.clone()),
+        }
+    }
+
+    fn int(&self, v: &Value, key: &str) -> Result<i128, ConfigError> {
+        lax_int(&self.expanded(v, key)?).map_err(|why| self.invalid(format!("{key} {why}")))
+    }
+
+    /// A boolean setting with a default; an explicit null is refused, as pydantic does.
+    fn bool(&self, map: &Pairs, key: &str, default: bool) -> Result<bool, ConfigError> {
+        let name = key.rsplit_once('.').map_or(key, |(_, k)| k);
+        match get(map, name) {
+            None => Ok(default),
+            Some(v) => lax_bool(&self.expanded(v, key)?)
+                .map_err(|why| self.invalid(format!("{key} {why}"))),
+        }
+    }
+
+    /// `dict[str, int]` in file order, every entry checked.
+    fn int_map(&self, v: &Value, key: &str) -> Result<Vec<(String, i128)>, ConfigError> {
+        let Value::Map(pairs) = v else {
+            return Err(self.invalid(format!("{key} must be a mapping, found {}", v.kind())));
+        };
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                let (label, _) = lax_str(k).map_err(|_| {
+                    self.invalid(format!(
+                        "{key}: keys must be strings, found {} ({}); quote it",
+                        k.kind(),
+                        k.key_repr()
+                    ))
+                })?;
+                let weight = self.int(v, &format!("{key}.{label}"))?;
+                Ok((label, weight))
+            })
+            .collect()
+    }
 }
 
-fn kind(v: &serde_yaml::Value) -> String {
-    match v {
-        serde_yaml::Value::Null => "null".into(),
-        serde_yaml::Value::Bool(b) => b.to_string(),
-        serde_yaml::Value::Number(n) => n.to_string(),
-        serde_yaml::Value::String(s) => format!("{s:?}"),
-        serde_yaml::Value::Sequence(_) => "a list".into(),
-        serde_yaml::Value::Mapping(_) => "a mapping".into(),
-        serde_yaml::Value::Tagged(_) => "a tagged value".into(),
-    }
+/// `dict.get(key)` for a string key.
+fn get<'v>(pairs: &'v Pairs, key: &str) -> Option<&'v Value> {
+    pairs
+        .iter()
+        .find(|(k, _)| matches!(k, Value::Str(s) if s == key))
+        .map(|(_, v)| v)
 }
 
 // ---- ${VAR} expansion ---------------------------------------------------------------------
@@ -336,121 +354,169 @@ impl Config {
     /// Reads and checks the file. Only structure and types are checked here; `${VAR}` in
     /// string values is resolved when a value is used.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Unreadable {
             path: path.to_owned(),
             source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            message: format!(
+                "is not UTF-8 (invalid byte at offset {}); Gitcord cannot read it either",
+                e.utf8_error().valid_up_to()
+            ),
         })?;
         Config::parse(path, &text)
     }
 
     /// Parses config text; `path` is only used in messages and to report where things are.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
+        Config::parse_with(path, text, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::parse`] with the environment given as a function (integer and boolean
+    /// settings are expanded while parsing).
+    fn parse_with(
+        path: &Path,
+        text: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let r = Reader { path, lookup };
+        // Python's text mode gives PyYAML universal newlines.
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        let top = match yaml::safe_load(&text).map_err(|e| r.invalid(e.to_string()))? {
+            Value::Null => return Err(r.invalid("the file is empty".into())),
+            Value::Map(pairs) => pairs,
+            other => {
+                return Err(r.invalid(format!(
+                    "the top level must be a mapping, found {}",
+                    other.kind()
+                )))
+            }
         };
-        let raw: RawConfig =
-            match serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text)) {
-                Ok(Some(raw)) => raw,
-                Ok(None) => return Err(invalid("the file is empty".into())),
-                Err(e) => return Err(invalid(describe_yaml_error(&e))),
-            };
-        let text = |key: &str, value: Option<YamlStr>| {
-            value.map(|raw| Text {
-                raw: raw.0,
-                key: key.to_owned(),
-            })
+
+        let runtime = r.section(&top, "runtime", false)?.unwrap_or_default();
+        let github = r
+            .section(&top, "github", false)?
+            .ok_or_else(|| r.invalid("github.org is required".into()))?;
+        let org = r
+            .text(github, "github.org", false)?
+            .ok_or_else(|| r.invalid("github.org is required".into()))?;
+        let discord = r.section(&top, "discord", false)?.unwrap_or_default();
+        let scoring = r.section(&top, "scoring", false)?.unwrap_or_default();
+
+        let period_days = match get(scoring, "period_days") {
+            None => 30,
+            Some(v) => r.int(v, "scoring.period_days")?,
         };
-        let github = raw
-            .github
-            .ok_or_else(|| invalid("github.org is required".into()))?;
-        let period_days = raw.scoring.period_days.0;
         // Gitcord requires a positive value; the upper bound keeps date arithmetic in range.
         if !(1..=36_500).contains(&period_days) {
-            return Err(invalid(format!(
+            return Err(r.invalid(format!(
                 "scoring.period_days must be between 1 and 36500, found {period_days}"
             )));
         }
-        let mut difficulty_weights = Vec::new();
-        for (key, value) in raw.scoring.difficulty_weights.unwrap_or_default() {
-            let serde_yaml::Value::String(label) = key else {
-                return Err(invalid(format!(
-                    "scoring.difficulty_weights: keys must be strings, found {}",
-                    kind(&key)
-                )));
-            };
-            let weight = serde_yaml::from_value::<LaxInt>(value)
-                .map_err(|e| invalid(format!("scoring.difficulty_weights.{label}: {e}")))?
-                .0;
-            if weight < 0 {
-                return Err(invalid(format!(
-                    "scoring.difficulty_weights.{label} must be non-negative, found {weight}"
-                )));
-            }
-            difficulty_weights.push((label, weight));
-        }
-        let identity_mappings = raw
-            .identity_mappings
+        let weights = match get(scoring, "weights") {
+            None => Vec::new(),
+            Some(v) => r.int_map(v, "scoring.weights")?,
+        };
+        let pr_merged_weight = match weights.iter().rev().find(|(k, _)| k == "pr_merged") {
+            None => 0,
+            Some((_, w)) => i64::try_from(*w).map_err(|_| {
+                r.invalid(format!(
+                    "scoring.weights.pr_merged is out of range, found {w}"
+                ))
+            })?,
+        };
+        let difficulty_weights = match get(scoring, "difficulty_weights") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => r.int_map(v, "scoring.difficulty_weights")?,
+        };
+        let difficulty_weights = difficulty_weights
             .into_iter()
-            .enumerate()
-            .map(|(i, m)| {
-                (
-                    Text {
-                        raw: m.github_user.0,
-                        key: format!("identity_mappings[{i}].github_user"),
-                    },
-                    Text {
-                        raw: m.discord_user_id.0,
-                        key: format!("identity_mappings[{i}].discord_user_id"),
-                    },
-                )
+            .map(|(label, weight)| match i64::try_from(weight) {
+                Ok(w) if w >= 0 => Ok((label, w)),
+                _ => Err(r.invalid(format!(
+                    "scoring.difficulty_weights.{label} must be non-negative, found {weight}"
+                ))),
             })
-            .collect();
-        let snapshots = match raw.snapshots {
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let identity_mappings = match get(&top, "identity_mappings") {
+            None => Vec::new(),
+            Some(Value::Seq(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let key = format!("identity_mappings[{i}]");
+                    let Value::Map(m) = item else {
+                        return Err(
+                            r.invalid(format!("{key} must be a mapping, found {}", item.kind()))
+                        );
+                    };
+                    let field = |name: &str| {
+                        let key = format!("{key}.{name}");
+                        match get(m, name) {
+                            None => Err(r.invalid(format!("{key} is required"))),
+                            Some(v) => r.text_value(v, &key),
+                        }
+                    };
+                    Ok((field("github_user")?, field("discord_user_id")?))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(other) => {
+                return Err(r.invalid(format!(
+                    "identity_mappings must be a list, found {}",
+                    other.kind()
+                )))
+            }
+        };
+
+        let snapshots = match r.section(&top, "snapshots", true)? {
             None => SnapshotsSection {
                 roles_required: true,
                 ..Default::default()
             },
             Some(s) => SnapshotsSection {
-                enabled: s.enabled.0,
-                repo_path: text("snapshots.repo_path", s.repo_path),
-                branch: text("snapshots.branch", s.branch),
-                remote_url: text("snapshots.remote_url", s.remote_url),
-                clone_dir: text("snapshots.clone_dir", s.clone_dir),
-                token: text("snapshots.token", s.token),
-                ca_file: text("snapshots.ca_file", s.ca_file),
-                author_name: text("snapshots.author_name", s.author_name),
-                author_email: text("snapshots.author_email", s.author_email),
-                roles_file: text("snapshots.roles_file", s.roles_file),
-                metrics_file: text("snapshots.metrics_file", s.metrics_file),
-                latest_file: text("snapshots.latest_file", s.latest_file),
-                signing_key: text("snapshots.signing_key", s.signing_key),
-                allowed_signers: text("snapshots.allowed_signers", s.allowed_signers),
-                skip_unchanged: s.skip_unchanged.0,
-                roles_required: s.roles_required.is_none_or(|b| b.0),
+                enabled: r.bool(s, "snapshots.enabled", false)?,
+                repo_path: r.text(s, "snapshots.repo_path", false)?,
+                branch: r.text(s, "snapshots.branch", true)?,
+                remote_url: r.text(s, "snapshots.remote_url", true)?,
+                clone_dir: r.text(s, "snapshots.clone_dir", true)?,
+                token: r.text(s, "snapshots.token", true)?,
+                ca_file: r.text(s, "snapshots.ca_file", true)?,
+                author_name: r.text(s, "snapshots.author_name", true)?,
+                author_email: r.text(s, "snapshots.author_email", true)?,
+                roles_file: r.text(s, "snapshots.roles_file", true)?,
+                metrics_file: r.text(s, "snapshots.metrics_file", true)?,
+                writer: r.text(s, "snapshots.writer", true)?,
+                latest_file: r.text(s, "snapshots.latest_file", true)?,
+                signing_key: r.text(s, "snapshots.signing_key", true)?,
+                allowed_signers: r.text(s, "snapshots.allowed_signers", true)?,
+                skip_unchanged: r.bool(s, "snapshots.skip_unchanged", false)?,
+                roles_required: r.bool(s, "snapshots.roles_required", true)?,
             },
         };
         Ok(Config {
             path: path.to_owned(),
-            org: Text {
-                raw: github.org.0,
-                key: "github.org".into(),
-            },
-            data_dir: text("runtime.data_dir", raw.runtime.data_dir),
-            period_days,
-            pr_merged_weight: raw.scoring.weights.get("pr_merged").map_or(0, |w| w.0),
+            org,
+            data_dir: r.text(runtime, "runtime.data_dir", false)?,
+            // In 1..=36500 (checked above), so exact.
+            period_days: period_days as i64,
+            pr_merged_weight,
             difficulty_weights,
             identity_mappings,
-            github_token: text("github.token", github.token),
-            discord_guild_id: text("discord.guild_id", raw.discord.guild_id),
-            discord_token: text("discord.token", raw.discord.token),
-            discord_api_base: text("discord.api_base", raw.discord.api_base),
+            github_token: r.text(github, "github.token", false)?,
+            discord_guild_id: r.text(discord, "discord.guild_id", false)?,
+            discord_token: r.text(discord, "discord.token", false)?,
+            discord_api_base: r.text(discord, "discord.api_base", true)?,
             snapshots,
         })
     }
 
     /// Resolves a value's `${VAR}` references now, naming the key if one is unset.
     pub fn expand(&self, value: &Text) -> Result<String, ConfigError> {
+        if value.literal {
+            return Ok(value.raw.clone());
+        }
         expand_now(&value.raw).map_err(|var| ConfigError::UnsetVariable {
             path: self.path.clone(),
             key: value.key.clone(),
@@ -526,6 +592,37 @@ impl Config {
     }
 }
 
+/// The value of `snapshots.writer` that hands publishing to this tool.
+pub const WRITER: &str = "gitcord-snapshot";
+
+impl Config {
+    /// Whether `push` publishes: `snapshots.writer: gitcord-snapshot`, or `snapshots.enabled:
+    /// true`. The latter also switches on Gitcord's own Contents-API writer, which publishes
+    /// to the same repository; two writers there race and duplicate snapshots, so every such
+    /// run warns. Any other `writer` value is a configuration error, not a silent "off".
+    pub fn push_enabled(&self) -> Result<bool, ConfigError> {
+        let writer = self.expand_opt(&self.snapshots.writer)?;
+        let by_writer = match writer.as_deref() {
+            None => false,
+            Some(WRITER) => true,
+            Some(other) => {
+                return Err(self.invalid(
+                    "snapshots.writer",
+                    format!("must be {WRITER:?} or absent, found {other:?}"),
+                ))
+            }
+        };
+        if self.snapshots.enabled {
+            log::warn!(
+                "snapshots.enabled is true, so Gitcord's own snapshot writer also publishes to \
+                 this repository; to leave publishing to gitcord-snapshot alone, set \
+                 snapshots.enabled: false and snapshots.writer: {WRITER}"
+            );
+        }
+        Ok(by_writer || self.snapshots.enabled)
+    }
+}
+
 impl SnapshotsSection {
     /// `snapshots.roles_file`: where roles come from when `--roles-file` is not given.
     pub fn roles_file(&self) -> Option<&Text> {
@@ -533,29 +630,8 @@ impl SnapshotsSection {
     }
 }
 
-/// A type error names the key path (`scoring.period_days: ...`), a syntax error its line
-/// and column; one line either way.
-fn describe_yaml_error(e: &serde_path_to_error::Error<serde_yaml::Error>) -> String {
-    let inner = e.inner();
-    let mut message = inner.to_string().replace('\n', " ");
-    // serde_yaml prefixes its own (coarser) path; the tracked one is exact.
-    if let Some((prefix, rest)) = message.split_once(": ") {
-        if !prefix.contains(' ') && prefix != "." {
-            message = rest.to_owned();
-        }
-    }
-    if let Some(loc) = inner.location() {
-        if !message.contains(" at line ") {
-            message = format!("{message} at line {} column {}", loc.line(), loc.column());
-        }
-    }
-    let path = e.path().to_string();
-    if path == "." || path.is_empty() {
-        message
-    } else {
-        format!("{path}: {message}")
-    }
-}
+#[cfg(test)]
+mod compat;
 
 #[cfg(test)]
 mod tests {
@@ -664,6 +740,40 @@ mod tests {
         );
         assert!(err.contains("column"), "{err}");
         assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn writer_key_switches_push_on_and_rejects_other_values() {
+        let on = |snapshots: &str| {
+            parse(&format!("github: {{org: o}}\nsnapshots: {snapshots}\n"))
+                .unwrap()
+                .push_enabled()
+        };
+        assert!(on("{enabled: false, writer: gitcord-snapshot}").unwrap());
+        assert!(on("{writer: gitcord-snapshot}").unwrap());
+        assert!(on("{enabled: true}").unwrap());
+        assert!(!on("{enabled: false}").unwrap());
+        assert!(!on("{}").unwrap());
+        assert!(!parse("github: {org: o}\n").unwrap().push_enabled().unwrap());
+        let err = on("{enabled: true, writer: gitcord}").unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { .. }));
+        assert!(err.to_string().contains("snapshots.writer"), "{err}");
+        let err = parse("github: {org: o}\nsnapshots: {writer: 1}\n").unwrap_err();
+        assert!(err.to_string().contains("snapshots.writer"), "{err}");
+    }
+
+    #[test]
+    fn yaml_1_1_values_as_pyyaml_reads_them() {
+        let cfg = parse(
+            "github: {org: o}\nscoring: {period_days: 030, weights: {pr_merged: 0x10}}\n\
+             snapshots: {enabled: on, skip_unchanged: 'yes'}\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.period_days, 24);
+        assert_eq!(cfg.pr_merged_weight, 16);
+        assert!(cfg.snapshots.enabled && cfg.snapshots.skip_unchanged);
+        let err = parse("github: {org: o}\nsnapshots: {branch: 2024-01-01}\n").unwrap_err();
+        assert!(err.to_string().contains("snapshots.branch"), "{err}");
     }
 
     #[test]

@@ -5,3 +5,4 @@ pub mod config;
 pub mod discord;
 pub mod roles;
 pub mod state;
+pub mod yaml;
