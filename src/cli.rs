@@ -55,6 +55,11 @@ pub struct VerifyArgs {
     /// instead of the summary line.
     #[arg(long)]
     pub json: bool,
+    /// An allowed-signers file (git's gpg.ssh.allowedSignersFile format): every commit that
+    /// changes snapshots/ or latest.json must be signed by one of its keys
+    /// [default: snapshots.allowed_signers].
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
 }
 
 /// `restore`'s arguments.

@@ -109,6 +109,7 @@ fn run(command: Command) -> Result<(), Error> {
             let req = verify::Request {
                 config: args.repo.config,
                 clone_dir: args.repo.clone_dir,
+                allowed_signers: args.allowed_signers,
                 progress: !args.json && std::io::stderr().is_terminal(),
             };
             emit(&verify::run(&req)?, args.json)

@@ -12,7 +12,7 @@ use crate::input::config::Config;
 use crate::publish::audit;
 use crate::publish::clone::DataRepo;
 use crate::publish::remote::without_credentials;
-use crate::publish::session::clone_dir;
+use crate::publish::session::{clone_dir, signing_key};
 use crate::time;
 
 /// What `status` was asked about.
@@ -47,6 +47,10 @@ pub struct Status {
     pub last_push: Option<LastPush>,
     /// Whether a run holds the clone's lock right now.
     pub locked: bool,
+    /// The fingerprint of `snapshots.signing_key` when commits are signed.
+    pub signing_key: Option<String>,
+    /// Why the configured signing key cannot be used (`push` would refuse to run).
+    pub signing_error: Option<String>,
 }
 
 /// The newest `snapshot_pushed` or `snapshot_push_failed` audit event.
@@ -65,6 +69,7 @@ pub fn run(req: &Request) -> Result<Status, Error> {
     let config = Config::load(&req.config)?;
     let dir = clone_dir(&config, req.clone_dir.as_deref())?;
     let repo = DataRepo::open_existing(&dir)?;
+    let signing = signing_key(&config);
     let remote_tip = repo.remote_tip()?;
     let names = repo.snapshot_names(None)?;
     let audit_log = config.data_dir()?.map(|d| d.join(audit::FILE_NAME));
@@ -84,6 +89,11 @@ pub fn run(req: &Request) -> Result<Status, Error> {
         snapshots: names.len(),
         last_push: audit_log.as_deref().and_then(last_push),
         locked: DataRepo::is_locked(&dir),
+        signing_key: signing
+            .as_ref()
+            .ok()
+            .and_then(|k| k.as_ref().map(|k| k.fingerprint())),
+        signing_error: signing.err().map(|e| e.to_string()),
         clone_dir: dir,
     })
 }
@@ -145,6 +155,11 @@ fn describe(s: &Status) -> String {
             None => format!("last push:        succeeded at {}", p.timestamp),
         },
         None => "last push:        none recorded".into(),
+    });
+    lines.push(match (&s.signing_key, &s.signing_error) {
+        (_, Some(e)) => format!("signing:          misconfigured: {e}"),
+        (Some(fp), None) => format!("signing:          on, key {fp}"),
+        (None, None) => "signing:          off".to_owned(),
     });
     lines.push(format!(
         "lock:             {}",

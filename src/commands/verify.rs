@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::input::config::Config;
 use crate::maintenance::verify::{self, Problem, Schemas};
 use crate::publish::clone::DataRepo;
-use crate::publish::session::{clone_dir, latest_file};
+use crate::publish::session::{allowed_signers, clone_dir, latest_file};
 
 /// What `verify` was asked to do.
 #[derive(Clone, Debug, Default)]
@@ -26,6 +26,9 @@ pub struct Request {
     pub config: PathBuf,
     /// `--clone-dir`, overriding `snapshots.clone_dir`.
     pub clone_dir: Option<PathBuf>,
+    /// `--allowed-signers`, overriding `snapshots.allowed_signers`: when either is set, every
+    /// commit that touches snapshots must be signed by one of its keys.
+    pub allowed_signers: Option<PathBuf>,
     /// Draw a progress line on stderr (the binary sets it when stderr is a terminal).
     pub progress: bool,
 }
@@ -75,9 +78,12 @@ pub fn run(req: &Request) -> Result<Report, Error> {
     let mut repo = DataRepo::open_existing(&clone_dir(&config, req.clone_dir.as_deref())?)?;
     repo.set_latest_file(latest_file(&config)?);
     let schemas = Schemas::load()?;
+    let signers = allowed_signers(&config, req.allowed_signers.as_deref())?;
     let stderr = std::io::stderr();
     let mut progress = Progress::new(req.progress, stderr.lock());
-    let found = verify::verify_history(&repo, &schemas, &mut |i, n| progress.update(i, n));
+    let found = verify::verify_history(&repo, &schemas, signers.as_ref(), &mut |i, n| {
+        progress.update(i, n)
+    });
     progress.clear();
     let found = found?;
     Ok(Report {

@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use crate::publish::clone::{DataRepo, RepoError};
 use crate::publish::history::{Entry, EntryId};
+use crate::publish::signing::AllowedSigners;
 use serde::Deserialize;
 
 use crate::snapshot::format::{self, Header, READABLE_VERSIONS};
@@ -367,6 +368,7 @@ pub fn is_prune_message(message: &str) -> bool {
 pub fn verify_history(
     repo: &DataRepo,
     schemas: &Schemas,
+    signers: Option<&AllowedSigners>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Report, VerifyError> {
     let mut history = repo.history()?;
@@ -397,6 +399,14 @@ pub fn verify_history(
                     step.parents
                 ),
             );
+        }
+        if let (Some(signers), true) = (signers, step.touches_ours) {
+            if let Err(why) = repo.check_signature(&step.commit, signers) {
+                problem(
+                    String::new(),
+                    format!("changes snapshots but its signature is not accepted: {why}"),
+                );
+            }
         }
         if step.snapshots_not_a_directory {
             problem(SNAPSHOTS_DIR.to_owned(), "not a directory".to_owned());

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant as Clock};
 use git2::{ErrorCode, ObjectType, Oid, Repository, RepositoryInitOptions, Signature, Time, Tree};
 
 use crate::publish::directory as output;
+use crate::publish::signing::{self, AllowedSigners, SigningKey};
 use crate::snapshot::format::{Latest, FILE_NAMES, LATEST_FILE};
 use crate::snapshot::SNAPSHOTS_DIR;
 use crate::time::Instant;
@@ -60,6 +61,9 @@ pub enum RepoError {
     /// `--snapshot`, `diff` or `restore` named a snapshot the branch does not have.
     #[error("no snapshot {0:?} on the branch (use a name under snapshots/, latest or latest~N)")]
     NoSuchSnapshot(String),
+    /// A commit could not be signed.
+    #[error("cannot sign the commit: {0}")]
+    Sign(String),
     /// A git operation failed.
     #[error("git {context}: {source}")]
     Git {
@@ -150,6 +154,8 @@ pub struct DataRepo {
     set_aside: Option<PathBuf>,
     /// The readers' index at the root (`latest.json`), rewritten by every commit; `None`: off.
     latest_file: Option<String>,
+    /// The key every commit of this run is signed with, if signing is on.
+    signing_key: Option<SigningKey>,
 }
 
 /// Kept in the clone's top directory; it must exist before `.git` does.
@@ -237,6 +243,7 @@ impl DataRepo {
                     _lock: Some(lock),
                     set_aside: Some(aside),
                     latest_file: Some(LATEST_FILE.to_owned()),
+                    signing_key: None,
                 });
             }
             Err(e) => return Err(e),
@@ -251,6 +258,7 @@ impl DataRepo {
             _lock: Some(lock),
             set_aside: None,
             latest_file: Some(LATEST_FILE.to_owned()),
+            signing_key: None,
         };
         if let Err(reason) = data.check_health() {
             // Damage beyond stale files: keep the broken clone (never deleted), start a new
@@ -511,6 +519,7 @@ impl DataRepo {
             _lock: None,
             set_aside: None,
             latest_file: Some(LATEST_FILE.to_owned()),
+            signing_key: None,
         })
     }
 
@@ -888,9 +897,44 @@ impl DataRepo {
         tree: &Tree<'_>,
         parents: &[&git2::Commit<'_>],
     ) -> Result<Oid, RepoError> {
-        self.repo
-            .commit(None, author, committer, message, tree, parents)
-            .ctx("write commit")
+        match &self.signing_key {
+            None => self
+                .repo
+                .commit(None, author, committer, message, tree, parents)
+                .ctx("write commit"),
+            Some(key) => signing::commit_signed(
+                &self.repo, None, author, committer, message, tree, parents, key,
+            )
+            .map_err(|e| RepoError::Sign(e.to_string())),
+        }
+    }
+
+    /// Signs every commit this run makes with `key` (`snapshots.signing_key`); Ed25519
+    /// signatures are deterministic, so commits keep their ids across hosts and reruns.
+    pub fn set_signing_key(&mut self, key: Option<SigningKey>) {
+        self.signing_key = key;
+    }
+
+    /// Checks commit `commit`'s signature against `allowed`: `Ok` with who signed, or the
+    /// problem in one line.
+    pub fn check_signature(
+        &self,
+        commit: &str,
+        allowed: &AllowedSigners,
+    ) -> Result<String, String> {
+        let oid = Oid::from_str(commit).map_err(|e| e.message().to_owned())?;
+        allowed
+            .verify_commit(&self.repo, oid)
+            .map(|v| format!("{} ({})", v.principal, v.fingerprint))
+            .map_err(|problem| {
+                // The problem names the commit; the report already does.
+                let text = problem.to_string();
+                let prefix = format!("commit {oid}");
+                match text.strip_prefix(&prefix) {
+                    Some(rest) => rest.trim_start_matches(':').trim().to_owned(),
+                    None => text,
+                }
+            })
     }
 
     /// Chooses the readers' index file at the root (`snapshots.latest_file`); `None` turns it

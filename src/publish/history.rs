@@ -47,6 +47,9 @@ pub struct CommitChanges {
     pub file_changes: Vec<(String, String)>,
     /// The readers' index, when this commit has one and it or `snapshots/` changed.
     pub latest: Option<LatestCheck>,
+    /// Whether the commit adds, changes or removes anything of ours: under `snapshots/`, or
+    /// the readers' index. Only such commits must carry our signature.
+    pub touches_ours: bool,
 }
 
 /// A new entry of `snapshots/`.
@@ -145,8 +148,10 @@ impl History<'_> {
             }
             None => (None, None),
         };
+        out.touches_ours = entry_id != self.parent_root_entry;
         if let Some(file) = &self.latest_file {
             let latest = root.get_name(file).map(|e| e.id());
+            out.touches_ours |= latest != self.parent_latest;
             if latest.is_some()
                 && (latest != self.parent_latest || entry_id != self.parent_root_entry)
             {

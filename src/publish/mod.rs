@@ -9,3 +9,4 @@ pub mod history;
 pub mod metrics;
 pub mod remote;
 pub mod session;
+pub mod signing;

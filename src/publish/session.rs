@@ -11,6 +11,7 @@ use crate::net::Secret;
 use crate::publish::audit::{self, SnapshotContext};
 use crate::publish::clone::{Author, DataRepo, RepoError};
 use crate::publish::remote::{self, RemoteError, RemoteSpec, UrlKind};
+use crate::publish::signing::{AllowedSigners, SigningKey};
 use crate::snapshot::format::LATEST_FILE;
 
 /// Why a session could not be opened.
@@ -63,6 +64,33 @@ pub fn latest_file(config: &Config) -> Result<Option<String>, ConfigError> {
     Ok(Some(name))
 }
 
+/// The key snapshot commits are signed with (`snapshots.signing_key`), checked now: a key
+/// that is missing, unreadable, encrypted, not Ed25519 or readable by others is a config error.
+pub fn signing_key(config: &Config) -> Result<Option<SigningKey>, ConfigError> {
+    match config.expand_opt(&config.snapshots.signing_key)? {
+        Some(path) if !path.is_empty() => SigningKey::load(Path::new(&path))
+            .map(Some)
+            .map_err(|e| config.invalid("snapshots.signing_key", format!("is unusable: {e}"))),
+        _ => Ok(None),
+    }
+}
+
+/// The keys `verify` accepts signatures from: `--allowed-signers`, else
+/// `snapshots.allowed_signers`; `None` when neither is set (signatures are not checked).
+pub fn allowed_signers(
+    config: &Config,
+    flag: Option<&Path>,
+) -> Result<Option<AllowedSigners>, ConfigError> {
+    let (key, path) = match (flag, config.expand_opt(&config.snapshots.allowed_signers)?) {
+        (Some(p), _) => ("--allowed-signers", p.to_owned()),
+        (None, Some(p)) if !p.is_empty() => ("snapshots.allowed_signers", PathBuf::from(p)),
+        _ => return Ok(None),
+    };
+    AllowedSigners::load(&path)
+        .map(Some)
+        .map_err(|e| config.invalid(key, format!("is unusable: {e}")))
+}
+
 /// Where and how a run publishes, resolved from the config and the flags.
 pub struct Publish {
     remote: Option<(RemoteSpec, UrlKind)>,
@@ -72,6 +100,8 @@ pub struct Publish {
     pub author: Author,
     /// The readers' index file at the root, if on.
     pub latest_file: Option<String>,
+    /// The key commits are signed with, if signing is on.
+    signing_key: Option<SigningKey>,
     /// `owner/repo`, or the remote URL, for the audit log.
     pub repo_label: String,
     audit_dir: Option<PathBuf>,
@@ -147,6 +177,7 @@ impl Publish {
             .unwrap_or_else(|| clone_dir.display().to_string());
         Ok(Publish {
             latest_file: latest_file(config)?,
+            signing_key: signing_key(config)?,
             branch: config.expand_opt(&s.branch)?.filter(|b| !b.is_empty()),
             remote,
             clone_dir,
@@ -175,11 +206,12 @@ impl Session {
     /// optimistically: one round trip instead of two; when another writer got there first the
     /// push is refused, and [`Session::push`] fetches and replays.
     pub fn open(config: &Config, target: &Target) -> Result<Session, SessionError> {
-        let publish = Publish::resolve(config, target)?;
+        let mut publish = Publish::resolve(config, target)?;
         configure_libgit2();
         let remote_url = publish.remote.as_ref().map(|(r, _)| r.url.as_str());
         let mut repo = DataRepo::open(&publish.clone_dir, remote_url, target.lock_timeout)?;
         repo.set_latest_file(publish.latest_file.clone());
+        repo.set_signing_key(publish.signing_key.take());
         let network = publish
             .remote
             .as_ref()
