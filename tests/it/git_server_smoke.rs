@@ -1,16 +1,14 @@
-//! Proves that the test git server (tests/support/git_server.rs) is a real
+//! Proves that the test git server (support/git_server.rs) is a real
 //! smart-HTTP server over TLS with basic auth, using the system `git` CLI.
-
-#[path = "support/git_server.rs"]
-mod git_server;
 
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
-use git_server::{GitServer, Mode};
+use crate::support::git;
+use crate::support::git_server::{GitServer, Mode};
 use tempfile::TempDir;
 
 /// A client-side workspace: a home dir, an askpass script and a git command
@@ -43,18 +41,13 @@ impl Client {
     }
 
     fn git(&self, cwd: &Path, args: &[&str]) -> Output {
-        let mut cmd = Command::new("git");
+        let mut cmd = git::command();
         for var in [
-            "GIT_DIR",
-            "GIT_WORK_TREE",
-            "GIT_INDEX_FILE",
             "GIT_SSL_CAINFO",
             "GIT_SSL_CAPATH",
             "GIT_SSL_NO_VERIFY",
             "SSL_CERT_FILE",
             "SSL_CERT_DIR",
-            "GIT_CONFIG_PARAMETERS",
-            "GIT_CONFIG_COUNT",
             "GIT_ASKPASS",
             "SSH_ASKPASS",
         ] {
@@ -62,8 +55,6 @@ impl Client {
         }
         cmd.current_dir(cwd)
             .env("HOME", self.path("home"))
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_ASKPASS", &self.askpass)
             .env("GIT_AUTHOR_NAME", "Smoke Test")
@@ -72,8 +63,7 @@ impl Client {
             .env("GIT_COMMITTER_EMAIL", "smoke@example.invalid")
             .env("LC_ALL", "C")
             .args(["-c", "credential.helper=", "-c", "init.defaultBranch=main"])
-            .args(args)
-            .stdin(Stdio::null());
+            .args(args);
         if let Some(ca) = &self.ca {
             cmd.env("GIT_SSL_CAINFO", ca);
         }
@@ -156,13 +146,10 @@ fn clone_commit_push_with_token_lands_in_bare_repo() {
     );
     let log = server.git_checked("data", &["log", "--format=%H %s", "main"]);
     assert_eq!(log, format!("{head} first snapshot"));
-    let out = Command::new("git")
-        .arg(format!("--git-dir={}", bare.display()))
-        .args(["log", "-1", "--format=%H", "main"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), head);
+    assert_eq!(
+        git::git(&bare, &["log", "-1", "--format=%H", "main"]).trim(),
+        head
+    );
 
     // The push went through basic auth as x-access-token.
     let access = server.access_log();
