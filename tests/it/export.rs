@@ -422,7 +422,7 @@ fn roles_file_problems_are_named() {
     let run = export_basic(&env, |a| {
         set_flag(a, "--roles-file", bad.display().to_string())
     });
-    run.expect_error(65, &["roles.json", "line 1"]);
+    run.expect_error(65, &["roles.json", "is not a", "object"]);
     assert_nothing_written(&env);
 
     let run = export_basic(&env, |a| {
