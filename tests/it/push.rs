@@ -35,7 +35,8 @@ fn first_push_into_an_empty_repository_publishes_the_exact_files() {
         let got = git(&bare, &["show", &format!("main:{path}")]);
         assert_eq!(got.as_bytes(), &bytes[..], "{path}");
     }
-    assert_eq!(tree_files(&bare).len(), 7);
+    let files = tree_files(&bare);
+    assert_eq!(files.len(), 7, "{files:?}");
     let log = git(
         &bare,
         &["log", "--format=%an <%ae>|%aI|%cn <%ce>|%cI|%B", "main"],
@@ -451,7 +452,7 @@ fn kill_9_at_random_moments_loses_nothing_and_leaves_a_sound_clone() {
         // Never a partial snapshot in a commit.
         if !committed.is_empty() {
             let files = git(&clone_git, &["ls-tree", "-r", "--name-only", "main"]);
-            assert_eq!(files.lines().count(), committed.len() * 7);
+            assert_eq!(files.lines().count(), committed.len() * 7, "{files}");
         }
     }
     eprintln!(
