@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the system packages the integration tests need for their local
-# smart-HTTP git server (tests/support/git_server.rs):
-#   nginx     - TLS + basic auth front end (run by the tests, never as a service)
+# Installs the system packages the integration tests (tests/it/) need:
+#   nginx     - TLS + basic auth front end of the local smart-HTTP git server
+#               (tests/it/support/git_server.rs; run by the tests, never as a service)
 #   fcgiwrap  - FastCGI -> CGI bridge for git-http-backend
 #   openssl   - generates the throw-away CA / server certificate and htpasswd hash
 #   git       - git client + git-http-backend
+#   sqlite3   - the sqlite3 CLI: the restore tests compare `.schema` output (they fail without it)
+#   openssh-client - ssh-keygen, for signing
 #
 # Only packages that are missing are installed; `apt-get update` runs only if
 # something is missing. Works as root (no sudo needed) or via sudo otherwise.
@@ -55,6 +57,12 @@ fi
 # CA bundle for the client side of git over https (harmless if already there).
 if ! pkg_installed ca-certificates; then
     missing+=(ca-certificates)
+fi
+if ! command -v sqlite3 >/dev/null 2>&1; then
+    missing+=(sqlite3)
+fi
+if ! command -v ssh-keygen >/dev/null 2>&1; then
+    missing+=(openssh-client)
 fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
@@ -125,7 +133,7 @@ if [ "$fcgiwrap_was_running" -eq 0 ]; then
     stop_daemon fcgiwrap /run/fcgiwrap.pid
 fi
 
-for bin in nginx fcgiwrap openssl git; do
+for bin in nginx fcgiwrap openssl git sqlite3 ssh-keygen; do
     if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ]; then
         log "ERROR: $bin still not found after install"
         exit 1

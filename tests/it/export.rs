@@ -1,10 +1,9 @@
 //! `export` end to end: the real binary on real Gitcord databases.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::testenv::{tree, Case, TestEnv};
+use crate::support::net::HeldPort;
+use crate::support::testenv::{set_key, tree, Case, TestEnv};
 
 /// Every conformance case, byte for byte, with the snapshot path on stdout.
 #[test]
@@ -140,7 +139,10 @@ fn without_run_id_and_at_a_fresh_uuid_and_now_are_used() {
     assert!(generated.ends_with("+00:00"));
 }
 
-fn export_basic(env: &TestEnv, change: impl FnOnce(&mut Vec<String>)) -> support::testenv::Run {
+fn export_basic(
+    env: &TestEnv,
+    change: impl FnOnce(&mut Vec<String>),
+) -> crate::support::testenv::Run {
     let case = Case::load("basic");
     let mut args = case.export_args();
     args.extend(["--out".into(), env.path("out").display().to_string()]);
@@ -420,7 +422,7 @@ fn roles_file_problems_are_named() {
     let run = export_basic(&env, |a| {
         set_flag(a, "--roles-file", bad.display().to_string())
     });
-    run.expect_error(65, &["roles.json", "line 1"]);
+    run.expect_error(65, &["roles.json", "is not a", "object"]);
     assert_nothing_written(&env);
 
     let run = export_basic(&env, |a| {
@@ -433,17 +435,15 @@ fn roles_file_problems_are_named() {
     run.expect_error(66, &["none.json"]);
     assert_nothing_written(&env);
 
-    // No roles file: the roles come from Discord, here a closed local port (never the internet).
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let config = std::fs::read_to_string(Case::load("basic").config())
-        .unwrap()
-        .replace(
-            "discord:\n",
-            &format!("discord:\n  api_base: \"http://{closed}/api/v10\"\n"),
-        );
+    // No roles file: the roles come from Discord, here a port held closed (never the internet).
+    let held = HeldPort::closed();
+    let closed = held.addr();
+    let config = set_key(
+        &Case::load("basic").config_text(),
+        "discord",
+        "api_base",
+        &format!("http://{closed}/api/v10"),
+    );
     let config = env.write("closed.yaml", config);
     let run = export_basic(&env, |a| {
         let i = a.iter().position(|x| x == "--roles-file").unwrap();

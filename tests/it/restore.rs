@@ -1,16 +1,16 @@
 //! `restore` end to end: real clones made by `push --no-push` from the conformance cases, the
 //! real binary restoring them, and `export` of the restored database compared byte for byte.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::git;
+use crate::support::host::Host;
+use crate::support::testenv::{tree, Case, Run};
 use gitcord_snapshot::publish::clone::{Author, DataRepo, SnapshotFiles};
 use gitcord_snapshot::snapshot::FILE_NAMES;
 use gitcord_snapshot::time;
 use rusqlite::{Connection, OpenFlags};
-use support::testenv::{tree, Case, Run, TestEnv};
 
 /// The files a restored database must give back exactly (contributors cannot be restored).
 const ROUND_TRIP: [&str; 6] = [
@@ -22,22 +22,16 @@ const ROUND_TRIP: [&str; 6] = [
     "notifications.json",
 ];
 
-/// A Gitcord host for one conformance case: its inputs copied into a scratch directory.
-struct Host {
-    env: TestEnv,
-    case: Case,
+/// What the restore tests do on a [`Host`] made with [`Host::for_case`].
+trait RestoreHost {
+    fn push_offline(&self, case: &Case, clone: &str);
+    fn restore(&self, clone: &str, snapshot: &str, to: &str) -> Run;
+    fn export(&self, case: &Case, db: &Path, out: &str) -> Vec<(String, Vec<u8>)>;
 }
 
-impl Host {
-    fn new(case: &str) -> Host {
-        let case = Case::load(case);
-        let env = TestEnv::new();
-        env.copy_case(&case, ".");
-        Host { env, case }
-    }
-
+impl RestoreHost for Host {
     /// `push --no-push` of `case`'s state (its run id and time) into clone `clone`.
-    fn push(&self, case: &Case, clone: &str) {
+    fn push_offline(&self, case: &Case, clone: &str) {
         let args = [
             "push",
             "--config",
@@ -129,18 +123,22 @@ fn schema(db: &Path) -> Vec<(String, String, String, Option<String>)> {
         .unwrap()
 }
 
-fn sqlite3_schema(db: &Path) -> Option<String> {
+/// `sqlite3 DB .schema`: Gitcord's own view of the schema. The `sqlite3` CLI is a test
+/// dependency (scripts/install-test-deps.sh installs it): missing, the test fails.
+fn sqlite3_schema(db: &Path) -> String {
     let out = std::process::Command::new("sqlite3")
         .arg(db)
         .arg(".schema")
         .output()
-        .ok()?;
+        .unwrap_or_else(|e| {
+            panic!("cannot run sqlite3 ({e}); run scripts/install-test-deps.sh to install it")
+        });
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Some(String::from_utf8(out.stdout).unwrap())
+    String::from_utf8(out.stdout).unwrap()
 }
 
 fn count(conn: &Connection, table: &str) -> i64 {
@@ -153,8 +151,8 @@ fn count(conn: &Connection, table: &str) -> i64 {
 #[test]
 fn restore_then_export_gives_the_snapshot_back_byte_for_byte() {
     for name in ["basic", "many", "unicode"] {
-        let host = Host::new(name);
-        host.push(&host.case, "clone");
+        let host = Host::for_case(name);
+        host.push_offline(&host.case, "clone");
         let run = host.restore("clone", "latest", "restored/state.db");
         run.expect_code(0);
         let db = host.env.path("restored/state.db");
@@ -184,13 +182,11 @@ fn restore_then_export_gives_the_snapshot_back_byte_for_byte() {
             schema(&host.case.state_db()),
             "{name}: sqlite_master"
         );
-        if let Some(restored) = sqlite3_schema(&db) {
-            assert_eq!(
-                Some(restored),
-                sqlite3_schema(&host.case.state_db()),
-                "{name}: .schema"
-            );
-        }
+        assert_eq!(
+            sqlite3_schema(&db),
+            sqlite3_schema(&host.case.state_db()),
+            "{name}: .schema"
+        );
         let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -208,8 +204,8 @@ fn restore_then_export_gives_the_snapshot_back_byte_for_byte() {
 
 #[test]
 fn restored_rows_look_as_gitcord_writes_them() {
-    let host = Host::new("unicode");
-    host.push(&host.case, "clone");
+    let host = Host::for_case("unicode");
+    host.push_offline(&host.case, "clone");
     host.restore("clone", "latest", "state2.db").expect_code(0);
     let conn =
         Connection::open_with_flags(host.env.path("state2.db"), OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -313,10 +309,10 @@ fn restored_rows_look_as_gitcord_writes_them() {
 
 #[test]
 fn latest_tilde_n_and_names_pick_older_snapshots() {
-    let host = Host::new("basic");
+    let host = Host::for_case("basic");
     let many = Case::load("many");
-    host.push(&host.case, "clone");
-    host.push(&many, "clone");
+    host.push_offline(&host.case, "clone");
+    host.push_offline(&many, "clone");
     // latest~1 is basic's snapshot (many's is newer).
     host.restore("clone", "latest~1", "previous.db")
         .expect_code(0);
@@ -336,8 +332,8 @@ fn latest_tilde_n_and_names_pick_older_snapshots() {
 
 #[test]
 fn an_existing_file_is_never_overwritten() {
-    let host = Host::new("basic");
-    host.push(&host.case, "clone");
+    let host = Host::for_case("basic");
+    host.push_offline(&host.case, "clone");
     let existing = host.env.write("keep/state.db", b"precious bytes");
     let run = host.restore("clone", "latest", "keep/state.db");
     run.expect_error(73, &["keep/state.db", "already exists"]);
@@ -356,8 +352,8 @@ fn an_existing_file_is_never_overwritten() {
 
 #[test]
 fn an_unknown_snapshot_is_refused_clearly() {
-    let host = Host::new("basic");
-    host.push(&host.case, "clone");
+    let host = Host::for_case("basic");
+    host.push_offline(&host.case, "clone");
     for spec in ["2099-01-01T00-00-00-deadbeef", "latest~1", "latest~x"] {
         let run = host.restore("clone", spec, "out/state.db");
         assert_ne!(run.code, 0);
@@ -410,8 +406,8 @@ fn edited(case: &Case, file: &str, edit: impl Fn(String) -> String) -> Files {
 
 #[test]
 fn a_malformed_snapshot_exits_65_naming_the_file_and_leaves_nothing() {
-    let host = Host::new("basic");
-    host.push(&host.case, "clone");
+    let host = Host::for_case("basic");
+    host.push_offline(&host.case, "clone");
     let clone = host.env.path("clone");
     let cases: Vec<(&str, Files, &[&str])> = vec![
         (
@@ -483,8 +479,8 @@ fn a_malformed_snapshot_exits_65_naming_the_file_and_leaves_nothing() {
 
 #[test]
 fn the_clone_is_not_changed_by_a_restore() {
-    let host = Host::new("basic");
-    host.push(&host.case, "clone");
+    let host = Host::for_case("basic");
+    host.push_offline(&host.case, "clone");
     let before = tree(&host.env.path("clone"));
     host.restore("clone", "latest", "state.restored.db")
         .expect_code(0);
@@ -494,15 +490,13 @@ fn the_clone_is_not_changed_by_a_restore() {
 /// When the host lost the clone too: a bare clone of the data repository is all restore needs.
 #[test]
 fn a_fresh_bare_clone_of_the_data_repository_works() {
-    let host = Host::new("basic");
-    host.push(&host.case, "clone");
+    let host = Host::for_case("basic");
+    host.push_offline(&host.case, "clone");
     let fresh: PathBuf = host.env.path("fresh/.git");
-    let out = std::process::Command::new("git")
+    let out = git::command()
         .args(["clone", "--quiet", "--bare"])
         .arg(host.env.path("clone/.git"))
         .arg(&fresh)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .output()
         .unwrap();
     assert!(

@@ -1,13 +1,12 @@
 //! Roles from Discord's REST API, end to end: the real binary against a stand-in Discord on
 //! 127.0.0.1. No test here reaches the internet.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use support::discord_stub::{DiscordStub, Fault, Guild, API_PREFIX};
-use support::testenv::{tree, Case, Run, TestEnv};
+use crate::support::discord_stub::{DiscordStub, Fault, Guild, API_PREFIX};
+use crate::support::net::HeldPort;
+use crate::support::testenv::{set_key, tree, Case, Run, TestEnv};
 
 const TOKEN: &str = "stub.Bot-Token_0123456789";
 const GUILD: &str = "000000000000000000";
@@ -125,10 +124,8 @@ fn write_config(env: &TestEnv, api_base: &str, extra: &str) -> std::path::PathBu
     let config = std::fs::read_to_string(case.config()).unwrap();
     let from = "  token: \"discord_conformance_not_a_real_token\"\n";
     assert!(config.contains(from));
-    let config = config.replace(
-        from,
-        &format!("  token: \"${{DISCORD_TOKEN}}\"\n  api_base: \"{api_base}\"\n"),
-    ) + extra;
+    let config = config.replace(from, "  token: \"${DISCORD_TOKEN}\"\n");
+    let config = set_key(&config, "discord", "api_base", api_base) + extra;
     env.write("gitcord.yaml", config)
 }
 
@@ -287,11 +284,9 @@ fn an_unknown_guild_or_a_malformed_answer_exits_69() {
 
 #[test]
 fn an_unreachable_api_exits_69() {
-    // A port that was free a moment ago: nothing listens there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // A port held closed for the test's life: connections are refused, nobody else can take it.
+    let held = HeldPort::closed();
+    let closed = held.addr();
     let env = TestEnv::new();
     let config = write_config(&env, &format!("http://{closed}/api/v10"), "");
     let run = export(&env, &config, TOKEN);

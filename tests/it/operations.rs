@@ -1,118 +1,19 @@
 //! `status`, `prune`, `push --skip-unchanged` and `push --metrics-file`, end to end against
 //! real clones and a real TLS git server.
 
-mod support;
-
-use std::path::Path;
-
-use support::git_server::{GitServer, Mode};
-use support::testenv::{Case, Run, TestEnv};
-
-const TOKEN_VAR: &str = "GITCORD_SNAPSHOT_TEST_TOKEN";
-
-/// A Gitcord host with the `basic` case's state, pushing to `remote`.
-struct Host {
-    env: TestEnv,
-    vars: Vec<(&'static str, String)>,
-}
-
-impl Host {
-    fn new(remote: &str, extra_config: &str, vars: Vec<(&'static str, String)>) -> Host {
-        let case = Case::load("basic");
-        let env = TestEnv::new();
-        env.copy_case(&case, ".");
-        let config = std::fs::read_to_string(case.config()).unwrap()
-            + &format!("  remote_url: \"{remote}\"\n  token: \"${{{TOKEN_VAR}}}\"\n  clone_dir: \"clone\"\n{extra_config}");
-        env.write("config.yaml", config);
-        Host { env, vars }
-    }
-
-    fn local(extra_config: &str) -> (Host, TestEnv) {
-        let remote = TestEnv::new();
-        git2::Repository::init_bare(remote.path("data.git")).unwrap();
-        let host = Host::new(
-            &remote.path("data.git").display().to_string(),
-            extra_config,
-            vec![],
-        );
-        (host, remote)
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        let env: Vec<(&str, Option<&str>)> = self
-            .vars
-            .iter()
-            .map(|(k, v)| (*k, Some(v.as_str())))
-            .collect();
-        self.env.run_with(args, &env)
-    }
-
-    /// `push` of snapshot `n`: n hours after the basic case's time, its own run id.
-    fn push(&self, n: u32, extra: &[&str]) -> Run {
-        let at = (chrono::DateTime::parse_from_rfc3339("2024-01-31T12:00:00+00:00").unwrap()
-            + chrono::Duration::hours(n.into()))
-        .to_rfc3339();
-        let run_id = format!("{n:08x}-0000-4000-8000-000000000000");
-        let mut args = vec![
-            "push",
-            "--config",
-            "config.yaml",
-            "--roles-file",
-            "roles.json",
-            "--run-id",
-            &run_id,
-            "--at",
-            &at,
-        ];
-        args.extend(extra);
-        self.run(&args)
-    }
-}
-
-fn name(n: u32) -> String {
-    let t = chrono::DateTime::parse_from_rfc3339("2024-01-31T12:00:00+00:00").unwrap()
-        + chrono::Duration::hours(n.into());
-    format!("{}-{n:08x}", t.format("%Y-%m-%dT%H-%M-%S"))
-}
-
-fn git(git_dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn snapshot_dirs(git_dir: &Path) -> Vec<String> {
-    git(git_dir, &["ls-tree", "--name-only", "main", "snapshots/"])
-        .lines()
-        .map(|l| l.trim_start_matches("snapshots/").to_owned())
-        .collect()
-}
+use crate::support::git::{git, snapshot_dirs};
+use crate::support::git_server::{GitServer, Mode};
+use crate::support::host::{dir_name as name, Host};
 
 #[test]
 fn status_reports_queue_newest_snapshots_last_push_and_lock() {
     let mut server = GitServer::start();
     server.create_bare_repo("data");
-    let host = Host::new(
-        &server.url("data"),
-        "",
-        vec![
-            (TOKEN_VAR, server.token().to_owned()),
-            ("SSL_CERT_FILE", server.ca_file().display().to_string()),
-        ],
-    );
-    host.push(0, &[]).expect_code(0);
+    let host = Host::for_server(&server, "data");
+    host.push("clone", 0, &[]).expect_code(0);
     server.stop();
-    host.push(1, &[]).expect_code(75);
-    host.push(2, &[]).expect_code(75);
+    host.push("clone", 1, &[]).expect_code(75);
+    host.push("clone", 2, &[]).expect_code(75);
 
     let run = host.run(&["status", "--config", "config.yaml", "--json"]);
     run.expect_code(0);
@@ -157,7 +58,7 @@ fn status_reports_queue_newest_snapshots_last_push_and_lock() {
     lock.unlock().unwrap();
 
     server.restart();
-    host.push(3, &[]).expect_code(0);
+    host.push("clone", 3, &[]).expect_code(0);
     let s: serde_json::Value = serde_json::from_str(
         &host
             .run(&["status", "--config", "config.yaml", "--json"])
@@ -172,7 +73,7 @@ fn status_reports_queue_newest_snapshots_last_push_and_lock() {
 
 #[test]
 fn status_of_a_missing_clone_is_a_clear_error() {
-    let (host, _remote) = Host::local("");
+    let host = Host::local();
     host.run(&["status", "--config", "config.yaml"])
         .expect_error(66, &["does not exist", "run push first"]);
     host.env.write("clone/stray.txt", "not a clone");
@@ -182,10 +83,10 @@ fn status_of_a_missing_clone_is_a_clear_error() {
 
 #[test]
 fn skip_unchanged_makes_no_commit_until_the_data_changes() {
-    let (host, remote) = Host::local("");
-    let bare = remote.path("data.git");
-    host.push(0, &[]).expect_code(0);
-    let run = host.push(1, &["--skip-unchanged"]);
+    let host = Host::local();
+    let bare = host.remote_git_dir();
+    host.push("clone", 0, &[]).expect_code(0);
+    let run = host.push("clone", 1, &["--skip-unchanged"]);
     run.expect_code(0);
     assert!(
         run.stdout
@@ -195,24 +96,24 @@ fn skip_unchanged_makes_no_commit_until_the_data_changes() {
     );
     assert_eq!(snapshot_dirs(&bare), [name(0)]);
     // Without the flag a snapshot is made as usual.
-    host.push(2, &[]).expect_code(0);
+    host.push("clone", 2, &[]).expect_code(0);
     // A change in the data (a new verified identity) makes a new snapshot even with the flag.
     rusqlite::Connection::open(host.env.path("state.db"))
         .unwrap()
         .execute_batch("UPDATE identity_links SET verified = 1 WHERE github_user = 'mallory'")
         .unwrap();
-    host.push(3, &["--skip-unchanged"]).expect_code(0);
+    host.push("clone", 3, &["--skip-unchanged"]).expect_code(0);
     assert_eq!(snapshot_dirs(&bare), [name(0), name(2), name(3)]);
     // A skipped run still drains an older queue, and says so in the audit log.
     let remote_url = bare.display().to_string();
-    std::fs::rename(&bare, remote.path("away.git")).unwrap();
+    std::fs::rename(&bare, host.remote.as_ref().unwrap().path("away.git")).unwrap();
     rusqlite::Connection::open(host.env.path("state.db"))
         .unwrap()
         .execute_batch("UPDATE scores SET points = points + 1 WHERE github_user = 'alice'")
         .unwrap();
-    host.push(5, &[]).expect_code(75);
-    std::fs::rename(remote.path("away.git"), &bare).unwrap();
-    let run = host.push(6, &["--skip-unchanged"]);
+    host.push("clone", 5, &[]).expect_code(75);
+    std::fs::rename(host.remote.as_ref().unwrap().path("away.git"), &bare).unwrap();
+    let run = host.push("clone", 6, &["--skip-unchanged"]);
     run.expect_code(0);
     assert!(
         run.stdout.contains("nothing changed")
@@ -232,7 +133,7 @@ fn skip_unchanged_makes_no_commit_until_the_data_changes() {
     let config =
         std::fs::read_to_string(host.env.path("config.yaml")).unwrap() + "  skip_unchanged: true\n";
     host.env.write("config.yaml", config);
-    host.push(7, &[]).expect_code(0);
+    host.push("clone", 7, &[]).expect_code(0);
     assert_eq!(snapshot_dirs(&bare).len(), 4);
 }
 
@@ -240,14 +141,8 @@ fn skip_unchanged_makes_no_commit_until_the_data_changes() {
 fn metrics_describe_each_run_including_failures() {
     let server = GitServer::start();
     server.create_bare_repo("data");
-    let host = Host::new(
-        &server.url("data"),
-        "  metrics_file: \"metrics/gitcord.prom\"\n",
-        vec![
-            (TOKEN_VAR, server.token().to_owned()),
-            ("SSL_CERT_FILE", server.ca_file().display().to_string()),
-        ],
-    );
+    let host = Host::for_server(&server, "data");
+    host.add_config("  metrics_file: \"metrics/gitcord.prom\"\n");
     std::fs::create_dir_all(host.env.path("metrics")).unwrap();
     let metric = |name: &str| -> f64 {
         let text = std::fs::read_to_string(host.env.path("metrics/gitcord.prom")).unwrap();
@@ -257,7 +152,7 @@ fn metrics_describe_each_run_including_failures() {
             .unwrap();
         line.rsplit(' ').next().unwrap().parse().unwrap()
     };
-    host.push(0, &[]).expect_code(0);
+    host.push("clone", 0, &[]).expect_code(0);
     assert_eq!(metric("queued_commits"), 0.0);
     assert_eq!(metric("last_run_exit_code"), 0.0);
     let pushed_at = metric("last_push_success_timestamp_seconds");
@@ -265,8 +160,8 @@ fn metrics_describe_each_run_including_failures() {
     assert!(metric("last_run_snapshot_bytes") > 1000.0);
 
     server.set_mode(Mode::Unavailable503);
-    host.push(1, &[]).expect_code(75);
-    host.push(2, &[]).expect_code(75);
+    host.push("clone", 1, &[]).expect_code(75);
+    host.push("clone", 2, &[]).expect_code(75);
     assert_eq!(metric("queued_commits"), 2.0);
     assert_eq!(metric("last_run_exit_code"), 75.0);
     assert_eq!(
@@ -279,7 +174,7 @@ fn metrics_describe_each_run_including_failures() {
 
     // The flag overrides the config key.
     server.set_mode(Mode::Normal);
-    host.push(3, &["--metrics-file", "other.prom"])
+    host.push("clone", 3, &["--metrics-file", "other.prom"])
         .expect_code(0);
     assert!(std::fs::read_to_string(host.env.path("other.prom"))
         .unwrap()
@@ -307,10 +202,10 @@ fn metrics_describe_each_run_including_failures() {
 
 #[test]
 fn prune_removes_from_the_tip_keeps_history_and_dry_run_changes_nothing() {
-    let (host, remote) = Host::local("");
-    let bare = remote.path("data.git");
+    let host = Host::local();
+    let bare = host.remote_git_dir();
     for n in 0..6 {
-        host.push(n, &[]).expect_code(0);
+        host.push("clone", n, &[]).expect_code(0);
     }
     let before = git(&bare, &["rev-parse", "main"]);
 
@@ -378,14 +273,14 @@ fn prune_removes_from_the_tip_keeps_history_and_dry_run_changes_nothing() {
         6 * 7
     );
     // Later snapshots go on top as usual.
-    host.push(6, &[]).expect_code(0);
+    host.push("clone", 6, &[]).expect_code(0);
     assert_eq!(snapshot_dirs(&bare), [name(3), name(4), name(5), name(6)]);
 }
 
 #[test]
 fn prune_without_rules_is_refused() {
-    let (host, _remote) = Host::local("");
-    host.push(0, &[]).expect_code(0);
+    let host = Host::local();
+    host.push("clone", 0, &[]).expect_code(0);
     host.run(&["prune", "--config", "config.yaml"])
         .expect_error(64, &["--keep-"]);
     host.run(&["prune", "--config", "config.yaml", "--keep-within", "3w"])

@@ -1,205 +1,14 @@
 //! `push` end to end: the real binary, a real TLS smart-HTTP git server with basic auth, real
 //! clones. Assertions are on exit codes, bytes and the state of the remote.
 
-mod support;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use support::git_server::{GitServer, Mode};
-use support::testenv::{tree, Case, Run, TestEnv};
-
-const TOKEN_VAR: &str = "GITCORD_SNAPSHOT_TEST_TOKEN";
-
-/// A Gitcord host: the `basic` case's state and roles, a config pointing at `remote`.
-struct Host {
-    env: TestEnv,
-    case: Case,
-    token: String,
-    ca: Option<PathBuf>,
-}
-
-impl Host {
-    fn new(remote: &str, token: &str, ca: Option<PathBuf>) -> Host {
-        let case = Case::load("basic");
-        let env = TestEnv::new();
-        env.copy_case(&case, ".");
-        let config = std::fs::read_to_string(case.config()).unwrap()
-            + &format!("  remote_url: \"{remote}\"\n  token: \"${{{TOKEN_VAR}}}\"\n");
-        env.write("config.yaml", config);
-        Host {
-            env,
-            case,
-            token: token.to_owned(),
-            ca,
-        }
-    }
-
-    fn for_server(server: &GitServer, repo: &str) -> Host {
-        Host::new(&server.url(repo), server.token(), Some(server.ca_file()))
-    }
-
-    /// `push` of the conformance case itself (its run id and time) into clone `clone`.
-    fn push_case(&self, clone: &str) -> Run {
-        let mut args = self.args(clone, 0, &[]);
-        let i = args.iter().position(|a| a == "--run-id").unwrap();
-        args[i + 1] = self.case.run_id.clone();
-        let env = self.env_vars();
-        let env: Vec<(&str, Option<&str>)> =
-            env.iter().map(|(k, v)| (*k, Some(v.as_str()))).collect();
-        self.env.run_with(&args, &env)
-    }
-
-    /// `push` of snapshot number `n` (its own run id and time) into clone `clone`.
-    fn push(&self, clone: &str, n: u32, extra: &[&str]) -> Run {
-        let args = self.args(clone, n, extra);
-        let env = self.env_vars();
-        let env: Vec<(&str, Option<&str>)> =
-            env.iter().map(|(k, v)| (*k, Some(v.as_str()))).collect();
-        self.env.run_with(&args, &env)
-    }
-
-    /// `push` of snapshot `n`, started but not waited for, with the host's environment.
-    fn command(&self, clone: &str, n: u32) -> std::process::Command {
-        let mut cmd = self.env.command(self.args(clone, n, &[]));
-        for (k, v) in self.env_vars() {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-
-    fn args(&self, clone: &str, n: u32, extra: &[&str]) -> Vec<String> {
-        let mut args: Vec<String> = vec![
-            "push".into(),
-            "--config".into(),
-            "config.yaml".into(),
-            "--roles-file".into(),
-            "roles.json".into(),
-            "--clone-dir".into(),
-            clone.into(),
-            "--run-id".into(),
-            run_id(n),
-            "--at".into(),
-            at(n),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
-    }
-
-    fn env_vars(&self) -> Vec<(&'static str, String)> {
-        let mut vars = vec![(TOKEN_VAR, self.token.clone())];
-        if let Some(ca) = &self.ca {
-            vars.push(("SSL_CERT_FILE", ca.display().to_string()));
-        }
-        vars
-    }
-
-    fn clone_path(&self, clone: &str) -> PathBuf {
-        self.env.path(clone)
-    }
-
-    fn audit(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.env.path("audit_events.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-fn run_id(n: u32) -> String {
-    format!("{n:08x}-0000-4000-8000-000000000000")
-}
-
-/// `at(n)` as git prints an author date in UTC.
-fn git_time(n: u32) -> String {
-    chrono::DateTime::parse_from_rfc3339(&at(n))
-        .unwrap()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
-/// Snapshot `n` is taken n hours after the `basic` case's time.
-fn at(n: u32) -> String {
-    let t = chrono::DateTime::parse_from_rfc3339("2024-01-31T12:00:00+00:00").unwrap()
-        + chrono::Duration::hours(n.into());
-    t.to_rfc3339()
-}
-
-fn dir_name(n: u32) -> String {
-    let t = chrono::DateTime::parse_from_rfc3339(&at(n)).unwrap();
-    format!("{}-{:08x}", t.format("%Y-%m-%dT%H-%M-%S"), n)
-}
-
-/// `git` with no user or system config, on a git directory.
-fn git(git_dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Snapshot directory names on `main` of a bare repository, oldest commit first, and
-/// whether the history is linear.
-fn history(git_dir: &Path) -> (Vec<String>, bool) {
-    let log = git(git_dir, &["log", "--reverse", "--format=%P|%s", "main"]);
-    let mut names = Vec::new();
-    let mut linear = true;
-    for line in log.lines() {
-        let (parents, subject) = line.split_once('|').unwrap();
-        linear &= parents.split_whitespace().count() <= 1;
-        // "Gitcord snapshot: <stamp> (run: <8>)"
-        let stamp = subject
-            .split(": ")
-            .nth(1)
-            .unwrap()
-            .split(' ')
-            .next()
-            .unwrap();
-        let run = subject
-            .rsplit("run: ")
-            .next()
-            .unwrap()
-            .trim_end_matches(')');
-        names.push(format!("{stamp}-{run}"));
-    }
-    (names, linear)
-}
-
-fn remote_tree_files(git_dir: &Path) -> Vec<String> {
-    git(git_dir, &["ls-tree", "-r", "--name-only", "main"])
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn fsck(git_dir: &Path) {
-    let out = std::process::Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(["fsck", "--strict", "--no-dangling"])
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "fsck {}: {}",
-        git_dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use crate::support::git::{fsck, git, history, tree_files};
+use crate::support::git_server::{GitServer, Mode};
+use crate::support::host::{dir_name, git_time, Host, TOKEN_VAR};
+use crate::support::testenv::{remove_key, set_key, tree, Case, ChildGuard, TestEnv};
 
 /// Every file below `dir` (the clone, the host directory), searched for `needle`.
 fn assert_nowhere(dir: &Path, needle: &str) {
@@ -226,7 +35,8 @@ fn first_push_into_an_empty_repository_publishes_the_exact_files() {
         let got = git(&bare, &["show", &format!("main:{path}")]);
         assert_eq!(got.as_bytes(), &bytes[..], "{path}");
     }
-    assert_eq!(remote_tree_files(&bare).len(), 7);
+    let files = tree_files(&bare);
+    assert_eq!(files.len(), 7, "{files:?}");
     let log = git(
         &bare,
         &["log", "--format=%an <%ae>|%aI|%cn <%ce>|%cI|%B", "main"],
@@ -440,7 +250,13 @@ fn another_writer_moved_the_remote_so_queued_commits_are_replayed_linearly() {
     // Meanwhile B publishes snapshot 2.
     b.push("clone", 2, &[]).expect_code(0);
     // A's next run fetches, replays 1 onto 2, then adds 3.
-    a.push("clone", 3, &[]).expect_code(0);
+    let run = a.push("clone", 3, &["-v"]);
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("replaying queued snapshots"),
+        "the run must have replayed: {}",
+        run.stderr
+    );
     let (names, linear) = history(&bare);
     assert!(linear, "no merge commits");
     assert_eq!(names, [dir_name(0), dir_name(2), dir_name(1), dir_name(3)]);
@@ -451,7 +267,7 @@ fn another_writer_moved_the_remote_so_queued_commits_are_replayed_linearly() {
         format!("{t1} {t1}"),
         "a replayed commit keeps its times"
     );
-    assert_eq!(remote_tree_files(&bare).len(), 4 * 7);
+    assert_eq!(tree_files(&bare).len(), 4 * 7);
     fsck(&bare);
 }
 
@@ -464,28 +280,33 @@ fn two_clones_pushing_at_once_land_every_snapshot() {
         Host::for_server(&server, "data"),
     ];
     let mut n = 0;
+    let mut replays = 0;
     for _round in 0..3 {
-        let children: Vec<_> = hosts
+        let children: Vec<ChildGuard> = hosts
             .iter()
             .map(|h| {
                 n += 1;
-                h.command("clone", n)
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
+                ChildGuard::spawn(
+                    h.command("clone", n, &["-v"])
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped()),
+                )
             })
             .collect();
         for child in children {
-            let out = child.wait_with_output().unwrap();
-            assert_eq!(
-                out.status.code(),
-                Some(0),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let out = child.wait_with_output();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "{stderr}");
+            replays += stderr.matches("replaying queued snapshots").count();
         }
     }
+    // The premise: the clones really raced for the remote. Whichever clone pushed first in a
+    // round has not seen the other's push of that round, so each later round makes at least one
+    // of them find the remote moved and replay (the first round may, too).
+    assert!(
+        replays >= 2,
+        "only {replays} replay(s): the clones never found the remote moved"
+    );
     let (mut names, linear) = history(&bare);
     assert!(linear);
     names.sort();
@@ -496,26 +317,54 @@ fn two_clones_pushing_at_once_land_every_snapshot() {
 
 #[test]
 fn overlapping_runs_on_one_clone_take_turns() {
-    let remote = TestEnv::new();
-    let bare = remote.path("data.git");
-    git2::Repository::init_bare(&bare).unwrap();
-    let host = Host::new(&bare.display().to_string(), "unused", None);
-    let children: Vec<_> = (1..=3)
+    let host = Host::local();
+    let bare = host.remote_git_dir();
+    // Another run holds the clone's lock (a fresh clone directory holds nothing else yet) while
+    // three runs start, so all three overlap it and each other and must wait their turn.
+    host.env.write("clone/.gitcord-snapshot.lock", "");
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(host.clone_path("clone").join(".gitcord-snapshot.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let logs: Vec<_> = (1..=3)
+        .map(|n| host.env.path(&format!("run{n}.log")))
+        .collect();
+    let children: Vec<ChildGuard> = (1..=3)
         .map(|n| {
-            host.command("clone", n)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            let log = std::fs::File::create(&logs[n as usize - 1]).unwrap();
+            ChildGuard::spawn(
+                host.command("clone", n, &["-v"])
+                    .stdout(Stdio::piped())
+                    .stderr(log),
+            )
         })
         .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
+    let waited = |log: &Path| {
+        std::fs::read_to_string(log)
+            .unwrap()
+            .contains("waiting for another run to release")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !logs.iter().all(|l| waited(l)) {
+        assert!(
+            Instant::now() < deadline,
+            "not all three runs reached the lock: {:?}",
+            logs.iter()
+                .map(|l| std::fs::read_to_string(l).unwrap())
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    lock.unlock().unwrap();
+    drop(lock);
+    for (child, log) in children.into_iter().zip(&logs) {
+        let out = child.wait_with_output();
         assert_eq!(
             out.status.code(),
             Some(0),
             "{}",
-            String::from_utf8_lossy(&out.stderr)
+            std::fs::read_to_string(log).unwrap()
         );
     }
     let (mut names, linear) = history(&bare);
@@ -537,12 +386,20 @@ fn overlapping_runs_on_one_clone_take_turns() {
 
 #[test]
 fn kill_9_at_random_moments_loses_nothing_and_leaves_a_sound_clone() {
+    use std::os::unix::process::ExitStatusExt;
     // The remote is a real server: as in production, another process writes it, so a kill of
     // ours can interrupt our side of a push but never leave the remote half-updated.
     let server = GitServer::start();
     let bare = server.create_bare_repo("data");
     let host = Host::for_server(&server, "data");
     let clone_git = host.clone_path("clone").join(".git");
+    // How long a whole run takes here (another repository, so this clone starts empty): kills
+    // are spread over that span, so they land all through a run.
+    server.create_bare_repo("probe");
+    let probe = Host::for_server(&server, "probe");
+    let started = Instant::now();
+    probe.push("clone", 0, &[]).expect_code(0);
+    let span = started.elapsed().as_micros().max(20_000) as u64 * 6 / 5;
     let mut committed: Vec<String> = Vec::new();
     // A new seed each run explores new kill moments; it is printed so a failure can be replayed.
     let mut seed: u64 = std::env::var("KILL_SEED")
@@ -555,30 +412,38 @@ fn kill_9_at_random_moments_loses_nothing_and_leaves_a_sound_clone() {
                 .as_nanos() as u64
                 | 1
         });
-    eprintln!("kill test seed: KILL_SEED={seed}");
-    for n in 1..=24u32 {
+    eprintln!("kill test seed: KILL_SEED={seed} (kills spread over {span} us)");
+    // A kill counts when it landed in a running process (the process died of SIGKILL, not of
+    // its own exit) once the clone existed, so the checks below saw what it left behind.
+    const WANT_KILLS: u32 = 12;
+    let mut landed = 0;
+    let mut n = 0;
+    while landed < WANT_KILLS && n < 80 {
+        n += 1;
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let delay = Duration::from_micros(seed % 90_000);
-        let mut child = host
-            .command("clone", n)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let delay = Duration::from_micros(seed % span);
+        let mut child = ChildGuard::spawn(
+            host.command("clone", n, &[])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
         std::thread::sleep(delay);
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
+        let _ = child.child().kill(); // SIGKILL
+        let status = child.child().wait().unwrap();
         if !clone_git.exists() {
             continue; // killed before the clone existed
+        }
+        if status.signal() == Some(libc::SIGKILL) {
+            landed += 1;
         }
         assert!(
             clone_git.join("HEAD").is_file(),
             "a half-initialised .git after a kill"
         );
         // Whatever was committed before stays committed.
-        let now: Vec<String> = history_of_clone(&clone_git);
+        let now: Vec<String> = history(&clone_git).0;
         assert!(
             now.starts_with(&committed) || is_subsequence(&committed, &now),
             "lost commits: had {committed:?}, now {now:?}"
@@ -587,9 +452,21 @@ fn kill_9_at_random_moments_loses_nothing_and_leaves_a_sound_clone() {
         // Never a partial snapshot in a commit.
         if !committed.is_empty() {
             let files = git(&clone_git, &["ls-tree", "-r", "--name-only", "main"]);
-            assert_eq!(files.lines().count(), committed.len() * 7);
+            assert_eq!(files.lines().count(), committed.len() * 7, "{files}");
         }
     }
+    eprintln!(
+        "kill test: {landed} kills landed in {n} runs, {} snapshot(s) committed",
+        committed.len()
+    );
+    assert!(
+        landed >= WANT_KILLS,
+        "only {landed} of {n} kills landed in a running push after the clone existed"
+    );
+    assert!(
+        !committed.is_empty(),
+        "no run got as far as a commit: the kills never tested keeping one"
+    );
     // The next run recovers on its own and pushes everything.
     host.push("clone", 100, &[]).expect_code(0);
     fsck(&clone_git);
@@ -603,19 +480,6 @@ fn kill_9_at_random_moments_loses_nothing_and_leaves_a_sound_clone() {
     assert_eq!(names.last().unwrap(), &dir_name(100));
 }
 
-fn history_of_clone(git_dir: &Path) -> Vec<String> {
-    let out = std::process::Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(["rev-parse", "--verify", "-q", "main"])
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        return Vec::new();
-    }
-    history(git_dir).0
-}
-
 fn is_subsequence(small: &[String], big: &[String]) -> bool {
     let mut it = big.iter();
     small.iter().all(|s| it.any(|b| b == s))
@@ -626,20 +490,35 @@ fn offline_without_a_remote_creates_a_local_repository() {
     let case = Case::load("basic");
     let env = TestEnv::new();
     env.copy_case(&case, ".");
-    let run = env.run([
-        "push",
-        "--config",
-        "config.yaml",
-        "--roles-file",
-        "roles.json",
-        "--clone-dir",
-        "local",
-        "--no-push",
-        "--run-id",
-        &case.run_id,
-        "--at",
-        &case.at,
-    ]);
+    // No remote_url: the default, on github.com, is derived from repo_path. The only token is
+    // an unset variable, so a run that wrongly went online would stop at the token (exit 78)
+    // before contacting anything, and could not send a token.
+    const UNSET: &str = "GITCORD_SNAPSHOT_TEST_UNSET_TOKEN";
+    let config = std::fs::read_to_string(env.path("config.yaml")).unwrap();
+    let config = remove_key(&config, "snapshots", "remote_url");
+    let config = set_key(&config, "github", "token", &format!("${{{UNSET}}}"));
+    assert!(
+        !config.contains("remote_url") && !config.contains("ghp_"),
+        "{config}"
+    );
+    env.write("config.yaml", config);
+    let run = env.run_with(
+        [
+            "push",
+            "--config",
+            "config.yaml",
+            "--roles-file",
+            "roles.json",
+            "--clone-dir",
+            "local",
+            "--no-push",
+            "--run-id",
+            &case.run_id,
+            "--at",
+            &case.at,
+        ],
+        &[(UNSET, None)],
+    );
     run.expect_code(0);
     assert!(
         run.stdout.contains("not pushed, 1 commit(s) queued"),
@@ -785,10 +664,8 @@ fn without_a_configured_branch_the_remotes_default_is_used_even_after_an_offline
 
 #[test]
 fn leftovers_of_a_killed_run_are_cleaned_up_by_the_next() {
-    let remote = TestEnv::new();
-    let bare = remote.path("data.git");
-    git2::Repository::init_bare(&bare).unwrap();
-    let host = Host::new(&bare.display().to_string(), "unused", None);
+    let host = Host::local();
+    let bare = host.remote_git_dir();
     // Killed while initialising: a half-built .git under its temporary name.
     host.env.write("clone/.git.init-x1y2z3/objects/info/x", "");
     host.env.write("clone/.gitcord-snapshot.lock", "");

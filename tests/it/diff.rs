@@ -1,9 +1,8 @@
 //! `diff` end to end: the real binary on a clone holding two real snapshots, built with
 //! `push --no-push` from the `basic` case's state before and after a day of Gitcord activity.
 
-mod support;
-
-use support::testenv::{Case, Run, TestEnv};
+use crate::support::host::{at, run_id};
+use crate::support::testenv::{Case, Run, TestEnv};
 
 const A: &str = "2024-01-31T12-00-00-00000001";
 const B: &str = "2024-01-31T13-00-00-00000002";
@@ -53,9 +52,9 @@ fn push(env: &TestEnv, n: u32, roles: &str) -> Run {
         "--clone-dir",
         "clone",
         "--run-id",
-        &format!("{n:08x}-0000-4000-8000-000000000000"),
+        &run_id(n),
         "--at",
-        &format!("2024-01-31T{:02}:00:00+00:00", 11 + n),
+        &at(n - 1),
         "--no-push",
     ])
 }

@@ -2,12 +2,11 @@
 //! tampered with directly in the clone's bare repository. Assertions are on exit codes and
 //! exact output.
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::host::{at, dir_name, run_id};
+use crate::support::testenv::{Case, Run, TestEnv};
 use git2::{Index, IndexEntry, IndexTime, Repository, Signature, Time};
-use support::testenv::{Case, Run, TestEnv};
 
 const CLONE: &str = "clone";
 const SUMMARY_ERROR: &str = "gitcord-snapshot: error: verify found";
@@ -35,22 +34,6 @@ fn host_with_snapshots(n: u32) -> TestEnv {
         run.expect_code(0);
     }
     env
-}
-
-fn run_id(n: u32) -> String {
-    format!("{n:08x}-0000-4000-8000-000000000000")
-}
-
-/// Snapshot `n` is taken n hours after the `basic` case's time.
-fn at(n: u32) -> String {
-    let t = chrono::DateTime::parse_from_rfc3339("2024-01-31T12:00:00+00:00").unwrap()
-        + chrono::Duration::hours(n.into());
-    t.to_rfc3339()
-}
-
-fn dir_name(n: u32) -> String {
-    let t = chrono::DateTime::parse_from_rfc3339(&at(n)).unwrap();
-    format!("{}-{:08x}", t.format("%Y-%m-%dT%H-%M-%S"), n)
 }
 
 fn verify(env: &TestEnv, extra: &[&str]) -> Run {

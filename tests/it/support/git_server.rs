@@ -5,10 +5,6 @@
 //! sockets, repositories) inside a private `TempDir`. Every `GitServer` is fully
 //! independent, so tests may run in parallel threads.
 //!
-//! Include it from a test crate with
-//! `#[path = "support/git_server.rs"] mod git_server;`
-//! (or as `mod git_server;` inside a `tests/support/mod.rs`).
-//!
 //! Needs `nginx`, `fcgiwrap`, `openssl` and `git` (with `git-http-backend`):
 //! run `scripts/install-test-deps.sh` first.
 //!
@@ -21,13 +17,16 @@
 //!   environment; each request forks one `git-http-backend`.
 //! * A tiny `sh` watchdog per server kills nginx and fcgiwrap if the test
 //!   process dies without running `Drop` (e.g. killed by a timeout).
-
-#![allow(dead_code)]
+//! * The port is never freed while the server lives: a [`HeldPort`] (bound with
+//!   `SO_REUSEPORT`, never listening) owns it, and nginx listens on it with
+//!   `reuseport`. [`GitServer::stop`] therefore leaves a port that refuses
+//!   connections and that no parallel test can take, and
+//!   [`GitServer::restart`] listens on it again without any race.
 
 use std::ffi::OsString;
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -35,6 +34,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+use super::git;
+use super::net::HeldPort;
 
 /// The basic-auth user name the server accepts (GitHub-style token auth).
 pub const USERNAME: &str = "x-access-token";
@@ -104,6 +106,8 @@ struct Procs {
 pub struct GitServer {
     procs: Option<Procs>,
     port: u16,
+    /// Owns the port for the server's whole life (see the module notes).
+    held: HeldPort,
     token: String,
     tools: Tools,
     // Last field: dropped after the processes are gone.
@@ -135,14 +139,16 @@ impl GitServer {
         make_certificates(&tools.openssl, &root);
         write_htpasswd(&tools.openssl, &root, &token);
 
+        let held = HeldPort::shareable();
         let mut server = GitServer {
             procs: None,
-            port: 0,
+            port: held.port(),
+            held,
             token,
             tools,
             dir,
         };
-        server.launch(None);
+        server.launch();
         server
     }
 
@@ -153,11 +159,6 @@ impl GitServer {
             self.port,
             strip_git(name)
         )
-    }
-
-    /// `https://127.0.0.1:PORT` (no trailing slash).
-    pub fn base_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -173,10 +174,6 @@ impl GitServer {
     /// The password (token) accepted for user [`USERNAME`].
     pub fn token(&self) -> &str {
         &self.token
-    }
-
-    pub fn username(&self) -> &'static str {
-        USERNAME
     }
 
     /// The server's private temp dir (certificates, logs, repos, ...).
@@ -278,7 +275,7 @@ impl GitServer {
     /// git shows to the pusher as `remote: <message>`) and rejects every push.
     pub fn install_rejecting_hook(&self, name: &str, message: &str) -> PathBuf {
         let script = format!(
-            "#!/bin/sh\n# installed by tests/support/git_server.rs\ncat >/dev/null\nprintf '%s\\n' {} >&2\nexit 1\n",
+            "#!/bin/sh\n# installed by tests/it/support/git_server.rs\ncat >/dev/null\nprintf '%s\\n' {} >&2\nexit 1\n",
             shell_quote(message)
         );
         self.install_hook(name, "pre-receive", &script)
@@ -300,25 +297,9 @@ impl GitServer {
         }
     }
 
-    /// The current mode (read back from the flag files).
-    pub fn mode(&self) -> Mode {
-        let flags = self.root().join("flags");
-        for m in [
-            Mode::Unavailable503,
-            Mode::InternalError500,
-            Mode::Forbidden403,
-            Mode::PushForbidden403,
-            Mode::Unauthorized401,
-        ] {
-            if flags.join(m.flag().unwrap()).exists() {
-                return m;
-            }
-        }
-        Mode::Normal
-    }
-
     /// Stops nginx and fcgiwrap (waits for them): the port then refuses
-    /// connections. Repositories and certificates are kept.
+    /// connections, and stays reserved for this server. Repositories and
+    /// certificates are kept.
     pub fn stop(&mut self) {
         if let Some(procs) = self.procs.take() {
             procs.shutdown();
@@ -326,11 +307,10 @@ impl GitServer {
     }
 
     /// Starts the server again after [`stop`](Self::stop), on the same port
-    /// (so URLs stay valid). Panics if the port cannot be re-bound in time.
+    /// (so URLs stay valid); the port was never released in between.
     pub fn restart(&mut self) {
         self.stop();
-        let port = self.port;
-        self.launch(Some(port));
+        self.launch();
     }
 
     /// Process ids of nginx and fcgiwrap while running (empty when stopped).
@@ -368,75 +348,43 @@ impl GitServer {
         write_askpass(dir, USERNAME, password)
     }
 
-    /// Environment for a `git` client process talking to this server:
-    /// trusts the CA, never prompts on a terminal, uses `askpass` for
-    /// credentials, ignores system/global git config.
-    pub fn client_env(&self, askpass: &Path) -> Vec<(OsString, OsString)> {
-        vec![
-            ("GIT_SSL_CAINFO".into(), self.ca_file().into_os_string()),
-            ("GIT_TERMINAL_PROMPT".into(), "0".into()),
-            ("GIT_ASKPASS".into(), askpass.as_os_str().to_owned()),
-            ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
-            ("GIT_CONFIG_GLOBAL".into(), "/dev/null".into()),
-        ]
-    }
-
     // ----------------------------------------------------------------------
 
+    /// The one git command (see [`git::command`]), never prompting.
     fn git_cmd(&self) -> Command {
-        let mut cmd = Command::new(&self.tools.git);
-        scrub_git_env(&mut cmd);
-        cmd.env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .stdin(Stdio::null());
+        let mut cmd = git::command_with(&self.tools.git);
+        cmd.env("GIT_TERMINAL_PROMPT", "0");
         cmd
     }
 
-    /// Starts fcgiwrap + nginx. With `fixed_port`, retries that port until
-    /// it is free; otherwise picks a fresh free port per attempt.
-    fn launch(&mut self, fixed_port: Option<u16>) {
+    /// Starts fcgiwrap + nginx listening on the held port.
+    fn launch(&mut self) {
         let root = self.root().to_path_buf();
         let deadline = Instant::now() + STARTUP_TIMEOUT;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let port = match fixed_port {
-                Some(p) => p,
-                None => free_port(),
-            };
-            let mut fcgiwrap = self.spawn_fcgiwrap(&root);
-            write_nginx_conf(&root, port, &self.tools.http_backend);
-            let _ = fs::remove_file(root.join("nginx.pid"));
-            let mut nginx = self.spawn_nginx(&root);
-            match wait_ready(&mut nginx, &mut fcgiwrap, &root, port, deadline) {
-                Ok(()) => {
-                    let watchdog = spawn_watchdog(nginx.id(), fcgiwrap.id());
-                    self.port = port;
-                    self.procs = Some(Procs {
-                        nginx,
-                        fcgiwrap,
-                        watchdog,
-                    });
-                    return;
-                }
-                Err(why) => {
-                    kill_wait(&mut nginx);
-                    kill_wait(&mut fcgiwrap);
-                    let log = self.error_log() + &read_lossy(&root.join("logs/nginx.stderr"));
-                    let addr_in_use = log.contains("Address already in use");
-                    if addr_in_use && Instant::now() < deadline && attempt < 200 {
-                        if fixed_port.is_some() {
-                            thread::sleep(Duration::from_millis(100));
-                        }
-                        continue;
-                    }
-                    panic!(
-                        "git test server failed to start on 127.0.0.1:{port} (attempt {attempt}): {why}\n\
-                         --- nginx error log / stderr ---\n{log}\n--- fcgiwrap stderr ---\n{}",
-                        read_lossy(&root.join("logs/fcgiwrap.stderr"))
-                    );
-                }
+        let port = self.held.port();
+        let mut fcgiwrap = self.spawn_fcgiwrap(&root);
+        write_nginx_conf(&root, port, &self.tools.http_backend);
+        let _ = fs::remove_file(root.join("nginx.pid"));
+        let mut nginx = self.spawn_nginx(&root);
+        match wait_ready(&mut nginx, &mut fcgiwrap, &root, port, deadline) {
+            Ok(()) => {
+                let watchdog = spawn_watchdog(nginx.id(), fcgiwrap.id());
+                self.port = port;
+                self.procs = Some(Procs {
+                    nginx,
+                    fcgiwrap,
+                    watchdog,
+                });
+            }
+            Err(why) => {
+                kill_wait(&mut nginx);
+                kill_wait(&mut fcgiwrap);
+                let log = self.error_log() + &read_lossy(&root.join("logs/nginx.stderr"));
+                panic!(
+                    "git test server failed to start on 127.0.0.1:{port}: {why}\n\
+                     --- nginx error log / stderr ---\n{log}\n--- fcgiwrap stderr ---\n{}",
+                    read_lossy(&root.join("logs/fcgiwrap.stderr"))
+                );
             }
         }
     }
@@ -608,24 +556,6 @@ fn child_path() -> OsString {
     path
 }
 
-fn scrub_git_env(cmd: &mut Command) {
-    for var in [
-        "GIT_DIR",
-        "GIT_WORK_TREE",
-        "GIT_INDEX_FILE",
-        "GIT_OBJECT_DIRECTORY",
-        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-        "GIT_COMMON_DIR",
-        "GIT_NAMESPACE",
-        "GIT_CEILING_DIRECTORIES",
-        "GIT_CONFIG",
-        "GIT_CONFIG_PARAMETERS",
-        "GIT_CONFIG_COUNT",
-    ] {
-        cmd.env_remove(var);
-    }
-}
-
 fn strip_git(name: &str) -> &str {
     name.strip_suffix(".git").unwrap_or(name)
 }
@@ -671,18 +601,6 @@ fn run_checked(cmd: &mut Command, what: &str) -> Output {
         );
     }
     out
-}
-
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        if let Ok(l) = TcpListener::bind("127.0.0.1:0") {
-            if let Ok(addr) = l.local_addr() {
-                return addr.port();
-            }
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    panic!("cannot find a free port on 127.0.0.1");
 }
 
 fn kill_wait(child: &mut Child) {
@@ -883,7 +801,7 @@ fn write_nginx_conf(root: &Path, port: u16, http_backend: &Path) {
     let r = root.display();
     let path = child_path();
     let conf = format!(
-        r#"# generated by tests/support/git_server.rs
+        r#"# generated by tests/it/support/git_server.rs
 daemon off;
 master_process off;
 worker_processes 1;
@@ -907,7 +825,8 @@ http {{
     default_type text/plain;
 
     server {{
-        listen 127.0.0.1:{port} ssl;
+        # reuseport: the port is held by the test (support/net.rs) for the server's life
+        listen 127.0.0.1:{port} ssl reuseport;
         server_name 127.0.0.1 localhost;
         ssl_certificate "{r}/tls/server.pem";
         ssl_certificate_key "{r}/tls/server.key";

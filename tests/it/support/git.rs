@@ -1,0 +1,126 @@
+//! The one way the tests run the `git` CLI: never with the caller's global or system config,
+//! nor with GIT_* variables that would point it elsewhere, nor with a prompt.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// Variables that would make git (or the binary under test, through libgit2) read or write
+/// somewhere other than where a test points it.
+const SCRUBBED: [&str; 11] = [
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_CONFIG",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+];
+
+/// Isolates `cmd` from the user's and the system's git configuration. Used for `git` and for
+/// every run of the binary under test.
+pub fn isolate(cmd: &mut Command) -> &mut Command {
+    for var in SCRUBBED {
+        cmd.env_remove(var);
+    }
+    cmd.env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+}
+
+/// `git` from PATH, isolated, stdin closed.
+pub fn command() -> Command {
+    command_with(OsStr::new("git"))
+}
+
+/// A given `git` executable, isolated, stdin closed.
+pub fn command_with(program: impl AsRef<OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    isolate(&mut cmd).stdin(Stdio::null());
+    cmd
+}
+
+/// `git --git-dir <git_dir> <args>`, not checked.
+pub fn output(git_dir: &Path, args: &[&str]) -> Output {
+    command()
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(args)
+        .output()
+        .expect("run git")
+}
+
+/// `git --git-dir <git_dir> <args>`; panics unless it succeeds; returns stdout.
+pub fn git(git_dir: &Path, args: &[&str]) -> String {
+    let out = output(git_dir, args);
+    assert!(
+        out.status.success(),
+        "git --git-dir {} {args:?}: {}",
+        git_dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `git fsck --strict --no-dangling` must pass.
+pub fn fsck(git_dir: &Path) {
+    let out = output(git_dir, &["fsck", "--strict", "--no-dangling"]);
+    assert!(
+        out.status.success(),
+        "fsck {}: {}",
+        git_dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Snapshot directory names on `main` (from the commit subjects), oldest commit first, and
+/// whether the history is linear. An unborn `main` gives an empty history.
+pub fn history(git_dir: &Path) -> (Vec<String>, bool) {
+    if !output(git_dir, &["rev-parse", "--verify", "-q", "main"])
+        .status
+        .success()
+    {
+        return (Vec::new(), true);
+    }
+    let log = git(git_dir, &["log", "--reverse", "--format=%P|%s", "main"]);
+    let mut names = Vec::new();
+    let mut linear = true;
+    for line in log.lines() {
+        let (parents, subject) = line.split_once('|').unwrap();
+        linear &= parents.split_whitespace().count() <= 1;
+        // "Gitcord snapshot: <stamp> (run: <8>)"
+        let stamp = subject
+            .split(": ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
+        let run = subject
+            .rsplit("run: ")
+            .next()
+            .unwrap()
+            .trim_end_matches(')');
+        names.push(format!("{stamp}-{run}"));
+    }
+    (names, linear)
+}
+
+/// Every file path at the tip of `main`.
+pub fn tree_files(git_dir: &Path) -> Vec<String> {
+    git(git_dir, &["ls-tree", "-r", "--name-only", "main"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The snapshot directories at the tip of `main`.
+pub fn snapshot_dirs(git_dir: &Path) -> Vec<String> {
+    git(git_dir, &["ls-tree", "--name-only", "main", "snapshots/"])
+        .lines()
+        .map(|l| l.trim_start_matches("snapshots/").to_owned())
+        .collect()
+}
