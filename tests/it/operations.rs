@@ -1,7 +1,7 @@
 //! `status`, `prune`, `push --skip-unchanged` and `push --metrics-file`, end to end against
 //! real clones and a real TLS git server.
 
-use crate::support::git::{git, snapshot_dirs};
+use crate::support::git::{check_latest, git, snapshot_dirs};
 use crate::support::git_server::{GitServer, Mode};
 use crate::support::host::{dir_name as name, Host};
 
@@ -270,8 +270,10 @@ fn prune_removes_from_the_tip_keeps_history_and_dry_run_changes_nothing() {
         git(&bare, &["ls-tree", "-r", "--name-only", "main~1"])
             .lines()
             .count(),
-        6 * 7
+        6 * 7 + 1
     );
+    // The prune commit's index counts what the tip keeps.
+    assert_eq!(check_latest(&bare), format!("snapshots/{}", name(5)));
     // Later snapshots go on top as usual.
     host.push("clone", 6, &[]).expect_code(0);
     assert_eq!(snapshot_dirs(&bare), [name(3), name(4), name(5), name(6)]);

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::git::{fsck, git, history, tree_files};
+use crate::support::git::{check_latest, fsck, git, history, tree_files};
 use crate::support::git_server::{GitServer, Mode};
 use crate::support::host::{dir_name, git_time, Host, TOKEN_VAR};
 use crate::support::testenv::{remove_key, set_key, tree, Case, ChildGuard, TestEnv};
@@ -36,7 +36,11 @@ fn first_push_into_an_empty_repository_publishes_the_exact_files() {
         assert_eq!(got.as_bytes(), &bytes[..], "{path}");
     }
     let files = tree_files(&bare);
-    assert_eq!(files.len(), 7, "{files:?}");
+    assert_eq!(files.len(), 7 + 1, "seven files and latest.json: {files:?}");
+    assert_eq!(
+        check_latest(&bare),
+        "snapshots/2024-01-31T12-00-00-abc12345"
+    );
     let log = git(
         &bare,
         &["log", "--format=%an <%ae>|%aI|%cn <%ce>|%cI|%B", "main"],
@@ -267,7 +271,9 @@ fn another_writer_moved_the_remote_so_queued_commits_are_replayed_linearly() {
         format!("{t1} {t1}"),
         "a replayed commit keeps its times"
     );
-    assert_eq!(tree_files(&bare).len(), 4 * 7);
+    assert_eq!(tree_files(&bare).len(), 4 * 7 + 1);
+    // The replayed commits' index was recomputed: it names the newest snapshot by name.
+    assert_eq!(check_latest(&bare), format!("snapshots/{}", dir_name(3)));
     fsck(&bare);
 }
 
@@ -452,7 +458,7 @@ fn kill_9_at_random_moments_loses_nothing_and_leaves_a_sound_clone() {
         // Never a partial snapshot in a commit.
         if !committed.is_empty() {
             let files = git(&clone_git, &["ls-tree", "-r", "--name-only", "main"]);
-            assert_eq!(files.lines().count(), committed.len() * 7, "{files}");
+            assert_eq!(files.lines().count(), committed.len() * 7 + 1, "{files}");
         }
     }
     eprintln!(

@@ -48,8 +48,31 @@ fn open(env: &TestEnv) -> Repository {
 
 /// Commits on top of `main` a tree made by `edit` from the tip's, with `parents` extra
 /// parents (for a merge), and moves `main`: what a hand edit or a foreign tool would do.
-/// Returns the commit id.
+/// Such a tool knows nothing of the readers' index, so it drops `latest.json` (which `verify`
+/// then has nothing to check); [`commit_keeping_index`] keeps it. Returns the commit id.
 fn commit_on_tip(
+    env: &TestEnv,
+    message: &str,
+    extra_parents: &[git2::Oid],
+    edit: impl FnOnce(&Repository, &mut Index),
+) -> String {
+    commit_edit(env, message, extra_parents, |repo, index| {
+        index.remove_path(Path::new("latest.json")).unwrap();
+        edit(repo, index)
+    })
+}
+
+/// [`commit_on_tip`], keeping `latest.json` as it was (so it goes stale if `edit` changes
+/// `snapshots/`).
+fn commit_keeping_index(
+    env: &TestEnv,
+    message: &str,
+    edit: impl FnOnce(&Repository, &mut Index),
+) -> String {
+    commit_edit(env, message, &[], edit)
+}
+
+fn commit_edit(
     env: &TestEnv,
     message: &str,
     extra_parents: &[git2::Oid],
@@ -476,4 +499,88 @@ fn a_real_prune_passes_verify() {
     let run = verify(&env, &[]);
     run.expect_code(0);
     assert_eq!(run.stdout, "verified 4 commits, 3 snapshots: no problems\n");
+}
+
+#[test]
+fn a_readers_index_that_does_not_match_its_tree_is_reported() {
+    let env = host_with_snapshots(2);
+    let run = verify(&env, &[]);
+    run.expect_code(0);
+    // Another writer adds a newer snapshot and leaves latest.json naming the old one.
+    let newest = format!("snapshots/{}", dir_name(5));
+    let files: Vec<(String, Vec<u8>)> = [
+        "meta.json",
+        "identities.json",
+        "scores.json",
+        "contributors.json",
+        "roles.json",
+        "issue_requests.json",
+        "notifications.json",
+    ]
+    .iter()
+    .map(|f| {
+        (
+            f.to_string(),
+            read(&open(&env), &format!("snapshots/{}/{f}", dir_name(1))),
+        )
+    })
+    .collect();
+    let stale = commit_keeping_index(&env, "a foreign snapshot", |repo, index| {
+        for (f, bytes) in &files {
+            // Same bytes under a newer name: a foreign copy, flagged for its name as well.
+            put(repo, index, &format!("{newest}/{f}"), bytes);
+        }
+    });
+    let run = verify(&env, &[]);
+    run.expect_code(65);
+    assert!(
+        run.stderr.contains(&format!(
+            "verify: {} latest.json: does not match its commit's tree: names snapshots/{} but the newest snapshot is {newest}",
+            short(&stale),
+            dir_name(1)
+        )),
+        "{}",
+        run.stderr
+    );
+    // A tampered hash is caught too, and so is a file that is not the index's format.
+    let env = host_with_snapshots(1);
+    let tampered = commit_keeping_index(&env, "edit the index", |repo, index| {
+        let latest = read(repo, "latest.json");
+        let text = String::from_utf8(latest).unwrap();
+        let at = text.find("\"sha256\": \"").unwrap() + 11;
+        let mut edited = text.clone();
+        edited.replace_range(at..at + 1, if &text[at..at + 1] == "0" { "1" } else { "0" });
+        put(repo, index, "latest.json", edited.as_bytes());
+    });
+    let run = verify(&env, &[]);
+    expect_problems(
+        &run,
+        &[format!(
+            "verify: {} latest.json: does not match its commit's tree: does not match the files of the snapshot it names",
+            short(&tampered)
+        )],
+    );
+    let env = host_with_snapshots(1);
+    let garbage = commit_keeping_index(&env, "break the index", |repo, index| {
+        put(repo, index, "latest.json", b"{\"snapshot_dir\": 5}");
+    });
+    let run = verify(&env, &[]);
+    run.expect_code(65);
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with(&format!("verify: {} latest.json: ", short(&garbage))))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("is a required property")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("does not match its commit's tree")),
+        "{}",
+        run.stderr
+    );
 }

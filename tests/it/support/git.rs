@@ -117,6 +117,34 @@ pub fn tree_files(git_dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Checks `latest.json` at the tip of `main` as a reader would: every file it lists has the
+/// size and SHA-256 it claims, its header matches the snapshot's `meta.json`, and it counts
+/// the tip's snapshot directories. Returns the `snapshot_dir` it names.
+pub fn check_latest(git_dir: &Path) -> String {
+    use sha2::Digest as _;
+    let latest: serde_json::Value =
+        serde_json::from_str(&git(git_dir, &["show", "main:latest.json"])).unwrap();
+    let dir = latest["snapshot_dir"].as_str().unwrap().to_owned();
+    let files = latest["files"].as_object().unwrap();
+    assert_eq!(files.len(), 7, "{latest}");
+    for (name, digest) in files {
+        let bytes = git(git_dir, &["show", &format!("main:{dir}/{name}")]).into_bytes();
+        assert_eq!(digest["bytes"], bytes.len(), "{name}");
+        let sha: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(digest["sha256"], sha, "{name}");
+    }
+    let meta: serde_json::Value =
+        serde_json::from_str(&git(git_dir, &["show", &format!("main:{dir}/meta.json")])).unwrap();
+    for key in ["generated_at", "org", "run_id", "schema_version"] {
+        assert_eq!(latest[key], meta[key], "{key}");
+    }
+    assert_eq!(latest["snapshots"], snapshot_dirs(git_dir).len());
+    dir
+}
+
 /// The snapshot directories at the tip of `main`.
 pub fn snapshot_dirs(git_dir: &Path) -> Vec<String> {
     git(git_dir, &["ls-tree", "--name-only", "main", "snapshots/"])
