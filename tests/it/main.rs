@@ -13,5 +13,7 @@ mod export;
 mod git_server_smoke;
 mod operations;
 mod push;
+mod readers;
 mod restore;
+mod signing;
 mod verify;

@@ -43,6 +43,13 @@ pub fn command_with(program: impl AsRef<OsStr>) -> Command {
     cmd
 }
 
+/// `git --git-dir <git_dir>`, isolated from the user's config, to add arguments to.
+pub fn git_command(git_dir: &Path) -> Command {
+    let mut cmd = command();
+    cmd.arg("--git-dir").arg(git_dir);
+    cmd
+}
+
 /// `git --git-dir <git_dir> <args>`, not checked.
 pub fn output(git_dir: &Path, args: &[&str]) -> Output {
     command()
