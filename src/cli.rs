@@ -4,8 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use gitcord_snapshot::maintenance::retention::Within;
-use gitcord_snapshot::time::{self, Instant};
+use gitcord_snapshot::commands::{parse_rfc3339, Instant, Within};
 use uuid::Uuid;
 
 /// Publishes Gitcord's state as append-only JSON snapshots in a git data repository.
@@ -232,7 +231,7 @@ fn parse_run_id(text: &str) -> Result<Uuid, String> {
 }
 
 fn parse_at(text: &str) -> Result<Instant, String> {
-    time::parse_rfc3339(text)
+    parse_rfc3339(text)
         .ok_or_else(|| "not an RFC 3339 time (expected e.g. 2024-01-31T12:00:00+00:00)".to_owned())
 }
 

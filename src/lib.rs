@@ -11,20 +11,21 @@
 //! * [`commands`]: one thin module per operator command, each `run(&Request) -> Report`.
 //!
 //! [`error`] maps every stage's error to a message and an exit code; nothing imports it back
-//! but the commands and the binary.
+//! but the commands and the binary. The public surface is what the binary needs: the
+//! commands (with the few types their requests hold), the error and the exit codes.
 
 #![warn(missing_docs)]
 
 pub mod commands;
 pub mod error;
 pub mod exit_codes;
-pub mod input;
-pub mod maintenance;
-pub mod net;
-pub mod pause;
-pub mod publish;
-pub mod snapshot;
-pub mod text;
-pub mod time;
+pub(crate) mod input;
+pub(crate) mod maintenance;
+pub(crate) mod net;
+pub(crate) mod pause;
+pub(crate) mod publish;
+pub(crate) mod snapshot;
+pub(crate) mod text;
+pub(crate) mod time;
 
 pub use error::Error;

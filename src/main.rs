@@ -8,13 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use gitcord_snapshot::commands::{self, Render};
+use gitcord_snapshot::commands::{self, one_line, Inputs, Policy, Render, Target};
 use gitcord_snapshot::error::print_error;
 use gitcord_snapshot::exit_codes::ExitCode;
-use gitcord_snapshot::maintenance::retention::Policy;
-use gitcord_snapshot::publish::session::Target;
-use gitcord_snapshot::snapshot::build::Inputs;
-use gitcord_snapshot::text::one_line;
 use gitcord_snapshot::Error;
 
 use cli::{Cli, Command, InputArgs, TargetArgs};

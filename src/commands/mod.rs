@@ -4,6 +4,12 @@
 
 use serde::Serialize;
 
+pub use crate::maintenance::retention::{Policy, Within};
+pub use crate::publish::session::Target;
+pub use crate::snapshot::build::Inputs;
+pub use crate::text::one_line;
+pub use crate::time::{parse_rfc3339, Instant};
+
 pub mod diff;
 pub mod export;
 pub mod prune;

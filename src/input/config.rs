@@ -66,12 +66,7 @@ impl fmt::Debug for Text {
     }
 }
 
-impl Text {
-    /// The key path this value came from, for messages.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-}
+impl Text {}
 
 /// The parts of Gitcord's configuration that snapshots depend on.
 #[derive(Debug, Clone)]

@@ -114,9 +114,12 @@ impl DiscordApi {
             loopback,
         })
     }
+}
 
+#[cfg(test)]
+impl DiscordApi {
     /// The base URL requests go to, without a trailing `/`.
-    pub fn base(&self) -> &str {
+    fn base(&self) -> &str {
         &self.base
     }
 }

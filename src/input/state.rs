@@ -76,15 +76,7 @@ pub enum Cell {
     Text(String),
 }
 
-impl Cell {
-    /// The value's text, for sorting and comparing identities.
-    pub fn as_text(&self) -> Option<&str> {
-        match self {
-            Cell::Text(s) => Some(s),
-            _ => None,
-        }
-    }
-}
+impl Cell {}
 
 /// Rows copied from one table, columns in code-point order (the order they are written in).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -46,17 +46,6 @@ pub enum Value {
 }
 
 impl Value {
-    /// `dict.get(key)` for a string key.
-    pub fn get(&self, key: &str) -> Option<&Value> {
-        match self {
-            Value::Map(pairs) => pairs
-                .iter()
-                .find(|(k, _)| matches!(k, Value::Str(s) if s == key))
-                .map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
     /// What kind of value this is, for messages (never the value itself: it may be a token).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -554,6 +543,20 @@ fn base64(s: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+#[cfg(test)]
+impl Value {
+    /// `dict.get(key)` for a string key.
+    fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Map(pairs) => pairs
+                .iter()
+                .find(|(k, _)| matches!(k, Value::Str(s) if s == key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -499,11 +499,6 @@ impl DataRepo {
         Ok(Some(oid))
     }
 
-    /// The damaged repository this run set aside, whose queue [`DataRepo::salvage`] replays.
-    pub fn set_aside_path(&self) -> Option<&Path> {
-        self.set_aside.as_deref()
-    }
-
     /// Opens an existing clone for reading (status, verify, diff, restore): no lock, no
     /// initialisation, no repair, so it never changes anything and never waits.
     pub fn open_existing(root: &Path) -> Result<DataRepo, RepoError> {
@@ -635,11 +630,6 @@ impl DataRepo {
     /// The branch snapshots are committed to.
     pub fn branch(&self) -> &str {
         &self.branch
-    }
-
-    /// Whether the branch was ever set explicitly or by a previous run.
-    pub fn has_commits(&self) -> bool {
-        self.tip().ok().flatten().is_some()
     }
 
     /// Chooses the branch (from the config, the remote's default, or `main`) and points HEAD

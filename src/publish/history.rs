@@ -117,11 +117,6 @@ impl History<'_> {
         self.commits.len()
     }
 
-    /// Whether the branch has no commit.
-    pub fn is_empty(&self) -> bool {
-        self.commits.is_empty()
-    }
-
     /// The next commit's changes, `None` after the newest.
     pub fn next_commit(&mut self) -> Result<Option<CommitChanges>, RepoError> {
         let Some(&oid) = self.commits.get(self.next) else {

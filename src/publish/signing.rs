@@ -181,35 +181,9 @@ impl SigningKey {
         Ok(SigningKey { path: owned(), key })
     }
 
-    /// The file the key was loaded from.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// `SHA256:<base64, unpadded>`, as `ssh-keygen -l -f KEY` prints it.
     pub fn fingerprint(&self) -> String {
         self.key.fingerprint(HashAlg::Sha256).to_string()
-    }
-
-    /// `ssh-ed25519 AAAA... comment`, as in the key's `.pub` file.
-    pub fn public_key_openssh(&self) -> String {
-        // Encoding an Ed25519 public key cannot fail; fall back to no comment just in case.
-        self.key
-            .public_key()
-            .to_openssh()
-            .unwrap_or_else(|_| format!("{} <unencodable>", Algorithm::Ed25519.as_str()))
-    }
-
-    /// A line for git's allowed signers file trusting this key for `principal`
-    /// in the `git` namespace: `principal namespaces="git" ssh-ed25519 AAAA...`.
-    pub fn allowed_signers_line(&self, principal: &str) -> String {
-        let mut public = self.key.public_key().clone();
-        public.set_comment("");
-        let key = public.to_openssh().unwrap_or_default();
-        format!(
-            "{principal} namespaces=\"{GIT_NAMESPACE}\" {}",
-            key.trim_end()
-        )
     }
 
     /// Signs `commit_buffer` (the output of `Repository::commit_create_buffer`)
@@ -354,6 +328,8 @@ pub struct AllowedSigner {
     key: Option<PublicKey>,
 }
 
+/// What a parsed entry says; the parser's tests read it.
+#[cfg(test)]
 impl AllowedSigner {
     /// 1-based line number in the file.
     pub fn line(&self) -> usize {
@@ -380,6 +356,10 @@ impl AllowedSigner {
             .as_ref()
             .map(|k| k.fingerprint(HashAlg::Sha256).to_string())
     }
+}
+
+impl AllowedSigner {
+    /// Whether the entry's `namespaces="..."` option (if any) allows `namespace`.
     fn allows_namespace(&self, namespace: &str) -> bool {
         match &self.namespaces {
             None => true,
@@ -428,6 +408,7 @@ impl AllowedSigners {
     }
 
     /// Parses file contents.
+    #[cfg(test)]
     pub fn parse(text: &str) -> Result<AllowedSigners, AllowedSignersError> {
         Self::parse_named(text, "(text)")
     }
@@ -450,6 +431,8 @@ impl AllowedSigners {
         Ok(AllowedSigners { entries })
     }
 
+    /// The entries, in file order.
+    #[cfg(test)]
     pub fn entries(&self) -> &[AllowedSigner] {
         &self.entries
     }

@@ -8,5 +8,5 @@ pub mod format;
 pub mod model;
 pub mod python;
 
-pub use format::{FILE_NAMES, SCHEMA_VERSION};
-pub use model::{snapshot_name, RunInfo, Snapshot, SNAPSHOTS_DIR};
+pub use format::FILE_NAMES;
+pub use model::{snapshot_name, SNAPSHOTS_DIR};

@@ -2,14 +2,21 @@
 //! real binary restoring them, and `export` of the restored database compared byte for byte.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::support::git;
 use crate::support::host::Host;
 use crate::support::testenv::{tree, Case, Run};
-use gitcord_snapshot::publish::clone::{Author, DataRepo, SnapshotFiles};
-use gitcord_snapshot::snapshot::FILE_NAMES;
-use gitcord_snapshot::time;
+
+/// The seven files of a snapshot.
+const FILE_NAMES: [&str; 7] = [
+    "meta.json",
+    "identities.json",
+    "scores.json",
+    "contributors.json",
+    "roles.json",
+    "issue_requests.json",
+    "notifications.json",
+];
 use rusqlite::{Connection, OpenFlags};
 
 /// The files a restored database must give back exactly (contributors cannot be restored).
@@ -368,24 +375,42 @@ fn an_unknown_snapshot_is_refused_clearly() {
 /// A snapshot's files as `commit_snapshot` takes them.
 type Files = Vec<(&'static str, Vec<u8>)>;
 
-/// Commits `files` as snapshot `name` on top of the clone, as a damaged or foreign snapshot.
+/// Commits `files` as snapshot `name` on top of the clone's `main`, with plain git: a damaged
+/// or foreign snapshot, as another tool would write it.
 fn commit_snapshot(clone: &Path, name: &str, files: Files) {
-    let repo = DataRepo::open(clone, None, Duration::from_secs(5)).unwrap();
-    let at = time::parse_rfc3339("2030-01-01T00:00:00Z").unwrap();
-    let author = Author {
-        name: "test".into(),
-        email: "test@example.invalid".into(),
-    };
-    repo.commit_snapshot(
-        &SnapshotFiles {
-            name,
-            files: &files,
-            message: "test",
-            at,
-        },
-        &author,
+    let repo = git2::Repository::open_bare(clone.join(".git")).unwrap();
+    let tip = repo
+        .find_commit(repo.refname_to_id("refs/heads/main").unwrap())
+        .unwrap();
+    let mut index = git2::Index::new().unwrap();
+    index.read_tree(&tip.tree().unwrap()).unwrap();
+    for (file, bytes) in &files {
+        let path = format!("snapshots/{name}/{file}");
+        let entry = git2::IndexEntry {
+            ctime: git2::IndexTime::new(0, 0),
+            mtime: git2::IndexTime::new(0, 0),
+            dev: 0,
+            ino: 0,
+            mode: 0o100644,
+            uid: 0,
+            gid: 0,
+            file_size: bytes.len() as u32,
+            id: repo.blob(bytes).unwrap(),
+            flags: path.len().min(0xfff) as u16,
+            flags_extended: 0,
+            path: path.into_bytes(),
+        };
+        index.add(&entry).unwrap();
+    }
+    let tree = repo.find_tree(index.write_tree_to(&repo).unwrap()).unwrap();
+    let sig = git2::Signature::new(
+        "test",
+        "test@example.invalid",
+        &git2::Time::new(1_893_456_000, 0),
     )
     .unwrap();
+    repo.commit(Some("refs/heads/main"), &sig, &sig, "test", &tree, &[&tip])
+        .unwrap();
 }
 
 /// The `basic` snapshot's files with `file` replaced by `edit(file's text)`.
