@@ -109,3 +109,45 @@ fn the_example_reader_finds_and_checks_the_newest_snapshot() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("roles.json"), "{stderr}");
 }
+
+#[test]
+fn the_index_file_can_be_renamed_or_turned_off() {
+    let server = GitServer::start();
+    let renamed = server.create_bare_repo("renamed");
+    let host = Host::for_server(&server, "renamed");
+    host.add_config("  latest_file: \"index.json\"\n");
+    host.push("clone", 0, &[]).expect_code(0);
+    let root = git(&renamed, &["ls-tree", "--name-only", "main"]);
+    assert_eq!(
+        root.lines().collect::<Vec<_>>(),
+        ["index.json", "snapshots"]
+    );
+    let work = TestEnv::new();
+    let checkout = work.path("checkout");
+    git(
+        &renamed,
+        &[
+            "clone",
+            "-q",
+            renamed.to_str().unwrap(),
+            checkout.to_str().unwrap(),
+        ],
+    );
+    let (code, stdout, stderr) =
+        reader(checkout.to_str().unwrap(), &["--latest-file", "index.json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+
+    let off = server.create_bare_repo("off");
+    let host = Host::for_server(&server, "off");
+    host.add_config("  latest_file: \"\"\n");
+    host.push("clone", 0, &[]).expect_code(0);
+    assert_eq!(
+        git(&off, &["ls-tree", "--name-only", "main"]).trim(),
+        "snapshots"
+    );
+
+    let host = Host::for_case("basic");
+    host.add_config("  latest_file: \"snapshots\"\n");
+    host.push("clone", 0, &["--no-push"])
+        .expect_error(78, &["snapshots.latest_file"]);
+}
