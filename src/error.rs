@@ -124,7 +124,7 @@ impl Error {
                 RepoError::Conflict(_) => ExitCode::CantCreate,
                 RepoError::NoSuchSnapshot(_) => ExitCode::Usage,
                 RepoError::Git { .. } | RepoError::Io { .. } => ExitCode::IoErr,
-                RepoError::Sign(_) => ExitCode::Config,
+                RepoError::Sign(_) => ExitCode::Failure,
             },
             Error::Push { source, .. } => match source {
                 RemoteError::Refused(_) => ExitCode::NoPerm,

@@ -207,10 +207,16 @@ fn publish_snapshot(
                 },
                 &session.publish.author,
             )?;
-            session.repo.update_view(&name, &files)?;
-            let packed = session.repo.pack_loose_objects()?;
-            if packed > 0 {
-                log::info!("packed {packed} loose objects");
+            // Both only tidy the clone: a failure is worth a warning, never a lost push.
+            if let Err(e) = session.repo.update_view(&name, &files) {
+                log::warn!("cannot update the working copy of the newest snapshot: {e}");
+            }
+            match session.repo.pack_loose_objects() {
+                Ok(0) => {}
+                Ok(packed) => log::info!("packed {packed} loose objects"),
+                Err(e) => log::warn!(
+                    "cannot pack the clone's loose objects (the next run tries again): {e}"
+                ),
             }
             context.commit = Some(committed.oid().to_string());
             log::info!("committed {} as {}", snapshot.rel_dir(), committed.oid());

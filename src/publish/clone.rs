@@ -150,8 +150,8 @@ pub struct DataRepo {
     branch: String,
     /// Held for the life of a writing run; `None` for read-only commands.
     _lock: Option<File>,
-    /// A damaged `.git` this run moved aside, to salvage queued snapshots from.
-    set_aside: Option<PathBuf>,
+    /// Damaged clones set aside and not yet salvaged, oldest first.
+    set_aside: Vec<PathBuf>,
     /// The readers' index at the root (`latest.json`), rewritten by every commit; `None`: off.
     latest_file: Option<String>,
     /// The key every commit of this run is signed with, if signing is on.
@@ -160,7 +160,6 @@ pub struct DataRepo {
 
 /// Kept in the clone's top directory; it must exist before `.git` does.
 const LOCK_FILE: &str = ".gitcord-snapshot.lock";
-const VIEW_RECORD: &str = "gitcord-snapshot-view";
 const LAST_PUSH_RECORD: &str = "gitcord-snapshot-last-push";
 /// The layered configuration that turns off delta search for pushes (see `no_deltas_for_push`).
 const PUSH_CONFIG: &str = "gitcord-snapshot-push.gitconfig";
@@ -170,8 +169,12 @@ const MARKER: &str = "gitcord-snapshot.clone";
 const INIT_PREFIX: &str = ".git.init-";
 /// Prefix of every temporary file of ours (atomic writes), in the clone or in `.git`.
 const TMP_PREFIX: &str = ".tmp-";
-/// Prefix of a damaged `.git` set aside by [`DataRepo::set_aside`]; never deleted.
+/// Prefix of a damaged `.git` set aside when the clone is rebuilt; never deleted.
 pub const BROKEN_PREFIX: &str = ".git.broken-";
+/// Written into a set-aside clone once its queue has been salvaged.
+const SALVAGED_MARKER: &str = "gitcord-snapshot-salvaged";
+/// How many packs the clone may hold before the small ones are merged.
+const MAX_PACKS: usize = 16;
 /// How many loose objects (about 11 per snapshot) accumulate before they are packed.
 const LOOSE_OBJECT_LIMIT: usize = 512;
 /// The remote-tracking namespace used for the data repository's remote.
@@ -218,56 +221,56 @@ impl DataRepo {
                 }
             }
         }
+        // A repository that is not ours is refused before anything (even the lock file) is
+        // put next to it; the same check runs again under the lock.
+        if git_dir.exists() && !marked_ours(&git_dir) && !origin_is(&git_dir, remote) {
+            return Err(RepoError::NotOurs(root.to_owned()));
+        }
         fs::create_dir_all(root).map_err(io_err(root))?;
-        // The lock comes first, so that two first runs do not both initialise the clone; then
-        // what a killed run left behind goes, before anything writes again.
+        // The lock comes first, so that two first runs do not both initialise the clone.
         let lock = take_lock(&root.join(LOCK_FILE), lock_timeout)?;
-        recover(root)?;
         if !git_dir.exists() {
+            // Only our own leftovers can be here (anything else was refused above).
+            recover_root(root)?;
             init_atomically(root, remote)?;
         }
         let repo = match open_git_dir(root) {
             Ok(repo) => repo,
-            // A `.git` that cannot even be opened (its HEAD or config destroyed) is damaged,
-            // not foreign: a directory without one was refused above.
-            Err(RepoError::Git { source, .. }) => {
-                let aside = set_aside_dir(root, source.message())?;
+            // A `.git` of ours that cannot even be opened (its HEAD destroyed) is damaged;
+            // one that is not provably ours is refused and left as it is.
+            Err(RepoError::Git { source, .. }) if marked_ours(&git_dir) => {
+                set_aside_dir(root, source.message())?;
                 init_atomically(root, remote)?;
-                let repo = open_git_dir(root)?;
-                let branch = current_branch(&repo).unwrap_or_else(|| "main".to_owned());
-                no_deltas_for_push(&repo)?;
-                return Ok(DataRepo {
-                    repo,
-                    root: root.to_owned(),
-                    branch,
-                    _lock: Some(lock),
-                    set_aside: Some(aside),
-                    latest_file: Some(LATEST_FILE.to_owned()),
-                    signing_key: None,
-                });
+                open_git_dir(root)?
             }
             Err(e) => return Err(e),
         };
+        // Only once the repository is known to be ours does anything in it get removed.
         check_ours(&repo, root, remote)?;
         check_remote(&repo, root, remote)?;
-        let branch = current_branch(&repo).unwrap_or_else(|| "main".to_owned());
+        recover(root)?;
         let mut data = DataRepo {
+            branch: current_branch(&repo).unwrap_or_else(|| "main".to_owned()),
             repo,
             root: root.to_owned(),
-            branch,
             _lock: Some(lock),
-            set_aside: None,
+            set_aside: Vec::new(),
             latest_file: Some(LATEST_FILE.to_owned()),
             signing_key: None,
         };
         if let Err(reason) = data.check_health() {
             // Damage beyond stale files: keep the broken clone (never deleted), start a new
             // one; the session refills it from the remote and salvages the queue.
-            let aside = data.set_aside(&reason)?;
+            set_aside_dir(root, &reason)?;
             init_atomically(root, remote)?;
             data.repo = open_git_dir(root)?;
-            data.set_aside = Some(aside);
+            // The new repository's HEAD is `main`: say so, so that choosing the configured
+            // branch moves HEAD there.
+            data.branch = current_branch(&data.repo).unwrap_or_else(|| "main".to_owned());
         }
+        // Every damaged clone set aside and not yet salvaged (also by a run killed before it
+        // finished salvaging) is salvaged by this run.
+        data.set_aside = unsalvaged(root)?;
         no_deltas_for_push(&data.repo)?;
         Ok(data)
     }
@@ -331,20 +334,23 @@ impl DataRepo {
         Ok(())
     }
 
-    /// Moves the damaged `.git` aside; returns its path.
-    fn set_aside(&self, reason: &str) -> Result<PathBuf, RepoError> {
-        set_aside_dir(&self.root, reason)
-    }
-
-    /// Replays onto the branch the snapshot commits that were queued in the damaged clone set
-    /// aside by this run (see [`DataRepo::set_aside_path`]), as far as they can still be read:
+    /// Replays onto the branch the snapshot commits that were queued in the damaged clones set
+    /// aside and not yet salvaged, as far as they can still be read:
     /// each with its original message, author and times. A snapshot whose files cannot be
     /// read is left out with a warning; it stays in the set-aside copy. Returns how many
     /// commits were replayed.
     pub fn salvage(&self) -> Result<usize, RepoError> {
-        let Some(aside) = &self.set_aside else {
-            return Ok(0);
-        };
+        let mut replayed = 0;
+        for aside in &self.set_aside {
+            replayed += self.salvage_from(aside)?;
+            // Only now is this copy done with: a run killed before this line salvages it
+            // again (replaying what is already on the branch changes nothing).
+            write_file_atomically(&aside.join(SALVAGED_MARKER), b"salvaged\n")?;
+        }
+        Ok(replayed)
+    }
+
+    fn salvage_from(&self, aside: &Path) -> Result<usize, RepoError> {
         let old = match Repository::open_bare(aside) {
             Ok(old) => old,
             Err(e) => {
@@ -356,11 +362,26 @@ impl DataRepo {
                 return Ok(0);
             }
         };
-        let old_tip = old.refname_to_id(&self.branch_ref()).ok().or_else(|| {
-            let head = old.head().ok()?;
-            head.target()
-        });
-        let Some(old_tip) = old_tip else { return Ok(0) };
+        // The branch: ours by name, else what HEAD names, else the only branch there is.
+        let old_tip = old
+            .refname_to_id(&self.branch_ref())
+            .ok()
+            .or_else(|| old.head().ok().and_then(|h| h.target()))
+            .or_else(|| {
+                let heads: Vec<Oid> = old
+                    .references_glob("refs/heads/*")
+                    .ok()?
+                    .filter_map(|r| r.ok()?.target())
+                    .collect();
+                (heads.len() == 1).then(|| heads[0])
+            });
+        let Some(old_tip) = old_tip else {
+            log::warn!(
+                "no branch can be read in {}; its queued snapshots (if any) are not salvaged",
+                aside.display()
+            );
+            return Ok(0);
+        };
         let old_remote = old.refname_to_id(&self.tracking_ref()).ok();
         // First-parent walk back to what the remote (old or new view) already has.
         let mut chain = Vec::new();
@@ -433,9 +454,19 @@ impl DataRepo {
             let base = self.tip()?;
             let message = String::from_utf8_lossy(commit.message_raw_bytes()).into_owned();
             let (author, committer) = (commit.author().to_owned(), commit.committer().to_owned());
-            if let Some(new) = self.apply(base, &added, &removed, &author, &committer, &message)? {
-                self.move_branch(base, new, "salvage a queued snapshot")?;
-                replayed += 1;
+            match self.apply(base, &added, &removed, &author, &committer, &message) {
+                Ok(Some(new)) => {
+                    self.move_branch(base, new, "salvage a queued snapshot")?;
+                    replayed += 1;
+                }
+                Ok(None) => {}
+                // Another writer published the same name with other content meanwhile: the
+                // snapshot stays in the set-aside copy for a person to look at.
+                Err(RepoError::Conflict(name)) => log::warn!(
+                    "snapshots/{name} (commit {oid} in {}) conflicts with the branch; not salvaged",
+                    aside.display()
+                ),
+                Err(e) => return Err(e),
             }
         }
         if replayed > 0 {
@@ -512,7 +543,7 @@ impl DataRepo {
             root: root.to_owned(),
             branch,
             _lock: None,
-            set_aside: None,
+            set_aside: Vec::new(),
             latest_file: Some(LATEST_FILE.to_owned()),
             signing_key: None,
         })
@@ -1094,7 +1125,6 @@ impl DataRepo {
             )?;
         }
         crate::pause::point("view");
-        write_file_atomically(&self.repo.path().join(VIEW_RECORD), name.as_bytes())?;
         // Everything else in the view is an older snapshot (also one a killed run left next to
         // the new one): the view holds only ours, so it all goes.
         for e in read_dir_entries(&view_root)? {
@@ -1141,32 +1171,8 @@ impl DataRepo {
         if loose.len() < LOOSE_OBJECT_LIMIT {
             return Ok(0);
         }
-        // A fresh handle, without the push's no-delta setting: here deltas are the point.
-        let repo = Repository::open_bare(self.repo.path()).ctx("pack objects")?;
-        let mut pack = repo.packbuilder().ctx("pack objects")?;
-        for (oid, _) in &loose {
-            pack.insert_object(*oid, None).ctx("pack objects")?;
-        }
-        let odb = repo.odb().ctx("pack objects")?;
-        let mut writer = odb.packwriter().ctx("pack objects")?;
-        let mut write_error = None;
-        pack.foreach(
-            |bytes| match std::io::Write::write_all(&mut writer, bytes) {
-                Ok(()) => true,
-                Err(e) => {
-                    write_error = Some(e);
-                    false
-                }
-            },
-        )
-        .ctx("pack objects")?;
-        if let Some(e) = write_error {
-            return Err(RepoError::Io {
-                path: objects.join("pack"),
-                source: e,
-            });
-        }
-        writer.commit().ctx("pack objects")?;
+        let oids: Vec<Oid> = loose.iter().map(|(oid, _)| *oid).collect();
+        self.write_pack(&oids)?;
         // Only now that the pack and its index are in place do the loose copies go.
         for (_, path) in &loose {
             fs::remove_file(path).map_err(io_err(path))?;
@@ -1176,7 +1182,95 @@ impl DataRepo {
                 let _ = fs::remove_dir(dir); // only succeeds once empty
             }
         }
+        self.merge_small_packs()?;
         Ok(loose.len())
+    }
+
+    /// Writes one pack, with deltas, holding `oids`; the pack and its index are in place
+    /// (renamed, fsynced) when this returns.
+    fn write_pack(&self, oids: &[Oid]) -> Result<(), RepoError> {
+        // A fresh handle, without the push's no-delta setting: here deltas are the point.
+        let repo = Repository::open_bare(self.repo.path()).ctx("pack objects")?;
+        let mut pack = repo.packbuilder().ctx("pack objects")?;
+        for oid in oids {
+            pack.insert_object(*oid, None).ctx("pack objects")?;
+        }
+        let odb = repo.odb().ctx("pack objects")?;
+        let mut writer = odb.packwriter().ctx("pack objects")?;
+        let mut write_error = None;
+        pack.foreach(
+            |bytes| match std::io::Write::write_all(&mut writer, bytes) {
+                Ok(()) => {
+                    crate::pause::point("pack");
+                    true
+                }
+                Err(e) => {
+                    write_error = Some(e);
+                    false
+                }
+            },
+        )
+        .ctx("pack objects")?;
+        if let Some(e) = write_error {
+            return Err(RepoError::Io {
+                path: self.repo.path().join("objects/pack"),
+                source: e,
+            });
+        }
+        writer.commit().ctx("pack objects")?;
+        Ok(())
+    }
+
+    /// Keeps the number of packs small: each packing adds one (about one per 43 hourly runs),
+    /// and every lookup, and libgit2's push, which reads every tree of the remote tip, goes
+    /// through all of them, one open file each. Past [`MAX_PACKS`], every pack but the largest
+    /// is merged into one (like `git repack --geometric`, without rewriting the big one), so
+    /// the work follows the recent objects, not the history. The old packs go only once the
+    /// merged one is in place; a run killed in between leaves duplicates, which the next merge
+    /// removes.
+    fn merge_small_packs(&self) -> Result<(), RepoError> {
+        let dir = self.repo.path().join("objects/pack");
+        let mut packs: Vec<(u64, PathBuf)> = read_dir_entries(&dir)?
+            .into_iter()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "pack") && !p.with_extension("keep").exists()
+            })
+            .filter_map(|p| fs::metadata(&p).ok().map(|m| (m.len(), p)))
+            .collect();
+        if packs.len() <= MAX_PACKS {
+            return Ok(());
+        }
+        packs.sort();
+        packs.pop(); // the largest stays as it is
+        let mut oids = Vec::new();
+        for (_, pack) in &packs {
+            oids.extend(pack_index_oids(&pack.with_extension("idx"))?);
+        }
+        oids.sort_unstable();
+        oids.dedup();
+        log::info!(
+            "merging {} packs ({} objects) into one",
+            packs.len(),
+            oids.len()
+        );
+        self.write_pack(&oids)?;
+        for (_, pack) in &packs {
+            // The merged pack can come out identical to one of them, under the same name.
+            if pack_index_oids(&pack.with_extension("idx")).is_ok_and(|ids| ids.len() == oids.len())
+            {
+                continue;
+            }
+            for ext in ["idx", "rev", "pack"] {
+                let path = pack.with_extension(ext);
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(RepoError::Io { path, source: e }),
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1281,42 +1375,65 @@ fn check_ours(repo: &Repository, root: &Path, remote: Option<&str>) -> Result<()
 }
 
 /// Undoes what a killed run can leave behind, by principle rather than by list: under the
-/// clone lock no other process of ours touches the clone, so every git lock file (`*.lock`,
-/// anywhere in `.git`: `HEAD.lock`, `refs/**`, `logs/**`, `FETCH_HEAD.lock`, `shallow.lock`,
-/// `index.lock`, loose objects being written, ...), every temporary object or pack file of git
-/// or libgit2, and every temporary file or directory of ours is stale. Each is removed with
-/// one warning line. Runs before anything else writes.
+/// clone lock no other process of ours touches the clone, so every lock file git or libgit2
+/// takes, every temporary object or pack they write, and every temporary file of ours is
+/// stale. Each is removed with one warning line. Runs once the repository is known to be ours
+/// and before anything writes.
+///
+/// The rule is tied to where each kind of file lives, so nothing live is matched:
+/// * `*.lock` at the top of `.git` (`HEAD`, `config`, `packed-refs`, `FETCH_HEAD`,
+///   `shallow`, `index`, ...) and anywhere under `refs/`, `logs/` and `objects/` (a ref name
+///   can never end in `.lock`, git forbids it);
+/// * under `objects/`: git's `tmp_obj_*`, `tmp_pack_*`, `tmp_idx_*` and libgit2's
+///   `tmp_object_git2_*`, `pack_git2_*`;
+/// * our own `.tmp-*` files (atomic writes) at the top of `.git` and of the clone, and
+///   half-written snapshot directories `snapshots/.tmp-*` of the working copy.
 fn recover(root: &Path) -> Result<(), RepoError> {
-    let remove = |path: &Path| -> Result<(), RepoError> {
-        log::warn!("removing {} left by an interrupted run", path.display());
-        let meta = fs::symlink_metadata(path).map_err(io_err(path))?;
-        if meta.is_dir() {
-            fs::remove_dir_all(path).map_err(io_err(path))
-        } else {
-            fs::remove_file(path).map_err(io_err(path))
+    recover_root(root)?;
+    let git_dir = root.join(".git");
+    let mut stale = Vec::new();
+    for e in read_dir_entries(&git_dir)? {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.path().is_file() && (name.ends_with(".lock") || name.starts_with(TMP_PREFIX)) {
+            stale.push(e.path());
         }
-    };
+    }
+    find_stale(&git_dir.join("refs"), &|n| n.ends_with(".lock"), &mut stale)?;
+    find_stale(&git_dir.join("logs"), &|n| n.ends_with(".lock"), &mut stale)?;
+    let in_objects =
+        |n: &str| n.ends_with(".lock") || n.starts_with("tmp_") || n.contains("_git2_");
+    find_stale(&git_dir.join("objects"), &in_objects, &mut stale)?;
+    for path in &stale {
+        remove_stale(path)?;
+    }
+    Ok(())
+}
+
+/// Our own leftovers outside `.git`: a half-initialised `.git.init-*`, temporary files of
+/// atomic writes, half-written snapshot directories of the working copy.
+fn recover_root(root: &Path) -> Result<(), RepoError> {
     for e in read_dir_entries(root)? {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with(INIT_PREFIX) || name.starts_with(TMP_PREFIX) {
-            remove(&e.path())?;
-        }
-    }
-    let git_dir = root.join(".git");
-    if git_dir.is_dir() {
-        let mut stale = Vec::new();
-        find_stale(&git_dir, &mut stale)?;
-        for path in &stale {
-            remove(path)?;
+            remove_stale(&e.path())?;
         }
     }
     for e in read_dir_entries(&root.join(SNAPSHOTS_DIR))? {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".tmp-") {
-            remove(&e.path())?;
+        if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+            remove_stale(&e.path())?;
         }
     }
     Ok(())
+}
+
+fn remove_stale(path: &Path) -> Result<(), RepoError> {
+    log::warn!("removing {} left by an interrupted run", path.display());
+    let meta = fs::symlink_metadata(path).map_err(io_err(path))?;
+    if meta.is_dir() {
+        fs::remove_dir_all(path).map_err(io_err(path))
+    } else {
+        fs::remove_file(path).map_err(io_err(path))
+    }
 }
 
 /// The entries of `dir`, none when it does not exist.
@@ -1331,30 +1448,19 @@ fn read_dir_entries(dir: &Path) -> Result<Vec<fs::DirEntry>, RepoError> {
     }
 }
 
-/// Whether a file in `.git` can only be something an interrupted writer left behind.
-///
-/// * `*.lock`: git's and libgit2's lock files for refs, logs, config, `HEAD`, `FETCH_HEAD`,
-///   `shallow`, `packed-refs`, the index, and loose objects being written;
-/// * `tmp_*` (git's `tmp_obj_`, `tmp_pack_`, `tmp_idx_`), `*_git2_*` (libgit2's
-///   `tmp_object_git2_`, `pack_git2_`) and `.tmp-*` (ours, from atomic writes).
-fn is_stale(name: &str) -> bool {
-    name.ends_with(".lock")
-        || name.starts_with("tmp_")
-        || name.contains("_git2_")
-        || name.starts_with(TMP_PREFIX)
-}
-
-/// Collects every stale file below `dir` (see [`is_stale`]); directories named like one go
-/// whole. Broken clones set aside (`.git.broken-*`) are not below `.git`, so never touched.
-fn find_stale(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RepoError> {
+/// Collects every file below `dir` whose name `stale` accepts.
+fn find_stale(
+    dir: &Path,
+    stale: &dyn Fn(&str) -> bool,
+    out: &mut Vec<PathBuf>,
+) -> Result<(), RepoError> {
     for e in read_dir_entries(dir)? {
         let name = e.file_name().to_string_lossy().into_owned();
-        let path = e.path();
         let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        if is_stale(&name) {
-            out.push(path);
-        } else if is_dir {
-            find_stale(&path, out)?;
+        if is_dir {
+            find_stale(&e.path(), stale, out)?;
+        } else if stale(&name) {
+            out.push(e.path());
         }
     }
     Ok(())
@@ -1380,6 +1486,14 @@ fn init_atomically(root: &Path, remote: Option<&str>) -> Result<(), RepoError> {
         }
     }
     let git_dir = root.join(".git");
+    // A temporary directory is private (0700); a clone is as readable as git makes one, so
+    // that a monitoring user can run `status`.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755))
+            .map_err(io_err(tmp.path()))?;
+    }
     fs::rename(tmp.path(), &git_dir).map_err(io_err(&git_dir))?;
     let _ = tmp.keep();
     Ok(())
@@ -1529,4 +1643,57 @@ pub(crate) fn latest_for(repo: &Repository, tree: &Tree<'_>) -> Result<Option<Ve
         }
     }
     Ok(None)
+}
+
+/// The damaged clones set aside in `root` whose queue has not been salvaged yet, oldest first
+/// (their names sort by the time they were set aside).
+fn unsalvaged(root: &Path) -> Result<Vec<PathBuf>, RepoError> {
+    let mut out: Vec<PathBuf> = read_dir_entries(root)?
+        .into_iter()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(BROKEN_PREFIX))
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && !p.join(SALVAGED_MARKER).exists())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Whether the `.git` at `git_dir` is a clone of `remote` (by its config file alone).
+fn origin_is(git_dir: &Path, remote: Option<&str>) -> bool {
+    let Some(expected) = remote else { return false };
+    git2::Config::open(&git_dir.join("config"))
+        .and_then(|c| c.get_string(&format!("remote.{REMOTE_NAME}.url")))
+        .is_ok_and(|url| url.trim_end_matches('/') == expected.trim_end_matches('/'))
+}
+
+/// Whether the `.git` at `git_dir` says it is ours, read from its config file alone (for a
+/// repository libgit2 cannot open).
+fn marked_ours(git_dir: &Path) -> bool {
+    git2::Config::open(&git_dir.join("config"))
+        .and_then(|c| c.get_bool(MARKER))
+        .unwrap_or(false)
+}
+
+/// The object ids a pack index (version 2, the only one git and libgit2 write) lists.
+fn pack_index_oids(idx: &Path) -> Result<Vec<Oid>, RepoError> {
+    let bytes = fs::read(idx).map_err(io_err(idx))?;
+    let bad = || RepoError::Io {
+        path: idx.to_owned(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a version 2 pack index",
+        ),
+    };
+    if bytes.get(..8) != Some(&[0xff, b't', b'O', b'c', 0, 0, 0, 2][..]) {
+        return Err(bad());
+    }
+    // 256 big-endian counts follow the header; the last is the number of objects, whose ids
+    // come next, 20 bytes each, sorted.
+    let count = bytes.get(8 + 255 * 4..8 + 256 * 4).ok_or_else(bad)?;
+    let count = u32::from_be_bytes([count[0], count[1], count[2], count[3]]) as usize;
+    let start = 8 + 256 * 4;
+    let ids = bytes.get(start..start + count * 20).ok_or_else(bad)?;
+    ids.chunks_exact(20)
+        .map(|id| Oid::from_bytes(id).map_err(|_| bad()))
+        .collect()
 }

@@ -323,28 +323,13 @@ fn classify(e: git2::Error, outcome: &Outcome, url: &str, repo: &DataRepo) -> Re
 }
 
 /// Whether libgit2 failed on this machine rather than on the wire: a lock it could not take,
-/// a file it could not write or read, a damaged object or ref. Those errors carry their own
-/// classes, except the OS class, which libgit2 also uses for sockets; an OS error counts as
-/// local when it names a file in the clone.
+/// or a file of the clone it could not write or read. libgit2 names the file in such errors;
+/// a damaged object that arrived over the network names no file of ours and stays the
+/// remote's (retried), and a damaged clone is caught before any network use by the health
+/// check.
 fn is_local_failure(e: &git2::Error, git_dir: &std::path::Path) -> bool {
-    if e.code() == ErrorCode::Locked {
-        return true;
-    }
-    match e.class() {
-        ErrorClass::Filesystem
-        | ErrorClass::Odb
-        | ErrorClass::Object
-        | ErrorClass::Reference
-        | ErrorClass::Index
-        | ErrorClass::Zlib
-        | ErrorClass::Config => true,
-        ErrorClass::Os => {
-            let dir = git_dir.to_string_lossy();
-            let dir = dir.trim_end_matches('/');
-            e.message().contains(dir)
-        }
-        _ => false,
-    }
+    let dir = git_dir.to_string_lossy();
+    e.code() == ErrorCode::Locked || e.message().contains(dir.trim_end_matches('/'))
 }
 
 /// The HTTP status in libgit2's "unexpected http status code: 503" and similar messages.

@@ -14,6 +14,7 @@ mod git_server_smoke;
 mod operations;
 mod push;
 mod readers;
+mod recovery;
 mod restore;
 mod signing;
 mod verify;
