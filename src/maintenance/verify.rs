@@ -788,8 +788,10 @@ mod tests {
         );
         let schemas = Schemas::load().unwrap();
         let mut seen = Vec::new();
-        let report =
-            verify_history(&s.data_repo(), &schemas, &mut |i, n| seen.push((i, n))).unwrap();
+        let report = verify_history(&s.data_repo(), &schemas, None, &mut |i, n| {
+            seen.push((i, n))
+        })
+        .unwrap();
         assert_eq!(seen, [(1, 2), (2, 2)]);
         assert_eq!((report.commits, report.snapshots), (2, 1));
         let got: Vec<(&str, &str, &str)> = report
