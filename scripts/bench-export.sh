@@ -3,6 +3,8 @@
 #
 # Usage:  scripts/bench-export.sh
 #         BENCH_CONTRIBUTIONS=20000 scripts/bench-export.sh      # quick smoke run
+#         GITCORD_SRC=~/src/Gitcord-GithubDiscordBot GITCORD_PYTHON=/tmp/gc/bin/python \
+#             scripts/bench-export.sh                         # with Gitcord's own Python path
 #
 # What it does, in one run:
 #   1. cargo build --release (skip with BENCH_BUILD=0; BENCH_BIN overrides the binary);
@@ -16,8 +18,12 @@
 #             notifications_sent), printed to /dev/null
 #        (b)  sqlite3 -readonly: the SELECT DISTINCT over the window (Gitcord's own query)
 #        (c)  gitcord-snapshot export on the full DB (fresh --out each run)
+#        (g)  only when GITCORD_SRC is set: Gitcord's own Python path on the full DB
+#             (scripts/gitcord-export.py imports Gitcord's modules from GITCORD_SRC: its
+#             config loader, SqliteStorage, _collect_snapshot_data and json.dumps writer),
+#             and which of its seven files are byte-identical to ours
 #        (a') and (d): the bare read and the exporter on the quarter-size DB
-#   4. prints a Markdown table and the machine.
+#   4. prints a Markdown table, the ratios, the machine and the command that produced them.
 #
 # Environment (defaults in brackets):
 #   BENCH_CONTRIBUTIONS [1000000]  BENCH_USERS [20000]  BENCH_LINKS [20000]
@@ -26,6 +32,9 @@
 #   BENCH_AT [2025-01-31T00:00:00+00:00]  BENCH_SEED [1]  BENCH_REPS [3]
 #   BENCH_BUILD [1]  BENCH_BIN [$CARGO_TARGET_DIR/release/gitcord-snapshot]
 #   BENCH_DIR [$CARGO_TARGET_DIR/bench]  BENCH_QUARTER [1] (0 skips (a') and (d))
+#   GITCORD_SRC [unset] a Gitcord checkout (has src/ghdcbot); adds row (g)
+#   GITCORD_PYTHON [python3] a Python >= 3.11 with Gitcord's dependencies (pydantic>=2.5,
+#     PyYAML>=6.0, python-dotenv, httpx); GITCORD_REPS [BENCH_REPS] runs of (g)
 set -Eeuo pipefail
 export LC_ALL=C
 trap 'echo "bench-export: FAILED (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
@@ -50,6 +59,9 @@ QUARTER=${BENCH_QUARTER:-1}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=${BENCH_BIN:-$TARGET_DIR/release/gitcord-snapshot}
 BENCH_DIR=${BENCH_DIR:-$TARGET_DIR/bench}
+GITCORD_SRC=${GITCORD_SRC:-}
+GITCORD_PYTHON=${GITCORD_PYTHON:-python3}
+GITCORD_REPS=${GITCORD_REPS:-$REPS}
 RUN_ID=00000000-0000-4000-8000-000000000001
 GEN=$ROOT/scripts/gen-bench-db.py
 TIME=/usr/bin/time
@@ -64,6 +76,23 @@ done
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPS must be a positive integer"
 [[ $CONTRIB =~ ^[0-9]+$ ]] || die "BENCH_CONTRIBUTIONS must be a non-negative integer"
 [[ -n ${EPOCHREALTIME:-} ]] || die "bash >= 5 needed (EPOCHREALTIME)"
+[[ $GITCORD_REPS =~ ^[1-9][0-9]*$ ]] || die "GITCORD_REPS must be a positive integer"
+if [[ -n $GITCORD_SRC ]]; then
+    [[ -f $GITCORD_SRC/src/ghdcbot/engine/snapshots.py ]] \
+        || die "GITCORD_SRC=$GITCORD_SRC is not a Gitcord checkout (no src/ghdcbot/engine/snapshots.py)"
+    "$GITCORD_PYTHON" -c 'import pydantic, yaml, dotenv, httpx' 2>/dev/null \
+        || die "$GITCORD_PYTHON lacks Gitcord's dependencies (pydantic, PyYAML, python-dotenv, httpx); set GITCORD_PYTHON"
+fi
+
+# The command line that reproduces this run, printed beside the figures.
+COMMAND=
+for v in CARGO_TARGET_DIR BENCH_CONTRIBUTIONS BENCH_USERS BENCH_LINKS BENCH_SCORE_ROWS \
+    BENCH_ISSUE_REQUESTS BENCH_NOTIFICATIONS BENCH_ROLES BENCH_DAYS BENCH_PERIOD_DAYS BENCH_AT \
+    BENCH_SEED BENCH_REPS BENCH_BUILD BENCH_BIN BENCH_DIR BENCH_QUARTER GITCORD_SRC \
+    GITCORD_PYTHON GITCORD_REPS; do
+    if [[ -n ${!v+x} ]]; then COMMAND+="$v=${!v} "; fi
+done
+COMMAND+="scripts/bench-export.sh"
 
 # The window the exporter reads, written with Gitcord's time rule (isoformat of aware UTC).
 read -r AT_ISO START_ISO < <(python3 - "$AT" "$PERIOD_DAYS" <<'PY'
@@ -188,7 +217,33 @@ bench_export() {
         [[ -n $snap ]] || die "exporter exited 0 but wrote no snapshot directory under $out/snapshots"
         n=$(find "$snap" -maxdepth 1 -name '*.json' | wc -l)
         (( n == 7 )) || die "exporter wrote $n JSON files into $snap, expected 7"
-        if (( i == 0 )); then check_contributors "$dir/state.db" "$snap/contributors.json"; fi
+        if (( i == 0 )); then
+            check_contributors "$dir/state.db" "$snap/contributors.json"
+            rm -rf "$SCRATCH/kept-$key"
+            mv "$snap" "$SCRATCH/kept-$key"
+        fi
+        rm -rf "$out"
+        W_LIST+=("$RUN_WALL"); R_LIST+=("$RUN_RSS")
+    done
+    record "$key" "$label" "$base"
+}
+
+# bench_gitcord KEY LABEL BASE DIR: Gitcord's own Python path (scripts/gitcord-export.py)
+bench_gitcord() {
+    local key=$1 label=$2 base=$3 dir=$4 i out snap
+    W_LIST=(); R_LIST=()
+    for ((i = 0; i < GITCORD_REPS; i++)); do
+        out=$(mktemp -d "$SCRATCH/out.XXXXXX")
+        if ! timed "$SCRATCH/gitcord.out" "$SCRATCH/gitcord.err" \
+            "$GITCORD_PYTHON" "$ROOT/scripts/gitcord-export.py" --gitcord "$GITCORD_SRC" \
+            --config "$dir/config.yaml" --state-db "$dir/state.db" \
+            --roles-file "$dir/roles.json" --run-id "$RUN_ID" --at "$AT_ISO" --out "$out"; then
+            tail -n 40 "$SCRATCH/gitcord.err" >&2
+            die "GITCORD'S PYTHON PATH FAILED ($label)"
+        fi
+        snap=$(find "$out/snapshots" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | head -n 1 || true)
+        [[ -n $snap ]] || die "Gitcord's path wrote no snapshot directory under $out/snapshots"
+        if (( i == 0 )); then rm -rf "$SCRATCH/kept-$key"; mv "$snap" "$SCRATCH/kept-$key"; fi
         rm -rf "$out"
         W_LIST+=("$RUN_WALL"); R_LIST+=("$RUN_RSS")
     done
@@ -229,6 +284,28 @@ bench_sql a0 "(a0) sqlite3 scan of the window, no output" a "$FULL_DB" "$SQL_SCA
 bench_sql a "(a) sqlite3 bare read, all rows to /dev/null" a "$FULL_DB" "$SQL_BARE"
 bench_sql b "(b) sqlite3 SELECT DISTINCT window to /dev/null" a "$FULL_DB" "$SQL_DISTINCT"
 bench_export c "(c) gitcord-snapshot export" a "$FULL"
+if [[ -n $GITCORD_SRC ]]; then
+    bench_gitcord g "(g) Gitcord's Python path (GITCORD_SRC)" a "$FULL"
+    # Byte-identical, or the same rows in another order (rows that tie on Gitcord's ORDER BY
+    # come in whatever order SQLite returns them there; ours break ties as the conformance
+    # rules say), or different.
+    SAME=(); REORDERED=(); DIFFERENT=()
+    for f in meta identities scores contributors roles issue_requests notifications; do
+        if cmp -s "$SCRATCH/kept-c/$f.json" "$SCRATCH/kept-g/$f.json"; then
+            SAME+=("$f.json")
+        elif python3 - "$SCRATCH/kept-c/$f.json" "$SCRATCH/kept-g/$f.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p, encoding="utf-8")) for p in sys.argv[1:3])
+rows = lambda d: sorted(json.dumps(r, sort_keys=True) for r in d.pop("data", []))
+sys.exit(0 if (rows(a), a) == (rows(b), b) else 1)
+PY
+        then
+            REORDERED+=("$f.json")
+        else
+            DIFFERENT+=("$f.json")
+        fi
+    done
+fi
 if [[ $QUARTER != 0 ]]; then
     cat "$QDIR/state.db" >/dev/null
     bench_sql aq "(a') sqlite3 bare read, quarter DB" aq "$QDIR/state.db" "$SQL_BARE"
@@ -250,17 +327,30 @@ echo "  window [$START_ISO, $AT_ISO]: $N_WIN rows, $N_DIST distinct"
 if [[ $QUARTER != 0 ]]; then
     echo "- quarter DB: $QDIR/state.db ($(size_mib "$QDIR/state.db") MiB, $((CONTRIB / 4)) contributions)"
 fi
+if [[ -n $GITCORD_SRC ]]; then
+    echo "- Gitcord: $GITCORD_SRC ($(git -C "$GITCORD_SRC" rev-parse --short HEAD 2>/dev/null || echo 'not a git checkout')), $("$GITCORD_PYTHON" --version 2>&1), best of $GITCORD_REPS runs"
+fi
 echo "- best wall time of $REPS runs; peak RSS = highest of the runs (GNU time %M)"
+echo "- command: $COMMAND"
 echo
-echo "| what | wall s | peak RSS MiB | ratio to bare read (wall) |"
-echo "| --- | ---: | ---: | ---: |"
+echo "| what | wall s | peak RSS MiB | ratio to (a0) scan | ratio to (a) bare read |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+ratio() { awk -v w="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", w / b; else print "n/a" }'; }
 for row in "${ROWS[@]}"; do
     IFS='|' read -r label wall rss base key <<<"$row"
-    bw=${BEST_WALL[$base]}
-    ratio=$(awk -v w="$wall" -v b="$bw" 'BEGIN { if (b > 0) printf "%.2fx", w / b; else print "n/a" }')
-    if [[ $key == "$base" ]]; then ratio="1.00x"; fi
-    printf '| %s | %.3f | %s | %s |\n' "$label" "$wall" "$(mib "$rss")" "$ratio"
+    scan=n/a
+    if [[ $base == a ]]; then scan=$(ratio "$wall" "${BEST_WALL[a0]}"); fi
+    printf '| %s | %.3f | %s | %s | %s |\n' "$label" "$wall" "$(mib "$rss")" "$scan" \
+        "$(ratio "$wall" "${BEST_WALL[$base]}")"
 done
+if [[ -n $GITCORD_SRC ]]; then
+    echo
+    awk -v g="${BEST_WALL[g]}" -v c="${BEST_WALL[c]}" -v rg="${PEAK_RSS[g]}" -v rc="${PEAK_RSS[c]}" 'BEGIN {
+        printf "Exporter vs Gitcord'"'"'s Python path: %.1fx faster (%.3f s vs %.3f s), peak RSS %.1f vs %.1f MiB.\n",
+            (c > 0 ? g / c : 0), c, g, rc / 1024, rg / 1024
+    }'
+    echo "Compared with Gitcord's files: byte-identical: ${SAME[*]:-none}; same rows, ties in another order: ${REORDERED[*]:-none}; different: ${DIFFERENT[*]:-none}."
+fi
 if [[ $QUARTER != 0 ]]; then
     echo
     awk -v c="${PEAK_RSS[c]}" -v d="${PEAK_RSS[d]}" -v wc="${BEST_WALL[c]}" -v wd="${BEST_WALL[d]}" 'BEGIN {

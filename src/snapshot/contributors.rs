@@ -6,7 +6,9 @@
 //! text form), else `scoring.weights.pr_merged`.
 
 use std::collections::HashMap;
+use std::fmt;
 
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::input::state::Contribution;
@@ -29,12 +31,37 @@ pub struct Summary {
     pub total_score: i64,
 }
 
+/// The event types Gitcord counts, told apart once per row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EventKind {
+    IssueOpened,
+    PrOpened,
+    PrMerged,
+    PrReviewed,
+    Comment,
+    Other,
+}
+
+impl EventKind {
+    fn of(event_type: &str) -> EventKind {
+        match event_type {
+            "issue_opened" => EventKind::IssueOpened,
+            "pr_opened" => EventKind::PrOpened,
+            "pr_merged" => EventKind::PrMerged,
+            "pr_reviewed" => EventKind::PrReviewed,
+            "comment" => EventKind::Comment,
+            _ => EventKind::Other,
+        }
+    }
+}
+
 /// Accumulates summaries one contribution at a time, so the table is never held in memory.
 pub struct Tally {
     /// Lower-cased difficulty label → weight; a later config key wins, as in Python.
     difficulty: HashMap<String, i64>,
     pr_merged_weight: i64,
-    users: HashMap<String, Summary>,
+    /// Looked up once per contribution row, so hashed with foldhash rather than SipHash.
+    users: HashMap<String, Summary, foldhash::fast::RandomState>,
 }
 
 impl Tally {
@@ -47,14 +74,15 @@ impl Tally {
         Tally {
             difficulty,
             pr_merged_weight,
-            users: HashMap::new(),
+            users: HashMap::default(),
         }
     }
 
     /// Counts one distinct contribution. Fails, as Gitcord does, on a merged PR whose payload
     /// cannot be read for difficulty labels.
     pub fn add(&mut self, c: Contribution<'_>) -> Result<(), String> {
-        let points = if c.event_type == "pr_merged" {
+        let kind = EventKind::of(c.event_type);
+        let points = if kind == EventKind::PrMerged {
             self.merged_pr_points(c.payload_json)?
         } else {
             0
@@ -69,13 +97,13 @@ impl Tally {
                     ..Summary::default()
                 }),
         };
-        match c.event_type {
-            "issue_opened" => summary.issues_opened += 1,
-            "pr_opened" => summary.prs_opened += 1,
-            "pr_merged" => summary.prs_opened += 1,
-            "pr_reviewed" => summary.prs_reviewed += 1,
-            "comment" => summary.comments += 1,
-            _ => {}
+        match kind {
+            EventKind::IssueOpened => summary.issues_opened += 1,
+            EventKind::PrOpened => summary.prs_opened += 1,
+            EventKind::PrMerged => summary.prs_opened += 1,
+            EventKind::PrReviewed => summary.prs_reviewed += 1,
+            EventKind::Comment => summary.comments += 1,
+            EventKind::Other => {}
         }
         summary.total_score = summary.total_score.checked_add(points).ok_or_else(|| {
             format!(
@@ -97,18 +125,113 @@ impl Tally {
         if self.difficulty.is_empty() {
             return Ok(self.pr_merged_weight);
         }
-        let payload: Value = serde_json::from_str(payload_json)
-            .map_err(|e| format!("payload_json is not valid JSON ({e})"))?;
-        let Value::Object(payload) = payload else {
-            return Err("payload_json is not a JSON object".into());
+        let labels = match difficulty_labels(payload_json) {
+            Ok(Payload::Object(labels)) => labels,
+            Ok(Payload::NotAnObject) => return Err("payload_json is not a JSON object".into()),
+            Err(e) => return Err(format!("payload_json is not valid JSON ({e})")),
         };
-        let labels = labels_as_python_iterates_them(payload.get("difficulty_labels"))?;
+        let labels = labels_as_python_iterates_them(labels.as_ref())?;
         let best = labels
             .iter()
             .filter_map(|label| self.difficulty.get(label))
             .max();
         Ok(best.copied().unwrap_or(self.pr_merged_weight))
     }
+}
+
+/// What a merged PR's payload holds for scoring.
+enum Payload {
+    /// A JSON object, with its `difficulty_labels` value if it has one (the last one, when
+    /// the key repeats, as `json.loads` keeps it).
+    Object(Option<Value>),
+    /// Valid JSON, but not an object.
+    NotAnObject,
+}
+
+/// Reads `payload_json` the way `json.loads(...).get("difficulty_labels")` sees it, building
+/// only that one value.
+///
+/// Building the whole payload as a [`Value`] (a map, a `String` per key and per string) for
+/// every merged PR was the largest allocation cost of an export; the other members are now
+/// checked and skipped in place (`IgnoredAny`), so the whole text must still be one valid
+/// JSON value or the row fails as before.
+fn difficulty_labels(payload_json: &str) -> Result<Payload, serde_json::Error> {
+    struct PayloadVisitor;
+
+    impl<'de> Visitor<'de> for PayloadVisitor {
+        type Value = Payload;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Payload, A::Error> {
+            let mut labels = None;
+            while let Some(key) = map.next_key::<KeyIsLabels>()? {
+                if key.0 {
+                    labels = Some(map.next_value::<Value>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(Payload::Object(labels))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Payload, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Payload::NotAnObject)
+        }
+
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Payload, E> {
+            Ok(Payload::NotAnObject)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Payload, E> {
+            Ok(Payload::NotAnObject)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Payload, E> {
+            Ok(Payload::NotAnObject)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Payload, E> {
+            Ok(Payload::NotAnObject)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Payload, E> {
+            Ok(Payload::NotAnObject)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Payload, E> {
+            Ok(Payload::NotAnObject)
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for PayloadVisitor {
+        type Value = Payload;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Payload, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    /// A member name, decoded (escapes included) and compared without being kept.
+    struct KeyIsLabels(bool);
+
+    impl<'de> de::Deserialize<'de> for KeyIsLabels {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<KeyIsLabels, D::Error> {
+            struct KeyVisitor;
+            impl Visitor<'_> for KeyVisitor {
+                type Value = KeyIsLabels;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a member name")
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyIsLabels, E> {
+                    Ok(KeyIsLabels(v == "difficulty_labels"))
+                }
+            }
+            d.deserialize_str(KeyVisitor)
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(payload_json);
+    let payload = PayloadVisitor.deserialize(&mut de)?;
+    de.end()?;
+    Ok(payload)
 }
 
 /// The lower-cased label texts Gitcord's `for label in difficulty_labels` sees: a list gives
@@ -280,6 +403,75 @@ mod tests {
             })
             .unwrap_err();
         assert!(err.contains("not a list"), "{err}");
+    }
+
+    #[test]
+    fn logins_of_any_length_are_counted() {
+        let long = "a-login-longer-than-twenty-three-bytes";
+        let rows = tally_of(
+            &[
+                ("abcdefghijklmnopqrstuvw", "comment", "{}"), // 23 bytes: inline
+                (long, "comment", "{}"),
+                ("abcdefghijklmnopqrstuvw", "comment", "{}"),
+                (long, "issue_opened", "{}"),
+                ("", "comment", "{}"),
+                ("a", "comment", "{}"),
+            ],
+            &[],
+            0,
+        );
+        let got: Vec<(&str, i64, i64)> = rows
+            .iter()
+            .map(|s| (s.github_user.as_str(), s.comments, s.issues_opened))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("", 1, 0),
+                ("a", 1, 0),
+                (long, 1, 1),
+                ("abcdefghijklmnopqrstuvw", 2, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn payloads_are_read_like_json_loads_then_get() {
+        let w = [("easy", 2), ("hard", 10)];
+        let score = |payload: &str| {
+            let weights: Vec<(String, i64)> = w.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+            let mut t = Tally::new(&weights, 3);
+            t.add(Contribution {
+                github_user: "a",
+                event_type: "pr_merged",
+                payload_json: payload,
+            })
+            .map(|()| t.finish()[0].total_score)
+        };
+        // The last of repeated keys wins, as in json.loads; escapes in names are decoded.
+        assert_eq!(
+            score(r#"{"difficulty_labels":["hard"],"difficulty_labels":["easy"]}"#),
+            Ok(2)
+        );
+        assert_eq!(score(r#"{"difficulty\u005flabels":["hard"]}"#), Ok(10));
+        // Other members are skipped but must be valid JSON, and so must the rest of the text.
+        assert_eq!(
+            score(r#"{"x":{"y":[1,2.5,"\"",null,true]},"difficulty_labels":["Easy"]}"#),
+            Ok(2)
+        );
+        for bad in [
+            r#"{"x":[1,}"#,
+            r#"{"x":tru}"#,
+            r#"{"difficulty_labels":[]} x"#,
+            "",
+        ] {
+            let err = score(bad).unwrap_err();
+            assert!(err.contains("not valid JSON"), "{bad}: {err}");
+        }
+        for not_object in ["[1]", "7", "\"s\"", "null", "true"] {
+            let err = score(not_object).unwrap_err();
+            assert!(err.contains("not a JSON object"), "{not_object}: {err}");
+        }
     }
 
     #[test]
