@@ -336,8 +336,21 @@ impl GitServer {
     }
 
     /// Contents of nginx's access log (`METHOD URI STATUS user` lines).
+    ///
+    /// nginx writes a request's line when it finalises the request, which can be just after the
+    /// client has its answer and exits: read until the log stops changing (bounded).
     pub fn access_log(&self) -> String {
-        fs::read_to_string(self.root().join("logs/access.log")).unwrap_or_default()
+        let read = || fs::read_to_string(self.root().join("logs/access.log")).unwrap_or_default();
+        let mut last = read();
+        for _ in 0..40 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let now = read();
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+        last
     }
 
     /// Writes an executable `GIT_ASKPASS` script into `dir` that answers
