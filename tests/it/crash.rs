@@ -700,10 +700,32 @@ struct HostReport {
     committed: BTreeSet<String>,
     /// Drain runs it took to exit 0 (None: never did).
     drained_after: Option<u32>,
+    /// The snapshot number its next run takes.
+    next: u64,
+}
+
+/// Drains one soak host after the kills: runs until one exits 0 (hosts drain one after
+/// another, as cron's spread start times would have them).
+fn drain(host: &Host, index: u64, hosts: u64, report: &mut HostReport) {
+    let clone_git = host.clone_path("clone").join(".git");
+    for attempt in 1..=5 {
+        let n = u32::try_from(report.next).unwrap();
+        report.next += hosts;
+        let run = host.push("clone", n, &[]);
+        report.committed.extend(history(&clone_git).0);
+        if run.code == 0 {
+            report.drained_after = Some(attempt);
+            return;
+        }
+        eprintln!(
+            "soak host {index}: drain run {attempt} exited {}: {}",
+            run.code, run.stderr
+        );
+    }
 }
 
 /// One soak host: runs `push` of its own snapshots (`n = index + hosts * k`), killing each
-/// after a random delay spread over `span`, until `kills` kills have landed; then drains.
+/// after a random delay spread over `span`, until `kills` kills have landed.
 fn soak_host(host: &Host, index: u64, hosts: u64, kills: u64, seed: u64, span: u64) -> HostReport {
     let mut report = HostReport::default();
     let mut seed = seed;
@@ -738,18 +760,7 @@ fn soak_host(host: &Host, index: u64, hosts: u64, kills: u64, seed: u64, span: u
         }
         record(&mut report);
     }
-    for attempt in 1..=5 {
-        let run = host.push("clone", next(), &[]);
-        record(&mut report);
-        if run.code == 0 {
-            report.drained_after = Some(attempt);
-            break;
-        }
-        eprintln!(
-            "soak host {index}: drain run {attempt} exited {}: {}",
-            run.code, run.stderr
-        );
-    }
+    report.next = index + hosts * (k + 1);
     report
 }
 
@@ -787,9 +798,17 @@ fn soak_many_hosts_killed_at_random_moments_lose_nothing() {
             .map(|(i, h)| {
                 s.spawn(move || {
                     let t = Instant::now();
-                    h.push("clone", u32::try_from(i).unwrap(), &[])
-                        .expect_code(0);
-                    t.elapsed().as_micros() as u64
+                    // All hosts start at once: one may lose every race for the empty remote
+                    // (exit 75) and push its snapshot on the next try.
+                    for _ in 0..5 {
+                        let run = h.push("clone", u32::try_from(i).unwrap(), &[]);
+                        if run.code == 75 {
+                            continue;
+                        }
+                        run.expect_code(0);
+                        return t.elapsed().as_micros() as u64;
+                    }
+                    panic!("host {i}'s first run never pushed");
                 })
             })
             .collect();
@@ -814,6 +833,10 @@ fn soak_many_hosts_killed_at_random_moments_lose_nothing() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
 
+    let mut reports = reports;
+    for (i, (h, r)) in hosts.iter().zip(reports.iter_mut()).enumerate() {
+        drain(h, i as u64, hosts_n, r);
+    }
     let kills: u64 = reports.iter().map(|r| r.kills).sum();
     let runs: u64 = reports.iter().map(|r| r.runs).sum();
     let mut exits: BTreeMap<i32, u64> = BTreeMap::new();
