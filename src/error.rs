@@ -41,7 +41,7 @@ pub enum Error {
     #[error("cannot render the snapshot as JSON: {0}")]
     Render(#[from] serde_json::Error),
     /// The local clone.
-    #[error(transparent)]
+    #[error("{}", repo_message(.0))]
     Repo(#[from] RepoError),
     /// The push failed after the snapshot was committed; it stays queued.
     #[error("push failed: {source} ({queued} snapshot commit(s) queued)")]
@@ -69,6 +69,17 @@ pub enum Error {
     /// A command-line value that parses but makes no sense.
     #[error("{0}")]
     Usage(String),
+}
+
+/// A clone that cannot be read or written is said to be a local problem, so that nobody waits
+/// for the network to come back (exit 74, like [`RemoteError::Local`]).
+fn repo_message(e: &RepoError) -> String {
+    match e {
+        RepoError::Git { .. } | RepoError::Io { .. } => {
+            format!("{e}; this is a problem of the local clone, not of the network")
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// A failed build is the failure of one input: map it as that input's error.

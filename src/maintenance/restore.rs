@@ -271,8 +271,16 @@ fn remove_leftovers(dir: &Path, prefix: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    // Only files older than a minute: a restore running next to this one keeps its own.
+    let old = |e: &std::fs::DirEntry| {
+        e.metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() >= 60)
+    };
     for e in entries.filter_map(Result::ok) {
-        if e.file_name().to_string_lossy().starts_with(prefix) {
+        if e.file_name().to_string_lossy().starts_with(prefix) && old(&e) {
             log::warn!(
                 "removing {} left by an interrupted restore",
                 e.path().display()

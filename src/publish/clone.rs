@@ -249,6 +249,24 @@ impl DataRepo {
         check_ours(&repo, root, remote)?;
         check_remote(&repo, root, remote)?;
         recover(root)?;
+        // A truncated loose object would hang libgit2 forever at its first read (libgit2 issue
+        // #7342): find them before anything reads objects, and rebuild as for other damage.
+        let bad = damaged_loose_objects(&git_dir);
+        let repo = match bad.split_first() {
+            None => repo,
+            Some((first, rest)) => {
+                drop(repo);
+                let reason = format!(
+                    "{} damaged loose object(s), e.g. {}",
+                    rest.len() + 1,
+                    first.display()
+                );
+                let aside = set_aside_dir(root, &reason)?;
+                quarantine(&aside, std::iter::once(first).chain(rest), &git_dir);
+                init_atomically(root, remote)?;
+                open_git_dir(root)?
+            }
+        };
         let mut data = DataRepo {
             branch: current_branch(&repo).unwrap_or_else(|| "main".to_owned()),
             repo,
@@ -374,7 +392,8 @@ impl DataRepo {
                     .filter_map(|r| r.ok()?.target())
                     .collect();
                 (heads.len() == 1).then(|| heads[0])
-            });
+            })
+            .or_else(|| self.lost_tip(&old));
         let Some(old_tip) = old_tip else {
             log::warn!(
                 "no branch can be read in {}; its queued snapshots (if any) are not salvaged",
@@ -476,6 +495,40 @@ impl DataRepo {
             );
         }
         Ok(replayed)
+    }
+
+    /// The branch tip of a set-aside clone whose branch ref cannot be read (destroyed, garbage):
+    /// among the commits in its objects that this clone lacks, the newest (by committer time,
+    /// which is the snapshot time) that no other such commit has as its parent. A commit left
+    /// over from an earlier replay holds the same snapshots as its replayed copy, so picking
+    /// either loses nothing.
+    fn lost_tip(&self, old: &Repository) -> Option<Oid> {
+        let odb = old.odb().ok()?;
+        let mut commits = Vec::new();
+        odb.foreach(|oid| {
+            if matches!(odb.read_header(*oid), Ok((_, ObjectType::Commit))) {
+                commits.push(*oid);
+            }
+            true
+        })
+        .ok()?;
+        let commits: Vec<git2::Commit<'_>> = commits
+            .into_iter()
+            .filter(|oid| self.repo.find_commit(*oid).is_err())
+            .filter_map(|oid| old.find_commit(oid).ok())
+            .collect();
+        let parents: std::collections::HashSet<Oid> =
+            commits.iter().flat_map(|c| c.parent_ids()).collect();
+        let tip = commits
+            .iter()
+            .filter(|c| !parents.contains(&c.id()))
+            .max_by_key(|c| (c.committer().when().seconds(), c.id()))?
+            .id();
+        log::warn!(
+            "the branch of {} cannot be read; salvaging from its newest unpublished commit {tip}",
+            old.path().display()
+        );
+        Some(tip)
     }
 
     /// A new commit on `base` (none: an empty branch) whose `snapshots/` gains `added` and
@@ -1558,6 +1611,77 @@ fn set_aside_dir(root: &Path, reason: &str) -> Result<PathBuf, RepoError> {
     );
     fs::rename(&git_dir, &aside).map_err(io_err(&git_dir))?;
     Ok(aside)
+}
+
+/// The loose objects below `git_dir` whose file cannot be inflated whole into a well-formed
+/// object (`<type> <size>\0` and exactly that many bytes): truncated or garbled. Read here
+/// because libgit2 1.9 never returns from reading a truncated one. The clone packs its loose
+/// objects every few dozen snapshots, so this reads a bounded number of small files.
+fn damaged_loose_objects(git_dir: &Path) -> Vec<PathBuf> {
+    let mut bad = Vec::new();
+    for dir in read_dir_entries(&git_dir.join("objects")).unwrap_or_default() {
+        let prefix = dir.file_name().to_string_lossy().into_owned();
+        if prefix.len() != 2 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        for file in read_dir_entries(&dir.path()).unwrap_or_default() {
+            let rest = file.file_name().to_string_lossy().into_owned();
+            if rest.len() != 38 || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            if !loose_object_is_whole(&file.path()) {
+                bad.push(file.path());
+            }
+        }
+    }
+    bad.sort();
+    bad
+}
+
+/// Whether a loose object file inflates completely into `<type> <size>\0<size bytes>`.
+fn loose_object_is_whole(path: &Path) -> bool {
+    use std::io::Read as _;
+    let Ok(bytes) = fs::read(path) else {
+        return false;
+    };
+    let mut inflated = Vec::new();
+    let mut decoder = flate2::read::ZlibDecoder::new(&bytes[..]);
+    if decoder.read_to_end(&mut inflated).is_err() {
+        return false;
+    }
+    // A stream cut short ends without its checksum: the decoder reports it as an error or as
+    // fewer bytes than the header announces.
+    let Some(nul) = inflated.iter().position(|b| *b == 0) else {
+        return false;
+    };
+    let header = String::from_utf8_lossy(&inflated[..nul]);
+    let Some((kind, size)) = header.split_once(' ') else {
+        return false;
+    };
+    ["commit", "tree", "blob", "tag"].contains(&kind)
+        && size.parse::<usize>().ok() == Some(inflated.len() - nul - 1)
+}
+
+/// Renames the damaged loose objects in the set-aside copy `aside` (found at those paths
+/// under `git_dir`) to `<name>.damaged`: kept, but out of libgit2's sight, so that salvaging
+/// from the copy reports them missing instead of hanging on them.
+fn quarantine<'a>(aside: &Path, bad: impl Iterator<Item = &'a PathBuf>, git_dir: &Path) {
+    for path in bad {
+        let Ok(rel) = path.strip_prefix(git_dir) else {
+            continue;
+        };
+        let from = aside.join(rel);
+        let mut to = from.clone().into_os_string();
+        to.push(".damaged");
+        log::warn!(
+            "damaged loose object {} kept as {}",
+            from.display(),
+            PathBuf::from(&to).display()
+        );
+        if let Err(e) = fs::rename(&from, &to) {
+            log::warn!("cannot rename {}: {e}", from.display());
+        }
+    }
 }
 
 /// Reads every object of tree `id`, blobs inflated and hashed: an error names what is damaged.

@@ -7,6 +7,7 @@
 
 mod support;
 
+mod crash;
 mod diff;
 mod discord;
 mod export;
