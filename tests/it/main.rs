@@ -7,6 +7,7 @@
 
 mod support;
 
+mod bench;
 mod diff;
 mod discord;
 mod export;
