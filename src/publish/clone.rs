@@ -3,9 +3,11 @@
 //! The clone is a bare repository in `<clone_dir>/.git` plus a plain copy of the newest
 //! snapshot in `<clone_dir>/snapshots/<name>/` for people to look at, and the lock file
 //! `<clone_dir>/.gitcord-snapshot.lock` that keeps overlapping runs apart. Commits are built
-//! directly from objects (no index, no checkout), so a run costs the same whether the history
-//! holds ten snapshots or ten thousand, and an hourly cron never fills the disk with a
-//! checkout of every past snapshot.
+//! directly from objects (no index, no checkout), so a run never reads, lists or checks out
+//! past snapshots' files, and an hourly cron never fills the disk with a checkout of every
+//! past snapshot. What still grows with the history is git's layout itself: each commit
+//! writes a new `snapshots/` tree listing every snapshot directory, and libgit2's push reads
+//! the remote tip's trees to leave them out (README, Performance).
 //!
 //! Crash safety comes from git's own design: objects are written before the branch moves, the
 //! branch moves by an atomic compare-and-swap, and the working copy is replaced by rename.
@@ -303,6 +305,8 @@ impl DataRepo {
         let remote = self
             .remote_tip()
             .map_err(|e| damaged("the remote-tracking branch", e))?;
+        // In step with the remote (the usual hourly case) both are the same commit: read once.
+        let remote = remote.filter(|r| Some(*r) != tip);
         for oid in tip.iter().chain(remote.iter()) {
             let commit = self
                 .repo
@@ -1153,8 +1157,27 @@ impl DataRepo {
     }
 
     /// The newest snapshot directory on the branch and its files' bytes, for comparisons.
+    ///
+    /// The newest is the greatest name, as [`DataRepo::snapshot_names`] orders them; found in
+    /// one pass instead of copying and sorting every name of the history on every run.
     pub fn newest_snapshot(&self) -> Result<Option<StoredSnapshot>, RepoError> {
-        let Some(name) = self.snapshot_names(None)?.pop() else {
+        let Some(tip) = self.tip()? else {
+            return Ok(None);
+        };
+        let tree = self
+            .repo
+            .find_commit(tip)
+            .ctx("read commit")?
+            .tree()
+            .ctx("read tree")?;
+        let Some(sub) = self.snapshots_tree(&tree)? else {
+            return Ok(None);
+        };
+        let newest = sub
+            .iter()
+            .filter(|e| e.kind() == Some(ObjectType::Tree) && e.name().is_some())
+            .max_by(|a, b| a.name_bytes().cmp(b.name_bytes()));
+        let Some(name) = newest.and_then(|e| e.name().map(str::to_owned)) else {
             return Ok(None);
         };
         let files = self.read_snapshot(&name)?;
@@ -1738,14 +1761,20 @@ pub(crate) fn latest_for(repo: &Repository, tree: &Tree<'_>) -> Result<Option<Ve
         return Ok(None);
     };
     let sub = repo.find_tree(entry.id()).ctx("read snapshots/")?;
-    let dirs: Vec<(String, Oid)> = sub
+    // Runs on every commit, over a `snapshots/` of every hour of the history: count the
+    // directories without copying a name, and read only from the newest end.
+    let count = sub
         .iter()
         .filter(|e| e.kind() == Some(ObjectType::Tree))
-        .filter_map(|e| e.name().map(|n| (n.to_owned(), e.id())))
-        .collect();
+        .count();
     // Git lists directories in name order: the newest is last.
-    for (name, id) in dirs.iter().rev() {
-        let dir = repo.find_tree(*id).ctx("read snapshot")?;
+    let dirs = sub
+        .iter()
+        .rev()
+        .filter(|e| e.kind() == Some(ObjectType::Tree))
+        .filter_map(|e| e.name().map(|n| (n.to_owned(), e.id())));
+    for (name, id) in dirs {
+        let dir = repo.find_tree(id).ctx("read snapshot")?;
         let mut files = Vec::with_capacity(FILE_NAMES.len());
         for f in FILE_NAMES {
             if let Some(e) = dir.get_name(f) {
@@ -1758,7 +1787,7 @@ pub(crate) fn latest_for(repo: &Repository, tree: &Tree<'_>) -> Result<Option<Ve
                 ));
             }
         }
-        if let Some(latest) = Latest::describe(name, &files, dirs.len()) {
+        if let Some(latest) = Latest::describe(&name, &files, count) {
             let bytes = latest.render().map_err(|e| RepoError::Git {
                 context: "render the readers' index".into(),
                 source: git2::Error::from_str(&e.to_string()),

@@ -380,6 +380,16 @@ fn configure_libgit2() {
             "libgit2 refused to fsync the clone's files; a power cut may lose the last commit"
         );
     }
+    // libgit2 caches no tree larger than 4 KiB, and `snapshots/` lists every snapshot
+    // directory (about 55 bytes each: 480 KB after a year of hourly runs). A run reads it
+    // several times (health check, commit, readers' index, push), each time inflating and
+    // hashing it again; cached, the tip's and the new one are each read once. Memory stays
+    // within libgit2's overall cache limit (256 MiB by default).
+    // SAFETY: a documented option, set while the program is single-threaded.
+    if let Err(e) = unsafe { git2::opts::set_cache_object_limit(git2::ObjectType::Tree, 64 << 20) }
+    {
+        log::debug!("libgit2 kept its tree cache limit: {}", e.message());
+    }
     configure_timeouts();
 }
 

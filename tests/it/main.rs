@@ -7,6 +7,7 @@
 
 mod support;
 
+mod bench;
 mod crash;
 mod diff;
 mod discord;

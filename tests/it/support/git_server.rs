@@ -826,7 +826,7 @@ events {{
 }}
 
 http {{
-    log_format git '$request_method $request_uri $status $remote_user';
+    log_format git '$request_method $request_uri $status $remote_user $request_length';
     access_log "{r}/logs/access.log" git;
     client_body_temp_path "{r}/tmp/client_body";
     proxy_temp_path "{r}/tmp/proxy";
