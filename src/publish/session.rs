@@ -30,8 +30,10 @@ pub const DEFAULT_AUTHOR_NAME: &str = "gitcord-snapshot";
 /// See [`DEFAULT_AUTHOR_NAME`].
 pub const DEFAULT_AUTHOR_EMAIL: &str = "gitcord-snapshot@users.noreply.github.com";
 
-/// How many times a push lost to another writer is replayed and retried.
-const MAX_PUSH_ATTEMPTS: usize = 5;
+/// How many times a push lost to another writer is replayed and retried. Hosts started by
+/// cron at the same minute push at the same moment, and each round only one of them wins:
+/// ten rounds let that many hosts through in one run (the pauses add up to about 7 s).
+const MAX_PUSH_ATTEMPTS: usize = 10;
 
 /// Where the clone is and how to reach the remote: what `push` and `prune` share.
 #[derive(Clone, Debug, Default)]
