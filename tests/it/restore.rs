@@ -385,22 +385,12 @@ fn commit_snapshot(clone: &Path, name: &str, files: Files) {
     let mut index = git2::Index::new().unwrap();
     index.read_tree(&tip.tree().unwrap()).unwrap();
     for (file, bytes) in &files {
-        let path = format!("snapshots/{name}/{file}");
-        let entry = git2::IndexEntry {
-            ctime: git2::IndexTime::new(0, 0),
-            mtime: git2::IndexTime::new(0, 0),
-            dev: 0,
-            ino: 0,
-            mode: 0o100644,
-            uid: 0,
-            gid: 0,
-            file_size: bytes.len() as u32,
-            id: repo.blob(bytes).unwrap(),
-            flags: path.len().min(0xfff) as u16,
-            flags_extended: 0,
-            path: path.into_bytes(),
-        };
-        index.add(&entry).unwrap();
+        crate::support::git::put(
+            &repo,
+            &mut index,
+            &format!("snapshots/{name}/{file}"),
+            bytes,
+        );
     }
     let tree = repo.find_tree(index.write_tree_to(&repo).unwrap()).unwrap();
     let sig = git2::Signature::new(

@@ -4,9 +4,10 @@
 
 use std::path::Path;
 
+use crate::support::git::put;
 use crate::support::host::{at, dir_name, run_id};
 use crate::support::testenv::{Case, Run, TestEnv};
-use git2::{Index, IndexEntry, IndexTime, Repository, Signature, Time};
+use git2::{Index, Repository, Signature, Time};
 
 const CLONE: &str = "clone";
 const SUMMARY_ERROR: &str = "gitcord-snapshot: error: verify found";
@@ -109,26 +110,6 @@ fn commit_edit(
         )
         .unwrap();
     oid.to_string()
-}
-
-/// Puts `bytes` at `path` in `index`.
-fn put(repo: &Repository, index: &mut Index, path: &str, bytes: &[u8]) {
-    let id = repo.blob(bytes).unwrap();
-    let entry = IndexEntry {
-        ctime: IndexTime::new(0, 0),
-        mtime: IndexTime::new(0, 0),
-        dev: 0,
-        ino: 0,
-        mode: 0o100644,
-        uid: 0,
-        gid: 0,
-        file_size: bytes.len() as u32,
-        id,
-        flags: path.len().min(0xfff) as u16,
-        flags_extended: 0,
-        path: path.as_bytes().to_vec(),
-    };
-    index.add(&entry).unwrap();
 }
 
 /// A file's bytes at the tip of `main`.

@@ -159,3 +159,23 @@ pub fn snapshot_dirs(git_dir: &Path) -> Vec<String> {
         .map(|l| l.trim_start_matches("snapshots/").to_owned())
         .collect()
 }
+
+/// Puts `bytes` at `path` in `index` (a regular file), writing the blob into `repo`: how the
+/// tests build trees a foreign tool would commit.
+pub fn put(repo: &git2::Repository, index: &mut git2::Index, path: &str, bytes: &[u8]) {
+    let entry = git2::IndexEntry {
+        ctime: git2::IndexTime::new(0, 0),
+        mtime: git2::IndexTime::new(0, 0),
+        dev: 0,
+        ino: 0,
+        mode: 0o100644,
+        uid: 0,
+        gid: 0,
+        file_size: bytes.len() as u32,
+        id: repo.blob(bytes).unwrap(),
+        flags: path.len().min(0xfff) as u16,
+        flags_extended: 0,
+        path: path.as_bytes().to_vec(),
+    };
+    index.add(&entry).unwrap();
+}
