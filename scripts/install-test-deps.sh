@@ -47,6 +47,11 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
 fi
 if ! command -v fcgiwrap >/dev/null 2>&1 && [ ! -x /usr/sbin/fcgiwrap ]; then
     missing+=(fcgiwrap)
+    # fcgiwrap depends on "systemd | spawn-fcgi": without systemd (a container), name the
+    # small alternative, or apt pulls in all of systemd.
+    if ! command -v systemctl >/dev/null 2>&1; then
+        missing+=(spawn-fcgi)
+    fi
 fi
 if ! command -v openssl >/dev/null 2>&1; then
     missing+=(openssl)
@@ -64,12 +69,20 @@ fi
 if ! command -v ssh-keygen >/dev/null 2>&1; then
     missing+=(openssh-client)
 fi
+# The reader example (examples/read_latest.py) and the benchmarks' drivers.
+if ! command -v python3 >/dev/null 2>&1; then
+    missing+=(python3)
+fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
     log "all test dependencies already installed"
     exit 0
 fi
 
+if [ "$(id -u)" -ne 0 ] && [ "${#SUDO[@]}" -eq 0 ]; then
+    log "missing: ${missing[*]} - run this script as root, or install sudo, or install them by hand"
+    exit 1
+fi
 if ! command -v apt-get >/dev/null 2>&1; then
     log "missing: ${missing[*]} - and apt-get is not available; install them by hand"
     exit 1

@@ -207,10 +207,7 @@ fn publish_snapshot(
                 },
                 &session.publish.author,
             )?;
-            // Both only tidy the clone: a failure is worth a warning, never a lost push.
-            if let Err(e) = session.repo.update_view(&name, &files) {
-                log::warn!("cannot update the working copy of the newest snapshot: {e}");
-            }
+            // Only tidies the clone: a failure is worth a warning, never a lost push.
             match session.repo.pack_loose_objects() {
                 Ok(0) => {}
                 Ok(packed) => log::info!("packed {packed} loose objects"),
@@ -242,6 +239,7 @@ fn publish_snapshot(
         }
         other => other,
     };
+    refresh_view(&session.repo);
     let queued = session.repo.queued()?.len();
     let done = |pushed_to| Report::Done {
         snapshot_dir: snapshot.rel_dir(),
@@ -269,6 +267,23 @@ fn publish_snapshot(
             record(&session.publish, "snapshot_push_failed", &context);
             Err(Error::Push { source: e, queued })
         }
+    }
+}
+
+/// Shows the branch's newest snapshot in the clone's working copy: after the push, so that it
+/// is the newest also after a replay onto another host's newer snapshot, or when this run's
+/// was backdated (`--at`). It only shows what is committed: a failure is a warning.
+fn refresh_view(repo: &DataRepo) {
+    let shown = repo.newest_snapshot().and_then(|newest| match newest {
+        None => Ok(()),
+        Some((name, files)) => {
+            let files: Vec<(&str, Vec<u8>)> =
+                files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+            repo.update_view(&name, &files)
+        }
+    });
+    if let Err(e) = shown {
+        log::warn!("cannot update the working copy of the newest snapshot: {e}");
     }
 }
 

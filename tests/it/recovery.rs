@@ -160,3 +160,15 @@ fn a_salvage_interrupted_by_a_kill_is_finished_by_the_next_run() {
     assert_eq!(history(&bare).0.len(), 4);
     fsck(&bare);
 }
+
+#[test]
+fn the_working_copy_shows_the_newest_snapshot_also_after_a_backdated_run() {
+    let host = Host::for_case("basic");
+    host.push("clone", 2, &["--no-push"]).expect_code(0);
+    host.push("clone", 0, &["--no-push"]).expect_code(0); // older --at
+    let view: Vec<String> = std::fs::read_dir(host.clone_path("clone").join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(view, [dir_name(2)]);
+}
