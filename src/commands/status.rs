@@ -10,7 +10,7 @@ use crate::commands::Render;
 use crate::error::Error;
 use crate::input::config::Config;
 use crate::publish::audit;
-use crate::publish::clone::DataRepo;
+use crate::publish::clone::{set_aside_copies, DataRepo};
 use crate::publish::remote::without_credentials;
 use crate::publish::session::{clone_dir, signing_key};
 use crate::time;
@@ -47,10 +47,21 @@ pub struct Status {
     pub last_push: Option<LastPush>,
     /// Whether a run holds the clone's lock right now.
     pub locked: bool,
+    /// Damaged clones set aside by a rebuild (kept, never deleted).
+    pub set_aside: Vec<SetAside>,
     /// The fingerprint of `snapshots.signing_key` when commits are signed.
     pub signing_key: Option<String>,
     /// Why the configured signing key cannot be used (`push` would refuse to run).
     pub signing_error: Option<String>,
+}
+
+/// A damaged clone a rebuild moved aside.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SetAside {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Whether its queued snapshots were replayed onto the new clone (else the next push does).
+    pub salvaged: bool,
 }
 
 /// The newest `snapshot_pushed` or `snapshot_push_failed` audit event.
@@ -89,6 +100,10 @@ pub fn run(req: &Request) -> Result<Status, Error> {
         snapshots: names.len(),
         last_push: audit_log.as_deref().and_then(last_push),
         locked: DataRepo::is_locked(&dir),
+        set_aside: set_aside_copies(&dir)
+            .into_iter()
+            .map(|(path, salvaged)| SetAside { path, salvaged })
+            .collect(),
         signing_key: signing
             .as_ref()
             .ok()
@@ -156,6 +171,17 @@ fn describe(s: &Status) -> String {
         },
         None => "last push:        none recorded".into(),
     });
+    for copy in &s.set_aside {
+        let state = if copy.salvaged {
+            "salvaged"
+        } else {
+            "not yet salvaged (the next push does)"
+        };
+        lines.push(format!(
+            "set aside:        {} ({state})",
+            copy.path.display()
+        ));
+    }
     lines.push(match (&s.signing_key, &s.signing_error) {
         (_, Some(e)) => format!("signing:          misconfigured: {e}"),
         (Some(fp), None) => format!("signing:          on, key {fp}"),

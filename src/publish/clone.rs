@@ -1798,6 +1798,24 @@ pub(crate) fn latest_for(repo: &Repository, tree: &Tree<'_>) -> Result<Option<Ve
     Ok(None)
 }
 
+/// Every damaged clone set aside in `root`, oldest first, and whether its queue was salvaged
+/// (for `status`: the copies are never deleted, an operator may want to look at them).
+pub fn set_aside_copies(root: &Path) -> Vec<(PathBuf, bool)> {
+    let mut out: Vec<(PathBuf, bool)> = read_dir_entries(root)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(BROKEN_PREFIX))
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .map(|p| {
+            let salvaged = p.join(SALVAGED_MARKER).exists();
+            (p, salvaged)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// The damaged clones set aside in `root` whose queue has not been salvaged yet, oldest first
 /// (their names sort by the time they were set aside).
 fn unsalvaged(root: &Path) -> Result<Vec<PathBuf>, RepoError> {
