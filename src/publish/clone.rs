@@ -23,6 +23,7 @@ use git2::{ErrorCode, ObjectType, Oid, Repository, RepositoryInitOptions, Signat
 
 use crate::publish::directory as output;
 use crate::publish::signing::{self, AllowedSigners, SigningKey};
+use crate::publish::treediff::snapshot_changes;
 use crate::snapshot::format::{Latest, FILE_NAMES, LATEST_FILE};
 use crate::snapshot::SNAPSHOTS_DIR;
 use crate::time::Instant;
@@ -323,15 +324,13 @@ impl DataRepo {
                 .repo
                 .find_commit(oid)
                 .map_err(|e| format!("queued commit {oid}: {}", e.message()))?;
-            let before = match commit.parent(0) {
-                Ok(parent) => {
-                    let tree = parent
+            let parent = match commit.parent(0) {
+                Ok(parent) => Some(
+                    parent
                         .tree()
-                        .map_err(|e| format!("the tree of {}: {}", parent.id(), e.message()))?;
-                    self.snapshot_entries(&tree)
-                        .map_err(|e| damaged("snapshots/", e))?
-                }
-                Err(_) if commit.parent_count() == 0 => HashMap::new(),
+                        .map_err(|e| format!("the tree of {}: {}", parent.id(), e.message()))?,
+                ),
+                Err(_) if commit.parent_count() == 0 => None,
                 Err(e) => {
                     return Err(format!(
                         "the parent of queued commit {oid}: {}",
@@ -342,15 +341,12 @@ impl DataRepo {
             let tree = commit
                 .tree()
                 .map_err(|e| format!("the tree of queued commit {oid}: {}", e.message()))?;
-            for (name, (id, _)) in self
-                .snapshot_entries(&tree)
-                .map_err(|e| damaged("snapshots/", e))?
-            {
-                if before.get(&name).map(|(b, _)| *b) != Some(id) {
-                    read_whole_tree(&self.repo, id).map_err(|e| {
-                        format!("snapshots/{name} of queued commit {oid}: {}", e.message())
-                    })?;
-                }
+            let changes = snapshot_changes(&self.repo, parent.as_ref(), &tree)
+                .map_err(|e| format!("snapshots/ of queued commit {oid}: {}", e.message()))?;
+            for (name, (id, _)) in changes.added {
+                read_whole_tree(&self.repo, id).map_err(|e| {
+                    format!("snapshots/{name} of queued commit {oid}: {}", e.message())
+                })?;
             }
         }
         Ok(())
@@ -429,35 +425,27 @@ impl DataRepo {
             let Ok(commit) = old.find_commit(oid) else {
                 continue;
             };
-            let entries = |c: &git2::Commit<'_>| -> Option<HashMap<String, (Oid, i32)>> {
-                let tree = c.tree().ok()?;
-                let sub = match tree.get_name(SNAPSHOTS_DIR) {
-                    Some(e) => e.id(),
-                    None => return Some(HashMap::new()),
-                };
-                let sub = old.find_tree(sub).ok()?;
-                let entries = sub
-                    .iter()
-                    .filter_map(|e| e.name().map(|n| (n.to_owned(), (e.id(), e.filemode()))))
-                    .collect();
-                Some(entries)
-            };
-            let Some(after) = entries(&commit) else {
-                log::warn!(
-                    "the tree of commit {oid} in {} cannot be read; not salvaged",
-                    aside.display()
-                );
-                continue;
-            };
             // Without a readable parent, whatever the branch lacks counts as added.
-            let before = commit.parent(0).ok().and_then(|p| entries(&p));
-            let mut added = Vec::new();
-            for (name, entry) in &after {
-                if before.as_ref().is_some_and(|b| b.get(name) == Some(entry)) {
+            let parent = commit.parent(0).ok().and_then(|p| p.tree().ok());
+            let changes = commit.tree().and_then(|tree| {
+                snapshot_changes(&old, parent.as_ref(), &tree)
+                    .or_else(|_| snapshot_changes(&old, None, &tree))
+            });
+            let changes = match changes {
+                Ok(changes) => changes,
+                Err(e) => {
+                    log::warn!(
+                        "the tree of commit {oid} in {} cannot be read ({}); not salvaged",
+                        aside.display(),
+                        e.message()
+                    );
                     continue;
                 }
+            };
+            let mut added = Vec::new();
+            for (name, entry) in changes.added {
                 match copy_tree(&old, &self.repo, entry.0) {
-                    Ok(()) => added.push((name.clone(), *entry)),
+                    Ok(()) => added.push((name, entry)),
                     Err(e) => log::warn!(
                         "snapshots/{name} (commit {oid}) cannot be read from {}: {}; it is not salvaged",
                         aside.display(),
@@ -465,15 +453,7 @@ impl DataRepo {
                     ),
                 }
             }
-            let removed: Vec<String> = before
-                .as_ref()
-                .map(|b| {
-                    b.keys()
-                        .filter(|n| !after.contains_key(*n))
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
+            let removed = changes.removed;
             let base = self.tip()?;
             let message = String::from_utf8_lossy(commit.message_raw_bytes()).into_owned();
             let (author, committer) = (commit.author().to_owned(), commit.committer().to_owned());

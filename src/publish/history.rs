@@ -8,11 +8,10 @@
 //! top-level names, never a look into every snapshot. Only a changed directory (a violation,
 //! so rare) is opened to name its files.
 
-use std::cmp::Ordering;
-
 use git2::{ObjectType, Oid, Sort, Tree};
 
 use crate::publish::clone::{latest_for, DataRepo, GitContext, RepoError};
+use crate::publish::treediff::{differences, entry_name, is_dir, Difference};
 use crate::snapshot::{FILE_NAMES, SNAPSHOTS_DIR};
 
 /// One entry of a snapshot directory, as far as the rules care.
@@ -209,47 +208,6 @@ impl History<'_> {
     }
 }
 
-/// One way two tree listings differ.
-enum Difference<'t> {
-    Removed(git2::TreeEntry<'t>),
-    Added(git2::TreeEntry<'t>),
-    /// Same name on both sides, different object or mode: (old, new).
-    Changed(git2::TreeEntry<'t>, git2::TreeEntry<'t>),
-}
-
-/// Merges two listings in git's order (as trees store them) into what differs between them,
-/// skipping unchanged entries: one pass, no lookups.
-fn differences<'t>(
-    old: impl Iterator<Item = git2::TreeEntry<'t>>,
-    new: impl Iterator<Item = git2::TreeEntry<'t>>,
-) -> Vec<Difference<'t>> {
-    let (mut old, mut new) = (old.peekable(), new.peekable());
-    let mut out = Vec::new();
-    loop {
-        let order = match (old.peek(), new.peek()) {
-            (None, None) => break,
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(a), Some(b)) => git_order(a, b),
-        };
-        match (
-            order,
-            old.next_if(|_| order != Ordering::Greater),
-            new.next_if(|_| order != Ordering::Less),
-        ) {
-            (Ordering::Less, Some(a), _) => out.push(Difference::Removed(a)),
-            (Ordering::Greater, _, Some(b)) => out.push(Difference::Added(b)),
-            (Ordering::Equal, Some(a), Some(b))
-                if a.id() != b.id() || a.filemode() != b.filemode() =>
-            {
-                out.push(Difference::Changed(a, b))
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 const DELETED: &str = "deleted; snapshot files must never change";
 const ADDED: &str = "added to an existing snapshot; snapshot files must never change";
 const MODIFIED: &str = "modified; snapshot files must never change";
@@ -279,26 +237,6 @@ fn changed_entry(
         out.push((format!("{dir}/{}", entry_name(&entry)), what.to_owned()));
     }
     Ok(())
-}
-
-/// Git's order of tree entries: by name, a directory's name compared as if it ended in `/`.
-fn git_order(a: &git2::TreeEntry<'_>, b: &git2::TreeEntry<'_>) -> Ordering {
-    order_key(a).cmp(order_key(b))
-}
-
-fn order_key<'a>(e: &'a git2::TreeEntry<'_>) -> impl Iterator<Item = u8> + 'a {
-    e.name_bytes()
-        .iter()
-        .copied()
-        .chain(is_dir(e).then_some(b'/'))
-}
-
-fn is_dir(e: &git2::TreeEntry<'_>) -> bool {
-    e.filemode() == 0o040000
-}
-
-fn entry_name(e: &git2::TreeEntry<'_>) -> String {
-    String::from_utf8_lossy(e.name_bytes()).into_owned()
 }
 
 #[cfg(test)]

@@ -10,3 +10,4 @@ pub mod metrics;
 pub mod remote;
 pub mod session;
 pub mod signing;
+pub mod treediff;
