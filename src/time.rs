@@ -11,8 +11,39 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, SubsecRound, Utc};
 pub type Instant = DateTime<Utc>;
 
 /// Renders `t` as Python's `isoformat()` renders an aware UTC datetime.
+///
+/// Written digit by digit for four-digit years (all that Python can hold): chrono's `format` parses
+/// its pattern on every call, which was most of the cost of writing `scores.json`.
 pub fn isoformat(t: &Instant) -> String {
+    use chrono::{Datelike, Timelike};
     let micros = t.timestamp_subsec_micros();
+    let year = t.year();
+    // Leap seconds (micros >= 1_000_000) and other years go the general way.
+    if (0..=9999).contains(&year) && micros < 1_000_000 {
+        fn digits(out: &mut String, n: u32, width: u32) {
+            for i in (0..width).rev() {
+                out.push(char::from(b'0' + (n / 10u32.pow(i) % 10) as u8));
+            }
+        }
+        let mut out = String::with_capacity(32);
+        digits(&mut out, year as u32, 4);
+        for (sep, n) in [
+            ('-', t.month()),
+            ('-', t.day()),
+            ('T', t.hour()),
+            (':', t.minute()),
+            (':', t.second()),
+        ] {
+            out.push(sep);
+            digits(&mut out, n, 2);
+        }
+        if micros != 0 {
+            out.push('.');
+            digits(&mut out, micros, 6);
+        }
+        out.push_str("+00:00");
+        return out;
+    }
     if micros == 0 {
         t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
     } else {
@@ -77,6 +108,25 @@ pub fn parse_stored(text: &str) -> Option<Instant> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn isoformat_matches_chronos_general_path() {
+        for text in [
+            "0001-01-01T00:00:00Z",
+            "0999-12-31T23:59:59.999999Z",
+            "2024-02-29T07:08:09.000010Z",
+            "9999-12-31T23:59:59Z",
+        ] {
+            let t = parse_rfc3339(text).unwrap();
+            let micros = t.timestamp_subsec_micros();
+            let general = if micros == 0 {
+                t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+            } else {
+                format!("{}.{micros:06}+00:00", t.format("%Y-%m-%dT%H:%M:%S"))
+            };
+            assert_eq!(isoformat(&t), general);
+        }
+    }
 
     #[test]
     fn isoformat_omits_zero_microseconds_like_python() {

@@ -9,14 +9,18 @@
 //! Contributions are the one large table (millions of rows). They are streamed to the
 //! caller's closure, never held in memory; Gitcord's `SELECT DISTINCT` is reproduced with a
 //! fingerprint set that is exact (a fingerprint match is confirmed against the stored row).
+//! The scan runs on the calling thread and hands the rows, in batches, to a worker thread
+//! that fingerprints, deduplicates and calls the closure; the result, errors included, is
+//! the one a sequential read gives.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::Duration;
 
-use rusqlite::types::ValueRef;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::time::{self, Instant};
@@ -174,32 +178,177 @@ const NOTIFICATION_COLUMNS: &[&str] = &[
 pub fn read(
     path: &Path,
     opts: &ReadOptions,
-    mut on_contribution: impl FnMut(Contribution<'_>) -> Result<(), String>,
+    on_contribution: impl FnMut(Contribution<'_>) -> Result<(), String> + Send,
 ) -> Result<Tables, StateError> {
     let db = Db::open(path, opts.busy_timeout)?;
     db.conn
         .execute_batch("BEGIN DEFERRED")
         .map_err(|e| db.err(e))?;
     let schema = db.schema()?;
-    let tables = Tables {
-        identities: db.identities(&schema)?,
-        scores: db.latest_scores(&schema)?,
-        issue_requests: db.copy_table(
-            &schema,
-            "issue_requests",
-            ISSUE_REQUEST_COLUMNS,
-            "WHERE status = 'pending' ORDER BY created_at, request_id",
-        )?,
-        notifications: db.copy_table(
-            &schema,
-            "notifications_sent",
-            NOTIFICATION_COLUMNS,
-            "ORDER BY sent_at DESC, dedupe_key ASC LIMIT 1000",
-        )?,
-    };
-    db.contributions(&schema, opts, &mut on_contribution)?;
+    // Every table and column is checked first, in the order the files are written, so a
+    // database missing one fails the same way whatever else is wrong with it.
+    db.require(
+        &schema,
+        "identity_links",
+        &["discord_user_id", "github_user", "verified"],
+        false,
+    )?;
+    db.require(&schema, "scores", &SCORE_COLUMNS, false)?;
+    db.require(&schema, "contributions", &CONTRIBUTION_COLUMNS, false)?;
+    // The contributions are scanned while a worker thread deduplicates and tallies them; the
+    // other tables are read on this thread after the scan, while the worker catches up.
+    let (contributions, tables) = db.contributions(opts, on_contribution, |db| {
+        Ok(Tables {
+            identities: db.identities(&schema)?,
+            scores: db.latest_scores(&schema)?,
+            issue_requests: db.copy_table(
+                &schema,
+                "issue_requests",
+                ISSUE_REQUEST_COLUMNS,
+                "WHERE status = 'pending' ORDER BY created_at, request_id",
+            )?,
+            notifications: db.copy_table(
+                &schema,
+                "notifications_sent",
+                NOTIFICATION_COLUMNS,
+                "ORDER BY sent_at DESC, dedupe_key ASC LIMIT 1000",
+            )?,
+        })
+    });
+    // A failure reading the other tables is reported first, as when they were read first.
+    let tables = tables?;
+    contributions?;
     db.conn.execute_batch("COMMIT").map_err(|e| db.err(e))?;
     Ok(tables)
+}
+
+const SCORE_COLUMNS: [&str; 4] = ["github_user", "period_start", "period_end", "points"];
+const CONTRIBUTION_COLUMNS: [&str; 5] = [
+    "github_user",
+    "event_type",
+    "repo",
+    "created_at",
+    "payload_json",
+];
+
+/// Rows handed from the scanning thread to the worker in one message.
+const BATCH_ROWS: usize = 4096;
+/// Batches in flight between the two threads (a few MB at most).
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Window rows packed by the scanning thread: the five compared columns of each row with
+/// their SQLite types, back to back in `bytes`. Reused, never freed.
+///
+/// The scanning thread only copies; fingerprinting, the set, the UTF-8 checks and the tally
+/// run on the worker, which balances the two threads (SQLite's scan is the larger half).
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    /// Each row's rowid and the end of its values in `bytes` (each starts where the last ended).
+    rows: Vec<(i64, usize)>,
+}
+
+impl Batch {
+    fn push(&mut self, rowid: i64, values: &[ValueRef<'_>; 5]) {
+        for v in values {
+            match *v {
+                ValueRef::Null => self.bytes.push(0),
+                ValueRef::Integer(n) => {
+                    self.bytes.push(1);
+                    self.bytes.extend_from_slice(&n.to_le_bytes());
+                }
+                ValueRef::Real(x) => {
+                    self.bytes.push(2);
+                    self.bytes.extend_from_slice(&x.to_bits().to_le_bytes());
+                }
+                ValueRef::Text(t) => self.push_bytes(3, t),
+                ValueRef::Blob(b) => self.push_bytes(4, b),
+            }
+        }
+        self.rows.push((rowid, self.bytes.len()));
+    }
+
+    fn push_bytes(&mut self, tag: u8, bytes: &[u8]) {
+        self.bytes.push(tag);
+        self.bytes
+            .extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        self.bytes.extend_from_slice(bytes);
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.rows.clear();
+    }
+
+    /// The rows as they were pushed.
+    fn rows(&self) -> impl Iterator<Item = (i64, [ValueRef<'_>; 5])> {
+        let mut start = 0;
+        self.rows.iter().map(move |&(rowid, end)| {
+            let mut rest = &self.bytes[start..end];
+            start = end;
+            let mut next = || {
+                let (tag, tail) = rest.split_first().expect("a packed value");
+                let word = |tail: &[u8]| u64::from_le_bytes(tail[..8].try_into().expect("8 bytes"));
+                let (value, tail) = match tag {
+                    0 => (ValueRef::Null, tail),
+                    1 => (ValueRef::Integer(word(tail) as i64), &tail[8..]),
+                    2 => (ValueRef::Real(f64::from_bits(word(tail))), &tail[8..]),
+                    _ => {
+                        let len = word(tail) as usize;
+                        let bytes = &tail[8..8 + len];
+                        let value = if *tag == 3 {
+                            ValueRef::Text(bytes)
+                        } else {
+                            ValueRef::Blob(bytes)
+                        };
+                        (value, &tail[8 + len..])
+                    }
+                };
+                rest = tail;
+                value
+            };
+            (rowid, [next(), next(), next(), next(), next()])
+        })
+    }
+}
+
+/// Passes one distinct row to `on_contribution`; the error names the column or the row.
+/// (A free function: the worker thread cannot share the connection.)
+fn contribute(
+    path: &Path,
+    rowid: i64,
+    values: &[ValueRef<'_>; 5],
+    on_contribution: &mut impl FnMut(Contribution<'_>) -> Result<(), String>,
+) -> Result<(), StateError> {
+    let bad = |reason| StateError::BadData {
+        path: path.to_owned(),
+        reason,
+    };
+    let contribution = Contribution {
+        github_user: checked_text(values[0], "contributions.github_user").map_err(bad)?,
+        event_type: checked_text(values[1], "contributions.event_type").map_err(bad)?,
+        payload_json: checked_text(values[4], "contributions.payload_json").map_err(bad)?,
+    };
+    on_contribution(contribution)
+        .map_err(|reason| bad(format!("contributions row {rowid}: {reason}")))
+}
+
+/// The value as text, or why it is not.
+fn checked_text<'a>(value: ValueRef<'a>, what: &str) -> Result<&'a str, String> {
+    match value {
+        ValueRef::Text(bytes) => {
+            utf8(bytes).ok_or_else(|| format!("{what} holds text that is not UTF-8"))
+        }
+        other => Err(format!("{what} holds {}, not text", type_name(other))),
+    }
+}
+
+/// What the worker thread hands back: the set, the rows whose fingerprint was already in it
+/// (to be confirmed against the stored rows), and the first distinct row that failed.
+struct WorkerResult {
+    seen: DistinctRows,
+    pending: Vec<(i64, u64)>,
+    failed: Option<StateError>,
 }
 
 /// Table name → its column names, as found in this database.
@@ -409,31 +558,114 @@ impl Db {
         Ok(out)
     }
 
-    fn contributions(
+    /// Scans the window on this thread and passes each distinct row to `on_contribution` on a
+    /// worker thread; runs `then` on this thread after the scan, while the worker finishes.
+    ///
+    /// The result is the one a sequential reader would give: a row is new unless it equals an
+    /// earlier one (a fingerprint match is confirmed against the stored rows, after the scan,
+    /// so a hash collision can never drop a contribution), and of several failures the one
+    /// at the earliest row wins.
+    fn contributions<F, T>(
         &self,
-        schema: &Schema,
         opts: &ReadOptions,
-        on_contribution: &mut dyn FnMut(Contribution<'_>) -> Result<(), String>,
+        mut on_contribution: F,
+        then: impl FnOnce(&Db) -> Result<T, StateError>,
+    ) -> (Result<(), StateError>, Result<T, StateError>)
+    where
+        F: FnMut(Contribution<'_>) -> Result<(), String> + Send,
+    {
+        let state = foldhash::quality::RandomState::default();
+        let (scanned, worker) = std::thread::scope(|scope| {
+            let (to_worker, from_reader) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+            let (to_reader, returned) = mpsc::channel::<Batch>();
+            let on_contribution = &mut on_contribution;
+            let (path, state) = (&self.path, &state);
+            let worker = scope.spawn(move || {
+                let mut out = WorkerResult {
+                    seen: DistinctRows::default(),
+                    pending: Vec::new(),
+                    failed: None,
+                };
+                'batches: for mut batch in from_reader {
+                    for (rowid, values) in batch.rows() {
+                        let fp = fingerprint(state, &values);
+                        if !out.seen.insert_unconfirmed(fp, rowid) {
+                            out.pending.push((rowid, fp));
+                        } else if let Err(e) = contribute(path, rowid, &values, on_contribution) {
+                            out.failed = Some(e);
+                            break 'batches;
+                        }
+                    }
+                    batch.clear();
+                    // The scanning thread may have finished and gone: nothing to recycle for.
+                    let _ = to_reader.send(batch);
+                }
+                out
+            });
+            let scanned = self.scan(opts, &to_worker, &returned);
+            drop(to_worker);
+            let tables = then(self);
+            let worker = worker
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            ((scanned, tables), worker)
+        });
+        let (scanned, tables) = scanned;
+        let WorkerResult {
+            mut seen,
+            pending,
+            failed,
+        } = worker;
+        let contributions = (|| {
+            // Rows whose fingerprint was seen before, confirmed in scan order: all come
+            // before any row the worker refused, and before any error of the scan.
+            if !pending.is_empty() {
+                let mut by_rowid = self
+                    .conn
+                    .prepare("SELECT github_user, event_type, repo, created_at, payload_json FROM contributions WHERE rowid = ?1")
+                    .map_err(|e| self.err(e))?;
+                for (rowid, fingerprint) in pending {
+                    let mine = self.stored_row(&mut by_rowid, rowid)?;
+                    let is_new = seen.confirm(fingerprint, rowid, |earlier| {
+                        let theirs = self.stored_row(&mut by_rowid, earlier)?;
+                        Ok(mine.is_some() && theirs == mine)
+                    })?;
+                    if !is_new {
+                        continue;
+                    }
+                    let Some(values) = mine else {
+                        return Err(self.bad(format!(
+                            "contributions row {rowid} vanished inside a read transaction"
+                        )));
+                    };
+                    let values: [ValueRef<'_>; 5] =
+                        std::array::from_fn(|i| ValueRef::from(&values[i]));
+                    contribute(&self.path, rowid, &values, &mut on_contribution)?;
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            scanned
+        })();
+        (contributions, tables)
+    }
+
+    /// The scan: packs each window row into batches for the worker, in scan order. Stops at
+    /// the first failure, or when the worker has stopped (it refused a row).
+    fn scan(
+        &self,
+        opts: &ReadOptions,
+        to_worker: &mpsc::SyncSender<Batch>,
+        returned: &mpsc::Receiver<Batch>,
     ) -> Result<(), StateError> {
-        let columns = [
-            "github_user",
-            "event_type",
-            "repo",
-            "created_at",
-            "payload_json",
-        ];
-        self.require(schema, "contributions", &columns, false)?;
         let sql = "SELECT rowid, github_user, event_type, repo, created_at, payload_json FROM contributions \
                    WHERE created_at >= ?1 AND created_at <= ?2";
         let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
-        let mut by_rowid = self
-            .conn
-            .prepare("SELECT github_user, event_type, repo, created_at, payload_json FROM contributions WHERE rowid = ?1")
-            .map_err(|e| self.err(e))?;
         let mut rows = stmt
             .query([&opts.period_start, &opts.period_end])
             .map_err(|e| self.err(e))?;
-        let mut seen = DistinctRows::default();
+        let mut batch = Batch::default();
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let rowid: i64 = row.get(0).map_err(|e| self.err(e))?;
             let values: [ValueRef<'_>; 5] = [
@@ -443,39 +675,38 @@ impl Db {
                 row.get_ref(4).map_err(|e| self.err(e))?,
                 row.get_ref(5).map_err(|e| self.err(e))?,
             ];
-            let is_new = seen
-                .insert(rowid, &values, |earlier| {
-                    let mut found = by_rowid.query([earlier])?;
-                    let Some(old) = found.next()? else {
-                        return Ok(false);
-                    };
-                    for (i, v) in values.iter().enumerate() {
-                        if old.get_ref(i)? != *v {
-                            return Ok(false);
-                        }
-                    }
-                    Ok(true)
-                })
-                .map_err(|e| self.err(e))?;
-            if is_new {
-                on_contribution(Contribution {
-                    github_user: self.text(values[0], "contributions.github_user")?,
-                    event_type: self.text(values[1], "contributions.event_type")?,
-                    payload_json: self.text(values[4], "contributions.payload_json")?,
-                })
-                .map_err(|reason| self.bad(format!("contributions row {rowid}: {reason}")))?;
+            batch.push(rowid, &values);
+            if batch.rows.len() == BATCH_ROWS {
+                let next = returned.try_recv().unwrap_or_default();
+                if to_worker.send(std::mem::replace(&mut batch, next)).is_err() {
+                    return Ok(()); // the worker refused a row; it reports that
+                }
             }
+        }
+        if !batch.rows.is_empty() {
+            let _ = to_worker.send(batch);
         }
         Ok(())
     }
 
+    /// A contribution row's five compared columns, or `None` if there is no such row.
+    fn stored_row(
+        &self,
+        by_rowid: &mut rusqlite::Statement<'_>,
+        rowid: i64,
+    ) -> Result<Option<Vec<Value>>, StateError> {
+        let mut found = by_rowid.query([rowid]).map_err(|e| self.err(e))?;
+        let Some(row) = found.next().map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        (0..5)
+            .map(|i| row.get::<_, Value>(i).map_err(|e| self.err(e)))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     fn text<'a>(&self, value: ValueRef<'a>, what: &str) -> Result<&'a str, StateError> {
-        match value {
-            ValueRef::Text(bytes) => {
-                utf8(bytes).ok_or_else(|| self.bad(format!("{what} holds text that is not UTF-8")))
-            }
-            other => Err(self.bad(format!("{what} holds {}, not text", type_name(other)))),
-        }
+        checked_text(value, what).map_err(|reason| self.bad(reason))
     }
 
     fn cell(&self, row: &rusqlite::Row<'_>, i: usize, what: &str) -> Result<Cell, StateError> {
@@ -564,72 +795,79 @@ fn compare_numbers(a: &Cell, b: &Cell) -> std::cmp::Ordering {
 /// then uses the fingerprint as its own hash ([`PassThrough`]) rather than hashing it again.
 #[derive(Default)]
 struct DistinctRows {
-    state: foldhash::quality::RandomState,
     first: HashMap<u64, i64, BuildHasherDefault<PassThrough>>,
     /// Rows whose fingerprint collided with a different earlier row (practically never used).
     collided: HashMap<u64, Vec<i64>>,
 }
 
 impl DistinctRows {
-    /// Records the row; returns whether it was new. `same_as(rowid)` says whether the row
-    /// stored under `rowid` equals this one.
-    fn insert(
-        &mut self,
-        rowid: i64,
-        values: &[ValueRef<'_>],
-        mut same_as: impl FnMut(i64) -> rusqlite::Result<bool>,
-    ) -> rusqlite::Result<bool> {
-        let fp = self.fingerprint(values);
-        match self.first.entry(fp) {
+    /// Records the row if its fingerprint is new and returns `true`; `false` means the
+    /// fingerprint was seen before and the row must go through [`DistinctRows::confirm`].
+    fn insert_unconfirmed(&mut self, fingerprint: u64, rowid: i64) -> bool {
+        match self.first.entry(fingerprint) {
             Entry::Vacant(slot) => {
                 slot.insert(rowid);
-                Ok(true)
+                true
             }
-            Entry::Occupied(slot) => {
-                if same_as(*slot.get())? {
-                    return Ok(false);
-                }
-                let others = self.collided.entry(fp).or_default();
-                for &earlier in others.iter() {
-                    if same_as(earlier)? {
-                        return Ok(false);
-                    }
-                }
-                others.push(rowid);
-                Ok(true)
-            }
+            Entry::Occupied(_) => false,
         }
     }
 
-    /// A 64-bit hash of the values with their SQLite types, so that rows `SELECT DISTINCT`
-    /// tells apart (an INTEGER and a TEXT of the same digits, `"ab","c"` and `"a","bc"`)
-    /// almost always get different fingerprints.
-    fn fingerprint(&self, values: &[ValueRef<'_>]) -> u64 {
-        let mut h = self.state.build_hasher();
-        for v in values {
-            match v {
-                ValueRef::Null => h.write_u8(0),
-                ValueRef::Integer(n) => {
-                    h.write_u8(1);
-                    h.write_i64(*n);
-                }
-                ValueRef::Real(x) => {
-                    h.write_u8(2);
-                    h.write_u64(x.to_bits());
-                }
-                // Type tag and length in one word: SQLite values are shorter than 2^56 bytes.
-                ValueRef::Text(t) => {
-                    h.write_u64((t.len() as u64) << 8 | 3);
-                    h.write(t);
-                }
-                ValueRef::Blob(b) => {
-                    h.write_u64((b.len() as u64) << 8 | 4);
-                    h.write(b);
-                }
+    /// For a row whose fingerprint was seen before: whether it is new after all (a hash
+    /// collision), recording it if so. `same_as(rowid)` says whether the row stored under
+    /// `rowid` equals this one.
+    fn confirm<E>(
+        &mut self,
+        fingerprint: u64,
+        rowid: i64,
+        mut same_as: impl FnMut(i64) -> Result<bool, E>,
+    ) -> Result<bool, E> {
+        let Some(&earliest) = self.first.get(&fingerprint) else {
+            self.first.insert(fingerprint, rowid);
+            return Ok(true);
+        };
+        if same_as(earliest)? {
+            return Ok(false);
+        }
+        let others = self.collided.entry(fingerprint).or_default();
+        for &earlier in others.iter() {
+            if same_as(earlier)? {
+                return Ok(false);
             }
         }
-        h.finish()
+        others.push(rowid);
+        Ok(true)
     }
+}
+
+/// A 64-bit hash of the values with their SQLite types, so that rows `SELECT DISTINCT`
+/// tells apart (an INTEGER and a TEXT of the same digits, `"ab","c"` and `"a","bc"`)
+/// almost always get different fingerprints.
+fn fingerprint(state: &foldhash::quality::RandomState, values: &[ValueRef<'_>]) -> u64 {
+    let mut h = state.build_hasher();
+    for v in values {
+        match v {
+            ValueRef::Null => h.write_u8(0),
+            ValueRef::Integer(n) => {
+                h.write_u8(1);
+                h.write_i64(*n);
+            }
+            ValueRef::Real(x) => {
+                h.write_u8(2);
+                h.write_u64(x.to_bits());
+            }
+            // Type tag and length in one word: SQLite values are shorter than 2^56 bytes.
+            ValueRef::Text(t) => {
+                h.write_u64((t.len() as u64) << 8 | 3);
+                h.write(t);
+            }
+            ValueRef::Blob(b) => {
+                h.write_u64((b.len() as u64) << 8 | 4);
+                h.write(b);
+            }
+        }
+    }
+    h.finish()
 }
 
 /// The hasher of a map whose keys are already good 64-bit hashes: passes the key through.
@@ -657,22 +895,122 @@ impl Hasher for PassThrough {
 mod tests {
     use super::*;
 
+    /// A minimal Gitcord database with `rows` as contributions (all inside the window).
+    fn db_with(name: &str, rows: &[(rusqlite::types::Value, &str, &str)]) -> PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "gitcord-snapshot-state-{name}-{}.db",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE identity_links (discord_user_id TEXT, github_user TEXT, verified INTEGER);
+             CREATE TABLE scores (github_user TEXT, period_start TEXT, period_end TEXT, points INTEGER);
+             CREATE TABLE contributions (id INTEGER PRIMARY KEY, github_user TEXT, event_type TEXT,
+                 repo TEXT, created_at TEXT, payload_json TEXT);",
+        )
+        .unwrap();
+        let mut insert = conn
+            .prepare("INSERT INTO contributions (github_user, event_type, repo, created_at, payload_json) VALUES (?1, ?2, ?3, '2024-01-10T00:00:00+00:00', ?4)")
+            .unwrap();
+        conn.execute_batch("BEGIN").unwrap();
+        for (user, repo, payload) in rows {
+            insert
+                .execute(rusqlite::params![user, "pr_merged", repo, payload])
+                .unwrap();
+        }
+        conn.execute_batch("COMMIT").unwrap();
+        path
+    }
+
+    fn read_all(path: &Path, fail_on: Option<&str>) -> Result<Vec<String>, StateError> {
+        let opts = ReadOptions {
+            period_start: "2024-01-01T00:00:00+00:00".into(),
+            period_end: "2024-01-31T00:00:00+00:00".into(),
+            busy_timeout: Duration::from_secs(1),
+        };
+        let mut seen = Vec::new();
+        read(path, &opts, |c| {
+            if Some(c.payload_json) == fail_on {
+                return Err("refused".into());
+            }
+            seen.push(format!("{}|{}", c.github_user, c.payload_json));
+            Ok(())
+        })?;
+        Ok(seen)
+    }
+
+    #[test]
+    fn the_pipelined_scan_passes_each_distinct_row_once_in_order() {
+        use rusqlite::types::Value::Text;
+        // Enough rows for several batches; every third row repeats an earlier one, across
+        // batch boundaries too, and rows differing only in `repo` are both kept.
+        let mut rows = Vec::new();
+        for i in 0..(3 * BATCH_ROWS) {
+            let n = if i % 3 == 2 { i / 7 } else { i };
+            rows.push((Text(format!("u{}", n % 50)), "r", format!("{{\"n\":{n}}}")));
+        }
+        rows.push((Text("u1".into()), "other", "{\"n\":1}".into()));
+        let refs: Vec<_> = rows
+            .iter()
+            .map(|(u, r, p)| (u.clone(), *r, p.as_str()))
+            .collect();
+        let path = db_with("distinct", &refs);
+        let mut want = Vec::new();
+        let mut distinct = HashSet::new();
+        for (u, r, p) in &rows {
+            let Text(u) = u else { unreachable!() };
+            if distinct.insert((u.clone(), *r, p.clone())) {
+                want.push(format!("{u}|{p}"));
+            }
+        }
+        assert_eq!(read_all(&path, None).unwrap(), want);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn the_pipelined_scan_reports_the_earliest_failing_row() {
+        use rusqlite::types::Value::{Blob, Text};
+        let path = db_with(
+            "errors",
+            &[
+                (Text("a".into()), "r", "{}"),
+                (Text("a".into()), "r", "{}"),
+                (Text("b".into()), "r", "bad"),
+                (Blob(vec![7]), "r", "{}"),
+            ],
+        );
+        let e = read_all(&path, Some("bad")).unwrap_err().to_string();
+        assert!(e.contains("contributions row 3: refused"), "{e}");
+        let e = read_all(&path, None).unwrap_err().to_string();
+        assert!(
+            e.contains("contributions.github_user holds a BLOB, not text"),
+            "{e}"
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+
     #[test]
     fn distinct_rows_confirms_collisions_against_the_stored_row() {
         let mut seen = DistinctRows::default();
-        let a = [ValueRef::Text(b"alice")];
-        assert!(seen.insert(1, &a, |_| Ok(true)).unwrap());
+        let fp = 42;
+        assert!(seen.insert_unconfirmed(fp, 1));
+        assert!(!seen.insert_unconfirmed(fp, 2));
         // Same fingerprint, and the stored row is equal: a duplicate.
-        assert!(!seen.insert(2, &a, |_| Ok(true)).unwrap());
+        assert!(!seen.confirm::<()>(fp, 2, |_| Ok(true)).unwrap());
         // Same fingerprint but the stored row differs: a collision, kept.
-        assert!(seen.insert(3, &a, |_| Ok(false)).unwrap());
-        assert_eq!(seen.collided[&seen.fingerprint(&a)], [3]);
+        assert!(seen.confirm::<()>(fp, 3, |_| Ok(false)).unwrap());
+        assert_eq!(seen.collided[&fp], [3]);
+        // A later copy of the colliding row is found among the collided rows.
+        assert!(!seen
+            .confirm::<()>(fp, 4, |earlier| Ok(earlier == 3))
+            .unwrap());
     }
 
     #[test]
     fn fingerprints_tell_types_apart_like_distinct_does() {
-        let seen = DistinctRows::default();
-        let fingerprint = |values: &[ValueRef<'_>]| seen.fingerprint(values);
+        let state = foldhash::quality::RandomState::default();
+        let fingerprint = |values: &[ValueRef<'_>]| fingerprint(&state, values);
         assert_ne!(
             fingerprint(&[ValueRef::Integer(1)]),
             fingerprint(&[ValueRef::Text(b"1")])

@@ -501,26 +501,35 @@ pub fn render(snapshot: &Snapshot) -> Result<Vec<(&'static str, Vec<u8>)>, serde
         .collect();
     let [f_meta, f_identities, f_scores, f_contributors, f_roles, f_issues, f_notifications] =
         FILE_NAMES;
+    // The two largest files (one row per contributor, one per Discord member) are rendered on
+    // a second thread while this one renders the rest.
+    // Each file keeps its own result, so a failure is reported for the first file in order.
+    let (contributors, roles, rest) = std::thread::scope(|scope| {
+        let big = scope.spawn(|| {
+            (
+                to_python_json(&envelope(DataRef::Rows(&contributors))),
+                to_python_json(&envelope(DataRef::Rows(&roles))),
+            )
+        });
+        let rest = [
+            to_python_json(&meta),
+            to_python_json(&envelope(DataRef::Rows(&identities))),
+            to_python_json(&envelope(DataRef::Rows(&scores))),
+            to_python_json(&envelope(DataRef::Table(&snapshot.issue_requests))),
+            to_python_json(&envelope(DataRef::Table(&snapshot.notifications))),
+        ];
+        let (contributors, roles) = big.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (contributors, roles, rest)
+    });
+    let [meta, identities, scores, issues, notifications] = rest;
     Ok(vec![
-        (f_meta, to_python_json(&meta)?),
-        (
-            f_identities,
-            to_python_json(&envelope(DataRef::Rows(&identities)))?,
-        ),
-        (f_scores, to_python_json(&envelope(DataRef::Rows(&scores)))?),
-        (
-            f_contributors,
-            to_python_json(&envelope(DataRef::Rows(&contributors)))?,
-        ),
-        (f_roles, to_python_json(&envelope(DataRef::Rows(&roles)))?),
-        (
-            f_issues,
-            to_python_json(&envelope(DataRef::Table(&snapshot.issue_requests)))?,
-        ),
-        (
-            f_notifications,
-            to_python_json(&envelope(DataRef::Table(&snapshot.notifications)))?,
-        ),
+        (f_meta, meta?),
+        (f_identities, identities?),
+        (f_scores, scores?),
+        (f_contributors, contributors?),
+        (f_roles, roles?),
+        (f_issues, issues?),
+        (f_notifications, notifications?),
     ])
 }
 
