@@ -148,7 +148,8 @@ pub struct ReadOptions {
     pub busy_timeout: Duration,
 }
 
-const ISSUE_REQUEST_COLUMNS: &[&str] = &[
+/// The columns of Gitcord's `issue_requests` that a snapshot copies (and restore writes back).
+pub(crate) const ISSUE_REQUEST_COLUMNS: &[&str] = &[
     "created_at",
     "discord_user_id",
     "github_user",
@@ -159,7 +160,8 @@ const ISSUE_REQUEST_COLUMNS: &[&str] = &[
     "request_id",
     "status",
 ];
-const NOTIFICATION_COLUMNS: &[&str] = &[
+/// The columns of Gitcord's `notifications_sent` that a snapshot copies.
+pub(crate) const NOTIFICATION_COLUMNS: &[&str] = &[
     "channel_id",
     "dedupe_key",
     "discord_user_id",

@@ -18,7 +18,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::input::state::Cell;
+use crate::input::state::{Cell, ISSUE_REQUEST_COLUMNS, NOTIFICATION_COLUMNS};
 use crate::snapshot::format::{
     Published, RowRead, IDENTITIES, ISSUE_REQUESTS, META, NOTIFICATIONS, SCORES,
 };
@@ -520,18 +520,7 @@ impl Parsed {
         }
         let mut issue_requests = Vec::new();
         for (i, row) in published.issue_requests.iter().enumerate() {
-            let known = [
-                "created_at",
-                "discord_user_id",
-                "github_user",
-                "issue_number",
-                "issue_url",
-                "owner",
-                "repo",
-                "request_id",
-                "status",
-            ];
-            let get = columns(ISSUE_REQUESTS, i, row, &known)?;
+            let get = columns(ISSUE_REQUESTS, i, row, ISSUE_REQUEST_COLUMNS)?;
             let t = |c: &str| text(ISSUE_REQUESTS, i, c, get(c));
             issue_requests.push(IssueRequest {
                 created_at: t("created_at")?,
@@ -560,17 +549,7 @@ impl Parsed {
         }
         let mut notifications = Vec::new();
         for (i, row) in published.notifications.iter().enumerate() {
-            let known = [
-                "channel_id",
-                "dedupe_key",
-                "discord_user_id",
-                "event_type",
-                "github_user",
-                "repo",
-                "sent_at",
-                "target",
-            ];
-            let get = columns(NOTIFICATIONS, i, row, &known)?;
+            let get = columns(NOTIFICATIONS, i, row, NOTIFICATION_COLUMNS)?;
             let t = |c: &str| text(NOTIFICATIONS, i, c, get(c));
             notifications.push(Notification {
                 channel_id: optional_text(NOTIFICATIONS, i, "channel_id", get("channel_id"))?,
