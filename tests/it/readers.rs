@@ -38,15 +38,7 @@ fn the_example_reader_finds_and_checks_the_newest_snapshot() {
     }
     let work = TestEnv::new();
     let checkout = work.path("checkout");
-    git(
-        &bare,
-        &[
-            "clone",
-            "-q",
-            bare.to_str().unwrap(),
-            checkout.to_str().unwrap(),
-        ],
-    );
+    crate::support::git::checkout(&bare, &checkout);
     let source = checkout.to_str().unwrap();
 
     let (code, stdout, stderr) = reader(source, &[]);
@@ -124,15 +116,7 @@ fn the_index_file_can_be_renamed_or_turned_off() {
     );
     let work = TestEnv::new();
     let checkout = work.path("checkout");
-    git(
-        &renamed,
-        &[
-            "clone",
-            "-q",
-            renamed.to_str().unwrap(),
-            checkout.to_str().unwrap(),
-        ],
-    );
+    crate::support::git::checkout(&renamed, &checkout);
     let (code, stdout, stderr) =
         reader(checkout.to_str().unwrap(), &["--latest-file", "index.json"]);
     assert_eq!(code, 0, "{stdout}{stderr}");

@@ -216,15 +216,7 @@ fn verify_catches_a_forged_commit_and_a_wrong_key() {
     // Another writer adds a README (nothing of ours: fine), then forges a snapshot commit.
     let work = TestEnv::new();
     let checkout = work.path("w");
-    git(
-        &bare,
-        &[
-            "clone",
-            "-q",
-            bare.to_str().unwrap(),
-            checkout.to_str().unwrap(),
-        ],
-    );
+    crate::support::git::checkout(&bare, &checkout);
     let w = checkout.join(".git");
     let in_work = |args: &[&str]| {
         let out = crate::support::git::git_command(&w)

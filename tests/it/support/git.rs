@@ -179,3 +179,16 @@ pub fn put(repo: &git2::Repository, index: &mut git2::Index, path: &str, bytes: 
     };
     index.add(&entry).unwrap();
 }
+
+/// `git clone -q` of the bare repository `bare` into `dest` (a work tree), as a reader would.
+pub fn checkout(bare: &Path, dest: &Path) {
+    git(
+        bare,
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            dest.to_str().unwrap(),
+        ],
+    );
+}
