@@ -17,7 +17,8 @@
 #             (contributions in the window, scores, identity_links, issue_requests,
 #             notifications_sent), printed to /dev/null
 #        (b)  sqlite3 -readonly: the SELECT DISTINCT over the window (Gitcord's own query)
-#        (c)  gitcord-snapshot export on the full DB (fresh --out each run)
+#        (c)  gitcord-snapshot export on the full DB (fresh --out each run), default threads
+#        (c1) the same on one thread (--read-threads 1): the alternative, side by side
 #        (g)  only when GITCORD_SRC is set: Gitcord's own Python path on the full DB
 #             (scripts/gitcord-export.py imports Gitcord's modules from GITCORD_SRC: its
 #             config loader, SqliteStorage, _collect_snapshot_data and json.dumps writer),
@@ -200,15 +201,19 @@ bench_sql() {
     record "$key" "$label" "$base"
 }
 
-# bench_export KEY LABEL BASE DIR: the exporter, fresh --out per run, output checked
+# bench_export KEY LABEL BASE DIR [THREADS]: the exporter, fresh --out per run, output checked;
+# THREADS sets --read-threads (default: the exporter's own)
 bench_export() {
-    local key=$1 label=$2 base=$3 dir=$4 i out snap n
+    local key=$1 label=$2 base=$3 dir=$4 threads=${5:-} i out snap n
+    local extra=()
+    if [[ -n $threads ]]; then extra=(--read-threads "$threads"); fi
     W_LIST=(); R_LIST=()
     for ((i = 0; i < REPS; i++)); do
         out=$(mktemp -d "$SCRATCH/out.XXXXXX")
         if ! timed "$SCRATCH/export.out" "$SCRATCH/export.err" \
             "$BIN" export --config "$dir/config.yaml" --state-db "$dir/state.db" \
-            --roles-file "$dir/roles.json" --run-id "$RUN_ID" --at "$AT_ISO" --out "$out"; then
+            --roles-file "$dir/roles.json" --run-id "$RUN_ID" --at "$AT_ISO" --out "$out" \
+            ${extra[@]+"${extra[@]}"}; then
             echo "----- exporter stdout -----" >&2; tail -n 20 "$SCRATCH/export.out" >&2
             echo "----- exporter stderr -----" >&2; tail -n 40 "$SCRATCH/export.err" >&2
             die "EXPORTER FAILED ($label): $BIN export ... --out $out"
@@ -284,6 +289,10 @@ bench_sql a0 "(a0) sqlite3 scan of the window, no output" a "$FULL_DB" "$SQL_SCA
 bench_sql a "(a) sqlite3 bare read, all rows to /dev/null" a "$FULL_DB" "$SQL_BARE"
 bench_sql b "(b) sqlite3 SELECT DISTINCT window to /dev/null" a "$FULL_DB" "$SQL_DISTINCT"
 bench_export c "(c) gitcord-snapshot export" a "$FULL"
+bench_export c1 "(c1) gitcord-snapshot export --read-threads 1" a "$FULL" 1
+if ! cmp -s <(cd "$SCRATCH/kept-c" && cat ./*.json) <(cd "$SCRATCH/kept-c1" && cat ./*.json); then
+    die "the export on one thread wrote other bytes than on several"
+fi
 if [[ -n $GITCORD_SRC ]]; then
     bench_gitcord g "(g) Gitcord's Python path (GITCORD_SRC)" a "$FULL"
     # Byte-identical, or the same rows in another order (rows that tie on Gitcord's ORDER BY
@@ -343,6 +352,11 @@ for row in "${ROWS[@]}"; do
     printf '| %s | %.3f | %s | %s | %s |\n' "$label" "$wall" "$(mib "$rss")" "$scan" \
         "$(ratio "$wall" "${BEST_WALL[$base]}")"
 done
+echo
+awk -v c="${BEST_WALL[c]}" -v c1="${BEST_WALL[c1]}" -v n="$(nproc)" 'BEGIN {
+    printf "Exporter on its default threads (%d CPUs) vs one thread: %.3f s vs %.3f s (%.2fx), same bytes.\n",
+        n, c, c1, (c > 0 ? c1 / c : 0)
+}'
 if [[ -n $GITCORD_SRC ]]; then
     echo
     awk -v g="${BEST_WALL[g]}" -v c="${BEST_WALL[c]}" -v rg="${PEAK_RSS[g]}" -v rc="${PEAK_RSS[c]}" 'BEGIN {

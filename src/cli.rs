@@ -111,6 +111,11 @@ pub struct InputArgs {
     /// Seconds to wait for a Gitcord run that holds the database lock.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
     pub busy_timeout: f64,
+    /// Threads (each with its own read-only connection) reading the contributions at once,
+    /// 1 to 4 [default: the number of CPUs, at most 4]. 1 leaves the bot's host its other cores.
+    #[arg(long, value_name = "N", env = "GITCORD_SNAPSHOT_READ_THREADS",
+          value_parser = clap::value_parser!(u16).range(1..=4))]
+    pub read_threads: Option<u16>,
 }
 
 /// `export`'s arguments.

@@ -2,7 +2,8 @@
 //!
 //! The data flows one way; each folder is a stage and imports only the stages before it:
 //!
-//! * leaves that import nothing of the crate: [`text`], [`time`], [`net`], [`pause`] (test hooks);
+//! * leaves that import nothing of the crate: [`text`], [`time`], [`net`], [`threads`],
+//!   [`pause`] (test hooks);
 //! * [`input`]: Gitcord's config, `state.db` (read-only), the Discord roles;
 //! * [`snapshot`]: the model, the scoring, the one exact file format (written and read back);
 //! * [`publish`]: a directory, the persistent clone, the remote, the session that pushes the
@@ -26,6 +27,7 @@ pub(crate) mod pause;
 pub(crate) mod publish;
 pub(crate) mod snapshot;
 pub(crate) mod text;
+pub(crate) mod threads;
 pub(crate) mod time;
 
 pub use error::Error;

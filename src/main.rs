@@ -137,6 +137,7 @@ fn inputs(args: &InputArgs) -> Inputs {
         run_id: args.run_id,
         at: args.at,
         busy_timeout: Duration::from_secs_f64(args.busy_timeout),
+        read_threads: args.read_threads.map(usize::from),
     }
 }
 

@@ -47,5 +47,9 @@ pub fn run(req: &Request) -> Result<Report, Error> {
     let files = format::render(&snapshot)?;
     directory::write_dir_atomically(&dest, &files, Durability::Synced)?;
     log::info!("wrote {}", dest.display());
+    // Freeing a large snapshot (hundreds of thousands of small strings) takes milliseconds
+    // that nobody needs to wait for: do it beside the caller, who may well exit first. (If
+    // the OS refuses the thread, `spawn` drops them right here.)
+    let _ = std::thread::Builder::new().spawn(move || drop((snapshot, files)));
     Ok(Report { dir: dest })
 }

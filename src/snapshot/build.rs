@@ -9,10 +9,11 @@ use uuid::Uuid;
 use crate::input::config::{Config, ConfigError};
 use crate::input::discord::{self, DiscordApi, DiscordError};
 use crate::input::roles::{self, RoleMap, RolesError};
-use crate::input::state::{self, ReadOptions, StateError};
+use crate::input::state::{self, ReadOptions, Sharing, StateError};
 use crate::net::Secret;
 use crate::snapshot::contributors::Tally;
 use crate::snapshot::model::{period_start, RunInfo, Snapshot};
+use crate::threads;
 use crate::time::{self, Instant};
 
 /// Why a snapshot could not be built: one of the inputs failed.
@@ -45,6 +46,8 @@ pub struct Inputs {
     pub at: Option<Instant>,
     /// How long to wait for a Gitcord run holding the database lock.
     pub busy_timeout: Duration,
+    /// Threads reading the contributions at once; default one per CPU (at most 4).
+    pub read_threads: Option<usize>,
 }
 
 /// Reads everything and assembles the snapshot; writes nothing.
@@ -59,17 +62,30 @@ pub fn build(config: &Config, inputs: &Inputs) -> Result<Snapshot, BuildError> {
         Some(path) => path.clone(),
         None => config.require_data_dir()?.join("state.db"),
     };
-    // Roles first: without them there is no snapshot, so fail before touching the database.
-    let roles = load_roles(config, inputs)?;
     let opts = ReadOptions {
         period_start: time::isoformat(&period_start(run.at, run.period_days)),
         period_end: time::isoformat(&run.at),
         busy_timeout: inputs.busy_timeout,
+        sharing: Sharing::with_connections(inputs.read_threads),
     };
-    let mut tally = Tally::new(&config.difficulty_weights, config.pr_merged_weight);
-    let tables = state::read(&state_db, &opts, |c| tally.add(c))?;
+    let new_tally = || Tally::new(&config.difficulty_weights, config.pr_merged_weight);
+    // The roles (a file, or Discord's API: a network round trip per page of members) are
+    // loaded while the database is read. Without them there is no snapshot, so their failure
+    // is the one reported, as when they were loaded first.
+    let (roles, state) = std::thread::scope(|scope| {
+        let roles = threads::spawn(scope, || load_roles(config, inputs));
+        let state = state::read(&state_db, &opts, &new_tally);
+        let roles = roles.join().unwrap_or_else(|| load_roles(config, inputs));
+        (roles, state)
+    });
+    let roles = roles?;
+    let (tables, tally) = state?;
+    let contributors = tally.finish().map_err(|reason| StateError::BadData {
+        path: state_db.clone(),
+        reason: format!("contributions: {reason}"),
+    })?;
     let mut legacy_error = None;
-    let snapshot = Snapshot::assemble(run, tables, tally.finish(), roles, || {
+    let snapshot = Snapshot::assemble(run, tables, contributors, roles, || {
         config.identity_mappings().unwrap_or_else(|e| {
             legacy_error = Some(e);
             Vec::new()

@@ -25,6 +25,7 @@ use crate::input::state::{Cell, IdentityRow, ScoreRow, Table};
 use crate::snapshot::contributors::Summary;
 use crate::snapshot::model::Snapshot;
 use crate::snapshot::python::python_float_repr;
+use crate::threads;
 use crate::time::isoformat;
 
 /// `meta.json`: the run's header and period.
@@ -501,27 +502,29 @@ pub fn render(snapshot: &Snapshot) -> Result<Vec<(&'static str, Vec<u8>)>, serde
         .collect();
     let [f_meta, f_identities, f_scores, f_contributors, f_roles, f_issues, f_notifications] =
         FILE_NAMES;
-    // The two largest files (one row per contributor, one per Discord member) are rendered on
-    // a second thread while this one renders the rest.
+    // Rendered on two threads, split by size: the largest file (one row per score) and the
+    // contributors on a second thread, the rest here (roles, one row per Discord member, the
+    // next largest, among them).
     // Each file keeps its own result, so a failure is reported for the first file in order.
-    let (contributors, roles, rest) = std::thread::scope(|scope| {
-        let big = scope.spawn(|| {
-            (
-                to_python_json(&envelope(DataRef::Rows(&contributors))),
-                to_python_json(&envelope(DataRef::Rows(&roles))),
-            )
-        });
+    let big = || {
+        (
+            to_python_json(&envelope(DataRef::Rows(&contributors))),
+            to_python_json(&envelope(DataRef::Rows(&scores))),
+        )
+    };
+    let (contributors, scores, rest) = std::thread::scope(|scope| {
+        let on_second = threads::spawn(scope, big);
         let rest = [
             to_python_json(&meta),
             to_python_json(&envelope(DataRef::Rows(&identities))),
-            to_python_json(&envelope(DataRef::Rows(&scores))),
+            to_python_json(&envelope(DataRef::Rows(&roles))),
             to_python_json(&envelope(DataRef::Table(&snapshot.issue_requests))),
             to_python_json(&envelope(DataRef::Table(&snapshot.notifications))),
         ];
-        let (contributors, roles) = big.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-        (contributors, roles, rest)
+        let (contributors, scores) = on_second.join().unwrap_or_else(big);
+        (contributors, scores, rest)
     });
-    let [meta, identities, scores, issues, notifications] = rest;
+    let [meta, identities, roles, issues, notifications] = rest;
     Ok(vec![
         (f_meta, meta?),
         (f_identities, identities?),

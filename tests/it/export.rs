@@ -497,3 +497,154 @@ fn help_and_version_exit_0_and_unknown_flags_exit_64() {
         .expect_error(64, &["--bogus"]);
     env.run(["export"]).expect_error(64, &["--config", "--out"]);
 }
+
+/// A database large enough for many chunks, with duplicates (5%) and difficulty labels, read
+/// on one, two and three threads: the same bytes every time, and the counts a `SELECT
+/// DISTINCT` gives, computed here by SQLite itself.
+#[test]
+fn reading_on_several_threads_writes_the_same_bytes_as_on_one() {
+    let env = TestEnv::new();
+    let (db, config, roles) = (
+        env.path("state.db"),
+        env.path("config.yaml"),
+        env.path("roles.json"),
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/gen-bench-db.py");
+    let gen = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&db)
+        .args([
+            "--contributions",
+            "90000",
+            "--users",
+            "400",
+            "--links",
+            "300",
+        ])
+        .args([
+            "--score-rows",
+            "600",
+            "--issue-requests",
+            "40",
+            "--notifications",
+            "300",
+        ])
+        .args(["--roles", "300", "--dup-rate", "0.05", "--seed", "11", "-q"])
+        .arg("--config-out")
+        .arg(&config)
+        .arg("--roles-out")
+        .arg(&roles)
+        .output()
+        .expect("python3");
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    std::fs::write(
+        &config,
+        crate::support::testenv::loopback_config(&std::fs::read_to_string(&config).unwrap()),
+    )
+    .unwrap();
+    let at = "2025-01-31T00:00:00+00:00";
+    let export = |threads: &str, out: &str| {
+        let args = [
+            "-vv",
+            "export",
+            "--config",
+            &config.display().to_string(),
+            "--state-db",
+            &db.display().to_string(),
+            "--roles-file",
+            &roles.display().to_string(),
+            "--run-id",
+            "00000000-0000-4000-8000-000000000009",
+            "--at",
+            at,
+            "--out",
+            &env.path(out).display().to_string(),
+        ];
+        let run = env.run_with(args, &[("GITCORD_SNAPSHOT_READ_THREADS", Some(threads))]);
+        run.expect_code(0);
+        let used = format!("on {threads} connection(s)");
+        assert!(run.stderr.contains(&used), "{used} not in: {}", run.stderr);
+        tree(&env.path(out))
+    };
+    let one = export("1", "one");
+    assert_eq!(one.len(), 7);
+    assert_eq!(export("2", "two"), one, "two threads");
+    assert_eq!(export("3", "three"), one, "three threads");
+
+    // The counts, from SQLite's own DISTINCT over the window.
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let dups: i64 = conn
+        .query_row(
+            "SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT github_user, event_type, repo, created_at, payload_json FROM contributions)) FROM contributions",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(dups > 1000, "the database has duplicates to remove: {dups}");
+    let mut want = std::collections::BTreeMap::new();
+    let mut stmt = conn
+        .prepare(
+            "SELECT github_user, sum(event_type = 'issue_opened'), \
+             sum(event_type IN ('pr_opened', 'pr_merged')), sum(event_type = 'pr_reviewed'), \
+             sum(event_type = 'comment') FROM (SELECT DISTINCT github_user, event_type, repo, \
+             created_at, payload_json FROM contributions WHERE created_at >= ?1 AND created_at <= ?2) \
+             GROUP BY github_user",
+        )
+        .unwrap();
+    let rows = stmt
+        .query_map(["2025-01-01T00:00:00+00:00", at], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                [r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, r.get(4)?],
+            ))
+        })
+        .unwrap();
+    for row in rows {
+        let (user, counts) = row.unwrap();
+        want.insert(user, counts);
+    }
+    let (_, contributors) = one
+        .iter()
+        .find(|(n, _)| n.ends_with("contributors.json"))
+        .unwrap();
+    let contributors: serde_json::Value = serde_json::from_slice(contributors).unwrap();
+    let got: std::collections::BTreeMap<String, [i64; 4]> = contributors["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let n = |k: &str| s[k].as_i64().unwrap();
+            let user = s["github_user"].as_str().unwrap().to_string();
+            (
+                user,
+                [
+                    n("issues_opened"),
+                    n("prs_opened"),
+                    n("prs_reviewed"),
+                    n("comments"),
+                ],
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_bad_thread_count_is_refused_before_anything_is_read() {
+    let case = Case::load("basic");
+    let env = TestEnv::new();
+    let mut args = case.export_args();
+    args.extend(["--out".into(), env.path("out").display().to_string()]);
+    for bad in ["0", "many"] {
+        let run = env.run_with(&args, &[("GITCORD_SNAPSHOT_READ_THREADS", Some(bad))]);
+        run.expect_code(64);
+        assert!(run.stderr.contains("--read-threads"), "{}", run.stderr);
+        assert!(!env.path("out").exists());
+    }
+}

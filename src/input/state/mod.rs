@@ -6,22 +6,20 @@
 //! Gitcord databases that lack a newer table or column still export: what is missing reads
 //! as empty, with a warning.
 //!
-//! Contributions are the one large table (millions of rows). They are streamed to the
-//! caller's closure, never held in memory; Gitcord's `SELECT DISTINCT` is reproduced with a
-//! fingerprint set that is exact (a fingerprint match is confirmed against the stored row).
-//! The scan runs on the calling thread and hands the rows, in batches, to a worker thread
-//! that fingerprints, deduplicates and calls the closure; the result, errors included, is
-//! the one a sequential read gives.
+//! Contributions are the one large table (millions of rows). They are counted as they are
+//! read, never held in memory, on several connections at once that all read the same state;
+//! [`window`] says how, and why Gitcord's `SELECT DISTINCT` is still reproduced exactly.
 
-use std::collections::hash_map::Entry;
+mod window;
+
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+pub use window::{Accumulator, Sharing};
 
 use crate::time::{self, Instant};
 
@@ -137,7 +135,8 @@ pub struct Tables {
     pub notifications: Table,
 }
 
-/// What to read: the contribution window, as Gitcord's text bounds, and how long to wait.
+/// What to read: the contribution window, as Gitcord's text bounds, how long to wait, and on
+/// how many connections.
 #[derive(Clone, Debug)]
 pub struct ReadOptions {
     /// Lower bound, formatted with [`time::isoformat`]; compared as text, as Gitcord does.
@@ -146,6 +145,8 @@ pub struct ReadOptions {
     pub period_end: String,
     /// How long to wait for a Gitcord run holding the lock.
     pub busy_timeout: Duration,
+    /// How the window is shared out between connections.
+    pub sharing: Sharing,
 }
 
 /// The columns of Gitcord's `issue_requests` that a snapshot copies (and restore writes back).
@@ -175,17 +176,20 @@ pub(crate) const NOTIFICATION_COLUMNS: &[&str] = &[
 /// Reads everything a snapshot needs in one read transaction.
 ///
 /// Each distinct contribution with `period_start <= created_at <= period_end` (text
-/// comparison) is passed to `on_contribution` exactly once; the other tables are returned.
-/// A reason returned by `on_contribution` fails the read, naming the row.
-pub fn read(
+/// comparison) is counted exactly once, into accumulators made by `new_acc` (one per reading
+/// thread) and merged into the one returned; the other tables are returned beside it. A reason
+/// returned by the accumulator fails the read, naming the row.
+pub fn read<A: Accumulator>(
     path: &Path,
     opts: &ReadOptions,
-    on_contribution: impl FnMut(Contribution<'_>) -> Result<(), String> + Send,
-) -> Result<Tables, StateError> {
+    new_acc: &(dyn Fn() -> A + Sync),
+) -> Result<(Tables, A), StateError> {
+    let first_id = file_id(path);
     let db = Db::open(path, opts.busy_timeout)?;
     db.conn
         .execute_batch("BEGIN DEFERRED")
         .map_err(|e| db.err(e))?;
+    // The first read takes SHARED, held until COMMIT: from here on no writer can commit.
     let schema = db.schema()?;
     // Every table and column is checked first, in the order the files are written, so a
     // database missing one fails the same way whatever else is wrong with it.
@@ -197,9 +201,31 @@ pub fn read(
     )?;
     db.require(&schema, "scores", &SCORE_COLUMNS, false)?;
     db.require(&schema, "contributions", &CONTRIBUTION_COLUMNS, false)?;
-    // The contributions are scanned while a worker thread deduplicates and tallies them; the
-    // other tables are read on this thread after the scan, while the worker catches up.
-    let (contributions, tables) = db.contributions(opts, on_contribution, |db| {
+    let chunks = window::Chunks::new(db.rowid_bounds()?, opts.sharing.min_chunk_rowids);
+    let mut dbs = vec![db];
+    let more = opts
+        .sharing
+        .connections
+        .min(chunks.count())
+        .saturating_sub(1);
+    dbs.extend(dbs[0].companions(more)?);
+    // Companions open the file by its path. Had the path been renamed over since the first
+    // connection opened it (a backup put back with `mv`), the first connection's lock would
+    // not cover theirs: read on the first alone.
+    if dbs.len() > 1 && file_id(path) != first_id {
+        log::debug!(
+            "{} was replaced while it was opened; reading on one connection",
+            path.display()
+        );
+        dbs.truncate(1);
+    }
+    log::debug!(
+        "reading {} on {} connection(s), {} chunk(s)",
+        path.display(),
+        dbs.len(),
+        chunks.count()
+    );
+    let (tables, acc) = window::read(&mut dbs, opts, chunks, new_acc, |db: &Db| {
         Ok(Tables {
             identities: db.identities(&schema)?,
             scores: db.latest_scores(&schema)?,
@@ -216,12 +242,12 @@ pub fn read(
                 "ORDER BY sent_at DESC, dedupe_key ASC LIMIT 1000",
             )?,
         })
-    });
-    // A failure reading the other tables is reported first, as when they were read first.
-    let tables = tables?;
-    contributions?;
+    })?;
+    // The companions only read; dropping them ends their transactions.
+    let db = dbs.swap_remove(0);
+    drop(dbs);
     db.conn.execute_batch("COMMIT").map_err(|e| db.err(e))?;
-    Ok(tables)
+    Ok((tables, acc))
 }
 
 const SCORE_COLUMNS: [&str; 4] = ["github_user", "period_start", "period_end", "points"];
@@ -233,108 +259,6 @@ const CONTRIBUTION_COLUMNS: [&str; 5] = [
     "payload_json",
 ];
 
-/// Rows handed from the scanning thread to the worker in one message.
-const BATCH_ROWS: usize = 4096;
-/// Batches in flight between the two threads (a few MB at most).
-const BATCHES_IN_FLIGHT: usize = 4;
-
-/// Window rows packed by the scanning thread: the five compared columns of each row with
-/// their SQLite types, back to back in `bytes`. Reused, never freed.
-///
-/// The scanning thread only copies; fingerprinting, the set, the UTF-8 checks and the tally
-/// run on the worker, which balances the two threads (SQLite's scan is the larger half).
-#[derive(Default)]
-struct Batch {
-    bytes: Vec<u8>,
-    /// Each row's rowid and the end of its values in `bytes` (each starts where the last ended).
-    rows: Vec<(i64, usize)>,
-}
-
-impl Batch {
-    fn push(&mut self, rowid: i64, values: &[ValueRef<'_>; 5]) {
-        for v in values {
-            match *v {
-                ValueRef::Null => self.bytes.push(0),
-                ValueRef::Integer(n) => {
-                    self.bytes.push(1);
-                    self.bytes.extend_from_slice(&n.to_le_bytes());
-                }
-                ValueRef::Real(x) => {
-                    self.bytes.push(2);
-                    self.bytes.extend_from_slice(&x.to_bits().to_le_bytes());
-                }
-                ValueRef::Text(t) => self.push_bytes(3, t),
-                ValueRef::Blob(b) => self.push_bytes(4, b),
-            }
-        }
-        self.rows.push((rowid, self.bytes.len()));
-    }
-
-    fn push_bytes(&mut self, tag: u8, bytes: &[u8]) {
-        self.bytes.push(tag);
-        self.bytes
-            .extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-        self.bytes.extend_from_slice(bytes);
-    }
-
-    fn clear(&mut self) {
-        self.bytes.clear();
-        self.rows.clear();
-    }
-
-    /// The rows as they were pushed.
-    fn rows(&self) -> impl Iterator<Item = (i64, [ValueRef<'_>; 5])> {
-        let mut start = 0;
-        self.rows.iter().map(move |&(rowid, end)| {
-            let mut rest = &self.bytes[start..end];
-            start = end;
-            let mut next = || {
-                let (tag, tail) = rest.split_first().expect("a packed value");
-                let word = |tail: &[u8]| u64::from_le_bytes(tail[..8].try_into().expect("8 bytes"));
-                let (value, tail) = match tag {
-                    0 => (ValueRef::Null, tail),
-                    1 => (ValueRef::Integer(word(tail) as i64), &tail[8..]),
-                    2 => (ValueRef::Real(f64::from_bits(word(tail))), &tail[8..]),
-                    _ => {
-                        let len = word(tail) as usize;
-                        let bytes = &tail[8..8 + len];
-                        let value = if *tag == 3 {
-                            ValueRef::Text(bytes)
-                        } else {
-                            ValueRef::Blob(bytes)
-                        };
-                        (value, &tail[8 + len..])
-                    }
-                };
-                rest = tail;
-                value
-            };
-            (rowid, [next(), next(), next(), next(), next()])
-        })
-    }
-}
-
-/// Passes one distinct row to `on_contribution`; the error names the column or the row.
-/// (A free function: the worker thread cannot share the connection.)
-fn contribute(
-    path: &Path,
-    rowid: i64,
-    values: &[ValueRef<'_>; 5],
-    on_contribution: &mut impl FnMut(Contribution<'_>) -> Result<(), String>,
-) -> Result<(), StateError> {
-    let bad = |reason| StateError::BadData {
-        path: path.to_owned(),
-        reason,
-    };
-    let contribution = Contribution {
-        github_user: checked_text(values[0], "contributions.github_user").map_err(bad)?,
-        event_type: checked_text(values[1], "contributions.event_type").map_err(bad)?,
-        payload_json: checked_text(values[4], "contributions.payload_json").map_err(bad)?,
-    };
-    on_contribution(contribution)
-        .map_err(|reason| bad(format!("contributions row {rowid}: {reason}")))
-}
-
 /// The value as text, or why it is not.
 fn checked_text<'a>(value: ValueRef<'a>, what: &str) -> Result<&'a str, String> {
     match value {
@@ -343,14 +267,6 @@ fn checked_text<'a>(value: ValueRef<'a>, what: &str) -> Result<&'a str, String> 
         }
         other => Err(format!("{what} holds {}, not text", type_name(other))),
     }
-}
-
-/// What the worker thread hands back: the set, the rows whose fingerprint was already in it
-/// (to be confirmed against the stored rows), and the first distinct row that failed.
-struct WorkerResult {
-    seen: DistinctRows,
-    pending: Vec<(i64, u64)>,
-    failed: Option<StateError>,
 }
 
 /// Table name → its column names, as found in this database.
@@ -400,6 +316,63 @@ impl Db {
         };
         db.conn.busy_timeout(busy_timeout).map_err(|e| db.err(e))?;
         Ok(db)
+    }
+
+    /// Up to `n` more connections reading the same state as this one, which must already hold
+    /// its SHARED lock (see [`window`]). Fewer when a writer is waiting to commit, and none
+    /// for a WAL database, whose connections could each see a different commit.
+    fn companions(&self, n: usize) -> Result<Vec<Db>, StateError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            log::debug!("{}: WAL mode, read on one connection", self.path.display());
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            // Never wait: a writer holding PENDING waits for our first connection, so a wait
+            // here would only end in its timeout. Reading on fewer connections is as correct.
+            let companion = Db::open(&self.path, Duration::ZERO).and_then(|db| {
+                db.conn
+                    .execute_batch("BEGIN DEFERRED")
+                    .map_err(|e| db.err(e))?;
+                db.conn
+                    .query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                    .map_err(|e| db.err(e))?;
+                Ok(db)
+            });
+            match companion {
+                Ok(db) => out.push(db),
+                Err(e) => {
+                    log::debug!(
+                        "reading on {} connection(s): another could not start ({e})",
+                        out.len() + 1
+                    );
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The lowest and highest rowid of `contributions`, if it has rows. Two subqueries: SQLite
+    /// answers a lone `min()` or `max()` with one b-tree seek, but both in one SELECT with a
+    /// scan of the whole table.
+    fn rowid_bounds(&self) -> Result<Option<(i64, i64)>, StateError> {
+        let sql =
+            "SELECT (SELECT min(rowid) FROM contributions), (SELECT max(rowid) FROM contributions)";
+        self.conn
+            .query_row(sql, [], |r| {
+                Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?))
+            })
+            .map_err(|e| self.err(e))
     }
 
     /// Turns an SQLite error into the kind of failure an operator can act on.
@@ -485,7 +458,9 @@ impl Db {
                 );
             }
         }
-        let sql = "SELECT discord_user_id, github_user FROM identity_links WHERE verified = 1 ORDER BY discord_user_id, github_user";
+        // NOT INDEXED: a scan and one sort. Through `idx_identity_links_verified` SQLite
+        // would look up every verified row in the table, one random page read each.
+        let sql = "SELECT discord_user_id, github_user FROM identity_links NOT INDEXED WHERE verified = 1 ORDER BY discord_user_id, github_user";
         let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
@@ -510,8 +485,23 @@ impl Db {
         let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         let mut latest: Vec<ScoreRow> = Vec::new();
+        // A period's rows all carry the same two timestamps: parse each text once.
+        let mut memo: Vec<(String, Instant)> = Vec::new();
+        let mut instant = |row: &rusqlite::Row<'_>, i: usize, what: &str| {
+            let value = row.get_ref(i).map_err(|e| self.err(e))?;
+            let text = self.text(value, what)?;
+            if let Some((_, t)) = memo.iter().find(|(seen, _)| seen == text) {
+                return Ok(*t);
+            }
+            let t = self.instant(text, what)?;
+            if memo.len() == 8 {
+                memo.remove(0);
+            }
+            memo.push((text.to_owned(), t));
+            Ok::<_, StateError>(t)
+        };
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            let period_end = self.instant(row, 2, "scores.period_end")?;
+            let period_end = instant(row, 2, "scores.period_end")?;
             if latest.first().is_some_and(|r| period_end < r.period_end) {
                 continue;
             }
@@ -520,7 +510,7 @@ impl Db {
             }
             latest.push(ScoreRow {
                 github_user: self.cell(row, 0, "scores.github_user")?,
-                period_start: self.instant(row, 1, "scores.period_start")?,
+                period_start: instant(row, 1, "scores.period_start")?,
                 period_end,
                 points: self.cell(row, 3, "scores.points")?,
             });
@@ -560,153 +550,6 @@ impl Db {
         Ok(out)
     }
 
-    /// Scans the window on this thread and passes each distinct row to `on_contribution` on a
-    /// worker thread; runs `then` on this thread after the scan, while the worker finishes.
-    ///
-    /// The result is the one a sequential reader would give: a row is new unless it equals an
-    /// earlier one (a fingerprint match is confirmed against the stored rows, after the scan,
-    /// so a hash collision can never drop a contribution), and of several failures the one
-    /// at the earliest row wins.
-    fn contributions<F, T>(
-        &self,
-        opts: &ReadOptions,
-        mut on_contribution: F,
-        then: impl FnOnce(&Db) -> Result<T, StateError>,
-    ) -> (Result<(), StateError>, Result<T, StateError>)
-    where
-        F: FnMut(Contribution<'_>) -> Result<(), String> + Send,
-    {
-        let state = foldhash::quality::RandomState::default();
-        let (scanned, worker) = std::thread::scope(|scope| {
-            let (to_worker, from_reader) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
-            let (to_reader, returned) = mpsc::channel::<Batch>();
-            let on_contribution = &mut on_contribution;
-            let (path, state) = (&self.path, &state);
-            let worker = scope.spawn(move || {
-                let mut out = WorkerResult {
-                    seen: DistinctRows::default(),
-                    pending: Vec::new(),
-                    failed: None,
-                };
-                'batches: for mut batch in from_reader {
-                    for (rowid, values) in batch.rows() {
-                        let fp = fingerprint(state, &values);
-                        if !out.seen.insert_unconfirmed(fp, rowid) {
-                            out.pending.push((rowid, fp));
-                        } else if let Err(e) = contribute(path, rowid, &values, on_contribution) {
-                            out.failed = Some(e);
-                            break 'batches;
-                        }
-                    }
-                    batch.clear();
-                    // The scanning thread may have finished and gone: nothing to recycle for.
-                    let _ = to_reader.send(batch);
-                }
-                out
-            });
-            let scanned = self.scan(opts, &to_worker, &returned);
-            drop(to_worker);
-            let tables = then(self);
-            let worker = worker
-                .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e));
-            ((scanned, tables), worker)
-        });
-        let (scanned, tables) = scanned;
-        let WorkerResult {
-            mut seen,
-            pending,
-            failed,
-        } = worker;
-        let contributions = (|| {
-            // Rows whose fingerprint was seen before, confirmed in scan order: all come
-            // before any row the worker refused, and before any error of the scan.
-            if !pending.is_empty() {
-                let mut by_rowid = self
-                    .conn
-                    .prepare("SELECT github_user, event_type, repo, created_at, payload_json FROM contributions WHERE rowid = ?1")
-                    .map_err(|e| self.err(e))?;
-                for (rowid, fingerprint) in pending {
-                    let mine = self.stored_row(&mut by_rowid, rowid)?;
-                    let is_new = seen.confirm(fingerprint, rowid, |earlier| {
-                        let theirs = self.stored_row(&mut by_rowid, earlier)?;
-                        Ok(mine.is_some() && theirs == mine)
-                    })?;
-                    if !is_new {
-                        continue;
-                    }
-                    let Some(values) = mine else {
-                        return Err(self.bad(format!(
-                            "contributions row {rowid} vanished inside a read transaction"
-                        )));
-                    };
-                    let values: [ValueRef<'_>; 5] =
-                        std::array::from_fn(|i| ValueRef::from(&values[i]));
-                    contribute(&self.path, rowid, &values, &mut on_contribution)?;
-                }
-            }
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            scanned
-        })();
-        (contributions, tables)
-    }
-
-    /// The scan: packs each window row into batches for the worker, in scan order. Stops at
-    /// the first failure, or when the worker has stopped (it refused a row).
-    fn scan(
-        &self,
-        opts: &ReadOptions,
-        to_worker: &mpsc::SyncSender<Batch>,
-        returned: &mpsc::Receiver<Batch>,
-    ) -> Result<(), StateError> {
-        let sql = "SELECT rowid, github_user, event_type, repo, created_at, payload_json FROM contributions \
-                   WHERE created_at >= ?1 AND created_at <= ?2";
-        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
-        let mut rows = stmt
-            .query([&opts.period_start, &opts.period_end])
-            .map_err(|e| self.err(e))?;
-        let mut batch = Batch::default();
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            let rowid: i64 = row.get(0).map_err(|e| self.err(e))?;
-            let values: [ValueRef<'_>; 5] = [
-                row.get_ref(1).map_err(|e| self.err(e))?,
-                row.get_ref(2).map_err(|e| self.err(e))?,
-                row.get_ref(3).map_err(|e| self.err(e))?,
-                row.get_ref(4).map_err(|e| self.err(e))?,
-                row.get_ref(5).map_err(|e| self.err(e))?,
-            ];
-            batch.push(rowid, &values);
-            if batch.rows.len() == BATCH_ROWS {
-                let next = returned.try_recv().unwrap_or_default();
-                if to_worker.send(std::mem::replace(&mut batch, next)).is_err() {
-                    return Ok(()); // the worker refused a row; it reports that
-                }
-            }
-        }
-        if !batch.rows.is_empty() {
-            let _ = to_worker.send(batch);
-        }
-        Ok(())
-    }
-
-    /// A contribution row's five compared columns, or `None` if there is no such row.
-    fn stored_row(
-        &self,
-        by_rowid: &mut rusqlite::Statement<'_>,
-        rowid: i64,
-    ) -> Result<Option<Vec<Value>>, StateError> {
-        let mut found = by_rowid.query([rowid]).map_err(|e| self.err(e))?;
-        let Some(row) = found.next().map_err(|e| self.err(e))? else {
-            return Ok(None);
-        };
-        (0..5)
-            .map(|i| row.get::<_, Value>(i).map_err(|e| self.err(e)))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
-    }
-
     fn text<'a>(&self, value: ValueRef<'a>, what: &str) -> Result<&'a str, StateError> {
         checked_text(value, what).map_err(|reason| self.bad(reason))
     }
@@ -723,17 +566,16 @@ impl Db {
         })
     }
 
-    fn instant(
-        &self,
-        row: &rusqlite::Row<'_>,
-        i: usize,
-        what: &str,
-    ) -> Result<Instant, StateError> {
-        let value = row.get_ref(i).map_err(|e| self.err(e))?;
-        let text = self.text(value, what)?;
+    fn instant(&self, text: &str, what: &str) -> Result<Instant, StateError> {
         time::parse_stored(text)
             .ok_or_else(|| self.bad(format!("{what} holds {text:?}, which is not a timestamp")))
     }
+}
+
+/// Which file `path` names now (device and inode), if it can be told.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// The bytes as text if they are UTF-8. Gitcord's rows are almost always ASCII, and
@@ -784,115 +626,6 @@ fn compare_numbers(a: &Cell, b: &Cell) -> std::cmp::Ordering {
     }
 }
 
-/// The set of contribution rows seen so far, as 64-bit fingerprints mapped to a rowid.
-///
-/// Memory is 16 bytes per distinct row in the window instead of the row itself. A fingerprint
-/// that is already present is confirmed by comparing the stored row, so a hash collision can
-/// never drop a contribution.
-///
-/// Speed: every row of the window is fingerprinted and looked up once, so both hashes are on
-/// the hot path. The fingerprint is foldhash's `quality` hasher (a folded 64x64→128-bit
-/// multiply per 16 bytes, seeded randomly per process, so rows cannot be crafted to collide
-/// on purpose) instead of std's SipHash-1-3, which was ~6% of an export on its own; the map
-/// then uses the fingerprint as its own hash ([`PassThrough`]) rather than hashing it again.
-#[derive(Default)]
-struct DistinctRows {
-    first: HashMap<u64, i64, BuildHasherDefault<PassThrough>>,
-    /// Rows whose fingerprint collided with a different earlier row (practically never used).
-    collided: HashMap<u64, Vec<i64>>,
-}
-
-impl DistinctRows {
-    /// Records the row if its fingerprint is new and returns `true`; `false` means the
-    /// fingerprint was seen before and the row must go through [`DistinctRows::confirm`].
-    fn insert_unconfirmed(&mut self, fingerprint: u64, rowid: i64) -> bool {
-        match self.first.entry(fingerprint) {
-            Entry::Vacant(slot) => {
-                slot.insert(rowid);
-                true
-            }
-            Entry::Occupied(_) => false,
-        }
-    }
-
-    /// For a row whose fingerprint was seen before: whether it is new after all (a hash
-    /// collision), recording it if so. `same_as(rowid)` says whether the row stored under
-    /// `rowid` equals this one.
-    fn confirm<E>(
-        &mut self,
-        fingerprint: u64,
-        rowid: i64,
-        mut same_as: impl FnMut(i64) -> Result<bool, E>,
-    ) -> Result<bool, E> {
-        let Some(&earliest) = self.first.get(&fingerprint) else {
-            self.first.insert(fingerprint, rowid);
-            return Ok(true);
-        };
-        if same_as(earliest)? {
-            return Ok(false);
-        }
-        let others = self.collided.entry(fingerprint).or_default();
-        for &earlier in others.iter() {
-            if same_as(earlier)? {
-                return Ok(false);
-            }
-        }
-        others.push(rowid);
-        Ok(true)
-    }
-}
-
-/// A 64-bit hash of the values with their SQLite types, so that rows `SELECT DISTINCT`
-/// tells apart (an INTEGER and a TEXT of the same digits, `"ab","c"` and `"a","bc"`)
-/// almost always get different fingerprints.
-fn fingerprint(state: &foldhash::quality::RandomState, values: &[ValueRef<'_>]) -> u64 {
-    let mut h = state.build_hasher();
-    for v in values {
-        match v {
-            ValueRef::Null => h.write_u8(0),
-            ValueRef::Integer(n) => {
-                h.write_u8(1);
-                h.write_i64(*n);
-            }
-            ValueRef::Real(x) => {
-                h.write_u8(2);
-                h.write_u64(x.to_bits());
-            }
-            // Type tag and length in one word: SQLite values are shorter than 2^56 bytes.
-            ValueRef::Text(t) => {
-                h.write_u64((t.len() as u64) << 8 | 3);
-                h.write(t);
-            }
-            ValueRef::Blob(b) => {
-                h.write_u64((b.len() as u64) << 8 | 4);
-                h.write(b);
-            }
-        }
-    }
-    h.finish()
-}
-
-/// The hasher of a map whose keys are already good 64-bit hashes: passes the key through.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 keys are hashed with this; anything else still gets a valid hash.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -925,30 +658,99 @@ mod tests {
         path
     }
 
-    fn read_all(path: &Path, fail_on: Option<&str>) -> Result<Vec<String>, StateError> {
-        let opts = ReadOptions {
+    /// Counts rows as `user|payload`, the way [`read`] hands them out: added on several
+    /// threads, duplicates removed again, merged.
+    struct Rows {
+        counts: std::collections::BTreeMap<String, i64>,
+        refuse: Option<String>,
+    }
+
+    impl Accumulator for Rows {
+        fn add(&mut self, c: Contribution<'_>) -> Result<(), String> {
+            if self.refuse.as_deref() == Some(c.payload_json) {
+                return Err("refused".into());
+            }
+            *self
+                .counts
+                .entry(format!("{}|{}", c.github_user, c.payload_json))
+                .or_default() += 1;
+            Ok(())
+        }
+        fn remove(&mut self, c: Contribution<'_>) -> Result<(), String> {
+            *self
+                .counts
+                .entry(format!("{}|{}", c.github_user, c.payload_json))
+                .or_default() -= 1;
+            Ok(())
+        }
+        fn merge(&mut self, other: Rows) {
+            for (k, n) in other.counts {
+                *self.counts.entry(k).or_default() += n;
+            }
+        }
+    }
+
+    fn options(sharing: Sharing) -> ReadOptions {
+        ReadOptions {
             period_start: "2024-01-01T00:00:00+00:00".into(),
             period_end: "2024-01-31T00:00:00+00:00".into(),
             busy_timeout: Duration::from_secs(1),
-        };
-        let mut seen = Vec::new();
-        read(path, &opts, |c| {
-            if Some(c.payload_json) == fail_on {
-                return Err("refused".into());
+            sharing,
+        }
+    }
+
+    /// Every row counted, with how often (0 left out), or the read's error.
+    fn read_all(
+        path: &Path,
+        sharing: Sharing,
+        refuse: Option<&str>,
+    ) -> Result<Vec<(String, i64)>, StateError> {
+        read_counting(path, sharing, refuse).map(|(rows, _)| rows)
+    }
+
+    /// [`read_all`], and how many accumulators (one per connection) the read made.
+    fn read_counting(
+        path: &Path,
+        sharing: Sharing,
+        refuse: Option<&str>,
+    ) -> Result<(Vec<(String, i64)>, usize), StateError> {
+        let made = std::sync::atomic::AtomicUsize::new(0);
+        let new = || {
+            made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Rows {
+                counts: Default::default(),
+                refuse: refuse.map(str::to_owned),
             }
-            seen.push(format!("{}|{}", c.github_user, c.payload_json));
-            Ok(())
-        })?;
-        Ok(seen)
+        };
+        let (_, rows) = read(path, &options(sharing), &new)?;
+        let rows = rows.counts.into_iter().filter(|(_, n)| *n != 0).collect();
+        Ok((rows, made.into_inner()))
+    }
+
+    /// The sharings tried: one connection, and two or three with chunks of a few rowids.
+    fn sharings() -> Vec<Sharing> {
+        let mut out = vec![Sharing {
+            connections: 1,
+            min_chunk_rowids: 16_384,
+        }];
+        for connections in [2, 3] {
+            for min_chunk_rowids in [1, 5, 64] {
+                out.push(Sharing {
+                    connections,
+                    min_chunk_rowids,
+                });
+            }
+        }
+        out
     }
 
     #[test]
-    fn the_pipelined_scan_passes_each_distinct_row_once_in_order() {
+    fn each_distinct_row_is_counted_once_on_any_number_of_connections() {
         use rusqlite::types::Value::Text;
-        // Enough rows for several batches; every third row repeats an earlier one, across
-        // batch boundaries too, and rows differing only in `repo` are both kept.
+        // Every third row repeats an earlier one, often from another chunk; rows differing
+        // only in `repo` are both kept.
         let mut rows = Vec::new();
-        for i in 0..(3 * BATCH_ROWS) {
+        for i in 0..3000 {
             let n = if i % 3 == 2 { i / 7 } else { i };
             rows.push((Text(format!("u{}", n % 50)), "r", format!("{{\"n\":{n}}}")));
         }
@@ -958,73 +760,199 @@ mod tests {
             .map(|(u, r, p)| (u.clone(), *r, p.as_str()))
             .collect();
         let path = db_with("distinct", &refs);
-        let mut want = Vec::new();
+        let mut want = std::collections::BTreeMap::new();
         let mut distinct = HashSet::new();
         for (u, r, p) in &rows {
             let Text(u) = u else { unreachable!() };
             if distinct.insert((u.clone(), *r, p.clone())) {
-                want.push(format!("{u}|{p}"));
+                *want.entry(format!("{u}|{p}")).or_insert(0) += 1;
             }
         }
-        assert_eq!(read_all(&path, None).unwrap(), want);
-        let _ = std::fs::remove_file(&path);
-    }
-
-    #[test]
-    fn the_pipelined_scan_reports_the_earliest_failing_row() {
-        use rusqlite::types::Value::{Blob, Text};
-        let path = db_with(
-            "errors",
-            &[
-                (Text("a".into()), "r", "{}"),
-                (Text("a".into()), "r", "{}"),
-                (Text("b".into()), "r", "bad"),
-                (Blob(vec![7]), "r", "{}"),
-            ],
-        );
-        let e = read_all(&path, Some("bad")).unwrap_err().to_string();
-        assert!(e.contains("contributions row 3: refused"), "{e}");
-        let e = read_all(&path, None).unwrap_err().to_string();
+        let want: Vec<(String, i64)> = want.into_iter().collect();
         assert!(
-            e.contains("contributions.github_user holds a BLOB, not text"),
-            "{e}"
+            want.iter().any(|(_, n)| *n == 2),
+            "a row kept twice (repo differs)"
         );
+        for sharing in sharings() {
+            for _ in 0..5 {
+                assert_eq!(read_all(&path, sharing, None).unwrap(), want, "{sharing:?}");
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// `n` good rows, then `last_of_first` as the last row of the first chunk of `n` rowids and
+    /// `first_of_second` as the first row of the second.
+    fn two_chunks(
+        name: &str,
+        n: usize,
+        last_of_first: (rusqlite::types::Value, &str),
+        first_of_second: (rusqlite::types::Value, &str),
+    ) -> PathBuf {
+        use rusqlite::types::Value::Text;
+        let mut rows: Vec<(rusqlite::types::Value, &str, String)> = (0..n - 1)
+            .map(|i| (Text(format!("u{i}")), "r", "{}".to_string()))
+            .collect();
+        rows.push((last_of_first.0, "r", last_of_first.1.to_string()));
+        rows.push((first_of_second.0, "r", first_of_second.1.to_string()));
+        for i in 0..n - 1 {
+            rows.push((Text(format!("v{i}")), "r", "{}".to_string()));
+        }
+        let refs: Vec<_> = rows
+            .iter()
+            .map(|(u, r, p)| (u.clone(), *r, p.as_str()))
+            .collect();
+        db_with(name, &refs)
+    }
+
+    #[test]
+    fn the_failure_at_the_lowest_row_is_reported_not_the_first_found() {
+        use rusqlite::types::Value::{Blob, Text};
+        // Two chunks of 4,000 rowids. On two connections, one takes the tables (quick here)
+        // and then the second chunk, failing at once on its first row, while the other is
+        // still scanning towards the first chunk's last row: the failure found first is the
+        // later row, and must not be the one reported.
+        let n = 4000;
+        let sharings = [1, 2, 3].map(|connections| Sharing {
+            connections,
+            min_chunk_rowids: n as i64,
+        });
+        let refused = two_chunks(
+            "refused",
+            n,
+            (Text("a".into()), "bad"),
+            (Blob(vec![7]), "{}"),
+        );
+        let blob = two_chunks("blob", n, (Blob(vec![7]), "{}"), (Text("b".into()), "bad"));
+        for sharing in sharings {
+            for _ in 0..10 {
+                let e = read_all(&refused, sharing, Some("bad"))
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    e.contains(&format!("contributions row {n}: refused")),
+                    "{sharing:?}: {e}"
+                );
+                let e = read_all(&blob, sharing, Some("bad"))
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    e.contains("contributions.github_user holds a BLOB, not text"),
+                    "{sharing:?}: {e}"
+                );
+            }
+        }
+        for path in [refused, blob] {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
+    #[test]
+    fn a_failure_in_the_other_tables_comes_before_one_in_the_contributions() {
+        use rusqlite::types::Value::Text;
+        // The very first contribution fails, found at once on a second connection, while the
+        // tables fail only after 20,000 identity rows, on the one score row.
+        let path = two_chunks(
+            "tables",
+            3000,
+            (Text("a".into()), "{}"),
+            (Text("b".into()), "{}"),
+        );
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "UPDATE contributions SET payload_json = 'bad' WHERE rowid = 1;
+             INSERT INTO scores VALUES ('x', 'then', 'never', 1);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+             INSERT INTO identity_links SELECT 'd' || i, 'g' || i, 1 FROM n;",
+        )
+        .unwrap();
+        drop(conn);
+        let sharings = [1, 2, 3].map(|connections| Sharing {
+            connections,
+            min_chunk_rowids: 1,
+        });
+        for sharing in sharings {
+            for _ in 0..10 {
+                let e = read_all(&path, sharing, Some("bad"))
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    e.contains("scores.period_end holds \"never\""),
+                    "{sharing:?}: {e}"
+                );
+            }
+        }
         let _ = std::fs::remove_file(&path);
     }
 
     #[test]
-    fn distinct_rows_confirms_collisions_against_the_stored_row() {
-        let mut seen = DistinctRows::default();
-        let fp = 42;
-        assert!(seen.insert_unconfirmed(fp, 1));
-        assert!(!seen.insert_unconfirmed(fp, 2));
-        // Same fingerprint, and the stored row is equal: a duplicate.
-        assert!(!seen.confirm::<()>(fp, 2, |_| Ok(true)).unwrap());
-        // Same fingerprint but the stored row differs: a collision, kept.
-        assert!(seen.confirm::<()>(fp, 3, |_| Ok(false)).unwrap());
-        assert_eq!(seen.collided[&fp], [3]);
-        // A later copy of the colliding row is found among the collided rows.
-        assert!(!seen
-            .confirm::<()>(fp, 4, |earlier| Ok(earlier == 3))
-            .unwrap());
+    fn a_writer_waiting_to_commit_leaves_the_read_on_one_connection() {
+        use rusqlite::types::Value::Text;
+        let path = db_with("pending", &[(Text("a".into()), "r", "{}")]);
+        // A long timeout on the first connection: a companion that waited like it would hang.
+        let first = Db::open(&path, Duration::from_secs(60)).unwrap();
+        first.conn.execute_batch("BEGIN DEFERRED").unwrap();
+        first.schema().unwrap();
+        // Nothing is waiting: a companion starts.
+        assert_eq!(first.companions(1).unwrap().len(), 1);
+        // A writer that has written and wants to commit holds PENDING and waits for our
+        // SHARED lock; a new reader can no longer start.
+        let writer_path = path.clone();
+        let writer = std::thread::spawn(move || {
+            let w = Connection::open(&writer_path).unwrap();
+            w.busy_timeout(Duration::from_secs(30)).unwrap();
+            w.execute_batch(
+                "BEGIN IMMEDIATE; INSERT INTO scores VALUES ('x', 'a', 'b', 1); COMMIT;",
+            )
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let companions = loop {
+            let got = first.companions(1).unwrap();
+            if got.is_empty() || std::time::Instant::now() > deadline {
+                break got;
+            }
+            drop(got);
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(
+            companions.is_empty(),
+            "a companion started while a writer held PENDING"
+        );
+        // The writer gets its turn once the first connection's transaction ends.
+        first.conn.execute_batch("COMMIT").unwrap();
+        writer.join().unwrap().unwrap();
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
-    fn fingerprints_tell_types_apart_like_distinct_does() {
-        let state = foldhash::quality::RandomState::default();
-        let fingerprint = |values: &[ValueRef<'_>]| fingerprint(&state, values);
-        assert_ne!(
-            fingerprint(&[ValueRef::Integer(1)]),
-            fingerprint(&[ValueRef::Text(b"1")])
+    fn a_wal_database_is_read_on_one_connection_and_counted_the_same() {
+        use rusqlite::types::Value::Text;
+        let path = db_with(
+            "wal",
+            &[(Text("a".into()), "r", "{}"), (Text("a".into()), "r", "{}")],
         );
-        assert_ne!(
-            fingerprint(&[ValueRef::Text(b"ab"), ValueRef::Text(b"c")]),
-            fingerprint(&[ValueRef::Text(b"a"), ValueRef::Text(b"bc")])
-        );
+        let writer = Connection::open(&path).unwrap();
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let first = Db::open(&path, Duration::from_secs(1)).unwrap();
+        first.conn.execute_batch("BEGIN DEFERRED").unwrap();
+        first.schema().unwrap();
+        assert!(first.companions(2).unwrap().is_empty());
+        drop(first);
+        let sharing = Sharing {
+            connections: 3,
+            min_chunk_rowids: 1,
+        };
         assert_eq!(
-            fingerprint(&[ValueRef::Text(b"same"), ValueRef::Null]),
-            fingerprint(&[ValueRef::Text(b"same"), ValueRef::Null])
+            read_all(&path, sharing, None).unwrap(),
+            [("a|{}".to_string(), 1)]
         );
+        drop(writer);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 
     #[test]
