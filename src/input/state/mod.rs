@@ -211,8 +211,8 @@ pub fn read<A: Accumulator>(
     dbs.extend(dbs[0].companions(more)?);
     // Companions open the file by its path. Had the path been renamed over since the first
     // connection opened it (a backup put back with `mv`), the first connection's lock would
-    // not cover theirs: read on the first alone.
-    if dbs.len() > 1 && file_id(path) != first_id {
+    // not cover theirs (or if that cannot be told): read on the first alone.
+    if dbs.len() > 1 && (first_id.is_none() || file_id(path) != first_id) {
         log::debug!(
             "{} was replaced while it was opened; reading on one connection",
             path.display()
