@@ -131,6 +131,15 @@ struct Shard<A> {
     buckets: Vec<Vec<(u64, i64)>>,
 }
 
+impl<A> Shard<A> {
+    fn new(acc: A) -> Shard<A> {
+        Shard {
+            acc,
+            buckets: vec![Vec::new(); 1 << BUCKET_BITS],
+        }
+    }
+}
+
 /// Reads the window on `dbs` (all holding SHARED in one state, `dbs[0]` first) and runs
 /// `tables` once on one of them, at the same time. A failure of `tables` comes first, as when
 /// the tables were read before the window.
@@ -162,10 +171,7 @@ where
             .map(|db| {
                 let (state, tables, next, stop) = (&state, &tables, &next, &stop);
                 threads::spawn(scope, move || {
-                    let mut shard = Shard {
-                        acc: new_acc(),
-                        buckets: vec![Vec::new(); 1 << BUCKET_BITS],
-                    };
+                    let mut shard = Shard::new(new_acc());
                     let mut table_result = None;
                     let mut failure = None;
                     let mut scan = None;
@@ -196,14 +202,7 @@ where
             })
             .collect();
         // A thread that never ran took no task: its share is empty.
-        let idle = || {
-            let buckets = vec![Vec::new(); 1 << BUCKET_BITS];
-            let shard = Shard {
-                acc: new_acc(),
-                buckets,
-            };
-            (shard, None, None)
-        };
+        let idle = || (Shard::new(new_acc()), None, None);
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(idle))
