@@ -1,0 +1,253 @@
+//! Health checks, stale files and rebuilds: what a run killed at any moment, or a damaged
+//! disk, leaves in the clone, and how [`DataRepo::open`] gets back to a clone it can trust
+//! (remove what is stale; set a damaged `.git` aside, never deleting it, and start a new one).
+
+use std::fs::{self};
+use std::path::{Path, PathBuf};
+
+use git2::{ObjectType, Oid, Repository};
+
+use super::{
+    io_err, read_dir_entries, DataRepo, RepoError, BROKEN_PREFIX, INIT_PREFIX, TMP_PREFIX,
+};
+use crate::publish::treediff::snapshot_changes;
+use crate::snapshot::SNAPSHOTS_DIR;
+
+impl DataRepo {
+    /// Checks that what a run reads and pushes is intact: `HEAD`, the branch and its
+    /// remote-tracking ref, the tip's and the remote tip's trees, and every queued commit with
+    /// the snapshot directories it adds, down to each file's bytes (inflated and hashed, so a
+    /// truncated object is caught). Its cost follows the queue, not the history.
+    pub(super) fn check_health(&self) -> Result<(), String> {
+        let damaged = |what: &str, e: RepoError| format!("{what}: {e}");
+        let tip = self.tip().map_err(|e| damaged("the branch", e))?;
+        let remote = self
+            .remote_tip()
+            .map_err(|e| damaged("the remote-tracking branch", e))?;
+        // In step with the remote (the usual hourly case) both are the same commit: read once.
+        let remote = remote.filter(|r| Some(*r) != tip);
+        for oid in tip.iter().chain(remote.iter()) {
+            let commit = self
+                .repo
+                .find_commit(*oid)
+                .map_err(|e| format!("commit {oid}: {}", e.message()))?;
+            let tree = commit
+                .tree()
+                .map_err(|e| format!("the tree of commit {oid}: {}", e.message()))?;
+            self.snapshots_tree(&tree)
+                .map_err(|e| damaged("snapshots/", e))?;
+        }
+        for oid in self.queued().map_err(|e| damaged("the queue", e))? {
+            let commit = self
+                .repo
+                .find_commit(oid)
+                .map_err(|e| format!("queued commit {oid}: {}", e.message()))?;
+            let parent = match commit.parent(0) {
+                Ok(parent) => Some(
+                    parent
+                        .tree()
+                        .map_err(|e| format!("the tree of {}: {}", parent.id(), e.message()))?,
+                ),
+                Err(_) if commit.parent_count() == 0 => None,
+                Err(e) => {
+                    return Err(format!(
+                        "the parent of queued commit {oid}: {}",
+                        e.message()
+                    ))
+                }
+            };
+            let tree = commit
+                .tree()
+                .map_err(|e| format!("the tree of queued commit {oid}: {}", e.message()))?;
+            let changes = snapshot_changes(&self.repo, parent.as_ref(), &tree)
+                .map_err(|e| format!("snapshots/ of queued commit {oid}: {}", e.message()))?;
+            for (name, (id, _)) in changes.added {
+                read_whole_tree(&self.repo, id).map_err(|e| {
+                    format!("snapshots/{name} of queued commit {oid}: {}", e.message())
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Undoes what a killed run can leave behind, by principle rather than by list: under the
+/// clone lock no other process of ours touches the clone, so every lock file git or libgit2
+/// takes, every temporary object or pack they write, and every temporary file of ours is
+/// stale. Each is removed with one warning line. Runs once the repository is known to be ours
+/// and before anything writes.
+///
+/// The rule is tied to where each kind of file lives, so nothing live is matched:
+/// * `*.lock` at the top of `.git` (`HEAD`, `config`, `packed-refs`, `FETCH_HEAD`,
+///   `shallow`, `index`, ...) and anywhere under `refs/`, `logs/` and `objects/` (a ref name
+///   can never end in `.lock`, git forbids it);
+/// * under `objects/`: git's `tmp_obj_*`, `tmp_pack_*`, `tmp_idx_*` and libgit2's
+///   `tmp_object_git2_*`, `pack_git2_*`;
+/// * our own `.tmp-*` files (atomic writes) at the top of `.git` and of the clone, and
+///   half-written snapshot directories `snapshots/.tmp-*` of the working copy.
+pub(super) fn recover(root: &Path) -> Result<(), RepoError> {
+    recover_root(root)?;
+    let git_dir = root.join(".git");
+    let mut stale = Vec::new();
+    for e in read_dir_entries(&git_dir)? {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.path().is_file() && (name.ends_with(".lock") || name.starts_with(TMP_PREFIX)) {
+            stale.push(e.path());
+        }
+    }
+    find_stale(&git_dir.join("refs"), &|n| n.ends_with(".lock"), &mut stale)?;
+    find_stale(&git_dir.join("logs"), &|n| n.ends_with(".lock"), &mut stale)?;
+    let in_objects =
+        |n: &str| n.ends_with(".lock") || n.starts_with("tmp_") || n.contains("_git2_");
+    find_stale(&git_dir.join("objects"), &in_objects, &mut stale)?;
+    for path in &stale {
+        remove_stale(path)?;
+    }
+    Ok(())
+}
+
+/// Our own leftovers outside `.git`: a half-initialised `.git.init-*`, temporary files of
+/// atomic writes, half-written snapshot directories of the working copy.
+pub(super) fn recover_root(root: &Path) -> Result<(), RepoError> {
+    for e in read_dir_entries(root)? {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(INIT_PREFIX) || name.starts_with(TMP_PREFIX) {
+            remove_stale(&e.path())?;
+        }
+    }
+    for e in read_dir_entries(&root.join(SNAPSHOTS_DIR))? {
+        if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+            remove_stale(&e.path())?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_stale(path: &Path) -> Result<(), RepoError> {
+    log::warn!("removing {} left by an interrupted run", path.display());
+    let meta = fs::symlink_metadata(path).map_err(io_err(path))?;
+    if meta.is_dir() {
+        fs::remove_dir_all(path).map_err(io_err(path))
+    } else {
+        fs::remove_file(path).map_err(io_err(path))
+    }
+}
+
+/// Collects every file below `dir` whose name `stale` accepts.
+fn find_stale(
+    dir: &Path,
+    stale: &dyn Fn(&str) -> bool,
+    out: &mut Vec<PathBuf>,
+) -> Result<(), RepoError> {
+    for e in read_dir_entries(dir)? {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if is_dir {
+            find_stale(&e.path(), stale, out)?;
+        } else if stale(&name) {
+            out.push(e.path());
+        }
+    }
+    Ok(())
+}
+
+/// Moves `<root>/.git` aside as `.git.broken-<UTC time>` (kept, never deleted); returns its path.
+pub(super) fn set_aside_dir(root: &Path, reason: &str) -> Result<PathBuf, RepoError> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
+    let aside = root.join(format!("{BROKEN_PREFIX}{stamp}"));
+    let git_dir = root.join(".git");
+    log::warn!(
+        "the clone's repository is damaged ({}); moving it aside to {} (kept, never deleted) and \
+         rebuilding it from the remote",
+        crate::text::one_line(reason),
+        aside.display()
+    );
+    fs::rename(&git_dir, &aside).map_err(io_err(&git_dir))?;
+    Ok(aside)
+}
+
+/// The loose objects below `git_dir` whose file cannot be inflated whole into a well-formed
+/// object (`<type> <size>\0` and exactly that many bytes): truncated or garbled. Read here
+/// because libgit2 1.9 never returns from reading a truncated one. The clone packs its loose
+/// objects every few dozen snapshots, so this reads a bounded number of small files.
+pub(super) fn damaged_loose_objects(git_dir: &Path) -> Vec<PathBuf> {
+    let mut bad = Vec::new();
+    for dir in read_dir_entries(&git_dir.join("objects")).unwrap_or_default() {
+        let prefix = dir.file_name().to_string_lossy().into_owned();
+        if prefix.len() != 2 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        for file in read_dir_entries(&dir.path()).unwrap_or_default() {
+            let rest = file.file_name().to_string_lossy().into_owned();
+            if rest.len() != 38 || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            if !loose_object_is_whole(&file.path()) {
+                bad.push(file.path());
+            }
+        }
+    }
+    bad.sort();
+    bad
+}
+
+/// Whether a loose object file inflates completely into `<type> <size>\0<size bytes>`.
+fn loose_object_is_whole(path: &Path) -> bool {
+    use std::io::Read as _;
+    let Ok(bytes) = fs::read(path) else {
+        return false;
+    };
+    let mut inflated = Vec::new();
+    let mut decoder = flate2::read::ZlibDecoder::new(&bytes[..]);
+    if decoder.read_to_end(&mut inflated).is_err() {
+        return false;
+    }
+    // A stream cut short ends without its checksum: the decoder reports it as an error or as
+    // fewer bytes than the header announces.
+    let Some(nul) = inflated.iter().position(|b| *b == 0) else {
+        return false;
+    };
+    let header = String::from_utf8_lossy(&inflated[..nul]);
+    let Some((kind, size)) = header.split_once(' ') else {
+        return false;
+    };
+    ["commit", "tree", "blob", "tag"].contains(&kind)
+        && size.parse::<usize>().ok() == Some(inflated.len() - nul - 1)
+}
+
+/// Renames the damaged loose objects in the set-aside copy `aside` (found at those paths
+/// under `git_dir`) to `<name>.damaged`: kept, but out of libgit2's sight, so that salvaging
+/// from the copy reports them missing instead of hanging on them.
+pub(super) fn quarantine<'a>(aside: &Path, bad: impl Iterator<Item = &'a PathBuf>, git_dir: &Path) {
+    for path in bad {
+        let Ok(rel) = path.strip_prefix(git_dir) else {
+            continue;
+        };
+        let from = aside.join(rel);
+        let mut to = from.clone().into_os_string();
+        to.push(".damaged");
+        log::warn!(
+            "damaged loose object {} kept as {}",
+            from.display(),
+            PathBuf::from(&to).display()
+        );
+        if let Err(e) = fs::rename(&from, &to) {
+            log::warn!("cannot rename {}: {e}", from.display());
+        }
+    }
+}
+
+/// Reads every object of tree `id`, blobs inflated and hashed: an error names what is damaged.
+fn read_whole_tree(repo: &Repository, id: Oid) -> Result<(), git2::Error> {
+    let tree = repo.find_tree(id)?;
+    for e in tree.iter() {
+        match e.kind() {
+            Some(ObjectType::Tree) => read_whole_tree(repo, e.id())?,
+            Some(ObjectType::Blob) => {
+                repo.find_blob(e.id())?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

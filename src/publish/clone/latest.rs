@@ -1,0 +1,95 @@
+//! The readers' pointer: `latest.json` at the root of every commit, naming the newest
+//! snapshot so a reader of the data repository need not list `snapshots/`. Derived from the
+//! tree alone, here, so commits, replays and `verify` all compute the same bytes.
+
+use git2::{ObjectType, Oid, Repository, Tree};
+
+use super::{DataRepo, GitContext, RepoError};
+use crate::snapshot::format::{Latest, FILE_NAMES};
+use crate::snapshot::SNAPSHOTS_DIR;
+
+impl DataRepo {
+    /// Chooses the readers' index file at the root (`snapshots.latest_file`); `None` turns it
+    /// off (an existing one is then left as it is).
+    pub fn set_latest_file(&mut self, name: Option<String>) {
+        self.latest_file = name;
+    }
+
+    /// The readers' index file name, if on.
+    pub fn latest_file(&self) -> Option<&str> {
+        self.latest_file.as_deref()
+    }
+
+    /// Root tree `root` with the readers' index describing its newest snapshot directory (by
+    /// name) that is a readable snapshot; without any, the index is removed. Derived from the
+    /// tree alone, so a replay onto another writer's commits recomputes it, and the same tree
+    /// always gets the same index.
+    pub(super) fn with_latest(&self, root: Oid) -> Result<Oid, RepoError> {
+        let Some(file) = &self.latest_file else {
+            return Ok(root);
+        };
+        let tree = self.repo.find_tree(root).ctx("read tree")?;
+        let content = latest_for(&self.repo, &tree)?;
+        let mut builder = self.repo.treebuilder(Some(&tree)).ctx("build tree")?;
+        match content {
+            Some(bytes) => {
+                let blob = self.repo.blob(&bytes).ctx("write file")?;
+                builder.insert(file, blob, 0o100644).ctx("build tree")?;
+            }
+            None => {
+                if builder.get(file).ctx("build tree")?.is_some() {
+                    builder.remove(file).ctx("build tree")?;
+                }
+            }
+        }
+        builder.write().ctx("write tree")
+    }
+}
+
+/// The readers' index (`latest.json`) that root tree `tree` should hold: its newest snapshot
+/// directory, by name, that is a readable snapshot; `None` when it has none. `verify` checks
+/// every committed index against this.
+pub(crate) fn latest_for(repo: &Repository, tree: &Tree<'_>) -> Result<Option<Vec<u8>>, RepoError> {
+    let Some(entry) = tree
+        .get_name(SNAPSHOTS_DIR)
+        .filter(|e| e.kind() == Some(ObjectType::Tree))
+    else {
+        return Ok(None);
+    };
+    let sub = repo.find_tree(entry.id()).ctx("read snapshots/")?;
+    // Runs on every commit, over a `snapshots/` of every hour of the history: count the
+    // directories without copying a name, and read only from the newest end.
+    let count = sub
+        .iter()
+        .filter(|e| e.kind() == Some(ObjectType::Tree))
+        .count();
+    // Git lists directories in name order: the newest is last.
+    let dirs = sub
+        .iter()
+        .rev()
+        .filter(|e| e.kind() == Some(ObjectType::Tree))
+        .filter_map(|e| e.name().map(|n| (n.to_owned(), e.id())));
+    for (name, id) in dirs {
+        let dir = repo.find_tree(id).ctx("read snapshot")?;
+        let mut files = Vec::with_capacity(FILE_NAMES.len());
+        for f in FILE_NAMES {
+            if let Some(e) = dir.get_name(f) {
+                files.push((
+                    f,
+                    repo.find_blob(e.id())
+                        .ctx("read snapshot file")?
+                        .content()
+                        .to_vec(),
+                ));
+            }
+        }
+        if let Some(latest) = Latest::describe(&name, &files, count) {
+            let bytes = latest.render().map_err(|e| RepoError::Git {
+                context: "render the readers' index".into(),
+                source: git2::Error::from_str(&e.to_string()),
+            })?;
+            return Ok(Some(bytes));
+        }
+    }
+    Ok(None)
+}

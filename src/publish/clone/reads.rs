@@ -1,0 +1,158 @@
+//! Reads: snapshot names and files at the tip or at any commit, and commit signatures. None
+//! of these change the clone, so read-only commands (status, verify, diff, restore) use only
+//! these and [`DataRepo::open_existing`].
+
+use git2::{ObjectType, Oid, Tree};
+
+use super::{DataRepo, GitContext, RepoError};
+use crate::publish::signing::AllowedSigners;
+use crate::snapshot::SNAPSHOTS_DIR;
+
+impl DataRepo {
+    /// Snapshot directory names at commit `at` (default: the branch tip), oldest first.
+    /// Names start with a UTC timestamp, so name order is time order.
+    pub fn snapshot_names(&self, at: Option<Oid>) -> Result<Vec<String>, RepoError> {
+        let Some(commit) = at.map_or_else(|| self.tip(), |c| Ok(Some(c)))? else {
+            return Ok(Vec::new());
+        };
+        let tree = self
+            .repo
+            .find_commit(commit)
+            .ctx("read commit")?
+            .tree()
+            .ctx("read tree")?;
+        let Some(sub) = self.snapshots_tree(&tree)? else {
+            return Ok(Vec::new());
+        };
+        let mut names: Vec<String> = sub
+            .iter()
+            .filter(|e| e.kind() == Some(ObjectType::Tree))
+            .filter_map(|e| e.name().map(str::to_owned))
+            .collect();
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    /// Resolves `latest`, `latest~N` (N snapshots before the newest) or a snapshot name
+    /// against the branch tip.
+    pub fn resolve_snapshot(&self, spec: &str) -> Result<String, RepoError> {
+        let names = self.snapshot_names(None)?;
+        let back = match spec {
+            "latest" => Some(0),
+            _ => spec
+                .strip_prefix("latest~")
+                .and_then(|n| n.parse::<usize>().ok()),
+        };
+        let found = match back {
+            Some(n) => n
+                .checked_add(1)
+                .and_then(|k| names.len().checked_sub(k))
+                .map(|i| names[i].clone()),
+            None => names.iter().find(|n| n.as_str() == spec).cloned(),
+        };
+        found.ok_or_else(|| RepoError::NoSuchSnapshot(spec.to_owned()))
+    }
+
+    /// The files of snapshot `name` at the branch tip, as (file name, bytes), by file name.
+    pub fn read_snapshot(&self, name: &str) -> Result<Vec<(String, Vec<u8>)>, RepoError> {
+        let tip = self
+            .tip()?
+            .ok_or_else(|| RepoError::NoSuchSnapshot(name.to_owned()))?;
+        self.read_snapshot_at(tip, name)
+    }
+
+    /// The files of snapshot `name` as of `commit`.
+    pub fn read_snapshot_at(
+        &self,
+        commit: Oid,
+        name: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, RepoError> {
+        let tree = self
+            .repo
+            .find_commit(commit)
+            .ctx("read commit")?
+            .tree()
+            .ctx("read tree")?;
+        let sub = self
+            .snapshots_tree(&tree)?
+            .ok_or_else(|| RepoError::NoSuchSnapshot(name.to_owned()))?;
+        let entry = sub
+            .get_name(name)
+            .ok_or_else(|| RepoError::NoSuchSnapshot(name.to_owned()))?;
+        let dir = self.repo.find_tree(entry.id()).ctx("read snapshot")?;
+        let mut files = Vec::new();
+        for file in dir.iter() {
+            let blob = self.repo.find_blob(file.id()).ctx("read snapshot file")?;
+            files.push((
+                String::from_utf8_lossy(file.name_bytes()).into_owned(),
+                blob.content().to_vec(),
+            ));
+        }
+        Ok(files)
+    }
+
+    /// The newest snapshot directory on the branch and its files' bytes, for comparisons.
+    ///
+    /// The newest is the greatest name, as [`DataRepo::snapshot_names`] orders them; found in
+    /// one pass instead of copying and sorting every name of the history on every run.
+    pub fn newest_snapshot(&self) -> Result<Option<StoredSnapshot>, RepoError> {
+        let Some(tip) = self.tip()? else {
+            return Ok(None);
+        };
+        let tree = self
+            .repo
+            .find_commit(tip)
+            .ctx("read commit")?
+            .tree()
+            .ctx("read tree")?;
+        let Some(sub) = self.snapshots_tree(&tree)? else {
+            return Ok(None);
+        };
+        let newest = sub
+            .iter()
+            .filter(|e| e.kind() == Some(ObjectType::Tree) && e.name().is_some())
+            .max_by(|a, b| a.name_bytes().cmp(b.name_bytes()));
+        let Some(name) = newest.and_then(|e| e.name().map(str::to_owned)) else {
+            return Ok(None);
+        };
+        let files = self.read_snapshot(&name)?;
+        Ok(Some((name, files)))
+    }
+
+    pub(super) fn snapshots_tree<'r>(
+        &'r self,
+        tree: &Tree<'_>,
+    ) -> Result<Option<Tree<'r>>, RepoError> {
+        match tree.get_name(SNAPSHOTS_DIR) {
+            Some(entry) if entry.kind() == Some(ObjectType::Tree) => Ok(Some(
+                self.repo.find_tree(entry.id()).ctx("read snapshots/")?,
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    /// Checks commit `commit`'s signature against `allowed`: `Ok` with who signed, or the
+    /// problem in one line.
+    pub fn check_signature(
+        &self,
+        commit: &str,
+        allowed: &AllowedSigners,
+    ) -> Result<String, String> {
+        let oid = Oid::from_str(commit).map_err(|e| e.message().to_owned())?;
+        allowed
+            .verify_commit(&self.repo, oid)
+            .map(|v| format!("{} ({})", v.principal, v.fingerprint))
+            .map_err(|problem| {
+                // The problem names the commit; the report already does.
+                let text = problem.to_string();
+                let prefix = format!("commit {oid}");
+                match text.strip_prefix(&prefix) {
+                    Some(rest) => rest.trim_start_matches(':').trim().to_owned(),
+                    None => text,
+                }
+            })
+    }
+}
+
+/// A snapshot directory as committed: its name and its files (name, bytes).
+pub type StoredSnapshot = (String, Vec<(String, Vec<u8>)>);

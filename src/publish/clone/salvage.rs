@@ -1,0 +1,238 @@
+//! Salvage: replaying onto the branch the queued (unpushed) snapshots of damaged clones that
+//! were set aside, so that a rebuild loses nothing that can still be read. Apart from the
+//! rebuild itself ([`super::health`]) because it runs later, once the session has refilled
+//! the new clone from the remote.
+
+use std::path::{Path, PathBuf};
+
+use git2::{ObjectType, Oid, Repository};
+
+use super::{read_dir_entries, write_file_atomically, DataRepo, RepoError, BROKEN_PREFIX};
+use crate::publish::treediff::snapshot_changes;
+
+/// Written into a set-aside clone once its queue has been salvaged.
+const SALVAGED_MARKER: &str = "gitcord-snapshot-salvaged";
+
+impl DataRepo {
+    /// Replays onto the branch the snapshot commits that were queued in the damaged clones set
+    /// aside and not yet salvaged, as far as they can still be read:
+    /// each with its original message, author and times. A snapshot whose files cannot be
+    /// read is left out with a warning; it stays in the set-aside copy. Returns how many
+    /// commits were replayed.
+    pub fn salvage(&self) -> Result<usize, RepoError> {
+        let mut replayed = 0;
+        for aside in &self.set_aside {
+            replayed += self.salvage_from(aside)?;
+            // Only now is this copy done with: a run killed before this line salvages it
+            // again (replaying what is already on the branch changes nothing).
+            write_file_atomically(&aside.join(SALVAGED_MARKER), b"salvaged\n")?;
+        }
+        Ok(replayed)
+    }
+
+    fn salvage_from(&self, aside: &Path) -> Result<usize, RepoError> {
+        let old = match Repository::open_bare(aside) {
+            Ok(old) => old,
+            Err(e) => {
+                log::warn!(
+                    "nothing can be salvaged from {}: {}",
+                    aside.display(),
+                    e.message()
+                );
+                return Ok(0);
+            }
+        };
+        // The branch: ours by name, else what HEAD names, else the only branch there is.
+        let old_tip = old
+            .refname_to_id(&self.branch_ref())
+            .ok()
+            .or_else(|| old.head().ok().and_then(|h| h.target()))
+            .or_else(|| {
+                let heads: Vec<Oid> = old
+                    .references_glob("refs/heads/*")
+                    .ok()?
+                    .filter_map(|r| r.ok()?.target())
+                    .collect();
+                (heads.len() == 1).then(|| heads[0])
+            })
+            .or_else(|| self.lost_tip(&old));
+        let Some(old_tip) = old_tip else {
+            log::warn!(
+                "no branch can be read in {}; its queued snapshots (if any) are not salvaged",
+                aside.display()
+            );
+            return Ok(0);
+        };
+        let old_remote = old.refname_to_id(&self.tracking_ref()).ok();
+        // First-parent walk back to what the remote (old or new view) already has.
+        let mut chain = Vec::new();
+        let mut next = Some(old_tip);
+        while let Some(oid) = next {
+            if Some(oid) == old_remote || self.repo.find_commit(oid).is_ok() {
+                break;
+            }
+            let Ok(commit) = old.find_commit(oid) else {
+                log::warn!(
+                    "commit {oid} in {} cannot be read; older queued commits are not salvaged",
+                    aside.display()
+                );
+                break;
+            };
+            chain.push(oid);
+            next = commit.parent_ids().next();
+        }
+        chain.reverse();
+        let mut replayed = 0;
+        for oid in chain {
+            let Ok(commit) = old.find_commit(oid) else {
+                continue;
+            };
+            // Without a readable parent, whatever the branch lacks counts as added.
+            let parent = commit.parent(0).ok().and_then(|p| p.tree().ok());
+            let changes = commit.tree().and_then(|tree| {
+                snapshot_changes(&old, parent.as_ref(), &tree)
+                    .or_else(|_| snapshot_changes(&old, None, &tree))
+            });
+            let changes = match changes {
+                Ok(changes) => changes,
+                Err(e) => {
+                    log::warn!(
+                        "the tree of commit {oid} in {} cannot be read ({}); not salvaged",
+                        aside.display(),
+                        e.message()
+                    );
+                    continue;
+                }
+            };
+            let mut added = Vec::new();
+            for (name, entry) in changes.added {
+                match copy_tree(&old, &self.repo, entry.0) {
+                    Ok(()) => added.push((name, entry)),
+                    Err(e) => log::warn!(
+                        "snapshots/{name} (commit {oid}) cannot be read from {}: {}; it is not salvaged",
+                        aside.display(),
+                        e.message()
+                    ),
+                }
+            }
+            let removed = changes.removed;
+            let base = self.tip()?;
+            let message = String::from_utf8_lossy(commit.message_raw_bytes()).into_owned();
+            let (author, committer) = (commit.author().to_owned(), commit.committer().to_owned());
+            match self.apply(base, &added, &removed, &author, &committer, &message) {
+                Ok(Some(new)) => {
+                    self.move_branch(base, new, "salvage a queued snapshot")?;
+                    replayed += 1;
+                }
+                Ok(None) => {}
+                // Another writer published the same name with other content meanwhile: the
+                // snapshot stays in the set-aside copy for a person to look at.
+                Err(RepoError::Conflict(name)) => log::warn!(
+                    "snapshots/{name} (commit {oid} in {}) conflicts with the branch; not salvaged",
+                    aside.display()
+                ),
+                Err(e) => return Err(e),
+            }
+        }
+        if replayed > 0 {
+            log::warn!(
+                "salvaged {replayed} queued commit(s) from {}",
+                aside.display()
+            );
+        }
+        Ok(replayed)
+    }
+
+    /// The branch tip of a set-aside clone whose branch ref cannot be read (destroyed, garbage):
+    /// among the commits in its objects that this clone lacks, the newest (by committer time,
+    /// which is the snapshot time) that no other such commit has as its parent. A commit left
+    /// over from an earlier replay holds the same snapshots as its replayed copy, so picking
+    /// either loses nothing.
+    fn lost_tip(&self, old: &Repository) -> Option<Oid> {
+        let odb = old.odb().ok()?;
+        let mut commits = Vec::new();
+        odb.foreach(|oid| {
+            if matches!(odb.read_header(*oid), Ok((_, ObjectType::Commit))) {
+                commits.push(*oid);
+            }
+            true
+        })
+        .ok()?;
+        let commits: Vec<git2::Commit<'_>> = commits
+            .into_iter()
+            .filter(|oid| self.repo.find_commit(*oid).is_err())
+            .filter_map(|oid| old.find_commit(oid).ok())
+            .collect();
+        let parents: std::collections::HashSet<Oid> =
+            commits.iter().flat_map(|c| c.parent_ids()).collect();
+        let tip = commits
+            .iter()
+            .filter(|c| !parents.contains(&c.id()))
+            .max_by_key(|c| (c.committer().when().seconds(), c.id()))?
+            .id();
+        log::warn!(
+            "the branch of {} cannot be read; salvaging from its newest unpublished commit {tip}",
+            old.path().display()
+        );
+        Some(tip)
+    }
+}
+
+/// Copies tree `id` and everything below it from `from` to `to`, object by object (same ids),
+/// skipping what `to` already has.
+fn copy_tree(from: &Repository, to: &Repository, id: Oid) -> Result<(), git2::Error> {
+    let (src, dst) = (from.odb()?, to.odb()?);
+    let mut pending = vec![id];
+    while let Some(oid) = pending.pop() {
+        if dst.exists(oid) {
+            continue;
+        }
+        let object = src.read(oid)?;
+        if object.kind() == ObjectType::Tree {
+            pending.extend(
+                from.find_tree(oid)?
+                    .iter()
+                    .filter(|e| e.filemode() != 0o160000)
+                    .map(|e| e.id()),
+            );
+        }
+        let written = dst.write(object.kind(), object.data())?;
+        if written != oid {
+            return Err(git2::Error::from_str(&format!(
+                "object {oid} reads back as {written}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every damaged clone set aside in `root`, oldest first, and whether its queue was salvaged
+/// (for `status`: the copies are never deleted, an operator may want to look at them).
+pub fn set_aside_copies(root: &Path) -> Vec<(PathBuf, bool)> {
+    let mut out: Vec<(PathBuf, bool)> = read_dir_entries(root)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(BROKEN_PREFIX))
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .map(|p| {
+            let salvaged = p.join(SALVAGED_MARKER).exists();
+            (p, salvaged)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The damaged clones set aside in `root` whose queue has not been salvaged yet, oldest first
+/// (their names sort by the time they were set aside).
+pub(super) fn unsalvaged(root: &Path) -> Result<Vec<PathBuf>, RepoError> {
+    let mut out: Vec<PathBuf> = read_dir_entries(root)?
+        .into_iter()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(BROKEN_PREFIX))
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && !p.join(SALVAGED_MARKER).exists())
+        .collect();
+    out.sort();
+    Ok(out)
+}
