@@ -3,7 +3,8 @@
 //! The data flows one way; each folder is a stage and imports only the stages before it:
 //!
 //! * leaves that import nothing of the crate: [`text`], [`time`], [`net`], [`threads`],
-//!   [`pause`] (test hooks);
+//!   [`table`] (a database value and table, which the snapshot model re-exports), [`pause`]
+//!   (test hooks);
 //! * [`input`]: Gitcord's config, `state.db` (read-only), the Discord roles;
 //! * [`snapshot`]: the model, the scoring, the one exact file format (written and read back);
 //! * [`publish`]: a directory, the persistent clone, the remote, the session that pushes the
@@ -26,6 +27,7 @@ pub(crate) mod net;
 pub(crate) mod pause;
 pub(crate) mod publish;
 pub(crate) mod snapshot;
+pub(crate) mod table;
 pub(crate) mod text;
 pub(crate) mod threads;
 pub(crate) mod time;

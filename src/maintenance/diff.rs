@@ -14,8 +14,8 @@ use std::fmt::{self, Write as _};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::input::state::Cell;
 use crate::snapshot::format::{Published, CONTRIBUTORS, IDENTITIES, ISSUE_REQUESTS, ROLES, SCORES};
+use crate::snapshot::model::Cell;
 
 /// Why a snapshot's files could not be compared.
 #[derive(Debug, thiserror::Error)]

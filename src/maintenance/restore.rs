@@ -18,12 +18,13 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::input::state::{Cell, ISSUE_REQUEST_COLUMNS, NOTIFICATION_COLUMNS};
+use crate::input::state::{ISSUE_REQUEST_COLUMNS, NOTIFICATION_COLUMNS};
 use crate::snapshot::format::{
     Published, RowRead, IDENTITIES, ISSUE_REQUESTS, META, NOTIFICATIONS, SCORES,
 };
 #[cfg(test)]
 use crate::snapshot::format::{CONTRIBUTORS, ROLES};
+use crate::snapshot::model::Cell;
 use crate::time;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags};

@@ -21,9 +21,10 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::ser::PrettyFormatter;
 use serde_json::value::RawValue;
 
-use crate::input::state::{Cell, IdentityRow, ScoreRow, Table};
+use crate::input::state::{IdentityRow, ScoreRow};
 use crate::snapshot::contributors::Summary;
 use crate::snapshot::model::Snapshot;
+use crate::snapshot::model::{Cell, Table};
 use crate::snapshot::python::python_float_repr;
 use crate::threads;
 use crate::time::isoformat;

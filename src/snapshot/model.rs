@@ -6,9 +6,12 @@
 use uuid::Uuid;
 
 use crate::input::roles::RoleMap;
-use crate::input::state::{Cell, IdentityRow, ScoreRow, Table, Tables};
+use crate::input::state::{IdentityRow, ScoreRow, Tables};
 use crate::snapshot::contributors::Summary;
 use crate::time::{self, Instant};
+
+/// The cells and tables a snapshot holds, defined in a leaf module because `input` fills them.
+pub use crate::table::{Cell, Table};
 
 /// The folder in the data repository that holds every snapshot.
 pub const SNAPSHOTS_DIR: &str = "snapshots";

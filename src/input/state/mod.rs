@@ -21,6 +21,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 pub use window::{Accumulator, Sharing};
 
+use crate::table::{Cell, Table};
 use crate::time::{self, Instant};
 
 /// Why `state.db` could not be read.
@@ -63,30 +64,6 @@ pub enum StateError {
         /// What is wrong, naming the table and column.
         reason: String,
     },
-}
-
-/// An SQLite value copied into a snapshot with its type intact.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Cell {
-    /// SQL NULL, written as `null`.
-    Null,
-    /// INTEGER, written as a JSON number.
-    Int(i64),
-    /// REAL, written as Python writes floats.
-    Real(f64),
-    /// TEXT, written as a JSON string.
-    Text(String),
-}
-
-impl Cell {}
-
-/// Rows copied from one table, columns in code-point order (the order they are written in).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Table {
-    /// Column names, sorted.
-    pub columns: Vec<String>,
-    /// One cell per column, in `columns` order.
-    pub rows: Vec<Vec<Cell>>,
 }
 
 /// A verified Discord ↔ GitHub link.
