@@ -5,10 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use chrono::{Local, NaiveDateTime, TimeZone, Utc};
-use git2::{Oid, Repository};
 use ssh_key::{Algorithm, PublicKey};
-
-use super::verify::{verify_commit, Verified, VerifyProblem};
 
 /// A line of an allowed signers file that could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -144,11 +141,6 @@ impl AllowedSigners {
     #[cfg(test)]
     pub fn entries(&self) -> &[AllowedSigner] {
         &self.entries
-    }
-
-    /// Verifies the SSH signature on commit `oid` (see [`verify_commit`]).
-    pub fn verify_commit(&self, repo: &Repository, oid: Oid) -> Result<Verified, VerifyProblem> {
-        verify_commit(repo, oid, self)
     }
 }
 

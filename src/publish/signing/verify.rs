@@ -41,6 +41,13 @@ pub enum VerifyProblem {
     Git(git2::Error, Oid),
 }
 
+impl AllowedSigners {
+    /// Verifies the SSH signature on commit `oid` (see [`verify_commit`]).
+    pub fn verify_commit(&self, repo: &Repository, oid: Oid) -> Result<Verified, VerifyProblem> {
+        verify_commit(repo, oid, self)
+    }
+}
+
 /// Verifies the `gpgsig` SSH signature of commit `oid` against `allowed`,
 /// as `git verify-commit` does with `gpg.format=ssh`: the namespace must be
 /// `git`, the key must be in an entry whose options allow namespace `git` at
