@@ -8,20 +8,16 @@
 //! top-level names, never a look into every snapshot. Only a changed directory (a violation,
 //! so rare) is opened to name its files.
 
-use git2::{ObjectType, Oid, Sort, Tree};
+use git2::{Oid, Sort, Tree};
 
 use crate::publish::clone::{latest_for, DataRepo, GitContext, RepoError};
+use crate::publish::tree::{read_snapshot_dir, snapshots_dir};
 use crate::publish::treediff::{differences, entry_name, is_dir, Difference};
 use crate::snapshot::{FILE_NAMES, SNAPSHOTS_DIR};
 
-/// One entry of a snapshot directory, as far as the rules care.
-#[derive(Clone, Debug)]
-pub enum Entry {
-    /// A regular file and its bytes (the bytes only matter for the seven known names).
-    File(Vec<u8>),
-    /// Anything else: a subdirectory, a symbolic link, a submodule.
-    Other(&'static str),
-}
+/// One entry of a snapshot directory, as far as the rules care (the bytes only matter for the
+/// seven known names).
+pub use crate::publish::tree::Entry;
 
 /// A snapshot directory's identity: equal ids mean identical content.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -131,17 +127,11 @@ impl History<'_> {
             ..CommitChanges::default()
         };
         let root = commit.tree().ctx("read tree")?;
-        let (entry_id, current) = match root.get_name(SNAPSHOTS_DIR) {
-            Some(e) if e.kind() == Some(ObjectType::Tree) => (
-                Some(e.id()),
-                Some(repo.find_tree(e.id()).ctx("read snapshots/")?),
-            ),
-            Some(e) => {
-                out.snapshots_not_a_directory = self.parent_root_entry != Some(e.id());
-                (Some(e.id()), None)
-            }
-            None => (None, None),
-        };
+        let entry_id = root.get_name(SNAPSHOTS_DIR).map(|e| e.id());
+        let current = snapshots_dir(repo, &root).ctx("read snapshots/")?;
+        if current.is_none() && entry_id.is_some() {
+            out.snapshots_not_a_directory = self.parent_root_entry != entry_id;
+        }
         out.touches_ours = entry_id != self.parent_root_entry;
         if let Some(file) = &self.latest_file {
             let latest = root.get_name(file).map(|e| e.id());
@@ -185,26 +175,7 @@ impl History<'_> {
 
     /// A snapshot directory's entries; blobs are read only for the seven known names.
     pub fn read_dir(&self, id: &EntryId) -> Result<Vec<(String, Entry)>, RepoError> {
-        let tree = self.repo.find_tree(id.0).ctx("read snapshot")?;
-        let mut out = Vec::with_capacity(tree.len());
-        for e in tree.iter() {
-            let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
-            let entry = match (e.kind(), e.filemode()) {
-                (Some(ObjectType::Blob), 0o120000) => Entry::Other("symbolic link"),
-                (Some(ObjectType::Blob), _) if FILE_NAMES.contains(&name.as_str()) => Entry::File(
-                    self.repo
-                        .find_blob(e.id())
-                        .ctx("read snapshot file")?
-                        .content()
-                        .to_vec(),
-                ),
-                (Some(ObjectType::Blob), _) => Entry::File(Vec::new()),
-                (Some(ObjectType::Tree), _) => Entry::Other("subdirectory"),
-                _ => Entry::Other("submodule"),
-            };
-            out.push((name, entry));
-        }
-        Ok(out)
+        read_snapshot_dir(self.repo, id.0, |name| FILE_NAMES.contains(&name)).ctx("read snapshot")
     }
 }
 

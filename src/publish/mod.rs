@@ -10,4 +10,5 @@ pub mod metrics;
 pub mod remote;
 pub mod session;
 pub mod signing;
+pub mod tree;
 pub mod treediff;

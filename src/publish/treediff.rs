@@ -4,9 +4,9 @@
 
 use std::cmp::Ordering;
 
-use git2::{ObjectType, Oid, Tree};
+use git2::{Oid, Tree};
 
-use crate::snapshot::SNAPSHOTS_DIR;
+use crate::publish::tree::snapshots_dir;
 
 /// What a commit's `snapshots/` adds (new or changed entries: name, object id, mode) and
 /// removes, against its parent's. One sorted merge of the two listings; the clone's health
@@ -24,14 +24,11 @@ pub(crate) fn snapshot_changes(
     parent: Option<&Tree<'_>>,
     tree: &Tree<'_>,
 ) -> Result<SnapshotChanges, git2::Error> {
-    let sub = |t: &Tree<'_>| -> Result<Option<Tree<'_>>, git2::Error> {
-        match t.get_name(SNAPSHOTS_DIR) {
-            Some(e) if e.kind() == Some(ObjectType::Tree) => repo.find_tree(e.id()).map(Some),
-            _ => Ok(None),
-        }
+    let old = match parent {
+        Some(parent) => snapshots_dir(repo, parent)?,
+        None => None,
     };
-    let old = parent.map(sub).transpose()?.flatten();
-    let new = sub(tree)?;
+    let new = snapshots_dir(repo, tree)?;
     let mut out = SnapshotChanges::default();
     let entry = |e: &git2::TreeEntry<'_>| (entry_name(e), (e.id(), e.filemode()));
     for difference in differences(

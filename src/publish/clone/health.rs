@@ -5,11 +5,10 @@
 use std::fs::{self};
 use std::path::{Path, PathBuf};
 
-use git2::{ObjectType, Oid, Repository};
-
 use super::{
     io_err, read_dir_entries, DataRepo, RepoError, BROKEN_PREFIX, INIT_PREFIX, TMP_PREFIX,
 };
+use crate::publish::tree::walk_tree;
 use crate::publish::treediff::snapshot_changes;
 use crate::snapshot::SNAPSHOTS_DIR;
 
@@ -62,7 +61,7 @@ impl DataRepo {
             let changes = snapshot_changes(&self.repo, parent.as_ref(), &tree)
                 .map_err(|e| format!("snapshots/ of queued commit {oid}: {}", e.message()))?;
             for (name, (id, _)) in changes.added {
-                read_whole_tree(&self.repo, id).map_err(|e| {
+                walk_tree(&self.repo, id, |_| false, |_, _| Ok(())).map_err(|e| {
                     format!("snapshots/{name} of queued commit {oid}: {}", e.message())
                 })?;
             }
@@ -235,19 +234,4 @@ pub(super) fn quarantine<'a>(aside: &Path, bad: impl Iterator<Item = &'a PathBuf
             log::warn!("cannot rename {}: {e}", from.display());
         }
     }
-}
-
-/// Reads every object of tree `id`, blobs inflated and hashed: an error names what is damaged.
-fn read_whole_tree(repo: &Repository, id: Oid) -> Result<(), git2::Error> {
-    let tree = repo.find_tree(id)?;
-    for e in tree.iter() {
-        match e.kind() {
-            Some(ObjectType::Tree) => read_whole_tree(repo, e.id())?,
-            Some(ObjectType::Blob) => {
-                repo.find_blob(e.id())?;
-            }
-            _ => {}
-        }
-    }
-    Ok(())
 }

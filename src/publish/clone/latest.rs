@@ -5,8 +5,8 @@
 use git2::{ObjectType, Oid, Repository, Tree};
 
 use super::{DataRepo, GitContext, RepoError};
+use crate::publish::tree::{read_snapshot_dir, snapshots_dir, Entry};
 use crate::snapshot::format::{Latest, FILE_NAMES};
-use crate::snapshot::SNAPSHOTS_DIR;
 
 impl DataRepo {
     /// Chooses the readers' index file at the root (`snapshots.latest_file`); `None` turns it
@@ -50,13 +50,9 @@ impl DataRepo {
 /// directory, by name, that is a readable snapshot; `None` when it has none. `verify` checks
 /// every committed index against this.
 pub(crate) fn latest_for(repo: &Repository, tree: &Tree<'_>) -> Result<Option<Vec<u8>>, RepoError> {
-    let Some(entry) = tree
-        .get_name(SNAPSHOTS_DIR)
-        .filter(|e| e.kind() == Some(ObjectType::Tree))
-    else {
+    let Some(sub) = snapshots_dir(repo, tree).ctx("read snapshots/")? else {
         return Ok(None);
     };
-    let sub = repo.find_tree(entry.id()).ctx("read snapshots/")?;
     // Runs on every commit, over a `snapshots/` of every hour of the history: count the
     // directories without copying a name, and read only from the newest end.
     let count = sub
@@ -70,19 +66,15 @@ pub(crate) fn latest_for(repo: &Repository, tree: &Tree<'_>) -> Result<Option<Ve
         .filter(|e| e.kind() == Some(ObjectType::Tree))
         .filter_map(|e| e.name().map(|n| (n.to_owned(), e.id())));
     for (name, id) in dirs {
-        let dir = repo.find_tree(id).ctx("read snapshot")?;
-        let mut files = Vec::with_capacity(FILE_NAMES.len());
-        for f in FILE_NAMES {
-            if let Some(e) = dir.get_name(f) {
-                files.push((
-                    f,
-                    repo.find_blob(e.id())
-                        .ctx("read snapshot file")?
-                        .content()
-                        .to_vec(),
-                ));
-            }
-        }
+        let is_known = |file: &str| FILE_NAMES.contains(&file);
+        let files: Vec<(String, Vec<u8>)> = read_snapshot_dir(repo, id, is_known)
+            .ctx("read snapshot")?
+            .into_iter()
+            .filter_map(|(file, entry)| match entry {
+                Entry::File(bytes) if is_known(&file) => Some((file, bytes)),
+                _ => None,
+            })
+            .collect();
         if let Some(latest) = Latest::describe(&name, &files, count) {
             let bytes = latest.render().map_err(|e| RepoError::Git {
                 context: "render the readers' index".into(),

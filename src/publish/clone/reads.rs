@@ -6,7 +6,7 @@ use git2::{ObjectType, Oid, Tree};
 
 use super::{DataRepo, GitContext, RepoError};
 use crate::publish::signing::AllowedSigners;
-use crate::snapshot::SNAPSHOTS_DIR;
+use crate::publish::tree::{read_snapshot_dir, snapshots_dir, Entry};
 
 impl DataRepo {
     /// Snapshot directory names at commit `at` (default: the branch tip), oldest first.
@@ -79,16 +79,19 @@ impl DataRepo {
         let entry = sub
             .get_name(name)
             .ok_or_else(|| RepoError::NoSuchSnapshot(name.to_owned()))?;
-        let dir = self.repo.find_tree(entry.id()).ctx("read snapshot")?;
-        let mut files = Vec::new();
-        for file in dir.iter() {
-            let blob = self.repo.find_blob(file.id()).ctx("read snapshot file")?;
-            files.push((
-                String::from_utf8_lossy(file.name_bytes()).into_owned(),
-                blob.content().to_vec(),
-            ));
-        }
-        Ok(files)
+        read_snapshot_dir(&self.repo, entry.id(), |_| true)
+            .ctx("read snapshot")?
+            .into_iter()
+            .map(|(file, entry)| match entry {
+                Entry::File(bytes) => Ok((file, bytes)),
+                Entry::Other(kind) => Err(RepoError::Git {
+                    context: "read snapshot file".into(),
+                    source: git2::Error::from_str(&format!(
+                        "snapshots/{name}/{file} is a {kind}, not a file"
+                    )),
+                }),
+            })
+            .collect()
     }
 
     /// The newest snapshot directory on the branch and its files' bytes, for comparisons.
@@ -119,16 +122,12 @@ impl DataRepo {
         Ok(Some((name, files)))
     }
 
+    /// The `snapshots/` directory of root tree `tree` (see [`snapshots_dir`]).
     pub(super) fn snapshots_tree<'r>(
         &'r self,
         tree: &Tree<'_>,
     ) -> Result<Option<Tree<'r>>, RepoError> {
-        match tree.get_name(SNAPSHOTS_DIR) {
-            Some(entry) if entry.kind() == Some(ObjectType::Tree) => Ok(Some(
-                self.repo.find_tree(entry.id()).ctx("read snapshots/")?,
-            )),
-            _ => Ok(None),
-        }
+        snapshots_dir(&self.repo, tree).ctx("read snapshots/")
     }
 
     /// Checks commit `commit`'s signature against `allowed`: `Ok` with who signed, or the

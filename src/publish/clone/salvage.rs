@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use git2::{ObjectType, Oid, Repository};
 
 use super::{read_dir_entries, write_file_atomically, DataRepo, RepoError, BROKEN_PREFIX};
+use crate::publish::tree::walk_tree;
 use crate::publish::treediff::snapshot_changes;
 
 /// Written into a set-aside clone once its queue has been salvaged.
@@ -181,29 +182,21 @@ impl DataRepo {
 /// Copies tree `id` and everything below it from `from` to `to`, object by object (same ids),
 /// skipping what `to` already has.
 fn copy_tree(from: &Repository, to: &Repository, id: Oid) -> Result<(), git2::Error> {
-    let (src, dst) = (from.odb()?, to.odb()?);
-    let mut pending = vec![id];
-    while let Some(oid) = pending.pop() {
-        if dst.exists(oid) {
-            continue;
-        }
-        let object = src.read(oid)?;
-        if object.kind() == ObjectType::Tree {
-            pending.extend(
-                from.find_tree(oid)?
-                    .iter()
-                    .filter(|e| e.filemode() != 0o160000)
-                    .map(|e| e.id()),
-            );
-        }
-        let written = dst.write(object.kind(), object.data())?;
-        if written != oid {
-            return Err(git2::Error::from_str(&format!(
-                "object {oid} reads back as {written}"
-            )));
-        }
-    }
-    Ok(())
+    let dst = to.odb()?;
+    walk_tree(
+        from,
+        id,
+        |oid| dst.exists(oid),
+        |oid, object| {
+            let written = dst.write(object.kind(), object.data())?;
+            if written != oid {
+                return Err(git2::Error::from_str(&format!(
+                    "object {oid} reads back as {written}"
+                )));
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Every damaged clone set aside in `root`, oldest first, and whether its queue was salvaged
