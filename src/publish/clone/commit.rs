@@ -8,6 +8,7 @@ use git2::{Oid, Signature, Time, Tree};
 
 use super::{Author, Committed, DataRepo, GitContext, RepoError, SnapshotFiles};
 use crate::publish::signing::{self, SigningKey};
+use crate::publish::treediff::snapshot_changes;
 use crate::snapshot::SNAPSHOTS_DIR;
 
 impl DataRepo {
@@ -161,32 +162,24 @@ impl DataRepo {
     /// Re-applies one snapshot commit's changes under `snapshots/` onto `base`.
     fn replay_one(&self, oid: Oid, base: Oid) -> Result<Oid, RepoError> {
         let commit = self.repo.find_commit(oid).ctx("read queued commit")?;
-        let before = match commit.parent_count() {
-            0 => HashMap::new(),
-            _ => self.snapshot_entries(
-                &commit
+        let parent = match commit.parent_count() {
+            0 => None,
+            _ => Some(
+                commit
                     .parent(0)
                     .ctx("read parent")?
                     .tree()
                     .ctx("read tree")?,
-            )?,
+            ),
         };
-        let after = self.snapshot_entries(&commit.tree().ctx("read tree")?)?;
-        let added: Vec<(String, (Oid, i32))> = after
-            .iter()
-            .filter(|(name, entry)| before.get(*name) != Some(entry))
-            .map(|(n, e)| (n.clone(), *e))
-            .collect();
-        let removed: Vec<String> = before
-            .keys()
-            .filter(|n| !after.contains_key(*n))
-            .cloned()
-            .collect();
+        let tree = commit.tree().ctx("read tree")?;
+        let changes =
+            snapshot_changes(&self.repo, parent.as_ref(), &tree).ctx("read snapshots/")?;
         let message = String::from_utf8_lossy(commit.message_raw_bytes()).into_owned();
         let replayed = self.apply(
             Some(base),
-            &added,
-            &removed,
+            &changes.added,
+            &changes.removed,
             &commit.author(),
             &commit.committer(),
             &message,

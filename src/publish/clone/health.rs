@@ -5,6 +5,7 @@
 use std::fs::{self};
 use std::path::{Path, PathBuf};
 
+use super::pack::loose_objects;
 use super::{
     io_err, read_dir_entries, DataRepo, RepoError, BROKEN_PREFIX, INIT_PREFIX, TMP_PREFIX,
 };
@@ -170,22 +171,12 @@ pub(super) fn set_aside_dir(root: &Path, reason: &str) -> Result<PathBuf, RepoEr
 /// because libgit2 1.9 never returns from reading a truncated one. The clone packs its loose
 /// objects every few dozen snapshots, so this reads a bounded number of small files.
 pub(super) fn damaged_loose_objects(git_dir: &Path) -> Vec<PathBuf> {
-    let mut bad = Vec::new();
-    for dir in read_dir_entries(&git_dir.join("objects")).unwrap_or_default() {
-        let prefix = dir.file_name().to_string_lossy().into_owned();
-        if prefix.len() != 2 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-            continue;
-        }
-        for file in read_dir_entries(&dir.path()).unwrap_or_default() {
-            let rest = file.file_name().to_string_lossy().into_owned();
-            if rest.len() != 38 || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
-                continue;
-            }
-            if !loose_object_is_whole(&file.path()) {
-                bad.push(file.path());
-            }
-        }
-    }
+    let mut bad: Vec<PathBuf> = loose_objects(git_dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, path)| path)
+        .filter(|path| !loose_object_is_whole(path))
+        .collect();
     bad.sort();
     bad
 }

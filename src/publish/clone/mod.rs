@@ -110,6 +110,9 @@ const TMP_PREFIX: &str = ".tmp-";
 /// Prefix of a damaged `.git` set aside when the clone is rebuilt; never deleted.
 pub const BROKEN_PREFIX: &str = ".git.broken-";
 
+/// The branch a new clone starts on, and the one assumed when HEAD names none, until the
+/// config or the remote's default chooses another ([`DataRepo::set_branch`]).
+const DEFAULT_BRANCH: &str = "main";
 /// The remote-tracking namespace used for the data repository's remote.
 pub const REMOTE_NAME: &str = "origin";
 

@@ -13,8 +13,8 @@ use super::health::{damaged_loose_objects, quarantine, recover, recover_root, se
 use super::salvage::unsalvaged;
 use super::tracking::no_deltas_for_push;
 use super::{
-    io_err, DataRepo, GitContext, RepoError, BROKEN_PREFIX, INIT_PREFIX, LOCK_FILE, MARKER,
-    REMOTE_NAME, TMP_PREFIX,
+    io_err, DataRepo, GitContext, RepoError, BROKEN_PREFIX, DEFAULT_BRANCH, INIT_PREFIX, LOCK_FILE,
+    MARKER, REMOTE_NAME, TMP_PREFIX,
 };
 use crate::snapshot::format::LATEST_FILE;
 use crate::snapshot::SNAPSHOTS_DIR;
@@ -107,7 +107,7 @@ impl DataRepo {
             }
         };
         let mut data = DataRepo {
-            branch: current_branch(&repo).unwrap_or_else(|| "main".to_owned()),
+            branch: current_branch(&repo).unwrap_or_else(|| DEFAULT_BRANCH.to_owned()),
             repo,
             root: root.to_owned(),
             _lock: Some(lock),
@@ -123,7 +123,7 @@ impl DataRepo {
             data.repo = open_git_dir(root)?;
             // The new repository's HEAD is `main`: say so, so that choosing the configured
             // branch moves HEAD there.
-            data.branch = current_branch(&data.repo).unwrap_or_else(|| "main".to_owned());
+            data.branch = current_branch(&data.repo).unwrap_or_else(|| DEFAULT_BRANCH.to_owned());
         }
         // Every damaged clone set aside and not yet salvaged (also by a run killed before it
         // finished salvaging) is salvaged by this run.
@@ -139,7 +139,7 @@ impl DataRepo {
             return Err(RepoError::NoClone(root.to_owned()));
         }
         let repo = open_git_dir(root)?;
-        let branch = current_branch(&repo).unwrap_or_else(|| "main".to_owned());
+        let branch = current_branch(&repo).unwrap_or_else(|| DEFAULT_BRANCH.to_owned());
         Ok(DataRepo {
             repo,
             root: root.to_owned(),
@@ -214,9 +214,7 @@ fn check_ours(repo: &Repository, root: &Path, remote: Option<&str>) -> Result<()
         .ok()
         .and_then(|r| r.url().map(str::to_owned));
     match (origin, remote) {
-        (Some(found), Some(expected))
-            if found.trim_end_matches('/') == expected.trim_end_matches('/') =>
-        {
+        (Some(found), Some(expected)) if same_remote(&found, expected) => {
             config.set_bool(MARKER, true).ctx("write config")?;
             Ok(())
         }
@@ -233,7 +231,7 @@ fn init_atomically(root: &Path, remote: Option<&str>) -> Result<(), RepoError> {
         .map_err(io_err(root))?;
     {
         let mut opts = RepositoryInitOptions::new();
-        opts.bare(true).initial_head("main");
+        opts.bare(true).initial_head(DEFAULT_BRANCH);
         let repo = Repository::init_opts(tmp.path(), &opts).ctx("init")?;
         repo.config()
             .ctx("init")?
@@ -283,7 +281,7 @@ fn check_remote(repo: &Repository, root: &Path, remote: Option<&str>) -> Result<
     match repo.find_remote(REMOTE_NAME) {
         Ok(found) => {
             let found = found.url().unwrap_or_default().to_owned();
-            if found.trim_end_matches('/') != expected.trim_end_matches('/') {
+            if !same_remote(&found, expected) {
                 return Err(RepoError::OtherRemote {
                     path: root.to_owned(),
                     found,
@@ -308,7 +306,7 @@ fn origin_is(git_dir: &Path, remote: Option<&str>) -> bool {
     let Some(expected) = remote else { return false };
     git2::Config::open(&git_dir.join("config"))
         .and_then(|c| c.get_string(&format!("remote.{REMOTE_NAME}.url")))
-        .is_ok_and(|url| url.trim_end_matches('/') == expected.trim_end_matches('/'))
+        .is_ok_and(|url| same_remote(&url, expected))
 }
 
 /// Whether the `.git` at `git_dir` says it is ours, read from its config file alone (for a
@@ -317,4 +315,10 @@ fn marked_ours(git_dir: &Path) -> bool {
     git2::Config::open(&git_dir.join("config"))
         .and_then(|c| c.get_bool(MARKER))
         .unwrap_or(false)
+}
+
+/// Whether two remote URLs name the same data repository: equal but for trailing slashes, the
+/// one difference a hand-edited config and git's own `origin` commonly show.
+fn same_remote(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
 }

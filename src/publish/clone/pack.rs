@@ -22,26 +22,7 @@ impl DataRepo {
     /// objects (never the whole history), and lookups stay cheap because packs are few.
     /// Returns how many objects were packed.
     pub fn pack_loose_objects(&self) -> Result<usize, RepoError> {
-        let objects = self.repo.path().join("objects");
-        let mut loose = Vec::new();
-        for dir in fs::read_dir(&objects)
-            .map_err(io_err(&objects))?
-            .filter_map(Result::ok)
-        {
-            let prefix = dir.file_name().to_string_lossy().into_owned();
-            if prefix.len() != 2 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-                continue;
-            }
-            for file in fs::read_dir(dir.path())
-                .map_err(io_err(&dir.path()))?
-                .filter_map(Result::ok)
-            {
-                let rest = file.file_name().to_string_lossy().into_owned();
-                if let Ok(oid) = Oid::from_str(&format!("{prefix}{rest}")) {
-                    loose.push((oid, file.path()));
-                }
-            }
-        }
+        let loose = loose_objects(self.repo.path())?;
         if loose.len() < LOOSE_OBJECT_LIMIT {
             return Ok(0);
         }
@@ -170,4 +151,28 @@ fn pack_index_oids(idx: &Path) -> Result<Vec<Oid>, RepoError> {
     ids.chunks_exact(20)
         .map(|id| Oid::from_bytes(id).map_err(|_| bad()))
         .collect()
+}
+
+/// Every loose object below `git_dir`: its id and its file (`objects/<2 hex>/<38 hex>`), in
+/// directory order. Anything else there (git's temporary files, `info/`, `pack/`) is not a
+/// loose object and is left out.
+pub(super) fn loose_objects(git_dir: &Path) -> Result<Vec<(Oid, PathBuf)>, RepoError> {
+    let is_hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut loose = Vec::new();
+    for dir in read_dir_entries(&git_dir.join("objects"))? {
+        let prefix = dir.file_name().to_string_lossy().into_owned();
+        if !is_hex(&prefix, 2) {
+            continue;
+        }
+        for file in read_dir_entries(&dir.path())? {
+            let rest = file.file_name().to_string_lossy().into_owned();
+            if !is_hex(&rest, 38) {
+                continue;
+            }
+            if let Ok(oid) = Oid::from_str(&format!("{prefix}{rest}")) {
+                loose.push((oid, file.path()));
+            }
+        }
+    }
+    Ok(loose)
 }

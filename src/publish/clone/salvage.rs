@@ -202,8 +202,23 @@ fn copy_tree(from: &Repository, to: &Repository, id: Oid) -> Result<(), git2::Er
 /// Every damaged clone set aside in `root`, oldest first, and whether its queue was salvaged
 /// (for `status`: the copies are never deleted, an operator may want to look at them).
 pub fn set_aside_copies(root: &Path) -> Vec<(PathBuf, bool)> {
-    let mut out: Vec<(PathBuf, bool)> = read_dir_entries(root)
-        .unwrap_or_default()
+    list_set_aside(root).unwrap_or_default()
+}
+
+/// The damaged clones set aside in `root` whose queue has not been salvaged yet, oldest first
+/// (their names sort by the time they were set aside).
+pub(super) fn unsalvaged(root: &Path) -> Result<Vec<PathBuf>, RepoError> {
+    Ok(list_set_aside(root)?
+        .into_iter()
+        .filter(|(_, salvaged)| !salvaged)
+        .map(|(path, _)| path)
+        .collect())
+}
+
+/// The damaged clones set aside in `root` (directories named `.git.broken-<UTC time>`), oldest
+/// first, each with whether its queue was salvaged: the one listing behind both views above.
+fn list_set_aside(root: &Path) -> Result<Vec<(PathBuf, bool)>, RepoError> {
+    let mut out: Vec<(PathBuf, bool)> = read_dir_entries(root)?
         .into_iter()
         .filter(|e| e.file_name().to_string_lossy().starts_with(BROKEN_PREFIX))
         .map(|e| e.path())
@@ -212,19 +227,6 @@ pub fn set_aside_copies(root: &Path) -> Vec<(PathBuf, bool)> {
             let salvaged = p.join(SALVAGED_MARKER).exists();
             (p, salvaged)
         })
-        .collect();
-    out.sort();
-    out
-}
-
-/// The damaged clones set aside in `root` whose queue has not been salvaged yet, oldest first
-/// (their names sort by the time they were set aside).
-pub(super) fn unsalvaged(root: &Path) -> Result<Vec<PathBuf>, RepoError> {
-    let mut out: Vec<PathBuf> = read_dir_entries(root)?
-        .into_iter()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(BROKEN_PREFIX))
-        .map(|e| e.path())
-        .filter(|p| p.is_dir() && !p.join(SALVAGED_MARKER).exists())
         .collect();
     out.sort();
     Ok(out)
