@@ -1,10 +1,12 @@
 //! Where snapshots go: a plain directory ([`directory`], for `export`), the persistent clone
 //! ([`clone`]), the remote ([`remote`]), and a writing run's [`session`] that ties them together
-//! with the [`audit`] log and the [`metrics`] file.
+//! with the [`audit`] log and the [`metrics`] file. libgit2's process-wide settings are applied
+//! in one place, [`git_options`], before any repository is opened.
 
 pub mod audit;
 pub mod clone;
 pub mod directory;
+pub mod git_options;
 pub mod history;
 pub mod metrics;
 pub mod remote;

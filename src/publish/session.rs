@@ -10,6 +10,7 @@ use crate::input::config::{Config, ConfigError};
 use crate::net::Secret;
 use crate::publish::audit::{self, SnapshotContext};
 use crate::publish::clone::{Author, DataRepo, RepoError};
+use crate::publish::git_options::{self, OptionsError};
 use crate::publish::remote::{self, RemoteError, RemoteSpec, UrlKind};
 use crate::publish::signing::{AllowedSigners, SigningKey};
 use crate::snapshot::format::LATEST_FILE;
@@ -107,6 +108,8 @@ pub struct Publish {
     /// `owner/repo`, or the remote URL, for the audit log.
     pub repo_label: String,
     audit_dir: Option<PathBuf>,
+    /// `snapshots.ca_file`: the CA bundle HTTPS trusts instead of the system's.
+    ca_file: Option<PathBuf>,
 }
 
 impl Publish {
@@ -151,20 +154,14 @@ impl Publish {
             }
         };
         let clone_dir = clone_dir(config, target.clone_dir.as_deref())?;
-        if let Some(ca) = config.expand_opt(&s.ca_file)? {
-            if !Path::new(&ca).is_file() {
+        let ca_file = config.expand_opt(&s.ca_file)?.map(PathBuf::from);
+        if let Some(ca) = &ca_file {
+            if !ca.is_file() {
                 return Err(config.invalid(
                     "snapshots.ca_file",
-                    format!("{ca:?} is not a readable file"),
+                    format!("{:?} is not a readable file", ca.display().to_string()),
                 ));
             }
-            // SAFETY: called once, before any network operation, while the program is single-threaded.
-            unsafe { git2::opts::set_ssl_cert_file(&ca) }.map_err(|e| {
-                config.invalid(
-                    "snapshots.ca_file",
-                    format!("{ca:?} cannot be used: {}", e.message()),
-                )
-            })?;
         }
         let author = Author {
             name: config
@@ -178,6 +175,7 @@ impl Publish {
             .or_else(|| remote.as_ref().map(|(r, _)| r.url.clone()))
             .unwrap_or_else(|| clone_dir.display().to_string());
         Ok(Publish {
+            ca_file,
             latest_file: latest_file(config)?,
             signing_key: signing_key(config)?,
             branch: config.expand_opt(&s.branch)?.filter(|b| !b.is_empty()),
@@ -209,7 +207,17 @@ impl Session {
     /// push is refused, and [`Session::push`] fetches and replays.
     pub fn open(config: &Config, target: &Target) -> Result<Session, SessionError> {
         let mut publish = Publish::resolve(config, target)?;
-        configure_libgit2();
+        // libgit2's process-wide settings, before the clone (or any repository) is opened.
+        git_options::init(publish.ca_file.as_deref()).map_err(|e| match e {
+            OptionsError::CaFile { path, reason } => SessionError::Config(config.invalid(
+                "snapshots.ca_file",
+                format!("{:?} cannot be used: {reason}", path.display().to_string()),
+            )),
+            other => SessionError::Repo(RepoError::Git {
+                context: "set libgit2's options".into(),
+                source: git2::Error::from_str(&other.to_string()),
+            }),
+        })?;
         let remote_url = publish.remote.as_ref().map(|(r, _)| r.url.as_str());
         let mut repo = DataRepo::open(&publish.clone_dir, remote_url, target.lock_timeout)?;
         repo.set_latest_file(publish.latest_file.clone());
@@ -362,45 +370,6 @@ pub fn record(publish: &Publish, event: &str, context: &SnapshotContext) {
             "cannot append to {}: {e}",
             dir.join(audit::FILE_NAME).display()
         );
-    }
-}
-
-/// libgit2's process-wide settings for a writing run: network timeouts, so a hung remote
-/// turns into a retryable failure instead of a stuck cron; and fsync of every object, ref and
-/// pack written into the clone, so a commit reported as made survives a power cut.
-fn configure_libgit2() {
-    libgit2_sys::init();
-    // SAFETY: a documented option taking one int, set while the program is single-threaded.
-    let fsync = unsafe {
-        libgit2_sys::git_libgit2_opts(
-            libgit2_sys::GIT_OPT_ENABLE_FSYNC_GITDIR as libc::c_int,
-            1 as libc::c_int,
-        )
-    };
-    if fsync < 0 {
-        log::warn!(
-            "libgit2 refused to fsync the clone's files; a power cut may lose the last commit"
-        );
-    }
-    // libgit2 caches no tree larger than 4 KiB, and `snapshots/` lists every snapshot
-    // directory (about 55 bytes each: 480 KB after a year of hourly runs). A run reads it
-    // several times (health check, commit, readers' index, push), each time inflating and
-    // hashing it again; cached, the tip's and the new one are each read once. Memory stays
-    // within libgit2's overall cache limit (256 MiB by default).
-    // SAFETY: a documented option, set while the program is single-threaded.
-    if let Err(e) = unsafe { git2::opts::set_cache_object_limit(git2::ObjectType::Tree, 64 << 20) }
-    {
-        log::debug!("libgit2 kept its tree cache limit: {}", e.message());
-    }
-    configure_timeouts();
-}
-
-/// Network timeouts, so a hung remote turns into a retryable failure instead of a stuck cron.
-fn configure_timeouts() {
-    // SAFETY: process-wide libgit2 options, set while the program is single-threaded.
-    unsafe {
-        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(15_000);
-        let _ = git2::opts::set_server_timeout_in_milliseconds(60_000);
     }
 }
 

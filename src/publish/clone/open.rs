@@ -16,6 +16,7 @@ use super::{
     io_err, DataRepo, GitContext, RepoError, BROKEN_PREFIX, DEFAULT_BRANCH, INIT_PREFIX, LOCK_FILE,
     MARKER, REMOTE_NAME, TMP_PREFIX,
 };
+use crate::publish::git_options;
 use crate::snapshot::format::LATEST_FILE;
 use crate::snapshot::SNAPSHOTS_DIR;
 
@@ -28,6 +29,7 @@ impl DataRepo {
         remote: Option<&str>,
         lock_timeout: Duration,
     ) -> Result<DataRepo, RepoError> {
+        git_options::note_repository_opened();
         let git_dir = root.join(".git");
         // Refuse a directory that is neither ours nor empty before putting anything in it.
         if !git_dir.exists() {
@@ -135,6 +137,7 @@ impl DataRepo {
     /// Opens an existing clone for reading (status, verify, diff, restore): no lock, no
     /// initialisation, no repair, so it never changes anything and never waits.
     pub fn open_existing(root: &Path) -> Result<DataRepo, RepoError> {
+        git_options::note_repository_opened();
         if !root.exists() {
             return Err(RepoError::NoClone(root.to_owned()));
         }
