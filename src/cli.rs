@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use gitcord_snapshot::commands::{parse_rfc3339, Instant, Within};
+use gitcord_snapshot::commands::{parse_rfc3339, Timestamp, Within};
 use uuid::Uuid;
 
 /// Publishes Gitcord's state as append-only JSON snapshots in a git data repository.
@@ -107,7 +107,7 @@ pub struct InputArgs {
     pub run_id: Option<Uuid>,
     /// The snapshot time, RFC 3339 with any offset; stored in UTC [default: now].
     #[arg(long, value_name = "RFC3339", value_parser = parse_at)]
-    pub at: Option<Instant>,
+    pub at: Option<Timestamp>,
     /// Seconds to wait for a Gitcord run that holds the database lock.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
     pub busy_timeout: f64,
@@ -235,7 +235,7 @@ fn parse_run_id(text: &str) -> Result<Uuid, String> {
         .map_err(|_| "not a UUID (expected e.g. 123e4567-e89b-42d3-a456-426614174000)".to_owned())
 }
 
-fn parse_at(text: &str) -> Result<Instant, String> {
+fn parse_at(text: &str) -> Result<Timestamp, String> {
     parse_rfc3339(text)
         .ok_or_else(|| "not an RFC 3339 time (expected e.g. 2024-01-31T12:00:00+00:00)".to_owned())
 }

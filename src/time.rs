@@ -7,14 +7,15 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SubsecRound, Utc};
 
-/// A UTC instant at microsecond precision, the only kind of time a snapshot carries.
-pub type Instant = DateTime<Utc>;
+/// A UTC date and time at microsecond precision, the only kind of time a snapshot carries. Not
+/// `std::time::Instant` (a monotonic clock reading, used for durations): a point in calendar time.
+pub type Timestamp = DateTime<Utc>;
 
 /// Renders `t` as Python's `isoformat()` renders an aware UTC datetime.
 ///
 /// Written digit by digit for four-digit years (all that Python can hold): chrono's `format` parses
 /// its pattern on every call, which was most of the cost of writing `scores.json`.
-pub fn isoformat(t: &Instant) -> String {
+pub fn isoformat(t: &Timestamp) -> String {
     use chrono::{Datelike, Timelike};
     let micros = t.timestamp_subsec_micros();
     let year = t.year();
@@ -52,19 +53,19 @@ pub fn isoformat(t: &Instant) -> String {
 }
 
 /// Renders `t` for the snapshot directory name: no colons, so the path is valid everywhere.
-pub fn dir_stamp(t: &Instant) -> String {
+pub fn dir_stamp(t: &Timestamp) -> String {
     t.format("%Y-%m-%dT%H-%M-%S").to_string()
 }
 
 /// The current time, truncated to microseconds as Python's `datetime.now(timezone.utc)` would be.
-pub fn now() -> Instant {
+pub fn now() -> Timestamp {
     Utc::now().trunc_subsecs(6)
 }
 
 /// Parses an RFC 3339 instant with any offset (the `--at` flag) and converts it to UTC.
 ///
 /// Digits past microseconds are truncated, as Python's `fromisoformat` does.
-pub fn parse_rfc3339(text: &str) -> Option<Instant> {
+pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
     DateTime::parse_from_rfc3339(text.trim())
         .ok()
         .map(|t| t.with_timezone(&Utc).trunc_subsecs(6))
@@ -75,7 +76,7 @@ pub fn parse_rfc3339(text: &str) -> Option<Instant> {
 /// Gitcord writes aware UTC times, but an older row or a hand edit may hold another offset,
 /// a `Z`, a space separator or no offset at all; a naive time is taken as UTC, as Gitcord does
 /// when it compares stored periods.
-pub fn parse_stored(text: &str) -> Option<Instant> {
+pub fn parse_stored(text: &str) -> Option<Timestamp> {
     let text = text.trim();
     if let Some(t) = parse_rfc3339(text) {
         return Some(t);

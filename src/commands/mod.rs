@@ -8,7 +8,7 @@ pub use crate::maintenance::retention::{Policy, Within};
 pub use crate::publish::session::Target;
 pub use crate::snapshot::build::Inputs;
 pub use crate::text::one_line;
-pub use crate::time::{parse_rfc3339, Instant};
+pub use crate::time::{parse_rfc3339, Timestamp};
 
 pub mod diff;
 pub mod export;

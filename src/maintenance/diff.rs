@@ -36,9 +36,9 @@ pub enum DiffError {
 /// their decimal text so that `"123"` and `123` name the same user in both snapshots.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
-pub struct Text(pub String);
+pub struct IdOrName(pub String);
 
-impl fmt::Display for Text {
+impl fmt::Display for IdOrName {
     /// Control characters are escaped so that a name cannot break the one-line-per-change report.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in self.0.chars() {
@@ -52,19 +52,19 @@ impl fmt::Display for Text {
     }
 }
 
-impl From<&str> for Text {
-    fn from(s: &str) -> Text {
-        Text(s.to_owned())
+impl From<&str> for IdOrName {
+    fn from(s: &str) -> IdOrName {
+        IdOrName(s.to_owned())
     }
 }
 
-impl Text {
+impl IdOrName {
     /// An id or name: text, or a number as its decimal text; `null` is not one.
-    fn from_cell(cell: &Cell) -> Result<Text, String> {
+    fn from_cell(cell: &Cell) -> Result<IdOrName, String> {
         match cell {
-            Cell::Text(t) => Ok(Text(t.clone())),
-            Cell::Int(i) => Ok(Text(i.to_string())),
-            Cell::Real(x) => Ok(Text(x.to_string())),
+            Cell::Text(t) => Ok(IdOrName(t.clone())),
+            Cell::Int(i) => Ok(IdOrName(i.to_string())),
+            Cell::Real(x) => Ok(IdOrName(x.to_string())),
             Cell::Null => Err("null where a string or a number is expected".into()),
         }
     }
@@ -163,16 +163,16 @@ impl Number {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Identity {
     /// The GitHub login.
-    pub github_user: Text,
+    pub github_user: IdOrName,
     /// The Discord user id.
-    pub discord_user_id: Text,
+    pub discord_user_id: IdOrName,
 }
 
 /// One row of `scores.json`, reduced to what a comparison needs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Score {
     /// The GitHub login.
-    pub github_user: Text,
+    pub github_user: IdOrName,
     /// Points in the snapshot's scoring period.
     pub points: Number,
 }
@@ -181,7 +181,7 @@ pub struct Score {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Contributor {
     /// The GitHub login.
-    pub github_user: Text,
+    pub github_user: IdOrName,
     /// `comment` events.
     pub comments: Number,
     /// `issue_opened` events.
@@ -212,9 +212,9 @@ impl Contributor {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Roles {
     /// The Discord user id.
-    pub discord_user_id: Text,
+    pub discord_user_id: IdOrName,
     /// Role names.
-    pub roles: Vec<Text>,
+    pub roles: Vec<IdOrName>,
 }
 
 /// One pending issue request: its id plus the row as published, which the JSON report
@@ -222,7 +222,7 @@ pub struct Roles {
 #[derive(Clone, Debug, PartialEq)]
 pub struct IssueRequest {
     /// `request_id`, the key requests are matched by.
-    pub request_id: Text,
+    pub request_id: IdOrName,
     /// The whole row.
     pub row: Map<String, Value>,
 }
@@ -239,7 +239,7 @@ impl IssueRequest {
     /// which request, who asked for which issue, as far as the row says.
     fn line(&self, wrap: bool) -> String {
         let field = |k: &str| match self.row.get(k) {
-            Some(Value::String(s)) => Some(Text(s.clone()).to_string()),
+            Some(Value::String(s)) => Some(IdOrName(s.clone()).to_string()),
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         };
@@ -289,7 +289,7 @@ pub fn parse(name: &str, files: &[(String, Vec<u8>)]) -> Result<SnapshotContent,
         reason: format!("data[{i}].{field}: {why}"),
     };
     let text =
-        |file, i, field, c: &Cell| Text::from_cell(c).map_err(|why| bad(file, i, field, why));
+        |file, i, field, c: &Cell| IdOrName::from_cell(c).map_err(|why| bad(file, i, field, why));
     let number =
         |file, i, field, c: &Cell| Number::from_cell(c).map_err(|why| bad(file, i, field, why));
     let mut content = SnapshotContent::default();
@@ -366,7 +366,7 @@ pub struct IdentityChanges {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ScoreChange {
     /// The GitHub login.
-    pub github_user: Text,
+    pub github_user: IdOrName,
     /// Points in A; `None` when the user is new to the scores.
     pub from: Option<Number>,
     /// Points in B; `None` when the user is gone from the scores.
@@ -379,13 +379,13 @@ pub struct ScoreChange {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RoleChange {
     /// The Discord user id.
-    pub discord_user_id: Text,
+    pub discord_user_id: IdOrName,
     /// GitHub logins linked to the user in either snapshot, so the report names people.
-    pub github_users: Vec<Text>,
+    pub github_users: Vec<IdOrName>,
     /// Names gained, sorted; a name appears once per role gained.
-    pub gained: Vec<Text>,
+    pub gained: Vec<IdOrName>,
     /// Names lost, sorted, likewise.
-    pub lost: Vec<Text>,
+    pub lost: Vec<IdOrName>,
 }
 
 /// Issue requests that started or stopped being pending.
@@ -410,7 +410,7 @@ pub struct FromTo {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ContributorChange {
     /// The GitHub login.
-    pub github_user: Text,
+    pub github_user: IdOrName,
     /// Changed counts by field name.
     pub changes: BTreeMap<&'static str, FromTo>,
 }
@@ -459,13 +459,13 @@ pub fn identity_changes(a: &[Identity], b: &[Identity]) -> IdentityChanges {
 
 /// Users new to the scores count from zero, users gone from them count down to zero.
 pub fn score_changes(a: &[Score], b: &[Score]) -> Vec<ScoreChange> {
-    let by_user = |rows: &[Score]| -> BTreeMap<Text, Number> {
+    let by_user = |rows: &[Score]| -> BTreeMap<IdOrName, Number> {
         rows.iter()
             .map(|s| (s.github_user.clone(), s.points))
             .collect()
     };
     let (a, b) = (by_user(a), by_user(b));
-    let users: BTreeSet<&Text> = a.keys().chain(b.keys()).collect();
+    let users: BTreeSet<&IdOrName> = a.keys().chain(b.keys()).collect();
     let mut changes: Vec<ScoreChange> = users
         .into_iter()
         .filter_map(|user| {
@@ -497,8 +497,8 @@ pub fn score_changes(a: &[Score], b: &[Score]) -> Vec<ScoreChange> {
 
 /// Roles compared as multisets of names per user; a user missing from one snapshot has none there.
 pub fn role_changes(a: &SnapshotContent, b: &SnapshotContent) -> Vec<RoleChange> {
-    let counts = |rows: &[Roles]| -> BTreeMap<Text, BTreeMap<Text, i64>> {
-        let mut map: BTreeMap<Text, BTreeMap<Text, i64>> = BTreeMap::new();
+    let counts = |rows: &[Roles]| -> BTreeMap<IdOrName, BTreeMap<IdOrName, i64>> {
+        let mut map: BTreeMap<IdOrName, BTreeMap<IdOrName, i64>> = BTreeMap::new();
         for row in rows {
             let user = map.entry(row.discord_user_id.clone()).or_default();
             for name in &row.roles {
@@ -508,7 +508,7 @@ pub fn role_changes(a: &SnapshotContent, b: &SnapshotContent) -> Vec<RoleChange>
         map
     };
     let (ra, rb) = (counts(&a.roles), counts(&b.roles));
-    let mut logins: BTreeMap<&Text, BTreeSet<&Text>> = BTreeMap::new();
+    let mut logins: BTreeMap<&IdOrName, BTreeSet<&IdOrName>> = BTreeMap::new();
     for link in a.identities.iter().chain(&b.identities) {
         logins
             .entry(&link.discord_user_id)
@@ -516,12 +516,12 @@ pub fn role_changes(a: &SnapshotContent, b: &SnapshotContent) -> Vec<RoleChange>
             .insert(&link.github_user);
     }
     let none = BTreeMap::new();
-    let users: BTreeSet<&Text> = ra.keys().chain(rb.keys()).collect();
+    let users: BTreeSet<&IdOrName> = ra.keys().chain(rb.keys()).collect();
     users
         .into_iter()
         .filter_map(|user| {
             let (before, after) = (ra.get(user).unwrap_or(&none), rb.get(user).unwrap_or(&none));
-            let names: BTreeSet<&Text> = before.keys().chain(after.keys()).collect();
+            let names: BTreeSet<&IdOrName> = before.keys().chain(after.keys()).collect();
             let (mut gained, mut lost) = (Vec::new(), Vec::new());
             for name in names {
                 let diff = after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
@@ -547,7 +547,7 @@ pub fn role_changes(a: &SnapshotContent, b: &SnapshotContent) -> Vec<RoleChange>
 /// Snapshots list pending requests only, so "gone from B" is all we can say: resolved
 /// (approved, rejected or withdrawn).
 pub fn issue_request_changes(a: &[IssueRequest], b: &[IssueRequest]) -> IssueRequestChanges {
-    let by_id = |rows: &[IssueRequest]| -> BTreeMap<Text, IssueRequest> {
+    let by_id = |rows: &[IssueRequest]| -> BTreeMap<IdOrName, IssueRequest> {
         rows.iter()
             .map(|r| (r.request_id.clone(), r.clone()))
             .collect()
@@ -569,14 +569,14 @@ pub fn issue_request_changes(a: &[IssueRequest], b: &[IssueRequest]) -> IssueReq
 
 /// A user without a row in one snapshot has zero of everything there.
 pub fn contributor_changes(a: &[Contributor], b: &[Contributor]) -> Vec<ContributorChange> {
-    let by_user = |rows: &[Contributor]| -> BTreeMap<Text, Contributor> {
+    let by_user = |rows: &[Contributor]| -> BTreeMap<IdOrName, Contributor> {
         rows.iter()
             .map(|c| (c.github_user.clone(), c.clone()))
             .collect()
     };
     let (a, b) = (by_user(a), by_user(b));
     let zero = Contributor::default();
-    let users: BTreeSet<&Text> = a.keys().chain(b.keys()).collect();
+    let users: BTreeSet<&IdOrName> = a.keys().chain(b.keys()).collect();
     users
         .into_iter()
         .filter_map(|user| {
@@ -733,11 +733,11 @@ fn role_line(r: &RoleChange) -> String {
     let who = if r.github_users.is_empty() {
         r.discord_user_id.to_string()
     } else {
-        let names: Vec<String> = r.github_users.iter().map(Text::to_string).collect();
+        let names: Vec<String> = r.github_users.iter().map(IdOrName::to_string).collect();
         format!("{} ({})", r.discord_user_id, names.join(", "))
     };
-    let grouped = |sign: char, names: &[Text]| -> Vec<String> {
-        let mut counts: BTreeMap<&Text, usize> = BTreeMap::new();
+    let grouped = |sign: char, names: &[IdOrName]| -> Vec<String> {
+        let mut counts: BTreeMap<&IdOrName, usize> = BTreeMap::new();
         for n in names {
             *counts.entry(n).or_default() += 1;
         }

@@ -118,16 +118,17 @@ pub enum RemoteError {
     Moved(String),
 }
 
-/// Per-operation state the callbacks fill in.
+/// What the callbacks recorded during one fetch or push: credential requests, a missing token,
+/// a refused ref and the remote's messages, read afterwards to name the cause of a failure.
 #[derive(Default)]
-struct Outcome {
+struct CallbackRecord {
     credential_requests: Cell<u32>,
     no_token: Cell<bool>,
     rejected: RefCell<Option<String>>,
     remote_messages: RefCell<String>,
 }
 
-fn callbacks<'a>(spec: &'a RemoteSpec, outcome: &'a Outcome) -> RemoteCallbacks<'a> {
+fn callbacks<'a>(spec: &'a RemoteSpec, outcome: &'a CallbackRecord) -> RemoteCallbacks<'a> {
     let mut cb = RemoteCallbacks::new();
     let expected_host = authority_of(&spec.url);
     cb.credentials(move |url, _user, _allowed| {
@@ -182,7 +183,7 @@ fn proxy_options(spec: &RemoteSpec) -> git2::ProxyOptions<'static> {
 
 /// Fetches the branch; returns the remote's tip, `None` if the remote has no such branch.
 pub fn fetch(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<Option<Oid>, RemoteError> {
-    let outcome = Outcome::default();
+    let outcome = CallbackRecord::default();
     let mut remote = repo
         .git()
         .remote_anonymous(&spec.url)
@@ -204,7 +205,7 @@ pub fn fetch(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<Option<
 
 /// The remote's default branch (what its HEAD points to), `None` for an empty remote.
 pub fn default_branch(repo: &DataRepo, spec: &RemoteSpec) -> Result<Option<String>, RemoteError> {
-    let outcome = Outcome::default();
+    let outcome = CallbackRecord::default();
     let mut remote = repo
         .git()
         .remote_anonymous(&spec.url)
@@ -229,7 +230,7 @@ pub fn default_branch(repo: &DataRepo, spec: &RemoteSpec) -> Result<Option<Strin
 
 /// Pushes the local branch (everything queued, in order) to the remote branch.
 pub fn push(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<(), RemoteError> {
-    let outcome = Outcome::default();
+    let outcome = CallbackRecord::default();
     let mut remote = repo
         .git()
         .remote_anonymous(&spec.url)
@@ -284,7 +285,7 @@ fn rejection(reason: &str, remote_messages: &str) -> RemoteError {
 }
 
 /// Sorts a libgit2 failure into retry-later or operator-must-act, in words an operator reads.
-fn classify(e: git2::Error, outcome: &Outcome, url: &str, repo: &DataRepo) -> RemoteError {
+fn classify(e: git2::Error, outcome: &CallbackRecord, url: &str, repo: &DataRepo) -> RemoteError {
     let message = one_line(e.message());
 
     if outcome.no_token.get() {

@@ -95,7 +95,7 @@ pub fn allowed_signers(
 }
 
 /// Where and how a run publishes, resolved from the config and the flags.
-pub struct Publish {
+pub struct PublishSettings {
     remote: Option<(RemoteSpec, UrlKind)>,
     clone_dir: PathBuf,
     branch: Option<String>,
@@ -112,8 +112,8 @@ pub struct Publish {
     ca_file: Option<PathBuf>,
 }
 
-impl Publish {
-    fn resolve(config: &Config, target: &Target) -> Result<Publish, ConfigError> {
+impl PublishSettings {
+    fn resolve(config: &Config, target: &Target) -> Result<PublishSettings, ConfigError> {
         let s = &config.snapshots;
         let repo_path = config.expand_opt(&s.repo_path)?.filter(|p| !p.is_empty());
         if let Some(p) = &repo_path {
@@ -174,7 +174,7 @@ impl Publish {
         let repo_label = repo_path
             .or_else(|| remote.as_ref().map(|(r, _)| r.url.clone()))
             .unwrap_or_else(|| clone_dir.display().to_string());
-        Ok(Publish {
+        Ok(PublishSettings {
             ca_file,
             latest_file: latest_file(config)?,
             signing_key: signing_key(config)?,
@@ -193,7 +193,7 @@ pub struct Session {
     /// The clone, locked for this run.
     pub repo: DataRepo,
     /// Where and how this run publishes.
-    pub publish: Publish,
+    pub publish: PublishSettings,
     /// Where to push, unless `--no-push` or no remote is configured.
     network: Option<RemoteSpec>,
     /// A failure to reach the remote while opening: the run still commits, then reports it.
@@ -206,7 +206,7 @@ impl Session {
     /// optimistically: one round trip instead of two; when another writer got there first the
     /// push is refused, and [`Session::push`] fetches and replays.
     pub fn open(config: &Config, target: &Target) -> Result<Session, SessionError> {
-        let mut publish = Publish::resolve(config, target)?;
+        let mut publish = PublishSettings::resolve(config, target)?;
         // libgit2's process-wide settings, before the clone (or any repository) is opened.
         git_options::init(publish.ca_file.as_deref()).map_err(|e| match e {
             OptionsError::CaFile { path, reason } => SessionError::Config(config.invalid(
@@ -360,7 +360,7 @@ fn backoff(attempt: usize) -> Duration {
 }
 
 /// Appends an audit event; a failing audit log must not undo a published snapshot.
-pub fn record(publish: &Publish, event: &str, context: &SnapshotContext) {
+pub fn record(publish: &PublishSettings, event: &str, context: &SnapshotContext) {
     let Some(dir) = &publish.audit_dir else {
         log::warn!("runtime.data_dir is not set; {event} not written to the audit log");
         return;

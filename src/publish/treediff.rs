@@ -8,12 +8,22 @@ use git2::{Oid, Tree};
 
 use crate::publish::tree::snapshots_dir;
 
-/// What a commit's `snapshots/` adds (new or changed entries: name, object id, mode) and
-/// removes, against its parent's. One sorted merge of the two listings; the clone's health
-/// check, replay and salvage all ask this.
+/// What a name under `snapshots/` points at: an object (a snapshot directory's tree, normally)
+/// and its file mode. Two entries are the same snapshot exactly when both are equal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EntryTarget {
+    /// The object's id.
+    pub(crate) id: Oid,
+    /// Its file mode as git stores it (`0o040000` for a directory).
+    pub(crate) mode: i32,
+}
+
+/// What a commit's `snapshots/` adds (new or changed entries, by name) and removes, against
+/// its parent's. One sorted merge of the two listings; the clone's health check, replay and
+/// salvage all ask this.
 #[derive(Debug, Default)]
 pub(crate) struct SnapshotChanges {
-    pub(crate) added: Vec<(String, (Oid, i32))>,
+    pub(crate) added: Vec<(String, EntryTarget)>,
     pub(crate) removed: Vec<String>,
 }
 
@@ -30,7 +40,13 @@ pub(crate) fn snapshot_changes(
     };
     let new = snapshots_dir(repo, tree)?;
     let mut out = SnapshotChanges::default();
-    let entry = |e: &git2::TreeEntry<'_>| (entry_name(e), (e.id(), e.filemode()));
+    let entry = |e: &git2::TreeEntry<'_>| {
+        let target = EntryTarget {
+            id: e.id(),
+            mode: e.filemode(),
+        };
+        (entry_name(e), target)
+    };
     for difference in differences(
         old.iter().flat_map(|t| t.iter()),
         new.iter().flat_map(|t| t.iter()),

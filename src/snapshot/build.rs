@@ -14,7 +14,7 @@ use crate::net::Secret;
 use crate::snapshot::contributors::Tally;
 use crate::snapshot::model::{period_start, RunInfo, Snapshot};
 use crate::threads;
-use crate::time::{self, Instant};
+use crate::time::{self, Timestamp};
 
 /// Why a snapshot could not be built: one of the inputs failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +43,7 @@ pub struct Inputs {
     /// `--run-id`; default a random UUID v4.
     pub run_id: Option<Uuid>,
     /// `--at`; default now.
-    pub at: Option<Instant>,
+    pub at: Option<Timestamp>,
     /// How long to wait for a Gitcord run holding the database lock.
     pub busy_timeout: Duration,
     /// Threads reading the contributions at once; default one per CPU (at most 4).

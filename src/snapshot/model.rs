@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::input::roles::RoleMap;
 use crate::input::state::{IdentityRow, ScoreRow, Tables};
 use crate::snapshot::contributors::Summary;
-use crate::time::{self, Instant};
+use crate::time::{self, Timestamp};
 
 /// The cells and tables a snapshot holds, defined in a leaf module because `input` fills them.
 pub use crate::table::{Cell, Table};
@@ -22,9 +22,9 @@ pub struct Snapshot {
     /// The run that made it; its first 8 characters name the directory.
     pub run_id: Uuid,
     /// The snapshot time (`generated_at`), also the end of the period.
-    pub at: Instant,
+    pub at: Timestamp,
     /// `at - scoring.period_days`.
-    pub period_start: Instant,
+    pub period_start: Timestamp,
     /// `github.org`.
     pub org: String,
     /// Verified links, or the config's legacy mappings when there are none.
@@ -47,7 +47,7 @@ pub struct RunInfo {
     /// Identifies the run in every file and in the directory name.
     pub run_id: Uuid,
     /// The snapshot time.
-    pub at: Instant,
+    pub at: Timestamp,
     /// `github.org`.
     pub org: String,
     /// `scoring.period_days`.
@@ -113,12 +113,12 @@ impl Snapshot {
 }
 
 /// The start of the contribution window that ends at `at`.
-pub fn period_start(at: Instant, period_days: i64) -> Instant {
+pub fn period_start(at: Timestamp, period_days: i64) -> Timestamp {
     at - chrono::Duration::days(period_days)
 }
 
 /// The directory name for a run at `at`.
-pub fn snapshot_name(at: &Instant, run_id: &Uuid) -> String {
+pub fn snapshot_name(at: &Timestamp, run_id: &Uuid) -> String {
     format!("{}-{}", time::dir_stamp(at), short_run_id(run_id))
 }
 

@@ -22,7 +22,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 pub use window::{Accumulator, Sharing};
 
 use crate::table::{Cell, Table};
-use crate::time::{self, Instant};
+use crate::time::{self, Timestamp};
 
 /// Why `state.db` could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -81,9 +81,9 @@ pub struct ScoreRow {
     /// GitHub login as stored.
     pub github_user: Cell,
     /// Start of the period, re-read as an instant.
-    pub period_start: Instant,
+    pub period_start: Timestamp,
     /// End of the period, re-read as an instant.
-    pub period_end: Instant,
+    pub period_end: Timestamp,
     /// Points as stored (INTEGER, or REAL if Gitcord ever wrote one).
     pub points: Cell,
 }
@@ -463,7 +463,7 @@ impl Db {
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         let mut latest: Vec<ScoreRow> = Vec::new();
         // A period's rows all carry the same two timestamps: parse each text once.
-        let mut memo: Vec<(String, Instant)> = Vec::new();
+        let mut memo: Vec<(String, Timestamp)> = Vec::new();
         let mut instant = |row: &rusqlite::Row<'_>, i: usize, what: &str| {
             let value = row.get_ref(i).map_err(|e| self.err(e))?;
             let text = self.text(value, what)?;
@@ -543,7 +543,7 @@ impl Db {
         })
     }
 
-    fn instant(&self, text: &str, what: &str) -> Result<Instant, StateError> {
+    fn instant(&self, text: &str, what: &str) -> Result<Timestamp, StateError> {
         time::parse_stored(text)
             .ok_or_else(|| self.bad(format!("{what} holds {text:?}, which is not a timestamp")))
     }

@@ -27,8 +27,8 @@ fn roles(user: &str, names: &[&str]) -> Roles {
 fn request(json: &str) -> IssueRequest {
     let row: Map<String, Value> = serde_json::from_str(json).unwrap();
     let request_id = match &row["request_id"] {
-        Value::String(s) => Text(s.clone()),
-        other => Text(other.to_string()),
+        Value::String(s) => IdOrName(s.clone()),
+        other => IdOrName(other.to_string()),
     };
     IssueRequest { request_id, row }
 }
@@ -88,8 +88,11 @@ fn parses_ids_as_text_and_points_of_any_numeric_type() {
     assert_eq!(points, ["1", "2.5", "7"]);
     assert_eq!(content.contributors[0].comments, Number::Int(2));
     assert_eq!(content.contributors[0].prs_opened, Number::Int(0));
-    assert_eq!(content.roles[0].roles, [Text::from("x"), Text::from("2")]);
-    assert_eq!(content.issue_requests[0].request_id, Text::from("7"));
+    assert_eq!(
+        content.roles[0].roles,
+        [IdOrName::from("x"), IdOrName::from("2")]
+    );
+    assert_eq!(content.issue_requests[0].request_id, IdOrName::from("7"));
 }
 
 #[test]
@@ -194,9 +197,9 @@ fn roles_are_multisets_per_user() {
     assert_eq!(c.len(), 3, "{c:?}"); // user 3 left with no roles: nothing to say
     assert_eq!(
         (c[0].gained.len(), c[0].lost.clone()),
-        (0, vec![Text::from("Contributor")])
+        (0, vec![IdOrName::from("Contributor")])
     );
-    assert_eq!(c[1].gained, [Text::from("A"), Text::from("B")]);
+    assert_eq!(c[1].gained, [IdOrName::from("A"), IdOrName::from("B")]);
     assert_eq!(role_line(&c[0]), "1 (alice): -Contributor");
     assert_eq!(role_line(&c[1]), "2 (bob): +A, +B");
     assert_eq!(role_line(&c[2]), "4: +C");

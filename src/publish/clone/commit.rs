@@ -8,7 +8,7 @@ use git2::{Oid, Signature, Time, Tree};
 
 use super::{Author, Committed, DataRepo, GitContext, RepoError, SnapshotFiles};
 use crate::publish::signing::{self, SigningKey};
-use crate::publish::treediff::snapshot_changes;
+use crate::publish::treediff::{snapshot_changes, EntryTarget};
 use crate::snapshot::SNAPSHOTS_DIR;
 
 impl DataRepo {
@@ -176,7 +176,7 @@ impl DataRepo {
         let changes =
             snapshot_changes(&self.repo, parent.as_ref(), &tree).ctx("read snapshots/")?;
         let message = String::from_utf8_lossy(commit.message_raw_bytes()).into_owned();
-        let replayed = self.apply(
+        let replayed = self.commit_snapshot_changes(
             Some(base),
             &changes.added,
             &changes.removed,
@@ -191,10 +191,10 @@ impl DataRepo {
     /// A new commit on `base` (none: an empty branch) whose `snapshots/` gains `added` and
     /// loses `removed`; `None` when that changes nothing. A name already present with other
     /// content is a conflict: published snapshots are never overwritten.
-    pub(super) fn apply(
+    pub(super) fn commit_snapshot_changes(
         &self,
         base: Option<Oid>,
-        added: &[(String, (Oid, i32))],
+        added: &[(String, EntryTarget)],
         removed: &[String],
         author: &Signature<'_>,
         committer: &Signature<'_>,
@@ -269,13 +269,19 @@ impl DataRepo {
     }
 
     /// Entries of `snapshots/` in `tree`: name → (object id, mode).
-    fn snapshot_entries(&self, tree: &Tree<'_>) -> Result<HashMap<String, (Oid, i32)>, RepoError> {
+    fn snapshot_entries(&self, tree: &Tree<'_>) -> Result<HashMap<String, EntryTarget>, RepoError> {
         let Some(sub) = self.snapshots_tree(tree)? else {
             return Ok(HashMap::new());
         };
         Ok(sub
             .iter()
-            .filter_map(|e| e.name().map(|n| (n.to_owned(), (e.id(), e.filemode()))))
+            .filter_map(|e| {
+                let target = EntryTarget {
+                    id: e.id(),
+                    mode: e.filemode(),
+                };
+                e.name().map(|n| (n.to_owned(), target))
+            })
             .collect())
     }
 
@@ -283,11 +289,11 @@ impl DataRepo {
     fn write_root(
         &self,
         base: &Tree<'_>,
-        entries: &HashMap<String, (Oid, i32)>,
+        entries: &HashMap<String, EntryTarget>,
     ) -> Result<Oid, RepoError> {
         let mut sub = self.repo.treebuilder(None).ctx("build tree")?;
-        for (name, (oid, mode)) in entries {
-            sub.insert(name, *oid, *mode).ctx("build tree")?;
+        for (name, target) in entries {
+            sub.insert(name, target.id, target.mode).ctx("build tree")?;
         }
         let sub = sub.write().ctx("write tree")?;
         let mut root = self.repo.treebuilder(Some(base)).ctx("build tree")?;

@@ -10,7 +10,7 @@ use super::{
     io_err, read_dir_entries, DataRepo, RepoError, BROKEN_PREFIX, INIT_PREFIX, TMP_PREFIX,
 };
 use crate::publish::tree::walk_tree;
-use crate::publish::treediff::snapshot_changes;
+use crate::publish::treediff::{snapshot_changes, EntryTarget};
 use crate::snapshot::SNAPSHOTS_DIR;
 
 impl DataRepo {
@@ -61,7 +61,7 @@ impl DataRepo {
                 .map_err(|e| format!("the tree of queued commit {oid}: {}", e.message()))?;
             let changes = snapshot_changes(&self.repo, parent.as_ref(), &tree)
                 .map_err(|e| format!("snapshots/ of queued commit {oid}: {}", e.message()))?;
-            for (name, (id, _)) in changes.added {
+            for (name, EntryTarget { id, .. }) in changes.added {
                 walk_tree(&self.repo, id, |_| false, |_, _| Ok(())).map_err(|e| {
                     format!("snapshots/{name} of queued commit {oid}: {}", e.message())
                 })?;

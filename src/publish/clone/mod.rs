@@ -38,7 +38,7 @@ use git2::{ErrorCode, Oid, Repository};
 
 use crate::publish::directory as output;
 use crate::publish::signing::SigningKey;
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 /// The fixed identity snapshot commits are made with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +59,7 @@ pub struct SnapshotFiles<'a> {
     /// The commit message.
     pub message: &'a str,
     /// The snapshot time: author and committer time.
-    pub at: Instant,
+    pub at: Timestamp,
 }
 
 /// What [`DataRepo::commit_snapshot`] did.

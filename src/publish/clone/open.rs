@@ -5,7 +5,7 @@
 
 use std::fs::{self, File};
 use std::path::Path;
-use std::time::{Duration, Instant as Clock};
+use std::time::{Duration, Instant};
 
 use git2::{ErrorCode, Repository, RepositoryInitOptions};
 
@@ -178,7 +178,7 @@ fn take_lock(path: &Path, timeout: Duration) -> Result<File, RepoError> {
         .write(true)
         .open(path)
         .map_err(io_err(path))?;
-    let started = Clock::now();
+    let started = Instant::now();
     let mut told = false;
     loop {
         match file.try_lock() {

@@ -107,7 +107,7 @@ impl DataRepo {
             };
             let mut added = Vec::new();
             for (name, entry) in changes.added {
-                match copy_tree(&old, &self.repo, entry.0) {
+                match copy_tree(&old, &self.repo, entry.id) {
                     Ok(()) => added.push((name, entry)),
                     Err(e) => log::warn!(
                         "snapshots/{name} (commit {oid}) cannot be read from {}: {}; it is not salvaged",
@@ -120,7 +120,9 @@ impl DataRepo {
             let base = self.tip()?;
             let message = String::from_utf8_lossy(commit.message_raw_bytes()).into_owned();
             let (author, committer) = (commit.author().to_owned(), commit.committer().to_owned());
-            match self.apply(base, &added, &removed, &author, &committer, &message) {
+            match self
+                .commit_snapshot_changes(base, &added, &removed, &author, &committer, &message)
+            {
                 Ok(Some(new)) => {
                     self.move_branch(base, new, "salvage a queued snapshot")?;
                     replayed += 1;
