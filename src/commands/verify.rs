@@ -40,7 +40,8 @@ pub struct Request {
 pub struct Report {
     /// Commits walked.
     pub commits: usize,
-    /// Snapshot directories checked.
+    /// Distinct snapshot directory names seen anywhere in the history, pruned ones included
+    /// (a name re-added with other content counts once).
     pub snapshots: usize,
     /// Every problem, oldest commit first.
     pub problems: Vec<Problem>,

@@ -1,6 +1,8 @@
 //! The one snapshot format, both directions: the seven files' names, their version policy,
-//! their types, the exact bytes the writer produces and the reader every consumer (diff,
-//! restore, verify, skip-unchanged) goes through.
+//! their types, the exact bytes the writer produces, and [`Published::read`], the reader that
+//! diff, restore and skip-unchanged go through. `verify` does not stop at the first problem as
+//! that reader does: it checks the same version policy ([`READABLE_VERSIONS`]) and header
+//! ([`Header`]) itself, against the files' JSON schemas, so that it can list every problem.
 //!
 //! Bytes are exactly what Gitcord's Python writer produces:
 //! `json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False)`, no trailing newline.
@@ -128,9 +130,10 @@ pub struct FileDigest {
 }
 
 impl Latest {
-    /// Describes snapshot `name` from its files, `None` when they are not a snapshot this
-    /// version reads (a file missing, or no readable `meta.json`): the index then names an
-    /// older one.
+    /// Describes snapshot `name` from its files; `None` when one of the seven is missing or
+    /// `meta.json` does not parse as a header of strings: the index then names an older one.
+    /// The other six files are hashed, not parsed, and `schema_version` is copied, not checked:
+    /// the index describes what the directory holds, whichever version that is.
     pub fn describe<N: AsRef<str>>(
         name: &str,
         files: &[(N, Vec<u8>)],

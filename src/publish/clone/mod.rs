@@ -26,9 +26,14 @@ mod tracking;
 mod view;
 
 use error::io_err;
+// The names the rest of the crate uses, at the paths they had when the clone was one file.
+#[allow(unused_imports)]
+pub use commit::Integrated;
 pub(crate) use error::GitContext;
 pub use error::RepoError;
 pub(crate) use latest::latest_for;
+#[allow(unused_imports)]
+pub use reads::StoredSnapshot;
 pub use salvage::set_aside_copies;
 
 use std::fs::{self, File};

@@ -10,7 +10,9 @@ use git2::{Oid, Repository};
 /// How many packs the clone may hold before the small ones are merged.
 const MAX_PACKS: usize = 16;
 
-/// How many loose objects (about 11 per snapshot) accumulate before they are packed.
+/// How many loose objects accumulate before they are packed. A snapshot adds at most 12: the
+/// commit, three trees (root, `snapshots/`, its directory), the seven files and the readers'
+/// index; fewer when files repeat earlier ones (libgit2 does not write an object it has).
 const LOOSE_OBJECT_LIMIT: usize = 512;
 
 impl DataRepo {
@@ -76,9 +78,9 @@ impl DataRepo {
         Ok(())
     }
 
-    /// Keeps the number of packs small: each packing adds one (about one per 43 hourly runs),
-    /// and every lookup, and libgit2's push, which reads every tree of the remote tip, goes
-    /// through all of them, one open file each. Past [`MAX_PACKS`], every pack but the largest
+    /// Keeps the number of packs small: each packing adds one (at most one per 43 hourly runs:
+    /// 512 / 12), and every lookup, and libgit2's push, which reads every tree of the remote
+    /// tip, goes through all of them, one open file each. Past [`MAX_PACKS`], every pack but the largest
     /// is merged into one (like `git repack --geometric`, without rewriting the big one), so
     /// the work follows the recent objects, not the history. The old packs go only once the
     /// merged one is in place; a run killed in between leaves duplicates, which the next merge

@@ -9,8 +9,9 @@ use crate::publish::signing::AllowedSigners;
 use crate::publish::tree::{read_snapshot_dir, snapshots_dir, Entry};
 
 impl DataRepo {
-    /// Snapshot directory names at commit `at` (default: the branch tip), oldest first.
-    /// Names start with a UTC timestamp, so name order is time order.
+    /// Snapshot directory names at commit `at` (default: the branch tip), in name order.
+    /// Names start with the UTC time to the second, so name order is time order, except that
+    /// runs within the same second are ordered by their run id, not by when they ran.
     pub fn snapshot_names(&self, at: Option<Oid>) -> Result<Vec<String>, RepoError> {
         let Some(commit) = at.map_or_else(|| self.tip(), |c| Ok(Some(c)))? else {
             return Ok(Vec::new());

@@ -34,5 +34,10 @@ mod allowed;
 mod keys;
 mod verify;
 
-pub use allowed::AllowedSigners;
-pub use keys::{commit_signed, SigningKey};
+// The module's whole surface, at the paths it had as one file; not every name is used today.
+#[allow(unused_imports)]
+pub use allowed::{AllowedSigner, AllowedSigners, AllowedSignersError};
+#[allow(unused_imports)]
+pub use keys::{commit_signed, SigningError, SigningKey, GIT_NAMESPACE, SIGNATURE_HEADER};
+#[allow(unused_imports)]
+pub use verify::{verify_commit, Verified, VerifyProblem};
