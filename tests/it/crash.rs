@@ -21,6 +21,56 @@ use crate::support::testenv::{ChildGuard, Run};
 const PAUSE_AT: &str = "GITCORD_SNAPSHOT_PAUSE_AT";
 const PAUSE_FILE: &str = "GITCORD_SNAPSHOT_PAUSE_FILE";
 
+/// The setup the crash tests share: a TLS git server holding the bare data repository `data`
+/// and one host whose clone is `clone` (made by its first run). Other hosts on the same remote
+/// come from [`Scene::other_host`].
+struct Scene {
+    // Dropped first: the host's directories, then the server (stopped on drop).
+    host: Host,
+    clone: PathBuf,
+    git_dir: PathBuf,
+    bare: PathBuf,
+    server: GitServer,
+}
+
+impl Scene {
+    /// The server, the bare repository and the host; nothing run yet.
+    fn new() -> Scene {
+        let server = GitServer::start();
+        let bare = server.create_bare_repo("data");
+        let host = Host::for_server(&server, "data");
+        let clone = host.clone_path("clone");
+        Scene {
+            git_dir: clone.join(".git"),
+            clone,
+            host,
+            bare,
+            server,
+        }
+    }
+
+    /// [`Scene::new`], after the host published snapshot 0.
+    fn published() -> Scene {
+        let scene = Scene::new();
+        scene.host.push("clone", 0, &[]).expect_code(0);
+        scene
+    }
+
+    /// Another host pushing to the same remote, with a clone of its own.
+    fn other_host(&self) -> Host {
+        Host::for_server(&self.server, "data")
+    }
+
+    /// Snapshot 0 published, snapshot 1 committed but queued: the server answered 503.
+    fn with_one_queued() -> Scene {
+        let scene = Scene::published();
+        scene.server.set_mode(Mode::Unavailable503);
+        scene.host.push("clone", 1, &[]).expect_code(75);
+        scene.server.set_mode(Mode::Normal);
+        scene
+    }
+}
+
 /// Every `*.lock` below `dir`.
 fn locks_below(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -135,18 +185,62 @@ fn add_loose_objects(clone: &Path, count: usize) {
 // 1. Stale files, one test per kind.
 // ---------------------------------------------------------------------------------------------
 
+/// The identity of a clone's repository: its `.git` directory (device and inode) and an
+/// unreachable blob written into it. A rebuild moves `.git` aside and fetches a new one, which
+/// changes the first and loses the second; healing in place keeps both.
+struct Kept {
+    dir: (u64, u64),
+    blob: git2::Oid,
+}
+
+impl Kept {
+    fn mark(git_dir: &Path) -> Kept {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(git_dir).unwrap();
+        let repo = git2::Repository::open_bare(git_dir).unwrap();
+        let blob = repo
+            .blob(b"kept across the run: written before it\n")
+            .unwrap();
+        Kept {
+            dir: (meta.dev(), meta.ino()),
+            blob,
+        }
+    }
+
+    /// The same repository, healed in place: not set aside, not rebuilt.
+    fn assert_same(&self, clone: &Path) {
+        use std::os::unix::fs::MetadataExt;
+        let git_dir = clone.join(".git");
+        let meta = std::fs::metadata(&git_dir).unwrap();
+        assert_eq!(
+            (meta.dev(), meta.ino()),
+            self.dir,
+            "the clone's .git was replaced"
+        );
+        let repo = git2::Repository::open_bare(&git_dir).unwrap();
+        assert!(
+            repo.find_blob(self.blob).is_ok(),
+            "an object the clone had before the run is gone: it was rebuilt"
+        );
+        assert!(broken_copies(clone).is_empty(), "nothing is set aside");
+    }
+}
+
 /// A clone that pushed snapshot 0, a stale file (or directory) at `rel` (relative to the clone
 /// directory) created as a killed run would leave it, and another host that moved the remote,
 /// so that the next run fetches, replays and pushes: it must remove the file with one warning
-/// naming it, publish, and leave no lock behind.
+/// naming it, publish, leave no lock behind, and heal the clone in place (not rebuild it).
 fn stale_file_is_removed(rel: &str, dir: bool) {
-    let server = GitServer::start();
-    let bare = server.create_bare_repo("data");
-    let host = Host::for_server(&server, "data");
-    let other = Host::for_server(&server, "data");
-    host.push("clone", 0, &[]).expect_code(0);
-    other.push("clone", 1, &[]).expect_code(0);
-    let clone = host.clone_path("clone");
+    let scene = Scene::published();
+    let Scene {
+        host,
+        clone,
+        git_dir,
+        bare,
+        ..
+    } = &scene;
+    scene.other_host().push("clone", 1, &[]).expect_code(0);
+    let kept = Kept::mark(git_dir);
     let stale = clone.join(rel);
     std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
     if dir {
@@ -183,10 +277,11 @@ fn stale_file_is_removed(rel: &str, dir: bool) {
         naming[0]
     );
     assert!(!run.stderr.contains("error"), "{}", run.stderr);
-    assert_no_locks(&clone);
-    assert_exactly_once(&bare, &[dir_name(0), dir_name(1), dir_name(2)]);
-    fsck(&clone.join(".git"));
-    fsck(&bare);
+    assert_no_locks(clone);
+    kept.assert_same(clone);
+    assert_exactly_once(bare, &[dir_name(0), dir_name(1), dir_name(2)]);
+    fsck(git_dir);
+    fsck(bare);
 }
 
 macro_rules! stale_kind {
@@ -276,66 +371,105 @@ impl Drop for Immutable {
     }
 }
 
-#[test]
-fn a_lock_that_cannot_be_taken_exits_74_naming_the_file_not_the_network() {
-    let server = GitServer::start();
-    let bare = server.create_bare_repo("data");
-    let host = Host::for_server(&server, "data");
-    host.push("clone", 0, &[]).expect_code(0);
-    let git_dir = host.clone_path("clone").join(".git");
-    let heads = git_dir.join("refs/heads");
+/// Snapshot 1's run, with `block` making the clone unwritable (it returns what the run's error
+/// must name) and `unblock` undoing it: the run fails as a local failure and nothing reaches the
+/// remote; once the cause is gone, the next run publishes and leaves nothing behind.
+fn a_blocked_clone_fails_locally(
+    block: impl FnOnce(&Path) -> PathBuf,
+    unblock: impl FnOnce(&Path),
+) {
+    let scene = Scene::published();
+    let Scene {
+        host,
+        clone,
+        git_dir,
+        bare,
+        server,
+    } = &scene;
     let before = server.ref_target("data", "refs/heads/main");
-
-    let (run, blocked) = match Immutable::set(&heads) {
-        // refs/heads/main.lock cannot be created: the branch cannot move.
-        Some(guard) => {
-            let run = host.push("clone", 1, &[]);
-            drop(guard);
-            (run, heads.join("main.lock"))
-        }
-        // No immutable attribute here: a file where a directory of loose objects is expected,
-        // for every object directory that does not exist yet, so writing a new object fails.
-        None => {
-            let objects = git_dir.join("objects");
-            let mut planted = Vec::new();
-            for i in 0..=255u8 {
-                let d = objects.join(format!("{i:02x}"));
-                if !d.exists() {
-                    std::fs::write(&d, "").unwrap();
-                    planted.push(d);
-                }
-            }
-            let run = host.push("clone", 1, &[]);
-            for d in &planted {
-                std::fs::remove_file(d).unwrap();
-            }
-            (run, objects)
-        }
-    };
+    let blocked = block(git_dir);
+    let run = host.push("clone", 1, &[]);
+    unblock(git_dir);
     assert_local_failure(&run, &blocked);
     assert_eq!(
         server.ref_target("data", "refs/heads/main"),
         before,
         "nothing reached the remote"
     );
-    // Once the cause is gone, the next run publishes and leaves nothing behind.
     host.push("clone", 2, &[]).expect_code(0);
-    assert_exactly_once(&bare, &[dir_name(0), dir_name(2)]);
-    assert_no_locks(&host.clone_path("clone"));
-    fsck(&git_dir);
-    fsck(&bare);
+    assert_exactly_once(bare, &[dir_name(0), dir_name(2)]);
+    assert_no_locks(clone);
+    fsck(git_dir);
+    fsck(bare);
+}
+
+/// Says on the terminal, past the test harness's capture, that a test did not run its case.
+fn skipped(test: &str, why: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
+#[test]
+fn a_lock_that_cannot_be_taken_exits_74_naming_the_file_not_the_network() {
+    // `chattr +i` on refs/heads: refs/heads/main.lock cannot be created, the branch cannot move.
+    let probe = tempfile::tempdir().unwrap();
+    if Immutable::set(probe.path()).is_none() {
+        skipped(
+            "crash::a_lock_that_cannot_be_taken_exits_74_naming_the_file_not_the_network",
+            "`chattr +i` is unavailable or not enforced on this filesystem (needs root and \
+             ext4/xfs/btrfs); the blocked object directory test covers a local failure here",
+        );
+        return;
+    }
+    let guard = std::cell::RefCell::new(None);
+    a_blocked_clone_fails_locally(
+        |git_dir| {
+            let heads = git_dir.join("refs/heads");
+            *guard.borrow_mut() =
+                Some(Immutable::set(&heads).expect("chattr +i worked on a probe"));
+            heads.join("main.lock")
+        },
+        |_| drop(guard.borrow_mut().take()),
+    );
+}
+
+#[test]
+fn an_object_directory_that_cannot_be_written_exits_74_naming_it_not_the_network() {
+    // A file where a directory of loose objects is expected, for every object directory that
+    // does not exist yet, so writing a new object fails.
+    let planted = std::cell::RefCell::new(Vec::new());
+    a_blocked_clone_fails_locally(
+        |git_dir| {
+            let objects = git_dir.join("objects");
+            for i in 0..=255u8 {
+                let d = objects.join(format!("{i:02x}"));
+                if !d.exists() {
+                    std::fs::write(&d, "").unwrap();
+                    planted.borrow_mut().push(d);
+                }
+            }
+            objects
+        },
+        |_| {
+            for d in planted.borrow().iter() {
+                std::fs::remove_file(d).unwrap();
+            }
+        },
+    );
 }
 
 #[test]
 fn a_local_failure_during_the_fetch_exits_74_and_keeps_the_queue() {
-    let server = GitServer::start();
-    let bare = server.create_bare_repo("data");
-    let host = Host::for_server(&server, "data");
-    let other = Host::for_server(&server, "data");
-    host.push("clone", 0, &[]).expect_code(0);
+    let scene = Scene::published();
+    let Scene {
+        host,
+        clone,
+        git_dir,
+        bare,
+        ..
+    } = &scene;
     // Another host moves the remote: this host's next push is refused and must fetch.
-    other.push("clone", 1, &[]).expect_code(0);
-    let git_dir = host.clone_path("clone").join(".git");
+    scene.other_host().push("clone", 1, &[]).expect_code(0);
     // A directory where the fetch writes FETCH_HEAD: the fetch cannot record what it got.
     let fetch_head = git_dir.join("FETCH_HEAD");
     let _ = std::fs::remove_file(&fetch_head);
@@ -349,18 +483,18 @@ fn a_local_failure_during_the_fetch_exits_74_and_keeps_the_queue() {
     );
     assert_local_failure(&run, &fetch_head);
     assert!(run.stderr.contains("queued"), "{}", run.stderr);
-    assert_exactly_once(&bare, &[dir_name(0), dir_name(1)]);
+    assert_exactly_once(bare, &[dir_name(0), dir_name(1)]);
     assert!(
-        history(&git_dir).0.contains(&dir_name(2)),
+        history(git_dir).0.contains(&dir_name(2)),
         "the snapshot waits in the clone"
     );
 
     std::fs::remove_dir_all(&fetch_head).unwrap();
     host.push("clone", 3, &[]).expect_code(0);
-    assert_exactly_once(&bare, &(0..4).map(dir_name).collect::<Vec<_>>());
-    assert_no_locks(&host.clone_path("clone"));
-    fsck(&git_dir);
-    fsck(&bare);
+    assert_exactly_once(bare, &(0..4).map(dir_name).collect::<Vec<_>>());
+    assert_no_locks(clone);
+    fsck(git_dir);
+    fsck(bare);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -376,22 +510,21 @@ fn loose(git_dir: &Path, oid: &str) -> PathBuf {
 /// `damage`; the next run (snapshot 2) must say the clone is damaged, set it aside, rebuild it
 /// and publish 0, 1 and 2 once each.
 fn damaged_clone_is_rebuilt(damage: impl FnOnce(&Host, &Path)) {
-    let server = GitServer::start();
-    let bare = server.create_bare_repo("data");
-    let host = Host::for_server(&server, "data");
-    host.push("clone", 0, &[]).expect_code(0);
-    server.set_mode(Mode::Unavailable503);
-    host.push("clone", 1, &[]).expect_code(75);
-    server.set_mode(Mode::Normal);
-    let clone = host.clone_path("clone");
-    let git_dir = clone.join(".git");
-    assert_eq!(history(&git_dir).0, [dir_name(0), dir_name(1)]);
-    assert_eq!(history(&bare).0, [dir_name(0)], "premise: 1 is queued");
-    damage(&host, &git_dir);
+    let scene = Scene::with_one_queued();
+    let Scene {
+        host,
+        clone,
+        git_dir,
+        bare,
+        ..
+    } = &scene;
+    assert_eq!(history(git_dir).0, [dir_name(0), dir_name(1)]);
+    assert_eq!(history(bare).0, [dir_name(0)], "premise: 1 is queued");
+    damage(host, git_dir);
 
     let run = host.push("clone", 2, &[]);
     run.expect_code(0);
-    let broken = broken_copies(&clone);
+    let broken = broken_copies(clone);
     assert_eq!(broken.len(), 1, "one broken copy kept: {broken:?}");
     let aside = Path::new("clone").join(broken[0].file_name().unwrap());
     let damaged: Vec<&str> = warnings(&run)
@@ -399,21 +532,21 @@ fn damaged_clone_is_rebuilt(damage: impl FnOnce(&Host, &Path)) {
         .filter(|l| l.contains("is damaged") && l.contains(&aside.display().to_string()))
         .collect();
     assert_eq!(damaged.len(), 1, "one warning naming it: {}", run.stderr);
-    assert_exactly_once(&bare, &[dir_name(0), dir_name(1), dir_name(2)]);
-    assert_eq!(history(&bare).0.len(), 3);
-    fsck(&bare);
-    fsck(&git_dir);
-    assert_no_locks(&clone);
+    assert_exactly_once(bare, &[dir_name(0), dir_name(1), dir_name(2)]);
+    assert_eq!(history(bare).0.len(), 3);
+    fsck(bare);
+    fsck(git_dir);
+    assert_no_locks(clone);
     // The next run finds a healthy clone: nothing more is set aside.
     let run = host.push("clone", 3, &[]);
     run.expect_code(0);
     assert!(warnings(&run).is_empty(), "{}", run.stderr);
     assert_eq!(
-        broken_copies(&clone),
+        broken_copies(clone),
         broken,
         "the broken copy is never deleted"
     );
-    assert_exactly_once(&bare, &(0..4).map(dir_name).collect::<Vec<_>>());
+    assert_exactly_once(bare, &(0..4).map(dir_name).collect::<Vec<_>>());
 }
 
 #[test]
@@ -443,14 +576,16 @@ fn a_garbage_branch_ref_gets_the_clone_rebuilt() {
 
 #[test]
 fn missing_packs_get_the_clone_rebuilt() {
-    let server = GitServer::start();
-    let bare = server.create_bare_repo("data");
-    let host = Host::for_server(&server, "data");
-    let clone = host.clone_path("clone");
-    let git_dir = clone.join(".git");
-    host.push("clone", 0, &[]).expect_code(0);
+    let scene = Scene::published();
+    let Scene {
+        host,
+        clone,
+        git_dir,
+        bare,
+        server,
+    } = &scene;
     // Enough loose objects that the next run packs everything, the published history with it.
-    add_loose_objects(&clone, 520);
+    add_loose_objects(clone, 520);
     host.push("clone", 1, &[]).expect_code(0);
     let packs: Vec<PathBuf> = std::fs::read_dir(git_dir.join("objects/pack"))
         .unwrap()
@@ -466,14 +601,14 @@ fn missing_packs_get_the_clone_rebuilt() {
     server.set_mode(Mode::Unavailable503);
     host.push("clone", 2, &[]).expect_code(75);
     server.set_mode(Mode::Normal);
-    assert_eq!(history(&bare).0, [dir_name(0), dir_name(1)], "2 is queued");
+    assert_eq!(history(bare).0, [dir_name(0), dir_name(1)], "2 is queued");
     for p in &packs {
         std::fs::remove_file(p).unwrap();
     }
 
     let run = host.push("clone", 3, &[]);
     run.expect_code(0);
-    let broken = broken_copies(&clone);
+    let broken = broken_copies(clone);
     assert_eq!(broken.len(), 1, "{broken:?}");
     let aside = Path::new("clone").join(broken[0].file_name().unwrap());
     assert!(
@@ -483,41 +618,43 @@ fn missing_packs_get_the_clone_rebuilt() {
         "{}",
         run.stderr
     );
-    assert_exactly_once(&bare, &(0..4).map(dir_name).collect::<Vec<_>>());
-    fsck(&bare);
-    fsck(&git_dir);
-    assert_no_locks(&clone);
+    assert_exactly_once(bare, &(0..4).map(dir_name).collect::<Vec<_>>());
+    fsck(bare);
+    fsck(git_dir);
+    assert_no_locks(clone);
 }
 
 #[test]
 fn a_queued_snapshot_that_cannot_be_read_is_left_out_and_the_rest_published() {
-    let server = GitServer::start();
-    let bare = server.create_bare_repo("data");
-    let host = Host::for_server(&server, "data");
-    let clone = host.clone_path("clone");
-    let git_dir = clone.join(".git");
-    host.push("clone", 0, &[]).expect_code(0);
+    let scene = Scene::published();
+    let Scene {
+        host,
+        clone,
+        git_dir,
+        bare,
+        server,
+    } = &scene;
     server.set_mode(Mode::Unavailable503);
     for n in 1..=3 {
         host.push("clone", n, &[]).expect_code(75);
     }
     server.set_mode(Mode::Normal);
-    assert_eq!(history(&bare).0, [dir_name(0)], "premise: 1..3 are queued");
+    assert_eq!(history(bare).0, [dir_name(0)], "premise: 1..3 are queued");
     // Snapshot 2's meta.json (a blob only it has) is truncated.
     let blob = git(
-        &git_dir,
+        git_dir,
         &[
             "rev-parse",
             &format!("main~1:snapshots/{}/meta.json", dir_name(2)),
         ],
     );
-    let path = loose(&git_dir, blob.trim());
+    let path = loose(git_dir, blob.trim());
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
 
     let run = host.push("clone", 4, &[]);
     run.expect_code(0);
-    assert_eq!(broken_copies(&clone).len(), 1);
+    assert_eq!(broken_copies(clone).len(), 1);
     assert!(
         warnings(&run).iter().any(
             |l| l.contains(&format!("snapshots/{}", dir_name(2))) && l.contains("not salvaged")
@@ -525,16 +662,16 @@ fn a_queued_snapshot_that_cannot_be_read_is_left_out_and_the_rest_published() {
         "the unreadable snapshot is named: {}",
         run.stderr
     );
-    let (names, linear) = history(&bare);
+    let (names, linear) = history(bare);
     assert!(linear);
     assert_eq!(
         names,
         [dir_name(0), dir_name(1), dir_name(3), dir_name(4)],
         "every readable queued snapshot, in order"
     );
-    fsck(&bare);
-    fsck(&git_dir);
-    assert_no_locks(&clone);
+    fsck(bare);
+    fsck(git_dir);
+    assert_no_locks(clone);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -544,12 +681,19 @@ fn a_queued_snapshot_that_cannot_be_read_is_left_out_and_the_rest_published() {
 /// After a kill: the next run exits 0, every snapshot in `committed` is on the remote exactly
 /// once, the history is linear, no lock is left, both repositories pass fsck.
 fn recovers(host: &Host, bare: &Path, n: u32, committed: &[String]) {
-    let clone = host.clone_path("clone");
     let run = host.push("clone", n, &[]);
     run.expect_code(0);
     let mut want = committed.to_vec();
     want.push(dir_name(n));
-    assert_exactly_once(bare, &want);
+    assert_healed(host, bare, &want);
+}
+
+/// Every snapshot in `want` is on the remote exactly once, the history is linear, no lock is
+/// left in the host's clone, nothing was set aside (a kill is not damage), both repositories
+/// pass fsck.
+fn assert_healed(host: &Host, bare: &Path, want: &[String]) {
+    let clone = host.clone_path("clone");
+    assert_exactly_once(bare, want);
     assert_no_locks(&clone);
     assert!(broken_copies(&clone).is_empty(), "a kill is not damage");
     fsck(&clone.join(".git"));
@@ -558,88 +702,133 @@ fn recovers(host: &Host, bare: &Path, n: u32, committed: &[String]) {
 
 #[test]
 fn killed_during_the_fetch_of_a_new_clone() {
-    let server = GitServer::start();
-    let bare = server.create_bare_repo("data");
-    let first = Host::for_server(&server, "data");
+    let scene = Scene::new();
     for n in 0..3 {
-        first.push("clone", n, &[]).expect_code(0);
+        scene.host.push("clone", n, &[]).expect_code(0);
     }
     // A new host: its first run fetches the remote's history (objects to transfer).
-    let host = Host::for_server(&server, "data");
+    let host = scene.other_host();
     kill_at(&host, "clone", 3, "fetch");
     assert!(
-        history(&bare).0.len() == 3,
+        history(&scene.bare).0.len() == 3,
         "nothing published by the killed run"
     );
-    recovers(&host, &bare, 4, &(0..3).map(dir_name).collect::<Vec<_>>());
+    // What the kill left: a clone that has never seen the remote's branch, and the pack the
+    // fetch was receiving, half written.
+    let git_dir = host.clone_path("clone").join(".git");
+    assert!(
+        git2::Repository::open_bare(&git_dir)
+            .unwrap()
+            .find_reference("refs/remotes/origin/main")
+            .is_err(),
+        "premise: the fetch did not finish"
+    );
+    let partial = half_written_packs(&git_dir);
+    assert!(
+        !partial.is_empty(),
+        "premise: the fetch left a partial pack in {}",
+        git_dir.join("objects/pack").display()
+    );
+    let run = host.push("clone", 4, &[]);
+    run.expect_code(0);
+    for name in &partial {
+        assert!(
+            warnings(&run)
+                .iter()
+                .any(|w| w.contains(name.as_str()) && w.contains("left by an interrupted run")),
+            "the partial pack {name} is named as removed: {}",
+            run.stderr
+        );
+    }
+    assert!(
+        half_written_packs(&git_dir).is_empty(),
+        "the partial pack is gone"
+    );
+    // Snapshot 3's run died before committing: 0..2 from the first host, and 4.
+    let want: Vec<String> = [0, 1, 2, 4].into_iter().map(dir_name).collect();
+    assert_healed(&host, &scene.bare, &want);
+}
+
+/// The files of `git_dir/objects/pack` that git or libgit2 write while receiving or building a
+/// pack, before it is renamed into place (`tmp_*`, `pack_git2_*`).
+fn half_written_packs(git_dir: &Path) -> Vec<String> {
+    std::fs::read_dir(git_dir.join("objects/pack"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("_git2_") || n.starts_with("tmp_"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
 fn killed_during_the_fetch_of_a_replay_keeps_the_queue() {
-    let server = GitServer::start();
-    let bare = server.create_bare_repo("data");
-    let host = Host::for_server(&server, "data");
-    let other = Host::for_server(&server, "data");
-    host.push("clone", 0, &[]).expect_code(0);
-    other.push("clone", 1, &[]).expect_code(0);
+    let scene = Scene::published();
+    let Scene {
+        host,
+        git_dir,
+        bare,
+        ..
+    } = &scene;
+    scene.other_host().push("clone", 1, &[]).expect_code(0);
     // This run commits 2, is refused (the remote moved), fetches: killed there.
-    kill_at(&host, "clone", 2, "fetch");
-    let git_dir = host.clone_path("clone").join(".git");
+    kill_at(host, "clone", 2, "fetch");
     assert!(
-        history(&git_dir).0.contains(&dir_name(2)),
+        history(git_dir).0.contains(&dir_name(2)),
         "premise: 2 was committed before the kill"
     );
-    recovers(&host, &bare, 3, &[dir_name(0), dir_name(1), dir_name(2)]);
+    recovers(host, bare, 3, &[dir_name(0), dir_name(1), dir_name(2)]);
 }
 
 #[test]
 fn killed_between_commit_and_push() {
-    let server = GitServer::start();
-    let bare = server.create_bare_repo("data");
-    let host = Host::for_server(&server, "data");
-    host.push("clone", 0, &[]).expect_code(0);
-    kill_at(&host, "clone", 1, "commit");
-    let git_dir = host.clone_path("clone").join(".git");
-    assert_eq!(history(&git_dir).0, [dir_name(0), dir_name(1)], "committed");
-    assert_eq!(history(&bare).0, [dir_name(0)], "not pushed");
-    recovers(&host, &bare, 2, &[dir_name(0), dir_name(1)]);
+    let scene = Scene::published();
+    let Scene {
+        host,
+        git_dir,
+        bare,
+        ..
+    } = &scene;
+    kill_at(host, "clone", 1, "commit");
+    assert_eq!(history(git_dir).0, [dir_name(0), dir_name(1)], "committed");
+    assert_eq!(history(bare).0, [dir_name(0)], "not pushed");
+    recovers(host, bare, 2, &[dir_name(0), dir_name(1)]);
 }
 
 #[test]
 fn killed_during_the_push() {
-    let server = GitServer::start();
-    let bare = server.create_bare_repo("data");
-    let host = Host::for_server(&server, "data");
-    host.push("clone", 0, &[]).expect_code(0);
-    kill_at(&host, "clone", 1, "push");
-    let git_dir = host.clone_path("clone").join(".git");
-    assert_eq!(history(&git_dir).0, [dir_name(0), dir_name(1)], "committed");
-    recovers(&host, &bare, 2, &[dir_name(0), dir_name(1)]);
+    let scene = Scene::published();
+    let Scene {
+        host,
+        git_dir,
+        bare,
+        ..
+    } = &scene;
+    kill_at(host, "clone", 1, "push");
+    assert_eq!(history(git_dir).0, [dir_name(0), dir_name(1)], "committed");
+    recovers(host, bare, 2, &[dir_name(0), dir_name(1)]);
 }
 
 #[test]
 fn killed_while_packing() {
-    let server = GitServer::start();
-    let bare = server.create_bare_repo("data");
-    let host = Host::for_server(&server, "data");
-    host.push("clone", 0, &[]).expect_code(0);
-    let clone = host.clone_path("clone");
-    add_loose_objects(&clone, 520);
-    kill_at(&host, "clone", 1, "pack");
-    let git_dir = clone.join(".git");
-    assert_eq!(history(&git_dir).0, [dir_name(0), dir_name(1)], "committed");
-    let half: Vec<String> = std::fs::read_dir(git_dir.join("objects/pack"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains("_git2_") || n.starts_with("tmp_"))
-        .collect();
+    let scene = Scene::published();
+    let Scene {
+        host,
+        clone,
+        git_dir,
+        bare,
+        ..
+    } = &scene;
+    add_loose_objects(clone, 520);
+    kill_at(host, "clone", 1, "pack");
+    assert_eq!(history(git_dir).0, [dir_name(0), dir_name(1)], "committed");
+    let half = half_written_packs(git_dir);
     assert!(!half.is_empty(), "premise: a pack half written");
-    recovers(&host, &bare, 2, &[dir_name(0), dir_name(1)]);
-    let left: Vec<String> = std::fs::read_dir(git_dir.join("objects/pack"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+    recovers(host, bare, 2, &[dir_name(0), dir_name(1)]);
+    let left: Vec<String> = half_written_packs(git_dir)
+        .into_iter()
         .filter(|n| half.contains(n))
         .collect();
     assert!(left.is_empty(), "the half-written pack is gone: {left:?}");
@@ -647,12 +836,11 @@ fn killed_while_packing() {
 
 #[test]
 fn killed_while_updating_the_working_copy() {
-    let server = GitServer::start();
-    let bare = server.create_bare_repo("data");
-    let host = Host::for_server(&server, "data");
-    host.push("clone", 0, &[]).expect_code(0);
-    kill_at(&host, "clone", 1, "view");
-    let clone = host.clone_path("clone");
+    let scene = Scene::published();
+    let Scene {
+        host, clone, bare, ..
+    } = &scene;
+    kill_at(host, "clone", 1, "view");
     let mut view: Vec<String> = std::fs::read_dir(clone.join("snapshots"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -663,7 +851,7 @@ fn killed_while_updating_the_working_copy() {
         [dir_name(0), dir_name(1)],
         "premise: the view half updated"
     );
-    recovers(&host, &bare, 2, &[dir_name(0), dir_name(1)]);
+    recovers(host, bare, 2, &[dir_name(0), dir_name(1)]);
     let view: Vec<String> = std::fs::read_dir(clone.join("snapshots"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -693,6 +881,8 @@ fn xorshift(seed: &mut u64) -> u64 {
 #[derive(Default)]
 struct HostReport {
     kills: u64,
+    /// Kills that landed after the run had committed its snapshot (found in the clone after).
+    kills_after_commit: u64,
     runs: u64,
     /// Exit codes of runs that ended on their own, by code.
     exits: BTreeMap<i32, u64>,
@@ -700,6 +890,8 @@ struct HostReport {
     committed: BTreeSet<String>,
     /// Drain runs it took to exit 0 (None: never did).
     drained_after: Option<u32>,
+    /// Exit codes of the drain runs, in order.
+    drain_exits: Vec<i32>,
     /// The snapshot number its next run takes.
     next: u64,
 }
@@ -713,6 +905,7 @@ fn drain(host: &Host, index: u64, hosts: u64, report: &mut HostReport) {
         report.next += hosts;
         let run = host.push("clone", n, &[]);
         report.committed.extend(history(&clone_git).0);
+        report.drain_exits.push(run.code);
         if run.code == 0 {
             report.drained_after = Some(attempt);
             return;
@@ -753,12 +946,15 @@ fn soak_host(host: &Host, index: u64, hosts: u64, kills: u64, seed: u64, span: u
         let _ = child.child().kill();
         let status = child.child().wait().unwrap();
         report.runs += 1;
+        record(&mut report);
         if status.signal() == Some(libc::SIGKILL) {
             report.kills += 1;
+            if report.committed.contains(&dir_name(n)) {
+                report.kills_after_commit += 1;
+            }
         } else {
             *report.exits.entry(status.code().unwrap_or(-1)).or_default() += 1;
         }
-        record(&mut report);
     }
     report.next = index + hosts * (k + 1);
     report
@@ -767,8 +963,10 @@ fn soak_host(host: &Host, index: u64, hosts: u64, kills: u64, seed: u64, span: u
 /// At least 4 hosts with their own clones push to one remote over TLS while their runs are
 /// killed with SIGKILL at random moments; then every host drains. Every snapshot committed
 /// anywhere is on the remote exactly once, the history is linear, everything passes fsck, no
-/// host is left failing or queued, no lock is left. `SOAK_HOSTS`, `SOAK_KILLS` and
-/// `SOAK_SEED` override the defaults; scripts/soak runs it at any size.
+/// host is left failing or queued, no lock is left, no clone was set aside (a kill is not
+/// damage), every drain run ended 0 or 75, and some kills landed after a commit (so the queue
+/// was really exercised). `SOAK_HOSTS`, `SOAK_KILLS` and `SOAK_SEED` override the defaults;
+/// scripts/soak runs it at any size (at least one kill).
 #[test]
 fn soak_many_hosts_killed_at_random_moments_lose_nothing() {
     let hosts_n = env_number("SOAK_HOSTS", 4).max(1);
@@ -783,12 +981,15 @@ fn soak_many_hosts_killed_at_random_moments_lose_nothing() {
     } else {
         seed
     };
+    assert!(
+        kills_n > 0,
+        "SOAK_KILLS=0: a soak without kills tests nothing"
+    );
     let started = Instant::now();
-    let server = GitServer::start();
-    let bare = server.create_bare_repo("data");
-    let hosts: Vec<Host> = (0..hosts_n)
-        .map(|_| Host::for_server(&server, "data"))
-        .collect();
+    let scene = Scene::new();
+    let bare = &scene.bare;
+    let others: Vec<Host> = (1..hosts_n).map(|_| scene.other_host()).collect();
+    let hosts: Vec<&Host> = std::iter::once(&scene.host).chain(&others).collect();
     // Each host's first run, not killed: clones exist, the remote has history, and how long a
     // run takes with every host at work sets the span the kill delays are spread over.
     let spans: Vec<u64> = std::thread::scope(|s| {
@@ -838,6 +1039,7 @@ fn soak_many_hosts_killed_at_random_moments_lose_nothing() {
         drain(h, i as u64, hosts_n, r);
     }
     let kills: u64 = reports.iter().map(|r| r.kills).sum();
+    let kills_after_commit: u64 = reports.iter().map(|r| r.kills_after_commit).sum();
     let runs: u64 = reports.iter().map(|r| r.runs).sum();
     let mut exits: BTreeMap<i32, u64> = BTreeMap::new();
     for r in &reports {
@@ -852,27 +1054,44 @@ fn soak_many_hosts_killed_at_random_moments_lose_nothing() {
         committed.extend(r.committed.iter().cloned());
     }
     let stuck = reports.iter().filter(|r| r.drained_after.is_none()).count();
-    let (on_remote, _) = history(&bare);
+    let (on_remote, _) = history(bare);
     eprintln!(
-        "soak figures: kills={kills} hosts={hosts_n} runs={runs} exits={exits:?} \
-         snapshots_committed={} snapshots_on_remote={} stuck_hosts={stuck} time={:.1}s",
+        "soak figures: kills={kills} kills_after_commit={kills_after_commit} hosts={hosts_n} \
+         runs={runs} exits={exits:?} snapshots_committed={} snapshots_on_remote={} \
+         stuck_hosts={stuck} time={:.1}s",
         committed.len(),
         on_remote.len(),
         started.elapsed().as_secs_f64()
     );
     assert_eq!(stuck, 0, "hosts left failing");
-    assert!(kills >= kills_n, "only {kills} kills landed");
+    assert!(kills > 0 && kills >= kills_n, "only {kills} kills landed");
+    assert!(
+        kills_after_commit > 0,
+        "no kill landed after a commit: the queue was never left to a later run"
+    );
+    // A drain run either publishes or, racing another host, asks to be retried; the last one
+    // of every host published.
+    for (i, r) in reports.iter().enumerate() {
+        assert!(
+            r.drain_exits.iter().all(|code| [0, 75].contains(code)),
+            "host {i}'s drain runs exited {:?}",
+            r.drain_exits
+        );
+        assert_eq!(r.drain_exits.last(), Some(&0), "host {i} never drained");
+    }
     // Runs that ended on their own succeeded, or (another host pushing at the same moments)
     // asked to be retried; never a local failure.
     for code in exits.keys() {
         assert!([0, 75].contains(code), "a run exited {code}: {exits:?}");
     }
-    assert_exactly_once(&bare, &committed);
-    fsck(&bare);
+    assert_exactly_once(bare, &committed);
+    fsck(bare);
     for h in &hosts {
         let clone = h.clone_path("clone");
         fsck(&clone.join(".git"));
         assert_no_locks(&clone);
+        let aside = broken_copies(&clone);
+        assert!(aside.is_empty(), "a clone was set aside: {aside:?}");
         let status = h.run(&[
             "status",
             "--config",
