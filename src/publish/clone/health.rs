@@ -2,7 +2,7 @@
 //! disk, leaves in the clone, and how [`DataRepo::open`] gets back to a clone it can trust
 //! (remove what is stale; set a damaged `.git` aside, never deleting it, and start a new one).
 
-use std::fs::{self};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::pack::loose_objects;

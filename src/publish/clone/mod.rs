@@ -13,6 +13,15 @@
 //! branch moves by an atomic compare-and-swap, and the working copy is replaced by rename.
 //! A run killed at any moment leaves, at worst, unreferenced objects and a stale lock file,
 //! which [`DataRepo::open`] cleans up under the clone lock.
+//!
+//! One module per job, each an `impl DataRepo` block with the free functions it needs, so that
+//! a change to one job (a new transport, a backup) reads and touches one file:
+//! [`open`] (refuse what is not ours, create atomically, lock), [`health`] (stale files, the
+//! health check, setting a damaged clone aside), [`salvage`] (replaying what a set-aside clone
+//! had queued), [`commit`] (every commit and branch move), [`reads`] (names and files at any
+//! commit), [`latest`] (the readers' pointer), [`pack`] (packing), [`view`] (the working
+//! copy), [`tracking`] (what the clone remembers of the remote). This file holds what they
+//! share: the handle, its branch, the clone's file names and two filesystem helpers.
 
 mod commit;
 mod error;
@@ -25,7 +34,6 @@ mod salvage;
 mod tracking;
 mod view;
 
-use error::io_err;
 // The names the rest of the crate uses, at the paths they had when the clone was one file.
 #[allow(unused_imports)]
 pub use commit::Integrated;
@@ -44,6 +52,7 @@ use git2::{ErrorCode, Oid, Repository};
 use crate::publish::directory as output;
 use crate::publish::signing::SigningKey;
 use crate::time::Timestamp;
+use error::io_err;
 
 /// The fixed identity snapshot commits are made with.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,11 +1,12 @@
 //! Packing: keeps the clone near the remote's size and its lookups cheap by packing loose
 //! objects and merging small packs, with work bounded by the recent objects, never the history.
 
-use std::fs::{self};
+use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{io_err, read_dir_entries, DataRepo, GitContext, RepoError};
 use git2::{Oid, Repository};
+
+use super::{io_err, read_dir_entries, DataRepo, GitContext, RepoError};
 
 /// How many packs the clone may hold before the small ones are merged.
 const MAX_PACKS: usize = 16;

@@ -2,10 +2,11 @@
 //! it, when a push last succeeded, and the push-only settings of the handle. The network
 //! itself is [`crate::publish::remote`]; this is what the clone remembers about it.
 
-use std::fs::{self};
+use std::fs;
+
+use git2::{Oid, Repository};
 
 use super::{write_file_atomically, DataRepo, GitContext, RepoError, REMOTE_NAME};
-use git2::{Oid, Repository};
 
 const LAST_PUSH_RECORD: &str = "gitcord-snapshot-last-push";
 

@@ -2,7 +2,7 @@
 //! people to look at. Not part of git's data; replaced by rename so a reader never sees half
 //! a snapshot.
 
-use std::fs::{self};
+use std::fs;
 
 use super::{io_err, read_dir_entries, DataRepo, RepoError};
 use crate::publish::directory as output;
