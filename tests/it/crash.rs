@@ -232,13 +232,7 @@ impl Kept {
 /// naming it, publish, leave no lock behind, and heal the clone in place (not rebuild it).
 fn stale_file_is_removed(rel: &str, dir: bool) {
     let scene = Scene::published();
-    let Scene {
-        host,
-        clone,
-        git_dir,
-        bare,
-        ..
-    } = &scene;
+    let (host, clone, git_dir, bare) = (&scene.host, &scene.clone, &scene.git_dir, &scene.bare);
     scene.other_host().push("clone", 1, &[]).expect_code(0);
     let kept = Kept::mark(git_dir);
     let stale = clone.join(rel);
@@ -379,13 +373,13 @@ fn a_blocked_clone_fails_locally(
     unblock: impl FnOnce(&Path),
 ) {
     let scene = Scene::published();
-    let Scene {
-        host,
-        clone,
-        git_dir,
-        bare,
-        server,
-    } = &scene;
+    let (host, clone, git_dir, bare, server) = (
+        &scene.host,
+        &scene.clone,
+        &scene.git_dir,
+        &scene.bare,
+        &scene.server,
+    );
     let before = server.ref_target("data", "refs/heads/main");
     let blocked = block(git_dir);
     let run = host.push("clone", 1, &[]);
@@ -461,13 +455,7 @@ fn an_object_directory_that_cannot_be_written_exits_74_naming_it_not_the_network
 #[test]
 fn a_local_failure_during_the_fetch_exits_74_and_keeps_the_queue() {
     let scene = Scene::published();
-    let Scene {
-        host,
-        clone,
-        git_dir,
-        bare,
-        ..
-    } = &scene;
+    let (host, clone, git_dir, bare) = (&scene.host, &scene.clone, &scene.git_dir, &scene.bare);
     // Another host moves the remote: this host's next push is refused and must fetch.
     scene.other_host().push("clone", 1, &[]).expect_code(0);
     // A directory where the fetch writes FETCH_HEAD: the fetch cannot record what it got.
@@ -511,13 +499,7 @@ fn loose(git_dir: &Path, oid: &str) -> PathBuf {
 /// and publish 0, 1 and 2 once each.
 fn damaged_clone_is_rebuilt(damage: impl FnOnce(&Host, &Path)) {
     let scene = Scene::with_one_queued();
-    let Scene {
-        host,
-        clone,
-        git_dir,
-        bare,
-        ..
-    } = &scene;
+    let (host, clone, git_dir, bare) = (&scene.host, &scene.clone, &scene.git_dir, &scene.bare);
     assert_eq!(history(git_dir).0, [dir_name(0), dir_name(1)]);
     assert_eq!(history(bare).0, [dir_name(0)], "premise: 1 is queued");
     damage(host, git_dir);
@@ -577,13 +559,13 @@ fn a_garbage_branch_ref_gets_the_clone_rebuilt() {
 #[test]
 fn missing_packs_get_the_clone_rebuilt() {
     let scene = Scene::published();
-    let Scene {
-        host,
-        clone,
-        git_dir,
-        bare,
-        server,
-    } = &scene;
+    let (host, clone, git_dir, bare, server) = (
+        &scene.host,
+        &scene.clone,
+        &scene.git_dir,
+        &scene.bare,
+        &scene.server,
+    );
     // Enough loose objects that the next run packs everything, the published history with it.
     add_loose_objects(clone, 520);
     host.push("clone", 1, &[]).expect_code(0);
@@ -627,13 +609,13 @@ fn missing_packs_get_the_clone_rebuilt() {
 #[test]
 fn a_queued_snapshot_that_cannot_be_read_is_left_out_and_the_rest_published() {
     let scene = Scene::published();
-    let Scene {
-        host,
-        clone,
-        git_dir,
-        bare,
-        server,
-    } = &scene;
+    let (host, clone, git_dir, bare, server) = (
+        &scene.host,
+        &scene.clone,
+        &scene.git_dir,
+        &scene.bare,
+        &scene.server,
+    );
     server.set_mode(Mode::Unavailable503);
     for n in 1..=3 {
         host.push("clone", n, &[]).expect_code(75);
@@ -766,12 +748,7 @@ fn half_written_packs(git_dir: &Path) -> Vec<String> {
 #[test]
 fn killed_during_the_fetch_of_a_replay_keeps_the_queue() {
     let scene = Scene::published();
-    let Scene {
-        host,
-        git_dir,
-        bare,
-        ..
-    } = &scene;
+    let (host, git_dir, bare) = (&scene.host, &scene.git_dir, &scene.bare);
     scene.other_host().push("clone", 1, &[]).expect_code(0);
     // This run commits 2, is refused (the remote moved), fetches: killed there.
     kill_at(host, "clone", 2, "fetch");
@@ -785,12 +762,7 @@ fn killed_during_the_fetch_of_a_replay_keeps_the_queue() {
 #[test]
 fn killed_between_commit_and_push() {
     let scene = Scene::published();
-    let Scene {
-        host,
-        git_dir,
-        bare,
-        ..
-    } = &scene;
+    let (host, git_dir, bare) = (&scene.host, &scene.git_dir, &scene.bare);
     kill_at(host, "clone", 1, "commit");
     assert_eq!(history(git_dir).0, [dir_name(0), dir_name(1)], "committed");
     assert_eq!(history(bare).0, [dir_name(0)], "not pushed");
@@ -800,12 +772,7 @@ fn killed_between_commit_and_push() {
 #[test]
 fn killed_during_the_push() {
     let scene = Scene::published();
-    let Scene {
-        host,
-        git_dir,
-        bare,
-        ..
-    } = &scene;
+    let (host, git_dir, bare) = (&scene.host, &scene.git_dir, &scene.bare);
     kill_at(host, "clone", 1, "push");
     assert_eq!(history(git_dir).0, [dir_name(0), dir_name(1)], "committed");
     recovers(host, bare, 2, &[dir_name(0), dir_name(1)]);
@@ -814,13 +781,7 @@ fn killed_during_the_push() {
 #[test]
 fn killed_while_packing() {
     let scene = Scene::published();
-    let Scene {
-        host,
-        clone,
-        git_dir,
-        bare,
-        ..
-    } = &scene;
+    let (host, clone, git_dir, bare) = (&scene.host, &scene.clone, &scene.git_dir, &scene.bare);
     add_loose_objects(clone, 520);
     kill_at(host, "clone", 1, "pack");
     assert_eq!(history(git_dir).0, [dir_name(0), dir_name(1)], "committed");
@@ -837,9 +798,7 @@ fn killed_while_packing() {
 #[test]
 fn killed_while_updating_the_working_copy() {
     let scene = Scene::published();
-    let Scene {
-        host, clone, bare, ..
-    } = &scene;
+    let (host, clone, bare) = (&scene.host, &scene.clone, &scene.bare);
     kill_at(host, "clone", 1, "view");
     let mut view: Vec<String> = std::fs::read_dir(clone.join("snapshots"))
         .unwrap()
