@@ -14,8 +14,9 @@
 //!    ([`DataRepo::open`], [`DataRepo::open_existing`]) first calls [`note_repository_opened`],
 //!    and [`init`] refuses to write anything once that has happened ([`OptionsError::TooLate`]),
 //!    so a change that moved a read of the clone before it fails on its first run instead of
-//!    racing silently. A writing run calls [`init`] from `Session::open`, on the command's
-//!    thread, before it opens the clone.
+//!    racing silently. A writing run calls [`init`] from `Session::open` (while resolving its
+//!    settings, where the CA file is known), on the command's thread, before it opens the
+//!    clone.
 //! 3. The threads that exist before it (the export's database readers and file renderers)
 //!    never call libgit2, and a repository is never shared with them.
 //!

@@ -108,12 +108,13 @@ pub struct PublishSettings {
     /// `owner/repo`, or the remote URL, for the audit log.
     pub repo_label: String,
     audit_dir: Option<PathBuf>,
-    /// `snapshots.ca_file`: the CA bundle HTTPS trusts instead of the system's.
-    ca_file: Option<PathBuf>,
 }
 
 impl PublishSettings {
-    fn resolve(config: &Config, target: &Target) -> Result<PublishSettings, ConfigError> {
+    /// Resolves the settings and applies libgit2's process-wide ones (the CA file with them),
+    /// so that a CA file libgit2 refuses is reported where it always was, among the config's
+    /// errors in the order they are checked.
+    fn resolve(config: &Config, target: &Target) -> Result<PublishSettings, SessionError> {
         let s = &config.snapshots;
         let repo_path = config.expand_opt(&s.repo_path)?.filter(|p| !p.is_empty());
         if let Some(p) = &repo_path {
@@ -157,12 +158,25 @@ impl PublishSettings {
         let ca_file = config.expand_opt(&s.ca_file)?.map(PathBuf::from);
         if let Some(ca) = &ca_file {
             if !ca.is_file() {
-                return Err(config.invalid(
-                    "snapshots.ca_file",
-                    format!("{:?} is not a readable file", ca.display().to_string()),
-                ));
+                return Err(config
+                    .invalid(
+                        "snapshots.ca_file",
+                        format!("{:?} is not a readable file", ca.display().to_string()),
+                    )
+                    .into());
             }
         }
+        // libgit2's process-wide settings, before the clone (or any repository) is opened.
+        git_options::init(ca_file.as_deref()).map_err(|e| match e {
+            OptionsError::CaFile { path, reason } => SessionError::Config(config.invalid(
+                "snapshots.ca_file",
+                format!("{:?} cannot be used: {reason}", path.display().to_string()),
+            )),
+            other => SessionError::Repo(RepoError::Git {
+                context: "set libgit2's options".into(),
+                source: git2::Error::from_str(&other.to_string()),
+            }),
+        })?;
         let author = Author {
             name: config
                 .expand_opt(&s.author_name)?
@@ -175,7 +189,6 @@ impl PublishSettings {
             .or_else(|| remote.as_ref().map(|(r, _)| r.url.clone()))
             .unwrap_or_else(|| clone_dir.display().to_string());
         Ok(PublishSettings {
-            ca_file,
             latest_file: latest_file(config)?,
             signing_key: signing_key(config)?,
             branch: config.expand_opt(&s.branch)?.filter(|b| !b.is_empty()),
@@ -207,17 +220,6 @@ impl Session {
     /// push is refused, and [`Session::push`] fetches and replays.
     pub fn open(config: &Config, target: &Target) -> Result<Session, SessionError> {
         let mut publish = PublishSettings::resolve(config, target)?;
-        // libgit2's process-wide settings, before the clone (or any repository) is opened.
-        git_options::init(publish.ca_file.as_deref()).map_err(|e| match e {
-            OptionsError::CaFile { path, reason } => SessionError::Config(config.invalid(
-                "snapshots.ca_file",
-                format!("{:?} cannot be used: {reason}", path.display().to_string()),
-            )),
-            other => SessionError::Repo(RepoError::Git {
-                context: "set libgit2's options".into(),
-                source: git2::Error::from_str(&other.to_string()),
-            }),
-        })?;
         let remote_url = publish.remote.as_ref().map(|(r, _)| r.url.as_str());
         let mut repo = DataRepo::open(&publish.clone_dir, remote_url, target.lock_timeout)?;
         repo.set_latest_file(publish.latest_file.clone());
