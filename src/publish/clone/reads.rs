@@ -16,12 +16,7 @@ impl DataRepo {
         let Some(commit) = at.map_or_else(|| self.tip(), |c| Ok(Some(c)))? else {
             return Ok(Vec::new());
         };
-        let tree = self
-            .repo
-            .find_commit(commit)
-            .ctx("read commit")?
-            .tree()
-            .ctx("read tree")?;
+        let tree = self.commit_tree(commit)?;
         let Some(sub) = self.snapshots_tree(&tree)? else {
             return Ok(Vec::new());
         };
@@ -68,12 +63,7 @@ impl DataRepo {
         commit: Oid,
         name: &str,
     ) -> Result<Vec<(String, Vec<u8>)>, RepoError> {
-        let tree = self
-            .repo
-            .find_commit(commit)
-            .ctx("read commit")?
-            .tree()
-            .ctx("read tree")?;
+        let tree = self.commit_tree(commit)?;
         let sub = self
             .snapshots_tree(&tree)?
             .ok_or_else(|| RepoError::NoSuchSnapshot(name.to_owned()))?;
@@ -103,12 +93,7 @@ impl DataRepo {
         let Some(tip) = self.tip()? else {
             return Ok(None);
         };
-        let tree = self
-            .repo
-            .find_commit(tip)
-            .ctx("read commit")?
-            .tree()
-            .ctx("read tree")?;
+        let tree = self.commit_tree(tip)?;
         let Some(sub) = self.snapshots_tree(&tree)? else {
             return Ok(None);
         };
@@ -121,6 +106,15 @@ impl DataRepo {
         };
         let files = self.read_snapshot(&name)?;
         Ok(Some((name, files)))
+    }
+
+    /// The root tree of commit `commit`.
+    fn commit_tree(&self, commit: Oid) -> Result<Tree<'_>, RepoError> {
+        self.repo
+            .find_commit(commit)
+            .ctx("read commit")?
+            .tree()
+            .ctx("read tree")
     }
 
     /// The `snapshots/` directory of root tree `tree` (see [`snapshots_dir`]).
