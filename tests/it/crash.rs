@@ -373,20 +373,14 @@ fn a_blocked_clone_fails_locally(
     unblock: impl FnOnce(&Path),
 ) {
     let scene = Scene::published();
-    let (host, clone, git_dir, bare, server) = (
-        &scene.host,
-        &scene.clone,
-        &scene.git_dir,
-        &scene.bare,
-        &scene.server,
-    );
-    let before = server.ref_target("data", "refs/heads/main");
+    let (host, clone, git_dir, bare) = (&scene.host, &scene.clone, &scene.git_dir, &scene.bare);
+    let before = scene.server.ref_target("data", "refs/heads/main");
     let blocked = block(git_dir);
     let run = host.push("clone", 1, &[]);
     unblock(git_dir);
     assert_local_failure(&run, &blocked);
     assert_eq!(
-        server.ref_target("data", "refs/heads/main"),
+        scene.server.ref_target("data", "refs/heads/main"),
         before,
         "nothing reached the remote"
     );
@@ -559,13 +553,7 @@ fn a_garbage_branch_ref_gets_the_clone_rebuilt() {
 #[test]
 fn missing_packs_get_the_clone_rebuilt() {
     let scene = Scene::published();
-    let (host, clone, git_dir, bare, server) = (
-        &scene.host,
-        &scene.clone,
-        &scene.git_dir,
-        &scene.bare,
-        &scene.server,
-    );
+    let (host, clone, git_dir, bare) = (&scene.host, &scene.clone, &scene.git_dir, &scene.bare);
     // Enough loose objects that the next run packs everything, the published history with it.
     add_loose_objects(clone, 520);
     host.push("clone", 1, &[]).expect_code(0);
@@ -580,9 +568,9 @@ fn missing_packs_get_the_clone_rebuilt() {
             .any(|p| p.extension().is_some_and(|e| e == "pack")),
         "premise: the history is packed: {packs:?}"
     );
-    server.set_mode(Mode::Unavailable503);
+    scene.server.set_mode(Mode::Unavailable503);
     host.push("clone", 2, &[]).expect_code(75);
-    server.set_mode(Mode::Normal);
+    scene.server.set_mode(Mode::Normal);
     assert_eq!(history(bare).0, [dir_name(0), dir_name(1)], "2 is queued");
     for p in &packs {
         std::fs::remove_file(p).unwrap();
@@ -609,18 +597,12 @@ fn missing_packs_get_the_clone_rebuilt() {
 #[test]
 fn a_queued_snapshot_that_cannot_be_read_is_left_out_and_the_rest_published() {
     let scene = Scene::published();
-    let (host, clone, git_dir, bare, server) = (
-        &scene.host,
-        &scene.clone,
-        &scene.git_dir,
-        &scene.bare,
-        &scene.server,
-    );
-    server.set_mode(Mode::Unavailable503);
+    let (host, clone, git_dir, bare) = (&scene.host, &scene.clone, &scene.git_dir, &scene.bare);
+    scene.server.set_mode(Mode::Unavailable503);
     for n in 1..=3 {
         host.push("clone", n, &[]).expect_code(75);
     }
-    server.set_mode(Mode::Normal);
+    scene.server.set_mode(Mode::Normal);
     assert_eq!(history(bare).0, [dir_name(0)], "premise: 1..3 are queued");
     // Snapshot 2's meta.json (a blob only it has) is truncated.
     let blob = git(
