@@ -13,6 +13,7 @@ mod diff;
 mod discord;
 mod export;
 mod git_server_smoke;
+mod hostile;
 mod operations;
 mod push;
 mod readers;
