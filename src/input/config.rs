@@ -269,7 +269,19 @@ impl Reader<'_> {
     }
 
     fn int(&self, v: &Value, key: &str) -> Result<i128, ConfigError> {
-        lax_int(&self.expanded(v, key)?).map_err(|why| self.invalid(format!("{key} {why}")))
+        lax_int(&self.expanded(v, key)?).map_err(|why| self.invalid(self.why(v, key, why)))
+    }
+
+    /// `key` and why its value is refused; a value that came from `${VAR}` is not quoted (the
+    /// variable may hold a token meant for another key).
+    fn why(&self, v: &Value, key: &str, why: String) -> String {
+        match v {
+            Value::Str(raw) if raw.contains("${") => {
+                let what = why.split(", found").next().unwrap_or(&why);
+                format!("{key} {what} (its value comes from ${{...}} and is not shown)")
+            }
+            _ => format!("{key} {why}"),
+        }
     }
 
     /// A boolean setting with a default; an explicit null is refused, as pydantic does.
@@ -277,8 +289,9 @@ impl Reader<'_> {
         let name = key.rsplit_once('.').map_or(key, |(_, k)| k);
         match get(map, name) {
             None => Ok(default),
-            Some(v) => lax_bool(&self.expanded(v, key)?)
-                .map_err(|why| self.invalid(format!("{key} {why}"))),
+            Some(v) => {
+                lax_bool(&self.expanded(v, key)?).map_err(|why| self.invalid(self.why(v, key, why)))
+            }
         }
     }
 
@@ -640,10 +653,19 @@ impl Config {
             None => false,
             Some(WRITER) => true,
             Some(other) => {
+                let found = match self
+                    .snapshots
+                    .writer
+                    .as_ref()
+                    .is_some_and(|w| w.raw.contains("${"))
+                {
+                    true => "a value from ${...} (not shown)".to_owned(),
+                    false => format!("{other:?}"),
+                };
                 return Err(self.invalid(
                     "snapshots.writer",
-                    format!("must be {WRITER:?} or absent, found {other:?}"),
-                ))
+                    format!("must be {WRITER:?} or absent, found {found}"),
+                ));
             }
         };
         if self.snapshots.enabled {

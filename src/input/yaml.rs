@@ -410,6 +410,23 @@ impl Constructor {
         out
     }
 
+    /// Whether construction is at a secret: a `token` key (`github.token`, `discord.token`,
+    /// `snapshots.token`) or anything inside one.
+    fn at_secret(&self) -> bool {
+        self.path.iter().any(|p| p == "token")
+    }
+
+    /// PyYAML's unknown-tag error; the tag itself is not shown at a secret (a token pasted
+    /// after a `!` is a tag).
+    fn unknown_tag(&self, tag: &str) -> YamlError {
+        match self.at_secret() {
+            true => self.err(
+                "has a tag PyYAML's safe_load has no constructor for (not shown at a token key)",
+            ),
+            false => self.err(unknown_tag(tag)),
+        }
+    }
+
     /// An error at the current key path (never the value: it may be a token).
     fn err(&self, what: impl fmt::Display) -> YamlError {
         match self.path.is_empty() {
@@ -525,9 +542,9 @@ impl Constructor {
                 return match tag.strip_prefix(CORE) {
                     Some(kind) => construct_scalar(kind, value, is_key).map_err(|e| match e {
                         Some(what) => self.err(format_args!("{what} (the value is not shown)")),
-                        None => self.err(unknown_tag(&tag)),
+                        None => self.unknown_tag(&tag),
                     }),
-                    None => Err(self.err(unknown_tag(&tag))),
+                    None => Err(self.unknown_tag(&tag)),
                 };
             }
             Node::Seq { items, tag } => match tag.as_deref() {
@@ -565,7 +582,7 @@ impl Constructor {
                     }
                     Value::Pairs(Rc::new(out))
                 }
-                Some(t) => return Err(self.err(unknown_tag(t))),
+                Some(t) => return Err(self.unknown_tag(t)),
             },
             Node::Map { tag, .. } => match tag.as_deref() {
                 None | Some("tag:yaml.org,2002:map") => {
@@ -583,7 +600,7 @@ impl Constructor {
                     let flat = self.flatten(node)?;
                     Value::Set(Rc::new(flat.iter().map(|(k, _)| k.clone()).collect()))
                 }
-                Some(t) => return Err(self.err(unknown_tag(t))),
+                Some(t) => return Err(self.unknown_tag(t)),
             },
         };
         self.values.insert(ptr, value.clone());

@@ -43,6 +43,10 @@ pub enum UrlError {
     /// A token over plain HTTP could be read by anyone on the path.
     #[error("uses plain http:// to a host that is not loopback; use https://")]
     PlainHttp,
+    /// `?access_token=...` or any query or fragment: it would be stored in `.git/config` with
+    /// the URL, and a git remote has no use for one.
+    #[error("must not carry a query or fragment (?... or #...); put the token in snapshots.token or github.token")]
+    Query,
     /// SSH and other transports are not supported.
     #[error("is not an https:// URL, a file:// URL or a local path")]
     Unsupported,
@@ -58,7 +62,11 @@ pub fn classify_url(url: &str) -> Result<UrlKind, UrlError> {
             Ok(UrlKind::Local)
         };
     };
-    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let network = matches!(scheme.to_ascii_lowercase().as_str(), "https" | "http");
+    if network && rest.contains(['?', '#']) {
+        return Err(UrlError::Query);
+    }
     match scheme.to_ascii_lowercase().as_str() {
         "file" => Ok(UrlKind::Local),
         "https" | "http" if authority.contains('@') => Err(UrlError::Credentials),
@@ -69,12 +77,17 @@ pub fn classify_url(url: &str) -> Result<UrlKind, UrlError> {
     }
 }
 
-/// `url` without any `user:password@`, for messages: a token pasted into a URL must not be
-/// printed back.
+/// `url` without any `user:password@`, query or fragment, for messages: a token pasted into a
+/// URL must not be printed back.
 pub fn without_credentials(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        // scp-like `user:token@host:path`: keep only what follows the userinfo.
+        return url
+            .rsplit_once('@')
+            .map_or(url, |(_, host)| host)
+            .to_owned();
     };
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
@@ -385,6 +398,20 @@ mod tests {
             classify_url("https://x-access-token:t@github.com/o/r"),
             Err(UrlError::Credentials)
         ));
+        for leaky in [
+            "https://github.com/o/r.git?access_token=tok",
+            "https://github.com?access_token=tok",
+            "https://tok@github.com?x=1",
+            "https://github.com/o/r.git#tok",
+            "http://127.0.0.1/r.git?token=tok",
+        ] {
+            assert!(classify_url(leaky).is_err(), "{leaky}");
+            assert!(!without_credentials(leaky).contains("tok"), "{leaky}");
+        }
+        assert_eq!(
+            without_credentials("https://u:tok@h/p?access_token=tok#tok"),
+            "https://h/p"
+        );
         assert!(matches!(
             classify_url("git@github.com:o/r.git"),
             Err(UrlError::Unsupported)
