@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod clone;
 pub mod directory;
+pub mod foreign;
 pub mod history;
 pub mod metrics;
 pub mod remote;

@@ -122,6 +122,14 @@ pub enum RemoteError {
         "{0}; this is a problem of the local clone, not of the network; the snapshot stays queued"
     )]
     Local(String),
+    /// The clone failed while pushing or replaying (typed, so that each condition keeps the
+    /// exit code it has everywhere else: a snapshot-name conflict is 73, a damaged clone 74).
+    #[error("{0}")]
+    Clone(crate::publish::clone::RepoError),
+    /// libgit2 failed in a way it does not classify as the network, the remote or this
+    /// machine; it is not guessed to be any of them.
+    #[error("{0}; libgit2 does not say whether the network, the remote or this machine is at fault; the snapshot stays queued")]
+    Unclassified(String),
     /// The remote said no; an operator must act.
     #[error("{0}; the snapshot stays queued")]
     Refused(String),
@@ -211,8 +219,14 @@ pub fn fetch(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<Option<
     remote
         .fetch(&[&refspec], Some(&mut opts), None)
         .map_err(|e| classify(e, &outcome, &spec.url, repo))?;
-    repo.remote_tip()
-        .map_err(|e| RemoteError::Local(e.to_string()))
+    let tip = repo
+        .remote_tip()
+        .map_err(|e| RemoteError::Local(e.to_string()))?;
+    if let Some(tip) = tip {
+        crate::publish::foreign::check_remote_tip(repo.git(), branch, tip)
+            .map_err(RemoteError::Refused)?;
+    }
+    Ok(tip)
 }
 
 /// The remote's default branch (what its HEAD points to), `None` for an empty remote.
@@ -338,7 +352,19 @@ fn classify(e: git2::Error, outcome: &Outcome, url: &str, repo: &DataRepo) -> Re
         _ if e.class() == ErrorClass::Repository && e.code() == ErrorCode::NotFound => {
             RemoteError::Refused(format!("{url}: {message}"))
         }
-        _ => RemoteError::Transient(format!("cannot reach {url}: {message}")),
+        // Only what libgit2 reports from the wire is the network's.
+        _ if matches!(
+            e.class(),
+            ErrorClass::Net | ErrorClass::Http | ErrorClass::Os | ErrorClass::Ssh
+        ) =>
+        {
+            RemoteError::Transient(format!("cannot reach {url}: {message}"))
+        }
+        _ => RemoteError::Unclassified(format!(
+            "talking to {url} failed: {message} (libgit2 error class {:?}, code {:?})",
+            e.class(),
+            e.code()
+        )),
     }
 }
 
@@ -420,6 +446,38 @@ mod tests {
             classify_url("ssh://git@github.com/o/r.git"),
             Err(UrlError::Unsupported)
         ));
+    }
+
+    #[test]
+    fn an_error_libgit2_does_not_classify_is_not_blamed_on_the_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = DataRepo::open(&dir.path().join("c"), None, std::time::Duration::ZERO).unwrap();
+        let outcome = Outcome::default();
+        let err = |class, message: &str| git2::Error::new(ErrorCode::GenericError, class, message);
+        let url = "https://example.com/r.git";
+        for class in [
+            ErrorClass::Invalid,
+            ErrorClass::Object,
+            ErrorClass::Odb,
+            ErrorClass::Callback,
+            ErrorClass::None,
+        ] {
+            match classify(err(class, "something odd"), &outcome, url, &repo) {
+                RemoteError::Unclassified(m) => {
+                    assert!(
+                        m.contains("something odd") && !m.contains("cannot reach"),
+                        "{m}"
+                    )
+                }
+                other => panic!("{class:?}: {other:?}"),
+            }
+        }
+        for class in [ErrorClass::Net, ErrorClass::Http, ErrorClass::Os] {
+            assert!(matches!(
+                classify(err(class, "connection reset"), &outcome, url, &repo),
+                RemoteError::Transient(_)
+            ));
+        }
     }
 
     #[test]

@@ -1,56 +1,62 @@
 //! Hostile and odd input (issue 21): configs built to exhaust memory, secrets in malformed
 //! values, and the exit code each condition gets.
 
-use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::testenv::{Case, Run, TestEnv};
 
-/// A run of the binary with its wall time and peak resident set (from `wait4`'s rusage of
-/// that one child, so other tests' processes do not count).
+/// A run of the binary with its wall time and peak resident set.
 struct Measured {
     run: Run,
     wall: Duration,
     max_rss_kib: i64,
 }
 
-fn measured(mut cmd: Command) -> Measured {
-    let start = Instant::now();
-    // Reaped by wait4 below (rusage of this one child), not by Child::wait.
-    #[allow(clippy::zombie_processes)]
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        out.read_to_string(&mut s).unwrap();
-        s
-    });
-    let mut stderr = String::new();
-    err.read_to_string(&mut stderr).unwrap();
-    let stdout = reader.join().unwrap();
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child, which nothing else reaps (Child::wait is never called).
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32);
-    let wall = start.elapsed();
-    assert!(libc::WIFEXITED(status), "killed by a signal: {status}");
+/// Python's `subprocess` (vfork + exec) starts the binary and `os.wait4` reads that one
+/// child's rusage. Forking from the test process itself would not do: the child's peak RSS
+/// would include the copy of the test process it starts as, before exec.
+const MEASURE: &str = r#"
+import os, subprocess, sys, time
+start = time.monotonic()
+p = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(p.pid, 0)
+wall = time.monotonic() - start
+with open(sys.argv[1], "w") as f:
+    f.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss} {wall}")
+"#;
+
+fn measured(cmd: Command) -> Measured {
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let mut wrapped = Command::new("python3");
+    wrapped
+        .arg("-c")
+        .arg(MEASURE)
+        .arg(report.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    let out = wrapped.stdin(Stdio::null()).output().unwrap();
+    let text = std::fs::read_to_string(report.path()).unwrap();
+    let mut parts = text.split(' ');
+    let mut next = || parts.next().unwrap().to_owned();
+    let (code, rss, wall) = (next(), next(), next());
     Measured {
         run: Run {
-            code: libc::WEXITSTATUS(status),
-            stdout,
-            stderr,
+            code: code.parse().unwrap(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         },
-        wall,
-        max_rss_kib: usage.ru_maxrss,
+        wall: Duration::from_secs_f64(wall.parse().unwrap()),
+        max_rss_kib: rss.parse().unwrap(),
     }
 }
 
@@ -408,4 +414,250 @@ fn no_output_ever_shows_a_token() {
     assert!(codes.get(&78).copied().unwrap_or(0) > 100, "{codes:?}");
     assert!(codes.get(&75).copied().unwrap_or(0) > 10, "{codes:?}");
     assert!(codes.get(&69).copied().unwrap_or(0) > 10, "{codes:?}");
+}
+
+/// A tree git would refuse, written raw into the server's bare repository as another writer
+/// could (`git hash-object --literally`), on top of the branch tip: `snapshots/` gains an entry
+/// named `name` (a copy of the newest snapshot's tree). Returns the new commit id.
+fn push_crafted_tree(bare: &std::path::Path, name: &[u8]) -> String {
+    use crate::support::git::git;
+    let tip = git(bare, &["rev-parse", "main"]).trim().to_owned();
+    let snaps = git(bare, &["rev-parse", "main:snapshots"])
+        .trim()
+        .to_owned();
+    // Raw entries of snapshots/: "<mode> <name>\0<20-byte id>".
+    let listing = git(bare, &["ls-tree", &snaps]);
+    let mut raw: Vec<u8> = Vec::new();
+    let mut first_tree = None;
+    let mut entries: Vec<(Vec<u8>, String, String)> = Vec::new();
+    for line in listing.lines() {
+        let (meta, entry_name) = line.split_once('\t').unwrap();
+        let parts: Vec<&str> = meta.split(' ').collect();
+        first_tree.get_or_insert_with(|| parts[2].to_owned());
+        entries.push((
+            entry_name.as_bytes().to_vec(),
+            parts[0].to_owned(),
+            parts[2].to_owned(),
+        ));
+    }
+    entries.push((name.to_vec(), "40000".into(), first_tree.unwrap()));
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (n, mode, id) in entries {
+        let mode = if mode == "040000" {
+            "40000".to_owned()
+        } else {
+            mode
+        };
+        raw.extend_from_slice(mode.as_bytes());
+        raw.push(b' ');
+        raw.extend_from_slice(&n);
+        raw.push(0);
+        raw.extend((0..20).map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap()));
+    }
+    let write = |kind: &str, bytes: &[u8]| {
+        let mut child = crate::support::git::git_command(bare)
+            .args(["hash-object", "--literally", "-t", kind, "-w", "--stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), bytes).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let sub = write("tree", &raw);
+    // The root: every entry of the tip's root, snapshots/ replaced.
+    let root = git(bare, &["ls-tree", "main"]);
+    let mut raw: Vec<u8> = Vec::new();
+    for line in root.lines() {
+        let (meta, entry_name) = line.split_once('\t').unwrap();
+        let parts: Vec<&str> = meta.split(' ').collect();
+        let (mode, id) = match entry_name {
+            "snapshots" => ("40000", sub.as_str()),
+            _ => (parts[0].trim_start_matches('0'), parts[2]),
+        };
+        raw.extend_from_slice(format!("{mode} {entry_name}\0").as_bytes());
+        raw.extend((0..20).map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap()));
+    }
+    let root = write("tree", &raw);
+    let commit = format!(
+        "tree {root}\nparent {tip}\nauthor Other <o@example.com> 1706702400 +0000\n\
+         committer Other <o@example.com> 1706702400 +0000\n\nanother writer\n"
+    );
+    let id = write("commit", commit.as_bytes());
+    git(bare, &["update-ref", "refs/heads/main", &id]);
+    id
+}
+
+/// Another writer pushed a tree entry git itself refuses: every host must say the remote's
+/// content is the problem (commit and entry named, exit 77: an operator must act), never
+/// blame its own clone, and write nothing outside the clone; once the operator removes the
+/// commit, the same clone publishes what it queued.
+#[test]
+fn a_remote_tree_with_a_name_git_refuses_is_named_as_the_remotes_problem() {
+    use crate::support::git::git;
+    use crate::support::git_server::GitServer;
+    use crate::support::host::Host;
+    // (An empty name is refused by the server's own git before it is ever sent.)
+    for name in [&b"../../escaped"[..], b"..", b".git", b"a/b"] {
+        let shown = format!("snapshots/{:?}", String::from_utf8_lossy(name));
+        let server = GitServer::start();
+        let bare = server.create_bare_repo("data");
+        let host = Host::for_server(&server, "data");
+        host.push("clone", 0, &[]).expect_code(0);
+        let good = git(&bare, &["rev-parse", "main"]).trim().to_owned();
+        let bad = push_crafted_tree(&bare, name);
+        // A later, innocent commit on top: the message still names the one that brought it.
+        let tip = {
+            let tree = git(&bare, &["rev-parse", "main^{tree}"]).trim().to_owned();
+            let id = git(
+                &bare,
+                &[
+                    "-c",
+                    "user.name=O",
+                    "-c",
+                    "user.email=o@example.com",
+                    "commit-tree",
+                    &tree,
+                    "-p",
+                    &bad,
+                    "-m",
+                    "later",
+                ],
+            )
+            .trim()
+            .to_owned();
+            git(&bare, &["update-ref", "refs/heads/main", &id]);
+            id
+        };
+        // The host that was in step, twice (not "forever 74"), and a brand-new clone.
+        for (clone, n) in [("clone", 1), ("clone", 2), ("fresh", 3)] {
+            let run = host.push(clone, n, &[]);
+            run.expect_error(
+                77,
+                &[
+                    &format!("commit {tip}, introduced by commit {bad}"),
+                    &shown,
+                    "another writer pushed it",
+                ],
+            );
+            assert!(!run.stderr.contains("local clone"), "{}", run.stderr);
+        }
+        for dir in [host.env.dir.path(), host.env.dir.path().parent().unwrap()] {
+            assert!(!dir.join("escaped").exists(), "{}", dir.display());
+        }
+        let view = crate::support::testenv::tree(&host.clone_path("clone").join("snapshots"));
+        assert!(
+            view.iter()
+                .all(|(p, _)| (0..=2).any(|n| p.starts_with(&crate::support::host::dir_name(n)))),
+            "{view:?}"
+        );
+        // The operator removes the commits: the same clone publishes its queue.
+        git(&bare, &["update-ref", "refs/heads/main", &good]);
+        host.push("clone", 4, &[]).expect_code(0);
+        let (names, linear) = crate::support::git::history(&bare);
+        assert!(linear);
+        assert_eq!(names.len(), 4, "{names:?}");
+    }
+}
+
+/// One condition, one exit code: a snapshot name that exists with other content is 73 both
+/// at commit time and when a queued commit is replayed onto another writer's (it was 77
+/// during a replay).
+#[test]
+fn a_snapshot_name_conflict_is_73_at_commit_and_in_replay() {
+    use crate::support::git_server::GitServer;
+    use crate::support::host::Host;
+    const CONFLICT: &str = "already exists in the data repository with different content";
+    let mut server = GitServer::start();
+    server.create_bare_repo("data");
+    let a = Host::for_server(&server, "data");
+    // Another host whose org differs: its snapshot n has the same name and other bytes.
+    let (url, token, ca) = (
+        server.url("data"),
+        server.token().to_owned(),
+        server.ca_file(),
+    );
+    let other = || {
+        let h = Host::new(&url, &token, Some(ca.clone()));
+        let config = std::fs::read_to_string(h.env.path("config.yaml")).unwrap();
+        h.env.write(
+            "config.yaml",
+            config.replace("org: \"my-org\"", "org: \"other-org\""),
+        );
+        h
+    };
+    a.push("clone", 0, &[]).expect_code(0);
+    // At commit time: the fetched remote already has snapshot 0.
+    other().push("clone", 0, &[]).expect_error(73, &[CONFLICT]);
+    // In a replay: A queues 1 while the server is down, the other host publishes its 1.
+    server.stop();
+    a.push("clone", 1, &[]).expect_code(75);
+    server.restart();
+    other().push("clone", 1, &[]).expect_code(0);
+    a.push("clone", 2, &[]).expect_error(73, &[CONFLICT]);
+}
+
+/// An invalid `snapshots.branch` is a configuration error (78), not a local I/O error.
+#[test]
+fn an_invalid_branch_is_a_config_error() {
+    use crate::support::host::Host;
+    for branch in ["a..b", "bad branch", "x.lock", "-x", "a//b", "@{x"] {
+        let host = Host::for_case("basic");
+        let config = std::fs::read_to_string(host.env.path("config.yaml")).unwrap();
+        host.env.write(
+            "config.yaml",
+            crate::support::testenv::set_key(&config, "snapshots", "branch", branch),
+        );
+        host.push("clone", 0, &["--no-push"])
+            .expect_error(78, &["snapshots.branch", "is not a valid git branch name"]);
+        assert!(!host.clone_path("clone").exists(), "{branch}");
+    }
+}
+
+/// A bad GITCORD_SNAPSHOT_READ_THREADS is named as the variable, not only as the flag.
+#[test]
+fn a_bad_read_threads_variable_is_named() {
+    let case = Case::load("basic");
+    let env = TestEnv::new();
+    let mut args = case.export_args();
+    args.extend(["--out".into(), env.path("out").display().to_string()]);
+    for bad in ["abc", "0", "9"] {
+        env.run_with(&args, &[("GITCORD_SNAPSHOT_READ_THREADS", Some(bad))])
+            .expect_error(
+                64,
+                &["environment variable GITCORD_SNAPSHOT_READ_THREADS", bad],
+            );
+    }
+    // Given on the command line, the flag is what is named.
+    args.extend(["--read-threads".into(), "7".into()]);
+    let run = env.run_with(&args, &[("GITCORD_SNAPSHOT_READ_THREADS", Some("2"))]);
+    run.expect_error(64, &["--read-threads"]);
+    assert!(
+        !run.stderr.contains("environment variable"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A clone that cannot be read is 74 under verify, as under every other command (it was 1).
+#[test]
+fn an_unreadable_clone_is_74_under_verify_too() {
+    use crate::support::host::Host;
+    let host = Host::for_case("basic");
+    host.push("clone", 0, &["--no-push"]).expect_code(0);
+    host.push("clone", 1, &["--no-push"]).expect_code(0);
+    // Remove the tip commit's object: the history cannot be read.
+    let git_dir = host.clone_path("clone").join(".git");
+    let tip = crate::support::git::git(&git_dir, &["rev-parse", "main"])
+        .trim()
+        .to_owned();
+    let object = git_dir.join("objects").join(&tip[..2]).join(&tip[2..]);
+    std::fs::remove_file(&object).unwrap();
+    let config = ["--config", "config.yaml", "--clone-dir", "clone"];
+    let verify = host.run(&[&["verify"][..], &config].concat());
+    let status_like = host.run(&[&["diff", "latest~1", "latest"][..], &config].concat());
+    verify.expect_code(74);
+    assert_eq!(status_like.code, 74, "{}", status_like.stderr);
 }
