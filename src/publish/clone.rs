@@ -557,7 +557,7 @@ impl DataRepo {
         for name in removed {
             target.remove(name);
         }
-        let tree = self.with_latest(self.write_root(&base_tree, &target)?)?;
+        let tree = self.with_latest(self.write_root(&base_tree, &target)?, base)?;
         if base.is_some() && tree == base_tree.id() {
             return Ok(None);
         }
@@ -627,19 +627,25 @@ impl DataRepo {
     /// Resolves `latest`, `latest~N` (N snapshots before the newest) or a snapshot name
     /// against the branch tip.
     pub fn resolve_snapshot(&self, spec: &str) -> Result<String, RepoError> {
-        let names = self.snapshot_names(None)?;
         let back = match spec {
             "latest" => Some(0),
             _ => spec
                 .strip_prefix("latest~")
                 .and_then(|n| n.parse::<usize>().ok()),
         };
+        // `latest~N`: newest as in crate::publish::newest (what latest.json names).
         let found = match back {
-            Some(n) => n
-                .checked_add(1)
-                .and_then(|k| names.len().checked_sub(k))
-                .map(|i| names[i].clone()),
-            None => names.iter().find(|n| n.as_str() == spec).cloned(),
+            Some(n) => match n.checked_add(1) {
+                Some(want) => self
+                    .newest_snapshots(None, want)?
+                    .get(n)
+                    .map(|f| f.name.clone()),
+                None => None,
+            },
+            None => self
+                .snapshot_names(None)?
+                .into_iter()
+                .find(|n| n.as_str() == spec),
         };
         found.ok_or_else(|| RepoError::NoSuchSnapshot(spec.to_owned()))
     }
@@ -850,7 +856,7 @@ impl DataRepo {
         if entries.len() == before {
             return Ok(None);
         }
-        let root = self.with_latest(self.write_root(&base, &entries)?)?;
+        let root = self.with_latest(self.write_root(&base, &entries)?, Some(parent))?;
         let tree = self.repo.find_tree(root).ctx("read tree")?;
         let sig =
             Signature::new(&author.name, &author.email, &Time::new(at, 0)).ctx("make signature")?;
@@ -1010,12 +1016,12 @@ impl DataRepo {
     /// name) that is a readable snapshot; without any, the index is removed. Derived from the
     /// tree alone, so a replay onto another writer's commits recomputes it, and the same tree
     /// always gets the same index.
-    fn with_latest(&self, root: Oid) -> Result<Oid, RepoError> {
+    fn with_latest(&self, root: Oid, parent: Option<Oid>) -> Result<Oid, RepoError> {
         let Some(file) = &self.latest_file else {
             return Ok(root);
         };
         let tree = self.repo.find_tree(root).ctx("read tree")?;
-        let content = latest_for(&self.repo, &tree)?;
+        let content = latest_for(&self.repo, &tree, parent)?;
         let mut builder = self.repo.treebuilder(Some(&tree)).ctx("build tree")?;
         match content {
             Some(bytes) => {
@@ -1121,7 +1127,7 @@ impl DataRepo {
             .ctx("build tree")?;
         root.insert(SNAPSHOTS_DIR, sub, 0o040000)
             .ctx("build tree")?;
-        let root = self.with_latest(root.write().ctx("write tree")?)?;
+        let root = self.with_latest(root.write().ctx("write tree")?, parent)?;
         let tree = self.repo.find_tree(root).ctx("read tree")?;
 
         let sig = Signature::new(
@@ -1136,28 +1142,10 @@ impl DataRepo {
         Ok(Committed::New(oid))
     }
 
-    /// The newest snapshot directory on the branch and its files' bytes, for comparisons.
-    ///
-    /// The newest is the greatest name, as [`DataRepo::snapshot_names`] orders them; found in
-    /// one pass instead of copying and sorting every name of the history on every run.
+    /// The newest snapshot directory on the branch ([`crate::publish::newest`]) and its
+    /// files' bytes, for comparisons.
     pub fn newest_snapshot(&self) -> Result<Option<StoredSnapshot>, RepoError> {
-        let Some(tip) = self.tip()? else {
-            return Ok(None);
-        };
-        let tree = self
-            .repo
-            .find_commit(tip)
-            .ctx("read commit")?
-            .tree()
-            .ctx("read tree")?;
-        let Some(sub) = self.snapshots_tree(&tree)? else {
-            return Ok(None);
-        };
-        let newest = sub
-            .iter()
-            .filter(|e| e.kind() == Some(ObjectType::Tree) && e.name().is_some())
-            .max_by(|a, b| a.name_bytes().cmp(b.name_bytes()));
-        let Some(name) = newest.and_then(|e| e.name().map(str::to_owned)) else {
+        let Some(name) = self.newest_name(None)? else {
             return Ok(None);
         };
         let files = self.read_snapshot(&name)?;
@@ -1733,7 +1721,11 @@ fn copy_tree(from: &Repository, to: &Repository, id: Oid) -> Result<(), git2::Er
 /// The readers' index (`latest.json`) that root tree `tree` should hold: its newest snapshot
 /// directory, by name, that is a readable snapshot; `None` when it has none. `verify` checks
 /// every committed index against this.
-pub(crate) fn latest_for(repo: &Repository, tree: &Tree<'_>) -> Result<Option<Vec<u8>>, RepoError> {
+pub(crate) fn latest_for(
+    repo: &Repository,
+    tree: &Tree<'_>,
+    parent: Option<Oid>,
+) -> Result<Option<Vec<u8>>, RepoError> {
     let Some(entry) = tree
         .get_name(SNAPSHOTS_DIR)
         .filter(|e| e.kind() == Some(ObjectType::Tree))
@@ -1742,17 +1734,15 @@ pub(crate) fn latest_for(repo: &Repository, tree: &Tree<'_>) -> Result<Option<Ve
     };
     let sub = repo.find_tree(entry.id()).ctx("read snapshots/")?;
     // Runs on every commit, over a `snapshots/` of every hour of the history: count the
-    // directories without copying a name, and read only from the newest end.
+    // directories without copying a name.
     let count = sub
         .iter()
         .filter(|e| e.kind() == Some(ObjectType::Tree))
         .count();
-    // Git lists directories in name order: the newest is last.
-    let dirs = sub
-        .iter()
-        .rev()
-        .filter(|e| e.kind() == Some(ObjectType::Tree))
-        .filter_map(|e| e.name().map(|n| (n.to_owned(), e.id())));
+    // The newest as everything else names it (crate::publish::newest).
+    let dirs = crate::publish::newest::newest_first(repo, tree, parent, 1)?
+        .into_iter()
+        .map(|f| (f.name, f.tree));
     for (name, id) in dirs {
         let dir = repo.find_tree(id).ctx("read snapshot")?;
         let mut files = Vec::with_capacity(FILE_NAMES.len());

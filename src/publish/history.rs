@@ -157,7 +157,7 @@ impl History<'_> {
                 out.latest = Some(LatestCheck {
                     path: file.clone(),
                     committed,
-                    expected: latest_for(repo, &root)?,
+                    expected: latest_for(repo, &root, commit.parent_id(0).ok())?,
                 });
             }
             self.parent_latest = latest;

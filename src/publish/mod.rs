@@ -8,6 +8,7 @@ pub mod directory;
 pub mod foreign;
 pub mod history;
 pub mod metrics;
+pub mod newest;
 pub mod remote;
 pub mod session;
 pub mod signing;

@@ -14,6 +14,7 @@ mod discord;
 mod export;
 mod git_server_smoke;
 mod hostile;
+mod newest;
 mod operations;
 mod push;
 mod readers;
