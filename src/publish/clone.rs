@@ -1017,6 +1017,8 @@ impl DataRepo {
     /// tree alone, so a replay onto another writer's commits recomputes it, and the same tree
     /// always gets the same index.
     fn with_latest(&self, root: Oid, parent: Option<Oid>) -> Result<Oid, RepoError> {
+        let root =
+            crate::publish::pointer::drop_others(&self.repo, root, self.latest_file.as_deref())?;
         let Some(file) = &self.latest_file else {
             return Ok(root);
         };

@@ -9,6 +9,7 @@ pub mod foreign;
 pub mod history;
 pub mod metrics;
 pub mod newest;
+pub mod pointer;
 pub mod remote;
 pub mod session;
 pub mod signing;

@@ -16,6 +16,7 @@ mod git_server_smoke;
 mod hostile;
 mod newest;
 mod operations;
+mod pointer;
 mod push;
 mod readers;
 mod recovery;
