@@ -21,5 +21,6 @@ mod push;
 mod readers;
 mod recovery;
 mod restore;
+mod signatures;
 mod signing;
 mod verify;
