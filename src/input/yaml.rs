@@ -134,7 +134,7 @@ pub fn safe_load(text: &str) -> Result<Value, YamlError> {
     match events.peek() {
         None | Some(Event::DocumentEnd) => Ok(Value::Null),
         Some(_) => {
-            let root = compose(&mut events, &mut HashMap::new(), 0)?;
+            let root = compose(&mut events, &mut HashMap::new(), &mut Vec::new(), 0)?;
             construct_document(&root)
         }
     }
@@ -229,6 +229,8 @@ fn tag_string(
 fn compose<'a, I: Iterator<Item = Event<'a>>>(
     events: &mut Events<'a, I>,
     anchors: &mut HashMap<usize, Rc<Node>>,
+    // Anchors of the collections being composed (0 for none): an alias to one is recursive.
+    open: &mut Vec<usize>,
     depth: usize,
 ) -> Result<Rc<Node>, YamlError> {
     if depth > MAX_DEPTH {
@@ -241,9 +243,14 @@ fn compose<'a, I: Iterator<Item = Event<'a>>>(
         .ok_or_else(|| YamlError("unexpected end of the YAML stream".into()))?;
     let (node, anchor) = match ev {
         Event::Alias(id) => {
-            return anchors.get(&id).cloned().ok_or_else(|| {
-                YamlError("found an undefined alias (PyYAML's ComposerError)".into())
-            })
+            return anchors.get(&id).cloned().ok_or_else(|| match open.contains(&id) {
+                // PyYAML builds a structure that contains itself; Gitcord's `${VAR}` walk
+                // then recurses until Python gives up (an uncaught RecursionError).
+                true => YamlError(
+                    "an alias inside the node its anchor names (a recursive structure, which Gitcord's loader cannot read either)".into(),
+                ),
+                false => YamlError("found an undefined alias (PyYAML's ComposerError)".into()),
+            });
         }
         Event::Scalar(value, style, anchor, tag) => (
             Node::Scalar {
@@ -254,21 +261,25 @@ fn compose<'a, I: Iterator<Item = Event<'a>>>(
             anchor,
         ),
         Event::SequenceStart(_, anchor, tag) => {
+            open.push(anchor);
             let mut items = Vec::new();
             while !matches!(events.peek(), Some(Event::SequenceEnd) | None) {
-                items.push(compose(events, anchors, depth + 1)?);
+                items.push(compose(events, anchors, open, depth + 1)?);
             }
+            open.pop();
             events.next();
             let tag = tag_string(tag);
             (Node::Seq { items, tag }, anchor)
         }
         Event::MappingStart(_, anchor, tag) => {
+            open.push(anchor);
             let mut pairs = Vec::new();
             while !matches!(events.peek(), Some(Event::MappingEnd) | None) {
-                let k = compose(events, anchors, depth + 1)?;
-                let v = compose(events, anchors, depth + 1)?;
+                let k = compose(events, anchors, open, depth + 1)?;
+                let v = compose(events, anchors, open, depth + 1)?;
                 pairs.push((k, v));
             }
+            open.pop();
             events.next();
             let tag = tag_string(tag);
             (Node::Map { pairs, tag }, anchor)
@@ -947,6 +958,24 @@ mod hostile {
             let err = safe_load(bad).unwrap_err().to_string();
             assert!(err.starts_with("x"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn recursive_aliases_are_refused_as_such() {
+        for text in [
+            "a: &a [*a]\n",
+            "a: &a {b: *a}\n",
+            "a: &a {<<: *a}\n",
+            "a: &a [[*a]]\n",
+        ] {
+            let err = safe_load(text).unwrap_err().to_string();
+            assert!(err.contains("recursive structure"), "{text}: {err}");
+        }
+        let undefined = safe_load("a: *nope\n").unwrap_err().to_string();
+        assert!(!undefined.contains("recursive"), "{undefined}");
+        // An anchor redefined later: the alias takes the nearest definition before it.
+        let v = safe_load("a: &x 1\nb: &x 2\nc: *x\n").unwrap();
+        assert_eq!(v.get("c"), Some(&Value::Int(2)));
     }
 
     #[test]
