@@ -148,7 +148,10 @@ impl Error {
             },
             Error::Discord(DiscordError::CaFile { .. }) => ExitCode::Config,
             Error::Discord(_) => ExitCode::Unavailable,
-            Error::Output(_) => ExitCode::CantCreate,
+            // "Already exists" is 73 wherever it happens; a write that fails (permissions, a
+            // full disk, a path through a file) is 74 wherever it happens, as for the clone.
+            Error::Output(OutputError::Exists(_)) => ExitCode::CantCreate,
+            Error::Output(OutputError::Io { .. }) => ExitCode::IoErr,
             Error::Repo(e) => repo_code(e),
             Error::Push { source, .. } => match source {
                 RemoteError::Refused(_) => ExitCode::NoPerm,
@@ -161,9 +164,8 @@ impl Error {
             Error::Restore(e) => match e {
                 RestoreError::NoClone(_) => ExitCode::NoInput,
                 RestoreError::Invalid { .. } => ExitCode::DataErr,
-                RestoreError::Exists(_) | RestoreError::Io { .. } | RestoreError::Sqlite { .. } => {
-                    ExitCode::CantCreate
-                }
+                RestoreError::Exists(_) => ExitCode::CantCreate,
+                RestoreError::Io { .. } | RestoreError::Sqlite { .. } => ExitCode::IoErr,
             },
             Error::Diff(e) => match e {
                 DiffError::Invalid { .. } => ExitCode::DataErr,

@@ -661,3 +661,39 @@ fn an_unreadable_clone_is_74_under_verify_too() {
     verify.expect_code(74);
     assert_eq!(status_like.code, 74, "{}", status_like.stderr);
 }
+
+/// One condition, one exit code: a file that already exists is 73 and a write that fails
+/// (here: a path through a regular file, which fails as root too) is 74, for `export`'s
+/// directory, `restore`'s database and the clone alike (export and restore said 73 for both).
+#[test]
+fn a_failed_write_is_74_and_an_existing_file_73_in_every_command() {
+    use crate::support::host::Host;
+    let host = Host::for_case("basic");
+    host.env.write("a-file", "not a directory\n");
+    let export = |out: &str| {
+        let mut args = host.case.export_args();
+        args.extend(["--out".into(), host.env.path(out).display().to_string()]);
+        host.run(&args)
+    };
+    export("a-file/out").expect_error(74, &["a-file/out", "Not a directory"]);
+    export("out").expect_code(0);
+    export("out").expect_error(73, &["already exists"]);
+    host.push("clone", 0, &["--no-push"]).expect_code(0);
+    let restore = |to: &str| {
+        host.run(&[
+            "restore",
+            "--config",
+            "config.yaml",
+            "--clone-dir",
+            "clone",
+            "--snapshot",
+            "latest",
+            "--to",
+            &host.env.path(to).display().to_string(),
+        ])
+    };
+    restore("a-file/state.db").expect_code(74);
+    restore("a-file").expect_error(73, &["already exists"]);
+    // The clone: a path through a file.
+    host.push("a-file/clone", 1, &["--no-push"]).expect_code(74);
+}
