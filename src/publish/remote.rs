@@ -216,6 +216,9 @@ pub fn fetch(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<Option<
         .download_tags(git2::AutotagOption::None)
         .prune(git2::FetchPrune::On);
     let refspec = format!("+refs/heads/{branch}:refs/remotes/{REMOTE_NAME}/{branch}");
+    let before = repo
+        .remote_tip()
+        .map_err(|e| RemoteError::Local(e.to_string()))?;
     remote
         .fetch(&[&refspec], Some(&mut opts), None)
         .map_err(|e| classify(e, &outcome, &spec.url, repo))?;
@@ -223,8 +226,12 @@ pub fn fetch(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<Option<
         .remote_tip()
         .map_err(|e| RemoteError::Local(e.to_string()))?;
     if let Some(tip) = tip {
-        crate::publish::foreign::check_remote_tip(repo.git(), branch, tip)
-            .map_err(RemoteError::Refused)?;
+        if let Err(why) = crate::publish::foreign::check_remote_tip(repo.git(), branch, tip) {
+            // The tracking ref goes back to what was last accepted: nothing refers to it.
+            repo.set_remote_tip(before)
+                .map_err(|e| RemoteError::Local(e.to_string()))?;
+            return Err(RemoteError::Refused(why));
+        }
     }
     Ok(tip)
 }

@@ -544,6 +544,12 @@ fn a_remote_tree_with_a_name_git_refuses_is_named_as_the_remotes_problem() {
             );
             assert!(!run.stderr.contains("local clone"), "{}", run.stderr);
         }
+        // The clone's record of the remote still names the last accepted tip.
+        let tracking = git(
+            &host.clone_path("clone").join(".git"),
+            &["rev-parse", "refs/remotes/origin/main"],
+        );
+        assert_eq!(tracking.trim(), good);
         for dir in [host.env.dir.path(), host.env.dir.path().parent().unwrap()] {
             assert!(!dir.join("escaped").exists(), "{}", dir.display());
         }
