@@ -102,6 +102,41 @@ fn by_commit_order(
     Ok(out)
 }
 
+/// Reads one group of directories with the same stamp and appends its snapshots to `out`,
+/// newest first (`generated_at`, then commit order).
+fn read_group(
+    repo: &Repository,
+    parent: Option<Oid>,
+    dirs: Vec<(String, Oid)>,
+    out: &mut Vec<Found>,
+) -> Result<(), RepoError> {
+    let mut group = Vec::new();
+    for (name, id) in dirs {
+        if let Some(t) = generated_at(repo, id)? {
+            group.push(Found {
+                name,
+                tree: id,
+                generated_at: t,
+            });
+        }
+    }
+    group.sort_by_key(|f| std::cmp::Reverse(f.generated_at));
+    let mut j = 0;
+    while j < group.len() {
+        let same = group[j..]
+            .iter()
+            .position(|f| f.generated_at != group[j].generated_at)
+            .map_or(group.len(), |n| j + n);
+        let tied = group[j..same].to_vec();
+        out.extend(match tied.len() {
+            1 => tied,
+            _ => by_commit_order(repo, parent, tied)?,
+        });
+        j = same;
+    }
+    Ok(())
+}
+
 /// The snapshots of root tree `root`, newest first, at most `want` of them. `parent` is the
 /// first parent of the commit `root` belongs to (or is being built on): it decides between
 /// equal times.
@@ -114,47 +149,40 @@ pub fn newest_first(
     let Some(sub) = snapshots_of(repo, root)? else {
         return Ok(Vec::new());
     };
-    let mut keyed: Vec<(String, String, Oid)> = sub
-        .iter()
-        .filter(|e| e.kind() == Some(ObjectType::Tree))
-        .filter_map(|e| {
-            e.name()
-                .map(|n| (stamp(n).to_owned(), n.to_owned(), e.id()))
-        })
-        .collect();
-    keyed.sort_by(|a, b| b.0.cmp(&a.0));
+    // Runs for every commit (its latest.json) over a `snapshots/` of every hour of the
+    // history: walk git's listing (name order, so equal stamps are neighbours) from the newest
+    // end, copying only the names it visits. Directories with names of another shape
+    // make one group, taken last.
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < keyed.len() && out.len() < want {
-        let group_end = keyed[i..]
-            .iter()
-            .position(|k| k.0 != keyed[i].0)
-            .map_or(keyed.len(), |n| i + n);
-        let mut group = Vec::new();
-        for (_, name, id) in &keyed[i..group_end] {
-            if let Some(t) = generated_at(repo, *id)? {
-                group.push(Found {
-                    name: name.clone(),
-                    tree: *id,
-                    generated_at: t,
-                });
+    let mut group: Vec<(String, Oid)> = Vec::new();
+    let mut odd: Vec<(String, Oid)> = Vec::new();
+    let mut current: Option<String> = None;
+    for e in sub.iter().rev() {
+        if e.kind() != Some(ObjectType::Tree) {
+            continue;
+        }
+        let Some(name) = e.name() else { continue };
+        let st = stamp(name);
+        if st.is_empty() {
+            odd.push((name.to_owned(), e.id()));
+            continue;
+        }
+        if current.as_deref() != Some(st) {
+            if !group.is_empty() {
+                read_group(repo, parent, std::mem::take(&mut group), &mut out)?;
+                if out.len() >= want {
+                    break;
+                }
             }
+            current = Some(st.to_owned());
         }
-        group.sort_by_key(|f| std::cmp::Reverse(f.generated_at));
-        let mut j = 0;
-        while j < group.len() {
-            let same = group[j..]
-                .iter()
-                .position(|f| f.generated_at != group[j].generated_at)
-                .map_or(group.len(), |n| j + n);
-            let tied = group[j..same].to_vec();
-            out.extend(match tied.len() {
-                1 => tied,
-                _ => by_commit_order(repo, parent, tied)?,
-            });
-            j = same;
-        }
-        i = group_end;
+        group.push((name.to_owned(), e.id()));
+    }
+    if out.len() < want && !group.is_empty() {
+        read_group(repo, parent, group, &mut out)?;
+    }
+    if out.len() < want && !odd.is_empty() {
+        read_group(repo, parent, odd, &mut out)?;
     }
     out.truncate(want);
     Ok(out)
