@@ -1012,10 +1012,11 @@ impl DataRepo {
         self.latest_file.as_deref()
     }
 
-    /// Root tree `root` with the readers' index describing its newest snapshot directory (by
-    /// name) that is a readable snapshot; without any, the index is removed. Derived from the
-    /// tree alone, so a replay onto another writer's commits recomputes it, and the same tree
-    /// always gets the same index.
+    /// Root tree `root` with the readers' index describing its newest snapshot
+    /// ([`crate::publish::newest`]); without any, the index is removed, and so is every other
+    /// index file (an earlier `latest_file`, [`crate::publish::pointer`]). Derived from the
+    /// tree and its `parent`, so a replay onto another writer's commits recomputes it, and
+    /// the same tree on the same parent always gets the same index.
     fn with_latest(&self, root: Oid, parent: Option<Oid>) -> Result<Oid, RepoError> {
         let root =
             crate::publish::pointer::drop_others(&self.repo, root, self.latest_file.as_deref())?;
@@ -1721,8 +1722,9 @@ fn copy_tree(from: &Repository, to: &Repository, id: Oid) -> Result<(), git2::Er
 }
 
 /// The readers' index (`latest.json`) that root tree `tree` should hold: its newest snapshot
-/// directory, by name, that is a readable snapshot; `None` when it has none. `verify` checks
-/// every committed index against this.
+/// ([`crate::publish::newest`]; `parent`, the first parent of the commit `tree` belongs to,
+/// decides between equal times); `None` when it has none. `verify` checks every committed
+/// index against this.
 pub(crate) fn latest_for(
     repo: &Repository,
     tree: &Tree<'_>,
