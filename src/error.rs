@@ -44,7 +44,7 @@ pub enum Error {
     #[error("{}", repo_message(.0))]
     Repo(#[from] RepoError),
     /// The push failed after the snapshot was committed; it stays queued.
-    #[error("push failed: {source} ({queued} snapshot commit(s) queued)")]
+    #[error("push failed: {} ({queued} snapshot commit(s) queued)", push_message(.source))]
     Push {
         /// What went wrong.
         source: RemoteError,
@@ -79,6 +79,29 @@ fn repo_message(e: &RepoError) -> String {
             format!("{e}; this is a problem of the local clone, not of the network")
         }
         _ => e.to_string(),
+    }
+}
+
+/// A clone failure during a push reads (and exits) as it does anywhere else.
+fn push_message(e: &RemoteError) -> String {
+    match e {
+        RemoteError::Clone(e) => format!("{}; the snapshot stays queued", repo_message(e)),
+        _ => e.to_string(),
+    }
+}
+
+/// One exit code per clone condition, whichever command meets it.
+fn repo_code(e: &RepoError) -> ExitCode {
+    match e {
+        RepoError::NotARepo(_) | RepoError::NotOurs(_) | RepoError::OtherRemote { .. } => {
+            ExitCode::Config
+        }
+        RepoError::NoClone(_) => ExitCode::NoInput,
+        RepoError::Busy { .. } => ExitCode::TempFail,
+        RepoError::Conflict(_) => ExitCode::CantCreate,
+        RepoError::NoSuchSnapshot(_) => ExitCode::Usage,
+        RepoError::Git { .. } | RepoError::Io { .. } => ExitCode::IoErr,
+        RepoError::Sign(_) => ExitCode::Failure,
     }
 }
 
@@ -125,35 +148,31 @@ impl Error {
             },
             Error::Discord(DiscordError::CaFile { .. }) => ExitCode::Config,
             Error::Discord(_) => ExitCode::Unavailable,
-            Error::Output(_) => ExitCode::CantCreate,
-            Error::Repo(e) => match e {
-                RepoError::NotARepo(_) | RepoError::NotOurs(_) | RepoError::OtherRemote { .. } => {
-                    ExitCode::Config
-                }
-                RepoError::NoClone(_) => ExitCode::NoInput,
-                RepoError::Busy { .. } => ExitCode::TempFail,
-                RepoError::Conflict(_) => ExitCode::CantCreate,
-                RepoError::NoSuchSnapshot(_) => ExitCode::Usage,
-                RepoError::Git { .. } | RepoError::Io { .. } => ExitCode::IoErr,
-                RepoError::Sign(_) => ExitCode::Failure,
-            },
+            // "Already exists" is 73 wherever it happens; a write that fails (permissions, a
+            // full disk, a path through a file) is 74 wherever it happens, as for the clone.
+            Error::Output(OutputError::Exists(_)) => ExitCode::CantCreate,
+            Error::Output(OutputError::Io { .. }) => ExitCode::IoErr,
+            Error::Repo(e) => repo_code(e),
             Error::Push { source, .. } => match source {
                 RemoteError::Refused(_) => ExitCode::NoPerm,
                 RemoteError::Transient(_) | RemoteError::Moved(_) => ExitCode::TempFail,
                 RemoteError::Local(_) => ExitCode::IoErr,
+                RemoteError::Clone(e) => repo_code(e),
+                RemoteError::Unclassified(_) => ExitCode::Failure,
             },
             Error::Render(_) => ExitCode::DataErr,
             Error::Restore(e) => match e {
                 RestoreError::NoClone(_) => ExitCode::NoInput,
                 RestoreError::Invalid { .. } => ExitCode::DataErr,
-                RestoreError::Exists(_) | RestoreError::Io { .. } | RestoreError::Sqlite { .. } => {
-                    ExitCode::CantCreate
-                }
+                RestoreError::Exists(_) => ExitCode::CantCreate,
+                RestoreError::Io { .. } | RestoreError::Sqlite { .. } => ExitCode::IoErr,
             },
             Error::Diff(e) => match e {
                 DiffError::Invalid { .. } => ExitCode::DataErr,
             },
-            Error::VerifyRun(_) => ExitCode::Failure,
+            // A clone verify cannot read is the same condition as under any other command.
+            Error::VerifyRun(VerifyError::Repo(e)) => repo_code(e),
+            Error::VerifyRun(VerifyError::Schema { .. }) => ExitCode::Failure,
             Error::Verify { .. } => ExitCode::DataErr,
             Error::Usage(_) => ExitCode::Usage,
         }

@@ -153,10 +153,33 @@ fn target(clone_dir: Option<PathBuf>, remote: Option<String>, args: &TargetArgs)
 /// clap's message without the usage block and the "try --help" hint: one line for logs.
 fn clap_message(e: &clap::Error) -> String {
     let text = e.render().to_string();
-    text.lines()
+    let text = text
+        .lines()
         .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    // A bad value that came from an environment variable (the flag is not on the command
+    // line) is named by the variable: that is where the operator must look.
+    let argv: Vec<String> = std::env::args().collect();
+    let command = <Cli as clap::CommandFactory>::command();
+    let mut commands = vec![&command];
+    commands.extend(command.get_subcommands());
+    for arg in commands.iter().flat_map(|c| c.get_arguments()) {
+        let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
+            continue;
+        };
+        let flag = format!("--{long}");
+        let given = argv
+            .iter()
+            .any(|a| *a == flag || a.starts_with(&format!("{flag}=")));
+        if !given && std::env::var_os(env).is_some() && text.contains(&format!("'{flag} ")) {
+            return format!(
+                "{text} (the value comes from the environment variable {})",
+                env.to_string_lossy()
+            );
+        }
+    }
+    text
 }
 
 /// Logs go to stderr as `gitcord-snapshot: <level>: <message>`; results go to stdout.

@@ -92,9 +92,9 @@ pub fn run(req: &Request) -> Result<Status, Error> {
             .oldest_queued_time()?
             .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
             .map(|t| time::isoformat(&t)),
-        newest_snapshot: names.last().cloned(),
+        newest_snapshot: repo.newest_name(None)?,
         newest_remote_snapshot: match remote_tip {
-            Some(tip) => repo.snapshot_names(Some(tip))?.pop(),
+            Some(tip) => repo.newest_name(Some(tip))?,
             None => None,
         },
         snapshots: names.len(),

@@ -226,7 +226,7 @@ impl Reader<'_> {
         match get(parent, key) {
             None => Ok(None),
             Some(Value::Null) if null_ok => Ok(None),
-            Some(Value::Map(pairs)) => Ok(Some(pairs)),
+            Some(Value::Map(pairs)) => Ok(Some(pairs.as_slice())),
             Some(other) => {
                 Err(self.invalid(format!("{key} must be a mapping, found {}", other.kind())))
             }
@@ -269,7 +269,19 @@ impl Reader<'_> {
     }
 
     fn int(&self, v: &Value, key: &str) -> Result<i128, ConfigError> {
-        lax_int(&self.expanded(v, key)?).map_err(|why| self.invalid(format!("{key} {why}")))
+        lax_int(&self.expanded(v, key)?).map_err(|why| self.invalid(self.why(v, key, why)))
+    }
+
+    /// `key` and why its value is refused; a value that came from `${VAR}` is not quoted (the
+    /// variable may hold a token meant for another key).
+    fn why(&self, v: &Value, key: &str, why: String) -> String {
+        match v {
+            Value::Str(raw) if raw.contains("${") => {
+                let what = why.split(", found").next().unwrap_or(&why);
+                format!("{key} {what} (its value comes from ${{...}} and is not shown)")
+            }
+            _ => format!("{key} {why}"),
+        }
     }
 
     /// A boolean setting with a default; an explicit null is refused, as pydantic does.
@@ -277,8 +289,9 @@ impl Reader<'_> {
         let name = key.rsplit_once('.').map_or(key, |(_, k)| k);
         match get(map, name) {
             None => Ok(default),
-            Some(v) => lax_bool(&self.expanded(v, key)?)
-                .map_err(|why| self.invalid(format!("{key} {why}"))),
+            Some(v) => {
+                lax_bool(&self.expanded(v, key)?).map_err(|why| self.invalid(self.why(v, key, why)))
+            }
         }
     }
 
@@ -345,14 +358,33 @@ fn expand_with(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
 
 // ---- loading ------------------------------------------------------------------------------
 
+/// The largest config file read (1 MiB).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 impl Config {
     /// Reads and checks the file. Only structure and types are checked here; `${VAR}` in
     /// string values is resolved when a value is used.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Unreadable {
+        use std::io::Read;
+        let unreadable = |source| ConfigError::Unreadable {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        // Read at most one byte past the limit: a huge (or endless, e.g. /dev/zero) file is
+        // refused without being held in memory.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(unreadable)?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                message: format!(
+                    "is larger than {} KiB; a Gitcord config is a few KB, so this is not one",
+                    MAX_CONFIG_BYTES / 1024
+                ),
+            });
+        }
         let text = String::from_utf8(bytes).map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             message: format!(
@@ -457,6 +489,26 @@ impl Config {
                     Ok((field("github_user")?, field("discord_user_id")?))
                 })
                 .collect::<Result<Vec<_>, _>>()?,
+            // pydantic's lax list takes a set (`!!set`) as a list; its items are never
+            // mappings, so only an empty one passes. `!!omap`/`!!pairs` give tuples.
+            Some(Value::Set(items)) => match items.first() {
+                None => Vec::new(),
+                Some(item) => {
+                    return Err(r.invalid(format!(
+                        "identity_mappings[0] must be a mapping, found {}",
+                        item.kind()
+                    )))
+                }
+            },
+            Some(Value::Pairs(items)) => {
+                match items.first() {
+                    None => Vec::new(),
+                    Some(_) => return Err(r.invalid(
+                        "identity_mappings[0] must be a mapping, found a pair (!!omap, !!pairs)"
+                            .into(),
+                    )),
+                }
+            }
             Some(other) => {
                 return Err(r.invalid(format!(
                     "identity_mappings must be a list, found {}",
@@ -601,10 +653,19 @@ impl Config {
             None => false,
             Some(WRITER) => true,
             Some(other) => {
+                let found = match self
+                    .snapshots
+                    .writer
+                    .as_ref()
+                    .is_some_and(|w| w.raw.contains("${"))
+                {
+                    true => "a value from ${...} (not shown)".to_owned(),
+                    false => format!("{other:?}"),
+                };
                 return Err(self.invalid(
                     "snapshots.writer",
-                    format!("must be {WRITER:?} or absent, found {other:?}"),
-                ))
+                    format!("must be {WRITER:?} or absent, found {found}"),
+                ));
             }
         };
         if self.snapshots.enabled {

@@ -15,6 +15,7 @@
 //! returns. Typing and validation happen in [`crate::input::config`].
 
 use std::collections::HashMap;
+use std::fmt;
 use std::rc::Rc;
 use std::sync::OnceLock;
 
@@ -38,11 +39,15 @@ pub enum Value {
     Bytes(Vec<u8>),
     /// `datetime.date` / `datetime.datetime` (text kept: nothing we read accepts one).
     Timestamp(String),
-    /// `list`.
-    Seq(Vec<Value>),
+    /// `list`. Shared (`Rc`) as PyYAML shares the object of an anchored node.
+    Seq(Rc<Vec<Value>>),
     /// `dict`: keys in first-insertion order, each with the last value given for it (what a
     /// Python dict does with PyYAML's duplicate keys).
-    Map(Vec<(Value, Value)>),
+    Map(Rc<Vec<(Value, Value)>>),
+    /// `set`: `!!set`, the keys of a mapping.
+    Set(Rc<Vec<Value>>),
+    /// A `list` of 2-`tuple`s: `!!omap` and `!!pairs` (order and repeats kept).
+    Pairs(Rc<Vec<(Value, Value)>>),
 }
 
 impl Value {
@@ -58,6 +63,8 @@ impl Value {
             Value::Timestamp(_) => "a date",
             Value::Seq(_) => "a list",
             Value::Map(_) => "a mapping",
+            Value::Set(_) => "a set (!!set)",
+            Value::Pairs(_) => "a list of pairs (!!omap, !!pairs)",
         }
     }
 
@@ -70,39 +77,7 @@ impl Value {
             Value::Float(f) => f.to_string(),
             Value::Str(s) | Value::Timestamp(s) => s.clone(),
             Value::Bytes(_) => "bytes".into(),
-            Value::Seq(_) | Value::Map(_) => "?".into(),
-        }
-    }
-
-    /// Python `==` between hashable keys: `1 == 1.0 == True`, so such keys collide in a dict.
-    fn key_eq(&self, other: &Value) -> bool {
-        fn num(v: &Value) -> Option<f64> {
-            match v {
-                Value::Bool(b) => Some(f64::from(u8::from(*b))),
-                Value::Int(i) => Some(*i as f64),
-                Value::Float(f) => Some(*f),
-                _ => None,
-            }
-        }
-        match (self, other) {
-            (Value::Int(a), Value::Int(b)) => a == b,
-            (Value::Null, Value::Null) => true,
-            (Value::Str(a), Value::Str(b)) => a == b,
-            (Value::Bytes(a), Value::Bytes(b)) => a == b,
-            (Value::Timestamp(a), Value::Timestamp(b)) => a == b,
-            _ => match (num(self), num(other)) {
-                (Some(a), Some(b)) => a == b,
-                _ => false,
-            },
-        }
-    }
-
-    /// `dict[key] = value`: an equal key keeps its place (and its first spelling).
-    fn insert(pairs: &mut Vec<(Value, Value)>, key: Value, value: Value) {
-        if let Some(slot) = pairs.iter_mut().find(|(k, _)| k.key_eq(&key)) {
-            slot.1 = value;
-        } else {
-            pairs.push((key, value));
+            Value::Seq(_) | Value::Map(_) | Value::Set(_) | Value::Pairs(_) => "?".into(),
         }
     }
 }
@@ -159,8 +134,8 @@ pub fn safe_load(text: &str) -> Result<Value, YamlError> {
     match events.peek() {
         None | Some(Event::DocumentEnd) => Ok(Value::Null),
         Some(_) => {
-            let root = compose(&mut events, &mut HashMap::new())?;
-            construct(&root, false)
+            let root = compose(&mut events, &mut HashMap::new(), &mut Vec::new(), 0)?;
+            construct_document(&root)
         }
     }
 }
@@ -220,7 +195,13 @@ fn check_tabs(text: &str, events: &[(Event<'_>, usize, usize)]) -> Result<(), Ya
 
 // ---- composer ---------------------------------------------------------------------------
 
-/// A node of the document graph: aliases share the anchored node.
+/// How deep collections may nest. PyYAML itself fails with Python's `RecursionError` (which
+/// Gitcord does not catch) a little under 500 levels; no real config goes past ten.
+pub const MAX_DEPTH: usize = 256;
+
+/// A node of the document graph. An alias is the anchored node itself (an `Rc` to it),
+/// never a copy, so the graph is never larger than the text: the "billion laughs" shape
+/// costs one node per alias, as in PyYAML's composer.
 enum Node {
     Scalar {
         value: String,
@@ -248,15 +229,28 @@ fn tag_string(
 fn compose<'a, I: Iterator<Item = Event<'a>>>(
     events: &mut Events<'a, I>,
     anchors: &mut HashMap<usize, Rc<Node>>,
+    // Anchors of the collections being composed (0 for none): an alias to one is recursive.
+    open: &mut Vec<usize>,
+    depth: usize,
 ) -> Result<Rc<Node>, YamlError> {
+    if depth > MAX_DEPTH {
+        return Err(YamlError(format!(
+            "collections nested more than {MAX_DEPTH} levels deep (PyYAML itself fails with a RecursionError a little under 500)"
+        )));
+    }
     let ev = events
         .next()
         .ok_or_else(|| YamlError("unexpected end of the YAML stream".into()))?;
     let (node, anchor) = match ev {
         Event::Alias(id) => {
-            return anchors.get(&id).cloned().ok_or_else(|| {
-                YamlError("found an undefined alias (PyYAML's ComposerError)".into())
-            })
+            return anchors.get(&id).cloned().ok_or_else(|| match open.contains(&id) {
+                // PyYAML builds a structure that contains itself; Gitcord's `${VAR}` walk
+                // then recurses until Python gives up (an uncaught RecursionError).
+                true => YamlError(
+                    "an alias inside the node its anchor names (a recursive structure, which Gitcord's loader cannot read either)".into(),
+                ),
+                false => YamlError("found an undefined alias (PyYAML's ComposerError)".into()),
+            });
         }
         Event::Scalar(value, style, anchor, tag) => (
             Node::Scalar {
@@ -267,21 +261,25 @@ fn compose<'a, I: Iterator<Item = Event<'a>>>(
             anchor,
         ),
         Event::SequenceStart(_, anchor, tag) => {
+            open.push(anchor);
             let mut items = Vec::new();
             while !matches!(events.peek(), Some(Event::SequenceEnd) | None) {
-                items.push(compose(events, anchors)?);
+                items.push(compose(events, anchors, open, depth + 1)?);
             }
+            open.pop();
             events.next();
             let tag = tag_string(tag);
             (Node::Seq { items, tag }, anchor)
         }
         Event::MappingStart(_, anchor, tag) => {
+            open.push(anchor);
             let mut pairs = Vec::new();
             while !matches!(events.peek(), Some(Event::MappingEnd) | None) {
-                let k = compose(events, anchors)?;
-                let v = compose(events, anchors)?;
+                let k = compose(events, anchors, open, depth + 1)?;
+                let v = compose(events, anchors, open, depth + 1)?;
                 pairs.push((k, v));
             }
+            open.pop();
             events.next();
             let tag = tag_string(tag);
             (Node::Map { pairs, tag }, anchor)
@@ -365,6 +363,12 @@ fn scalar_kind(value: &str, plain: bool, tag: &Option<String>) -> String {
 
 // ---- constructor ------------------------------------------------------------------------
 
+/// How many values the document may hold once every alias is followed (what a walk over
+/// the whole tree visits, as Gitcord's `${VAR}` expansion does), and how many key/value
+/// pairs merge keys may copy in all. A real config holds a few hundred; the "billion
+/// laughs" shape (nine levels of ten aliases, 1.2 KB) holds 10^9 and is refused at once.
+pub const EXPANSION_BUDGET: u64 = 100_000;
+
 fn unknown_tag(tag: &str) -> YamlError {
     YamlError(format!(
         "could not determine a constructor for the tag '{tag}' (PyYAML's safe_load refuses it)"
@@ -375,99 +379,327 @@ fn is_merge_key(node: &Node) -> bool {
     matches!(node, Node::Scalar { value, plain, tag } if scalar_kind(value, *plain, tag) == format!("{CORE}merge"))
 }
 
-/// SafeConstructor.flatten_mapping: merged pairs go first, so the mapping's own keys win;
-/// several `<<` keys apply in order; in `<<: [*a, *b]` the earlier mapping wins (the merge
-/// spec and PyYAML up to 6.0.3; 6.0.4 differs by mistake, yaml/pyyaml#953).
-#[allow(clippy::type_complexity)]
-fn flatten(pairs: &[(Rc<Node>, Rc<Node>)]) -> Result<Vec<(Rc<Node>, Rc<Node>)>, YamlError> {
-    let mut merged = Vec::new();
-    let mut own = Vec::new();
-    for (k, v) in pairs {
-        if !is_merge_key(k) {
-            own.push((Rc::clone(k), Rc::clone(v)));
-            continue;
+/// A dict key as Python hashes and compares it: `1 == 1.0 == True`, so such keys collide.
+#[derive(Hash, PartialEq, Eq)]
+enum KeyId {
+    Null,
+    Num(i128),
+    Float(u64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Timestamp(String),
+    /// NaN is never equal to another NaN key.
+    Unique(usize),
+}
+
+/// The flattened pairs of a mapping: constructed keys (deduplicated as a dict does) and the
+/// value nodes, not yet constructed.
+type Flat = Rc<Vec<(Value, Rc<Node>)>>;
+
+/// SafeConstructor with PyYAML's object sharing: each node is constructed once and every
+/// alias to it gets the same value (an `Rc`), so construction costs the document's size,
+/// not the size of the tree it stands for.
+struct Constructor {
+    values: HashMap<*const Node, Value>,
+    flat: HashMap<*const Node, Flat>,
+    /// Pairs merge keys may still copy.
+    merge_budget: u64,
+    /// Where construction is, for messages: `snapshots.branch`, `x[3]`.
+    path: Vec<String>,
+    nan_keys: usize,
+}
+
+impl Constructor {
+    fn here(&self) -> String {
+        let mut out = String::new();
+        for part in &self.path {
+            if !part.starts_with('[') && !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
         }
-        match &**v {
-            Node::Map { pairs: sub, .. } => merged.extend(flatten(sub)?),
-            Node::Seq { items, .. } => {
-                for item in items.iter().rev() {
-                    match &**item {
-                        Node::Map { pairs: sub, .. } => merged.extend(flatten(sub)?),
-                        _ => {
-                            return Err(YamlError(
-                                "expected a mapping for merging (PyYAML's ConstructorError)"
-                                    .into(),
-                            ))
+        out
+    }
+
+    /// Whether construction is at a secret: a `token` key (`github.token`, `discord.token`,
+    /// `snapshots.token`) or anything inside one.
+    fn at_secret(&self) -> bool {
+        self.path.iter().any(|p| p == "token")
+    }
+
+    /// PyYAML's unknown-tag error; the tag itself is not shown at a secret (a token pasted
+    /// after a `!` is a tag).
+    fn unknown_tag(&self, tag: &str) -> YamlError {
+        match self.at_secret() {
+            true => self.err(
+                "has a tag PyYAML's safe_load has no constructor for (not shown at a token key)",
+            ),
+            false => self.err(unknown_tag(tag)),
+        }
+    }
+
+    /// An error at the current key path (never the value: it may be a token).
+    fn err(&self, what: impl fmt::Display) -> YamlError {
+        match self.path.is_empty() {
+            true => YamlError(what.to_string()),
+            false => YamlError(format!("{}: {what}", self.here())),
+        }
+    }
+
+    fn key_id(&mut self, key: &Value) -> Result<KeyId, YamlError> {
+        Ok(match key {
+            Value::Null => KeyId::Null,
+            Value::Bool(b) => KeyId::Num(i128::from(*b)),
+            Value::Int(i) => KeyId::Num(*i),
+            Value::Float(f) if f.is_nan() => {
+                self.nan_keys += 1;
+                KeyId::Unique(self.nan_keys)
+            }
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < 1e38 => KeyId::Num(*f as i128),
+            Value::Float(f) => KeyId::Float(f.to_bits()),
+            Value::Str(s) => KeyId::Str(s.clone()),
+            Value::Bytes(b) => KeyId::Bytes(b.clone()),
+            Value::Timestamp(t) => KeyId::Timestamp(t.clone()),
+            _ => return Err(self.err(UNHASHABLE)),
+        })
+    }
+
+    /// SafeConstructor.flatten_mapping then dict construction: merged pairs go first, so the
+    /// mapping's own keys win; several `<<` keys apply in order; in `<<: [*a, *b]` the earlier
+    /// mapping wins (the merge spec and PyYAML up to 6.0.3; see the README on 6.0.4). A key
+    /// keeps its first place and its last value, as a dict does.
+    fn flatten(&mut self, node: &Rc<Node>) -> Result<Flat, YamlError> {
+        let ptr = Rc::as_ptr(node);
+        if let Some(done) = self.flat.get(&ptr) {
+            return Ok(Rc::clone(done));
+        }
+        let Node::Map { pairs, .. } = &**node else {
+            return Err(self.err("expected a mapping node (PyYAML's ConstructorError)"));
+        };
+        let mut out: Vec<(Value, Rc<Node>)> = Vec::new();
+        let mut index: HashMap<KeyId, usize> = HashMap::new();
+        let mut own = Vec::new();
+        let mut merged: Vec<Flat> = Vec::new();
+        for (k, v) in pairs {
+            if !is_merge_key(k) {
+                own.push((k, v));
+                continue;
+            }
+            match &**v {
+                Node::Map { .. } => merged.push(self.flatten(v)?),
+                Node::Seq { items, .. } => {
+                    for item in items.iter().rev() {
+                        match &**item {
+                            Node::Map { .. } => merged.push(self.flatten(item)?),
+                            _ => {
+                                return Err(self.err(
+                                    "expected a mapping for merging (PyYAML's ConstructorError)",
+                                ))
+                            }
                         }
                     }
                 }
-            }
-            Node::Scalar { .. } => {
-                return Err(YamlError(
-                    "expected a mapping or list of mappings for merging, but found a scalar (PyYAML's ConstructorError)".into(),
-                ))
-            }
-        }
-    }
-    merged.extend(own);
-    Ok(merged)
-}
-
-fn construct(node: &Node, is_key: bool) -> Result<Value, YamlError> {
-    match node {
-        Node::Scalar { value, plain, tag } => {
-            let tag = scalar_kind(value, *plain, tag);
-            match tag.strip_prefix(CORE) {
-                Some(kind) => construct_scalar(kind, value, is_key).map_err(|e| match e {
-                    Some(e) => e,
-                    None => unknown_tag(&tag),
-                }),
-                None => Err(unknown_tag(&tag)),
-            }
-        }
-        Node::Seq { items, tag } => {
-            if let Some(t) = tag.as_deref().filter(|t| *t != "tag:yaml.org,2002:seq") {
-                return Err(unknown_tag(t));
-            }
-            items
-                .iter()
-                .map(|n| construct(n, false))
-                .collect::<Result<_, _>>()
-                .map(Value::Seq)
-        }
-        Node::Map { pairs, tag } => {
-            if let Some(t) = tag.as_deref().filter(|t| *t != "tag:yaml.org,2002:map") {
-                return Err(unknown_tag(t));
-            }
-            let mut out = Vec::new();
-            for (k, v) in flatten(pairs)? {
-                if !matches!(&*k, Node::Scalar { .. }) {
-                    return Err(YamlError(
-                        "found an unhashable key (a list or mapping as a mapping key; PyYAML's ConstructorError)".into(),
-                    ));
+                Node::Scalar { .. } => {
+                    return Err(self.err(
+                        "expected a mapping or list of mappings for merging, but found a scalar (PyYAML's ConstructorError)",
+                    ))
                 }
-                let key = construct(&k, true)?;
-                let value = construct(&v, false)?;
-                Value::insert(&mut out, key, value);
             }
-            Ok(Value::Map(out))
         }
+        let mut put = |this: &mut Self, key: Value, value: Rc<Node>| -> Result<(), YamlError> {
+            let id = this.key_id(&key)?;
+            match index.get(&id) {
+                Some(&i) => out[i].1 = value,
+                None => {
+                    index.insert(id, out.len());
+                    out.push((key, value));
+                }
+            }
+            Ok(())
+        };
+        for sub in merged {
+            let cost = sub.len() as u64;
+            if cost > self.merge_budget {
+                return Err(self.err(format_args!(
+                    "merge keys (<<) copy more than {EXPANSION_BUDGET} key/value pairs in all; \
+                     refused rather than expanded (a \"billion laughs\" shape?)"
+                )));
+            }
+            self.merge_budget -= cost;
+            for (key, value) in sub.iter() {
+                put(self, key.clone(), Rc::clone(value))?;
+            }
+        }
+        for (k, v) in own {
+            if !matches!(&**k, Node::Scalar { .. }) {
+                return Err(self.err(UNHASHABLE));
+            }
+            let key = self.construct(k, true)?;
+            put(self, key, Rc::clone(v))?;
+        }
+        let out = Rc::new(out);
+        self.flat.insert(ptr, Rc::clone(&out));
+        Ok(out)
+    }
+
+    fn construct(&mut self, node: &Rc<Node>, is_key: bool) -> Result<Value, YamlError> {
+        let ptr = Rc::as_ptr(node);
+        if let Some(done) = self.values.get(&ptr) {
+            return Ok(done.clone());
+        }
+        let value = match &**node {
+            Node::Scalar { value, plain, tag } => {
+                let tag = scalar_kind(value, *plain, tag);
+                return match tag.strip_prefix(CORE) {
+                    Some(kind) => construct_scalar(kind, value, is_key).map_err(|e| match e {
+                        Some(what) => self.err(format_args!("{what} (the value is not shown)")),
+                        None => self.unknown_tag(&tag),
+                    }),
+                    None => Err(self.unknown_tag(&tag)),
+                };
+            }
+            Node::Seq { items, tag } => match tag.as_deref() {
+                None | Some("tag:yaml.org,2002:seq") => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for (i, item) in items.iter().enumerate() {
+                        self.path.push(format!("[{i}]"));
+                        out.push(self.construct(item, false)?);
+                        self.path.pop();
+                    }
+                    Value::Seq(Rc::new(out))
+                }
+                // construct_yaml_omap / construct_yaml_pairs: a list of one-pair mappings
+                // (taken as written: no merge, no deduplication) becomes a list of tuples.
+                Some(t @ ("tag:yaml.org,2002:omap" | "tag:yaml.org,2002:pairs")) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for (i, item) in items.iter().enumerate() {
+                        self.path.push(format!("[{i}]"));
+                        let Node::Map { pairs, .. } = &**item else {
+                            return Err(self.err(format_args!(
+                                "while constructing {}, expected a mapping of length 1 (PyYAML's ConstructorError)",
+                                &t[CORE.len()..]
+                            )));
+                        };
+                        let [(k, v)] = pairs.as_slice() else {
+                            return Err(self.err(format_args!(
+                                "while constructing {}, expected a single mapping item (PyYAML's ConstructorError)",
+                                &t[CORE.len()..]
+                            )));
+                        };
+                        let key = self.construct(k, true)?;
+                        let value = self.construct(v, false)?;
+                        out.push((key, value));
+                        self.path.pop();
+                    }
+                    Value::Pairs(Rc::new(out))
+                }
+                Some(t) => return Err(self.unknown_tag(t)),
+            },
+            Node::Map { tag, .. } => match tag.as_deref() {
+                None | Some("tag:yaml.org,2002:map") => {
+                    let flat = self.flatten(node)?;
+                    let mut out = Vec::with_capacity(flat.len());
+                    for (key, v) in flat.iter() {
+                        self.path.push(key.key_repr());
+                        out.push((key.clone(), self.construct(v, false)?));
+                        self.path.pop();
+                    }
+                    Value::Map(Rc::new(out))
+                }
+                // construct_yaml_set: the mapping's keys (merges applied), values ignored.
+                Some("tag:yaml.org,2002:set") => {
+                    let flat = self.flatten(node)?;
+                    Value::Set(Rc::new(flat.iter().map(|(k, _)| k.clone()).collect()))
+                }
+                Some(t) => return Err(self.unknown_tag(t)),
+            },
+        };
+        self.values.insert(ptr, value.clone());
+        Ok(value)
     }
 }
 
-/// One of PyYAML's SafeConstructor scalar constructors; `Err(None)` for a tag it has none for.
-fn construct_scalar(kind: &str, v: &str, is_key: bool) -> Result<Value, Option<YamlError>> {
-    let bad = |what: &str| Some(YamlError(format!("{v:?} is not a valid YAML {what}")));
+const UNHASHABLE: &str =
+    "found an unhashable key (a list or mapping as a mapping key; PyYAML's ConstructorError)";
+
+/// Builds the value of `root`, then refuses it if the tree it stands for (every alias
+/// followed) holds more than [`EXPANSION_BUDGET`] values, naming the deepest mapping key
+/// that alone goes past it.
+fn construct_document(root: &Rc<Node>) -> Result<Value, YamlError> {
+    let mut c = Constructor {
+        values: HashMap::new(),
+        flat: HashMap::new(),
+        merge_budget: EXPANSION_BUDGET,
+        path: Vec::new(),
+        nan_keys: 0,
+    };
+    let value = c.construct(root, false)?;
+    let mut sizes = HashMap::new();
+    if tree_size(&value, &mut sizes) > EXPANSION_BUDGET {
+        let mut path = Vec::new();
+        let mut at = &value;
+        'down: while let Value::Map(pairs) = at {
+            for (k, v) in pairs.iter() {
+                if tree_size(v, &mut sizes) > EXPANSION_BUDGET {
+                    path.push(k.key_repr());
+                    at = v;
+                    continue 'down;
+                }
+            }
+            break;
+        }
+        let what = match path.is_empty() {
+            true => "the document".to_owned(),
+            false => path.join("."),
+        };
+        return Err(YamlError(format!(
+            "{what} stands for more than {EXPANSION_BUDGET} values once its aliases are \
+             followed (a \"billion laughs\" shape?); refused rather than expanded \
+             (Gitcord's own loader would not finish reading it)"
+        )));
+    }
+    Ok(value)
+}
+
+/// How many values a walk of the whole tree visits (keys included), computed once per
+/// shared value; saturates instead of overflowing.
+fn tree_size(v: &Value, memo: &mut HashMap<*const (), u64>) -> u64 {
+    let ptr = match v {
+        Value::Seq(items) | Value::Set(items) => Rc::as_ptr(items).cast::<()>(),
+        Value::Map(pairs) | Value::Pairs(pairs) => Rc::as_ptr(pairs).cast::<()>(),
+        _ => return 1,
+    };
+    if let Some(&n) = memo.get(&ptr) {
+        return n;
+    }
+    let n = match v {
+        Value::Seq(items) | Value::Set(items) => items
+            .iter()
+            .fold(1u64, |n, i| n.saturating_add(tree_size(i, memo))),
+        Value::Map(pairs) | Value::Pairs(pairs) => pairs.iter().fold(1u64, |n, (k, v)| {
+            n.saturating_add(tree_size(k, memo))
+                .saturating_add(tree_size(v, memo))
+        }),
+        _ => 1,
+    };
+    memo.insert(ptr, n);
+    n
+}
+
+/// One of PyYAML's SafeConstructor scalar constructors; `Err(None)` for a tag it has none
+/// for. The message never holds the value: it may be a token.
+fn construct_scalar(kind: &str, v: &str, is_key: bool) -> Result<Value, Option<String>> {
+    let bad = |what: &str| Some(format!("not a valid YAML {what}"));
     Ok(match kind {
         "str" => Value::Str(v.to_owned()),
         "null" => Value::Null,
         "bool" => match v.to_lowercase().as_str() {
             "yes" | "true" | "on" => Value::Bool(true),
             "no" | "false" | "off" => Value::Bool(false),
-            _ => return Err(bad("boolean")),
+            _ => return Err(bad("boolean (!!bool)")),
         },
-        "int" => Value::Int(construct_int(v).ok_or_else(|| bad("integer"))?),
-        "float" => Value::Float(construct_float(v).ok_or_else(|| bad("float"))?),
+        "int" => Value::Int(construct_int(v).ok_or_else(|| bad("integer (!!int)"))?),
+        "float" => Value::Float(construct_float(v).ok_or_else(|| bad("float (!!float)"))?),
         "timestamp" => Value::Timestamp(v.to_owned()),
         "binary" => Value::Bytes(base64(v).ok_or_else(|| bad("!!binary (base64)"))?),
         // A plain `=` only becomes a string as a mapping key (flatten_mapping); as a value
@@ -602,5 +834,178 @@ mod tests {
         }
         assert_eq!(load(""), Value::Null);
         assert_eq!(load("# only a comment\n"), Value::Null);
+    }
+}
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// `levels` anchors of ten aliases each to the one before: 10^levels values in 1 KB.
+    pub(crate) fn laughs(prefix: &str, levels: usize) -> String {
+        let mut out = format!("{prefix}0: &a0 [{}]\n", ["\"lol\""; 10].join(", "));
+        for i in 1..=levels {
+            let items = vec![format!("*a{}", i - 1); 10].join(", ");
+            out += &format!("{prefix}{i}: &a{i} [{items}]\n");
+        }
+        out
+    }
+
+    #[test]
+    fn billion_laughs_is_refused_at_once_naming_the_key() {
+        let text = laughs("x-a", 9);
+        assert!(text.len() < 1300, "{}", text.len());
+        let start = Instant::now();
+        let err = safe_load(&text).unwrap_err().to_string();
+        assert!(start.elapsed() < Duration::from_secs(1));
+        // x-a4 is the first key that alone stands for more than the budget (111,111 values).
+        assert!(
+            err.starts_with("x-a4 stands for more than 100000 values"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn shared_values_are_built_once() {
+        // Under the budget: 10 + 100 + 1,000 + 10,000 leaves, 5 anchors.
+        let v = safe_load(&laughs("k", 3)).unwrap();
+        let Value::Map(top) = &v else { panic!() };
+        let (Value::Seq(a3), Value::Seq(a2)) = (&top[3].1, &top[2].1) else {
+            panic!()
+        };
+        // The aliases are the anchored list itself, not copies of it.
+        assert!(a3
+            .iter()
+            .all(|x| matches!(x, Value::Seq(s) if Rc::ptr_eq(s, a2))));
+    }
+
+    #[test]
+    fn merge_bombs_cost_the_document_not_the_tree() {
+        // yaml/pyyaml#916's shape: each level merges eight copies of the level below.
+        let mut text = String::from("n0: &n0 {k0: 0, k1: 1, k2: 2, k3: 3}\n");
+        for level in 1..=12 {
+            let below = level - 1;
+            for i in 0..8 {
+                text += &format!("m{level}_{i}: &m{level}_{i} {{<<: *n{below}}}\n");
+            }
+            let all = (0..8)
+                .map(|i| format!("*m{level}_{i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            text += &format!("n{level}: &n{level} {{<<: [{all}]}}\n");
+        }
+        let start = Instant::now();
+        let v = safe_load(&text).unwrap();
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert_eq!(v.get("n12").unwrap().get("k3"), Some(&Value::Int(3)));
+        // Merging a large mapping many times runs out of the budget, naming where.
+        let big = (0..2000)
+            .map(|i| format!("k{i}: {i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut text = format!("base: &b {{{big}}}\n");
+        for i in 0..60 {
+            text += &format!("copy{i}: {{<<: *b}}\n");
+        }
+        let err = safe_load(&text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("copy50: merge keys (<<) copy more than"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let deep = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        // The event parser stops at its own recursion limit (256); the composer has one too.
+        let err = safe_load(&deep).unwrap_err().to_string();
+        assert!(
+            err.contains("recursion limit") || err.contains("nested more than"),
+            "{err}"
+        );
+        let ok = format!("a: {}{}\n", "[".repeat(200), "]".repeat(200));
+        assert!(safe_load(&ok).is_ok());
+    }
+
+    #[test]
+    fn set_omap_pairs_as_safe_load_builds_them() {
+        let v = safe_load(
+            "s: !!set {a, b, a}\no: !!omap [{a: 1}, {b: 2}]\np: !!pairs [{a: 1}, {a: 2}]\n",
+        )
+        .unwrap();
+        let s = |x: &str| Value::Str(x.into());
+        assert_eq!(v.get("s"), Some(&Value::Set(Rc::new(vec![s("a"), s("b")]))));
+        assert_eq!(
+            v.get("o"),
+            Some(&Value::Pairs(Rc::new(vec![
+                (s("a"), Value::Int(1)),
+                (s("b"), Value::Int(2))
+            ])))
+        );
+        assert_eq!(
+            v.get("p"),
+            Some(&Value::Pairs(Rc::new(vec![
+                (s("a"), Value::Int(1)),
+                (s("a"), Value::Int(2))
+            ])))
+        );
+        for bad in [
+            "x: !!omap [{a: 1, b: 2}]\n",
+            "x: !!omap {a: 1}\n",
+            "x: !!set [a]\n",
+        ] {
+            let err = safe_load(bad).unwrap_err().to_string();
+            assert!(err.starts_with("x"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn recursive_aliases_are_refused_as_such() {
+        for text in [
+            "a: &a [*a]\n",
+            "a: &a {b: *a}\n",
+            "a: &a {<<: *a}\n",
+            "a: &a [[*a]]\n",
+        ] {
+            let err = safe_load(text).unwrap_err().to_string();
+            assert!(err.contains("recursive structure"), "{text}: {err}");
+        }
+        let undefined = safe_load("a: *nope\n").unwrap_err().to_string();
+        assert!(!undefined.contains("recursive"), "{undefined}");
+        // An anchor redefined later: the alias takes the nearest definition before it.
+        let v = safe_load("a: &x 1\nb: &x 2\nc: *x\n").unwrap();
+        assert_eq!(v.get("c"), Some(&Value::Int(2)));
+    }
+
+    #[test]
+    fn merge_lists_follow_the_spec_order() {
+        let v = safe_load(
+            "a: &a {kk: 1, k: 1}\nb: &b {kk: 2, k: 2, only_b: 2}\nc: &c {kk: 3}\n\
+             r:\n  <<: [*a, *b, *c]\n  own: 0\n",
+        )
+        .unwrap();
+        let r = v.get("r").unwrap();
+        assert_eq!(r.get("kk"), Some(&Value::Int(1)));
+        assert_eq!(r.get("k"), Some(&Value::Int(1)));
+        assert_eq!(r.get("only_b"), Some(&Value::Int(2)));
+        let Value::Map(pairs) = r else { panic!() };
+        let keys: Vec<String> = pairs.iter().map(|(k, _)| k.key_repr()).collect();
+        // PyYAML 6.0.3's order: the last mapping's pairs first, then the mapping's own.
+        assert_eq!(keys, ["kk", "k", "only_b", "own"]);
+    }
+
+    #[test]
+    fn values_never_appear_in_constructor_errors() {
+        for text in [
+            "github: {token: !!binary ghp_SECRET-not-base64}\n",
+            "github: {token: !!int ghp_SECRET}\n",
+            "github: {token: !!float ghp_SECRET}\n",
+            "github: {token: !!bool ghp_SECRET}\n",
+        ] {
+            let err = safe_load(text).unwrap_err().to_string();
+            assert!(!err.contains("SECRET"), "{err}");
+            assert!(err.starts_with("github.token: not a valid YAML"), "{err}");
+        }
     }
 }

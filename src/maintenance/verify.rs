@@ -411,7 +411,7 @@ pub fn verify_history(
         if step.snapshots_not_a_directory {
             problem(SNAPSHOTS_DIR.to_owned(), "not a directory".to_owned());
         }
-        if let Some(latest) = &step.latest {
+        for latest in &step.latest {
             for p in schemas.check_file(format::LATEST_FILE, &latest.committed) {
                 problem(latest.path.clone(), p);
             }
@@ -431,9 +431,13 @@ pub fn verify_history(
                     }
                     _ => "does not match the files of the snapshot it names".to_owned(),
                 };
+                let stale = match latest.configured {
+                    true => "",
+                    false => " (an index snapshots.latest_file no longer names, left in the tree)",
+                };
                 problem(
                     latest.path.clone(),
-                    format!("does not match its commit's tree: {why}"),
+                    format!("does not match its commit's tree: {why}{stale}"),
                 );
             }
         }

@@ -8,7 +8,7 @@
 //! top-level names, never a look into every snapshot. Only a changed directory (a violation,
 //! so rare) is opened to name its files.
 
-use git2::{Oid, Sort, Tree};
+use git2::{ObjectType, Oid, Sort, Tree};
 
 use crate::publish::clone::{latest_for, DataRepo, GitContext, RepoError};
 use crate::publish::tree::{read_snapshot_dir, snapshots_dir};
@@ -40,8 +40,8 @@ pub struct CommitChanges {
     pub removed: Vec<String>,
     /// Changes inside entries that exist on both sides: (path under snapshots/, what happened).
     pub file_changes: Vec<(String, String)>,
-    /// The readers' index, when this commit has one and it or `snapshots/` changed.
-    pub latest: Option<LatestCheck>,
+    /// Each readers' index this commit holds, when it or `snapshots/` changed.
+    pub latest: Vec<LatestCheck>,
     /// Whether the commit adds, changes or removes anything of ours: under `snapshots/`, or
     /// the readers' index. Only such commits must carry our signature.
     pub touches_ours: bool,
@@ -65,9 +65,14 @@ pub struct History<'r> {
     next: usize,
     parent: Option<Tree<'r>>,
     parent_root_entry: Option<Oid>,
-    /// The readers' index file to check, and its object in the previous commit.
+    /// The configured readers' index file.
     latest_file: Option<String>,
-    parent_latest: Option<Oid>,
+    /// Every readers' index file seen so far (the configured one, and any root file that
+    /// held an index: see [`crate::publish::pointer`]), with its object in the previous
+    /// commit. Once an index, always ours: later edits need our signature.
+    indexes: std::collections::BTreeMap<String, Option<Oid>>,
+    /// Whether a root blob is an index, by object id (each read once).
+    is_index: std::collections::HashMap<Oid, bool>,
 }
 
 /// A commit's readers' index (`latest.json`) next to what its tree says it should be.
@@ -79,6 +84,9 @@ pub struct LatestCheck {
     pub committed: Vec<u8>,
     /// What the tree says (`None`: the tree holds no readable snapshot).
     pub expected: Option<Vec<u8>>,
+    /// Whether it is the file `snapshots.latest_file` names (else an index left by an
+    /// earlier name, or by `""`).
+    pub configured: bool,
 }
 
 impl DataRepo {
@@ -100,8 +108,13 @@ impl DataRepo {
             next: 0,
             parent: None,
             parent_root_entry: None,
+            indexes: self
+                .latest_file()
+                .map(|f| (f.to_owned(), None))
+                .into_iter()
+                .collect(),
             latest_file: self.latest_file().map(str::to_owned),
-            parent_latest: None,
+            is_index: std::collections::HashMap::new(),
         })
     }
 }
@@ -133,24 +146,49 @@ impl History<'_> {
             out.snapshots_not_a_directory = self.parent_root_entry != entry_id;
         }
         out.touches_ours = entry_id != self.parent_root_entry;
-        if let Some(file) = &self.latest_file {
-            let latest = root.get_name(file).map(|e| e.id());
-            out.touches_ours |= latest != self.parent_latest;
-            if latest.is_some()
-                && (latest != self.parent_latest || entry_id != self.parent_root_entry)
-            {
-                let committed = match latest.map(|id| repo.find_blob(id)) {
+        // Root files that became an index in this commit join the ones seen before.
+        for e in root.iter() {
+            let (Some(name), Some(ObjectType::Blob)) = (e.name(), e.kind()) else {
+                continue;
+            };
+            if self.indexes.contains_key(name) {
+                continue;
+            }
+            let is_index = match self.is_index.get(&e.id()) {
+                Some(known) => *known,
+                None => {
+                    let blob = repo.find_blob(e.id()).ctx("read file")?;
+                    let known = crate::publish::pointer::is_index(blob.content());
+                    self.is_index.insert(e.id(), known);
+                    known
+                }
+            };
+            if is_index {
+                self.indexes.insert(name.to_owned(), None);
+            }
+        }
+        let parent_commit = commit.parent_id(0).ok();
+        let mut expected = None;
+        for (file, before) in self.indexes.iter_mut() {
+            let now = root.get_name(file).map(|e| e.id());
+            out.touches_ours |= now != *before;
+            if now.is_some() && (now != *before || entry_id != self.parent_root_entry) {
+                let committed = match now.map(|id| repo.find_blob(id)) {
                     Some(Ok(blob)) => blob.content().to_vec(),
                     // Not a file (a directory by that name): the check reports the mismatch.
                     _ => Vec::new(),
                 };
-                out.latest = Some(LatestCheck {
+                if expected.is_none() {
+                    expected = Some(latest_for(repo, &root, parent_commit)?);
+                }
+                out.latest.push(LatestCheck {
                     path: file.clone(),
                     committed,
-                    expected: latest_for(repo, &root)?,
+                    expected: expected.clone().flatten(),
+                    configured: self.latest_file.as_deref() == Some(file.as_str()),
                 });
             }
-            self.parent_latest = latest;
+            *before = now;
         }
         if entry_id == self.parent_root_entry {
             return Ok(Some(out)); // nothing under snapshots/ changed

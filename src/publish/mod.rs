@@ -6,9 +6,12 @@
 pub mod audit;
 pub mod clone;
 pub mod directory;
+pub mod foreign;
 pub mod git_options;
 pub mod history;
 pub mod metrics;
+pub mod newest;
+pub mod pointer;
 pub mod remote;
 pub mod session;
 pub mod signing;

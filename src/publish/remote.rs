@@ -43,6 +43,10 @@ pub enum UrlError {
     /// A token over plain HTTP could be read by anyone on the path.
     #[error("uses plain http:// to a host that is not loopback; use https://")]
     PlainHttp,
+    /// `?access_token=...` or any query or fragment: it would be stored in `.git/config` with
+    /// the URL, and a git remote has no use for one.
+    #[error("must not carry a query or fragment (?... or #...); put the token in snapshots.token or github.token")]
+    Query,
     /// SSH and other transports are not supported.
     #[error("is not an https:// URL, a file:// URL or a local path")]
     Unsupported,
@@ -58,7 +62,11 @@ pub fn classify_url(url: &str) -> Result<UrlKind, UrlError> {
             Ok(UrlKind::Local)
         };
     };
-    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let network = matches!(scheme.to_ascii_lowercase().as_str(), "https" | "http");
+    if network && rest.contains(['?', '#']) {
+        return Err(UrlError::Query);
+    }
     match scheme.to_ascii_lowercase().as_str() {
         "file" => Ok(UrlKind::Local),
         "https" | "http" if authority.contains('@') => Err(UrlError::Credentials),
@@ -69,12 +77,17 @@ pub fn classify_url(url: &str) -> Result<UrlKind, UrlError> {
     }
 }
 
-/// `url` without any `user:password@`, for messages: a token pasted into a URL must not be
-/// printed back.
+/// `url` without any `user:password@`, query or fragment, for messages: a token pasted into a
+/// URL must not be printed back.
 pub fn without_credentials(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        // scp-like `user:token@host:path`: keep only what follows the userinfo.
+        return url
+            .rsplit_once('@')
+            .map_or(url, |(_, host)| host)
+            .to_owned();
     };
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
@@ -109,6 +122,14 @@ pub enum RemoteError {
         "{0}; this is a problem of the local clone, not of the network; the snapshot stays queued"
     )]
     Local(String),
+    /// The clone failed while pushing or replaying (typed, so that each condition keeps the
+    /// exit code it has everywhere else: a snapshot-name conflict is 73, a damaged clone 74).
+    #[error("{0}")]
+    Clone(crate::publish::clone::RepoError),
+    /// libgit2 failed in a way it does not classify as the network, the remote or this
+    /// machine; it is not guessed to be any of them.
+    #[error("{0}; libgit2 does not say whether the network, the remote or this machine is at fault; the snapshot stays queued")]
+    Unclassified(String),
     /// The remote said no; an operator must act.
     #[error("{0}; the snapshot stays queued")]
     Refused(String),
@@ -196,11 +217,24 @@ pub fn fetch(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<Option<
         .download_tags(git2::AutotagOption::None)
         .prune(git2::FetchPrune::On);
     let refspec = format!("+refs/heads/{branch}:refs/remotes/{REMOTE_NAME}/{branch}");
+    let before = repo
+        .remote_tip()
+        .map_err(|e| RemoteError::Local(e.to_string()))?;
     remote
         .fetch(&[&refspec], Some(&mut opts), None)
         .map_err(|e| classify(e, &outcome, &spec.url, repo))?;
-    repo.remote_tip()
-        .map_err(|e| RemoteError::Local(e.to_string()))
+    let tip = repo
+        .remote_tip()
+        .map_err(|e| RemoteError::Local(e.to_string()))?;
+    if let Some(tip) = tip {
+        if let Err(why) = crate::publish::foreign::check_remote_tip(repo.git(), branch, tip) {
+            // The tracking ref goes back to what was last accepted: nothing refers to it.
+            repo.set_remote_tip(before)
+                .map_err(|e| RemoteError::Local(e.to_string()))?;
+            return Err(RemoteError::Refused(why));
+        }
+    }
+    Ok(tip)
 }
 
 /// The remote's default branch (what its HEAD points to), `None` for an empty remote.
@@ -326,7 +360,19 @@ fn classify(e: git2::Error, outcome: &CallbackRecord, url: &str, repo: &DataRepo
         _ if e.class() == ErrorClass::Repository && e.code() == ErrorCode::NotFound => {
             RemoteError::Refused(format!("{url}: {message}"))
         }
-        _ => RemoteError::Transient(format!("cannot reach {url}: {message}")),
+        // Only what libgit2 reports from the wire is the network's.
+        _ if matches!(
+            e.class(),
+            ErrorClass::Net | ErrorClass::Http | ErrorClass::Os | ErrorClass::Ssh
+        ) =>
+        {
+            RemoteError::Transient(format!("cannot reach {url}: {message}"))
+        }
+        _ => RemoteError::Unclassified(format!(
+            "talking to {url} failed: {message} (libgit2 error class {:?}, code {:?})",
+            e.class(),
+            e.code()
+        )),
     }
 }
 
@@ -386,6 +432,20 @@ mod tests {
             classify_url("https://x-access-token:t@github.com/o/r"),
             Err(UrlError::Credentials)
         ));
+        for leaky in [
+            "https://github.com/o/r.git?access_token=tok",
+            "https://github.com?access_token=tok",
+            "https://tok@github.com?x=1",
+            "https://github.com/o/r.git#tok",
+            "http://127.0.0.1/r.git?token=tok",
+        ] {
+            assert!(classify_url(leaky).is_err(), "{leaky}");
+            assert!(!without_credentials(leaky).contains("tok"), "{leaky}");
+        }
+        assert_eq!(
+            without_credentials("https://u:tok@h/p?access_token=tok#tok"),
+            "https://h/p"
+        );
         assert!(matches!(
             classify_url("git@github.com:o/r.git"),
             Err(UrlError::Unsupported)
@@ -394,6 +454,38 @@ mod tests {
             classify_url("ssh://git@github.com/o/r.git"),
             Err(UrlError::Unsupported)
         ));
+    }
+
+    #[test]
+    fn an_error_libgit2_does_not_classify_is_not_blamed_on_the_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = DataRepo::open(&dir.path().join("c"), None, std::time::Duration::ZERO).unwrap();
+        let outcome = CallbackRecord::default();
+        let err = |class, message: &str| git2::Error::new(ErrorCode::GenericError, class, message);
+        let url = "https://example.com/r.git";
+        for class in [
+            ErrorClass::Invalid,
+            ErrorClass::Object,
+            ErrorClass::Odb,
+            ErrorClass::Callback,
+            ErrorClass::None,
+        ] {
+            match classify(err(class, "something odd"), &outcome, url, &repo) {
+                RemoteError::Unclassified(m) => {
+                    assert!(
+                        m.contains("something odd") && !m.contains("cannot reach"),
+                        "{m}"
+                    )
+                }
+                other => panic!("{class:?}: {other:?}"),
+            }
+        }
+        for class in [ErrorClass::Net, ErrorClass::Http, ErrorClass::Os] {
+            assert!(matches!(
+                classify(err(class, "connection reset"), &outcome, url, &repo),
+                RemoteError::Transient(_)
+            ));
+        }
     }
 
     #[test]

@@ -191,7 +191,17 @@ impl PublishSettings {
         Ok(PublishSettings {
             latest_file: latest_file(config)?,
             signing_key: signing_key(config)?,
-            branch: config.expand_opt(&s.branch)?.filter(|b| !b.is_empty()),
+            branch: match config.expand_opt(&s.branch)?.filter(|b| !b.is_empty()) {
+                Some(b) if !git2::Branch::name_is_valid(&b).unwrap_or(false) => {
+                    return Err(config
+                        .invalid(
+                            "snapshots.branch",
+                            format!("{b:?} is not a valid git branch name"),
+                        )
+                        .into())
+                }
+                b => b,
+            },
             remote,
             clone_dir,
             author,
@@ -273,11 +283,7 @@ impl Session {
         if let Some(e) = self.sync_error.take() {
             return Err(e);
         }
-        let queued = self
-            .repo
-            .queued()
-            .map_err(|e| RemoteError::Local(e.to_string()))?
-            .len();
+        let queued = self.repo.queued().map_err(RemoteError::Clone)?.len();
         push_queue(&self.repo, spec)?;
         log::info!(
             "pushed {queued} commit(s) to {} ({})",
@@ -299,7 +305,7 @@ impl Session {
 /// remote tip stays where it was is contention too (another host's push holds the branch's
 /// lock on the server at that moment): it is retried after a short, jittered pause.
 fn push_queue(repo: &DataRepo, spec: &RemoteSpec) -> Result<(), RemoteError> {
-    let local = |e: RepoError| RemoteError::Local(e.to_string());
+    let local = RemoteError::Clone;
     let branch = repo.branch().to_owned();
     let mut last_refusal = String::new();
     for attempt in 0..MAX_PUSH_ATTEMPTS {
@@ -328,11 +334,8 @@ fn push_queue(repo: &DataRepo, spec: &RemoteSpec) -> Result<(), RemoteError> {
                     "{} moved while pushing; replaying queued snapshots onto it",
                     spec.url
                 );
-                repo.integrate_remote(tip).map_err(|e| match e {
-                    // Only a conflicting snapshot name needs a person.
-                    RepoError::Conflict(_) => RemoteError::Refused(e.to_string()),
-                    _ => local(e),
-                })?;
+                // A conflicting snapshot name keeps its exit code (73), as at commit time.
+                repo.integrate_remote(tip).map_err(local)?;
             }
             Err(e) => return Err(e),
         }

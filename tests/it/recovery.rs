@@ -40,23 +40,57 @@ fn a_repository_that_is_not_ours_is_refused_and_left_exactly_as_it_was() {
     std::fs::write(git_dir.join("index.lock"), "").unwrap();
     std::fs::create_dir_all(git_dir.join(".tmp-notes")).unwrap();
     let listing = |dir: &std::path::Path| {
-        let mut names: Vec<String> = walk(dir);
-        names.sort();
-        names
+        let mut entries = walk(dir);
+        entries.sort();
+        entries
     };
     let before = listing(&clone);
+    assert!(before.len() > 20, "{}", before.len());
     host.push("clone", 0, &["--no-push"])
         .expect_error(78, &["not create", "refusing"]);
-    assert_eq!(listing(&clone), before, "nothing added, changed or removed");
+    let after = listing(&clone);
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(a, b, "changed: {}", b.path);
+    }
+    assert_eq!(after, before, "nothing added, changed or removed");
     assert!(git(&git_dir, &["branch", "--list", "tmp_work"]).contains("tmp_work"));
 }
 
-fn walk(dir: &std::path::Path) -> Vec<String> {
+/// One entry of a directory tree, as much of it as can change: its kind, permission bits,
+/// modification time and, for a file, its bytes.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Entry {
+    path: String,
+    dir: bool,
+    mode: u32,
+    mtime_ns: i128,
+    bytes: Vec<u8>,
+}
+
+fn walk(dir: &std::path::Path) -> Vec<Entry> {
+    use std::os::unix::fs::PermissionsExt;
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
-        out.push(e.path().display().to_string());
-        if e.file_type().unwrap().is_dir() {
+        let meta = std::fs::symlink_metadata(e.path()).unwrap();
+        let mtime = meta
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let is_dir = meta.is_dir();
+        out.push(Entry {
+            path: e.path().display().to_string(),
+            dir: is_dir,
+            mode: meta.permissions().mode(),
+            mtime_ns: mtime.as_nanos() as i128,
+            bytes: if meta.is_file() {
+                std::fs::read(e.path()).unwrap()
+            } else {
+                Vec::new()
+            },
+        });
+        if is_dir {
             out.extend(walk(&e.path()));
         }
     }

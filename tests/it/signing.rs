@@ -99,8 +99,13 @@ fn every_commit_is_signed_verifiable_by_git_and_the_same_on_every_host() {
     // Two hosts on one remote: the second run of host 1 is refused and replayed.
     let one = signing_host(&server, "a", &key);
     let two = signing_host(&server, "a", &key);
-    one.push("clone", 0, &[]).expect_code(0);
-    two.push("clone", 1, &[]).expect_code(0);
+    let mut runs = Vec::new();
+    let first = one.push("clone", 0, &["-v"]);
+    first.expect_code(0);
+    runs.push(first);
+    let second = two.push("clone", 1, &["-v"]);
+    second.expect_code(0);
+    runs.push(second);
     let replayed = one.run(&{
         let mut args = one.args("clone", 2, &[]);
         args.push("-v".into());
@@ -124,6 +129,8 @@ fn every_commit_is_signed_verifiable_by_git_and_the_same_on_every_host() {
     ]);
     prune.expect_code(0);
     let (names, linear) = history(&a);
+    runs.push(replayed);
+    runs.push(prune);
     assert!(linear);
     assert_eq!(names[..3], [dir_name(0), dir_name(1), dir_name(2)]);
     assert!(names[3].contains("Gitcord snapshot prune"), "{names:?}");
@@ -148,9 +155,9 @@ fn every_commit_is_signed_verifiable_by_git_and_the_same_on_every_host() {
     );
 
     // The same inputs and key onto the same parent: the same commit id, pinned across hosts.
-    signing_host(&server, "b", &key)
-        .push("clone", 0, &[])
-        .expect_code(0);
+    let on_b = signing_host(&server, "b", &key).push("clone", 0, &["-v"]);
+    on_b.expect_code(0);
+    runs.push(on_b);
     let first = git(&a, &["rev-list", "--max-parents=0", "main"]);
     assert_eq!(git(&b, &["rev-parse", "main"]), first);
     assert_eq!(first.trim(), SIGNED_FIRST_COMMIT.trim());
@@ -158,6 +165,16 @@ fn every_commit_is_signed_verifiable_by_git_and_the_same_on_every_host() {
     // status names the key by its fingerprint, and nothing of ours holds the key.
     let status = one.run(&["status", "--config", "config.yaml", "--clone-dir", "clone"]);
     status.expect_code(0);
+    let json = one.run(&[
+        "status",
+        "--json",
+        "--config",
+        "config.yaml",
+        "--clone-dir",
+        "clone",
+    ]);
+    json.expect_code(0);
+    runs.push(json);
     let fingerprint = Command::new("ssh-keygen")
         .arg("-lf")
         .arg(&key)
@@ -172,17 +189,55 @@ fn every_commit_is_signed_verifiable_by_git_and_the_same_on_every_host() {
         "{}",
         status.stdout
     );
-    let secret = std::fs::read_to_string(&key).unwrap();
-    let body: String = secret.lines().filter(|l| !l.starts_with("-----")).collect();
-    for out in [
-        &replayed.stderr,
-        &replayed.stdout,
-        &status.stdout,
-        &prune.stdout,
-        &prune.stderr,
-    ] {
-        assert!(!out.contains(&body[..40]), "key material printed");
+    runs.push(status);
+    // The secret is the 32-byte Ed25519 seed (the key file's fixed header holds none): look
+    // for it, in hex and in base64 at every alignment, in every output of every run above and
+    // in every file the hosts wrote.
+    let needles = seed_spellings(&key);
+    for run in &runs {
+        for out in [&run.stdout, &run.stderr] {
+            for n in &needles {
+                assert!(!out.contains(n.as_str()), "seed printed ({n}): {out}");
+            }
+        }
     }
+    for host in [&one, &two] {
+        for (path, bytes) in crate::support::testenv::tree(host.env.dir.path()) {
+            let text = String::from_utf8_lossy(&bytes);
+            for n in &needles {
+                assert!(!text.contains(n.as_str()), "seed in {path}");
+            }
+        }
+    }
+}
+
+/// The key's secret seed as it could be shown: hex (both cases) and base64 starting at each
+/// of its first three bytes (one of them is aligned wherever the seed sits in a base64
+/// stream); 24 characters of each. The key file itself must contain one of the base64 forms,
+/// or the search would prove nothing.
+fn seed_spellings(key: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(key).unwrap();
+    let private = ssh_key::PrivateKey::from_openssh(&text).unwrap();
+    let seed = private.key_data().ed25519().unwrap().private.to_bytes();
+    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    let mut out = vec![hex[..24].to_owned(), hex[..24].to_ascii_uppercase()];
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for k in 0..3 {
+        let mut b64 = String::new();
+        for c in seed[k..].chunks(3).filter(|c| c.len() == 3) {
+            let n = u32::from(c[0]) << 16 | u32::from(c[1]) << 8 | u32::from(c[2]);
+            for i in 0..4 {
+                b64.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            }
+        }
+        out.push(b64[..24].to_owned());
+    }
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(
+        out[2..].iter().any(|n| body.contains(n.as_str())),
+        "the seed search does not find the seed in the key file itself"
+    );
+    out
 }
 
 #[test]

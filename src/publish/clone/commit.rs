@@ -59,7 +59,7 @@ impl DataRepo {
             .ctx("build tree")?;
         root.insert(SNAPSHOTS_DIR, sub, 0o040000)
             .ctx("build tree")?;
-        let root = self.with_latest(root.write().ctx("write tree")?)?;
+        let root = self.with_latest(root.write().ctx("write tree")?, parent)?;
         let tree = self.repo.find_tree(root).ctx("read tree")?;
 
         let sig = Signature::new(
@@ -96,7 +96,7 @@ impl DataRepo {
         if entries.len() == before {
             return Ok(None);
         }
-        let root = self.with_latest(self.write_root(&base, &entries)?)?;
+        let root = self.with_latest(self.write_root(&base, &entries)?, Some(parent))?;
         let tree = self.repo.find_tree(root).ctx("read tree")?;
         let sig =
             Signature::new(&author.name, &author.email, &Time::new(at, 0)).ctx("make signature")?;
@@ -230,7 +230,7 @@ impl DataRepo {
         for name in removed {
             target.remove(name);
         }
-        let tree = self.with_latest(self.write_root(&base_tree, &target)?)?;
+        let tree = self.with_latest(self.write_root(&base_tree, &target)?, base)?;
         if base.is_some() && tree == base_tree.id() {
             return Ok(None);
         }

@@ -20,16 +20,19 @@ impl DataRepo {
         self.latest_file.as_deref()
     }
 
-    /// Root tree `root` with the readers' index describing its newest snapshot directory (by
-    /// name) that is a readable snapshot; without any, the index is removed. Derived from the
-    /// tree alone, so a replay onto another writer's commits recomputes it, and the same tree
-    /// always gets the same index.
-    pub(super) fn with_latest(&self, root: Oid) -> Result<Oid, RepoError> {
+    /// Root tree `root` with the readers' index describing its newest snapshot
+    /// ([`crate::publish::newest`]); without any, the index is removed, and so is every other
+    /// index file (an earlier `latest_file`, [`crate::publish::pointer`]). Derived from the
+    /// tree and its `parent`, so a replay onto another writer's commits recomputes it, and
+    /// the same tree on the same parent always gets the same index.
+    pub(super) fn with_latest(&self, root: Oid, parent: Option<Oid>) -> Result<Oid, RepoError> {
+        let root =
+            crate::publish::pointer::drop_others(&self.repo, root, self.latest_file.as_deref())?;
         let Some(file) = &self.latest_file else {
             return Ok(root);
         };
         let tree = self.repo.find_tree(root).ctx("read tree")?;
-        let content = latest_for(&self.repo, &tree)?;
+        let content = latest_for(&self.repo, &tree, parent)?;
         let mut builder = self.repo.treebuilder(Some(&tree)).ctx("build tree")?;
         match content {
             Some(bytes) => {
@@ -47,24 +50,27 @@ impl DataRepo {
 }
 
 /// The readers' index (`latest.json`) that root tree `tree` should hold: its newest snapshot
-/// directory, by name, that is a readable snapshot; `None` when it has none. `verify` checks
-/// every committed index against this.
-pub(crate) fn latest_for(repo: &Repository, tree: &Tree<'_>) -> Result<Option<Vec<u8>>, RepoError> {
+/// ([`crate::publish::newest`]; `parent`, the first parent of the commit `tree` belongs to,
+/// decides between equal times); `None` when it has none. `verify` checks every committed
+/// index against this.
+pub(crate) fn latest_for(
+    repo: &Repository,
+    tree: &Tree<'_>,
+    parent: Option<Oid>,
+) -> Result<Option<Vec<u8>>, RepoError> {
     let Some(sub) = snapshots_dir(repo, tree).ctx("read snapshots/")? else {
         return Ok(None);
     };
     // Runs on every commit, over a `snapshots/` of every hour of the history: count the
-    // directories without copying a name, and read only from the newest end.
+    // directories without copying a name.
     let count = sub
         .iter()
         .filter(|e| e.kind() == Some(ObjectType::Tree))
         .count();
-    // Git lists directories in name order: the newest is last.
-    let dirs = sub
-        .iter()
-        .rev()
-        .filter(|e| e.kind() == Some(ObjectType::Tree))
-        .filter_map(|e| e.name().map(|n| (n.to_owned(), e.id())));
+    // The newest as everything else names it (crate::publish::newest).
+    let dirs = crate::publish::newest::newest_first(repo, tree, parent, 1)?
+        .into_iter()
+        .map(|f| (f.name, f.tree));
     for (name, id) in dirs {
         let is_known = |file: &str| FILE_NAMES.contains(&file);
         let files: Vec<(String, Vec<u8>)> = read_snapshot_dir(repo, id, is_known)

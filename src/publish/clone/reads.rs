@@ -32,19 +32,25 @@ impl DataRepo {
     /// Resolves `latest`, `latest~N` (N snapshots before the newest) or a snapshot name
     /// against the branch tip.
     pub fn resolve_snapshot(&self, spec: &str) -> Result<String, RepoError> {
-        let names = self.snapshot_names(None)?;
         let back = match spec {
             "latest" => Some(0),
             _ => spec
                 .strip_prefix("latest~")
                 .and_then(|n| n.parse::<usize>().ok()),
         };
+        // `latest~N`: newest as in crate::publish::newest (what latest.json names).
         let found = match back {
-            Some(n) => n
-                .checked_add(1)
-                .and_then(|k| names.len().checked_sub(k))
-                .map(|i| names[i].clone()),
-            None => names.iter().find(|n| n.as_str() == spec).cloned(),
+            Some(n) => match n.checked_add(1) {
+                Some(want) => self
+                    .newest_snapshots(None, want)?
+                    .get(n)
+                    .map(|f| f.name.clone()),
+                None => None,
+            },
+            None => self
+                .snapshot_names(None)?
+                .into_iter()
+                .find(|n| n.as_str() == spec),
         };
         found.ok_or_else(|| RepoError::NoSuchSnapshot(spec.to_owned()))
     }
@@ -85,23 +91,10 @@ impl DataRepo {
             .collect()
     }
 
-    /// The newest snapshot directory on the branch and its files' bytes, for comparisons.
-    ///
-    /// The newest is the greatest name, as [`DataRepo::snapshot_names`] orders them; found in
-    /// one pass instead of copying and sorting every name of the history on every run.
+    /// The newest snapshot directory on the branch ([`crate::publish::newest`]) and its
+    /// files' bytes, for comparisons.
     pub fn newest_snapshot(&self) -> Result<Option<StoredSnapshot>, RepoError> {
-        let Some(tip) = self.tip()? else {
-            return Ok(None);
-        };
-        let tree = self.commit_tree(tip)?;
-        let Some(sub) = self.snapshots_tree(&tree)? else {
-            return Ok(None);
-        };
-        let newest = sub
-            .iter()
-            .filter(|e| e.kind() == Some(ObjectType::Tree) && e.name().is_some())
-            .max_by(|a, b| a.name_bytes().cmp(b.name_bytes()));
-        let Some(name) = newest.and_then(|e| e.name().map(str::to_owned)) else {
+        let Some(name) = self.newest_name(None)? else {
             return Ok(None);
         };
         let files = self.read_snapshot(&name)?;
