@@ -1,11 +1,12 @@
 //! Where snapshots go: a plain directory ([`directory`], for `export`), the persistent clone
-//! ([`clone`]), the remote ([`remote`]), and a writing run's [`session`] that ties them together
+//! ([`clone`]), the remote ([`remote`], over git's smart [`http`]), and a writing run's [`session`] that ties them together
 //! with the [`audit`] log and the [`metrics`] file.
 
 pub mod audit;
 pub mod clone;
 pub mod directory;
 pub mod history;
+pub mod http;
 pub mod metrics;
 pub mod remote;
 pub mod session;

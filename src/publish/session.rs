@@ -10,6 +10,7 @@ use crate::input::config::{Config, ConfigError};
 use crate::net::Secret;
 use crate::publish::audit::{self, SnapshotContext};
 use crate::publish::clone::{Author, DataRepo, RepoError};
+use crate::publish::http;
 use crate::publish::remote::{self, RemoteError, RemoteSpec, UrlKind};
 use crate::publish::signing::{AllowedSigners, SigningKey};
 use crate::snapshot::format::LATEST_FILE;
@@ -97,6 +98,8 @@ pub fn allowed_signers(
 pub struct Publish {
     remote: Option<(RemoteSpec, UrlKind)>,
     clone_dir: PathBuf,
+    /// `snapshots.ca_file`: trusted on top of the default roots.
+    ca_file: Option<PathBuf>,
     branch: Option<String>,
     /// The fixed identity commits are made with.
     pub author: Author,
@@ -151,21 +154,16 @@ impl Publish {
             }
         };
         let clone_dir = clone_dir(config, target.clone_dir.as_deref())?;
-        if let Some(ca) = config.expand_opt(&s.ca_file)? {
-            if !Path::new(&ca).is_file() {
-                return Err(config.invalid(
-                    "snapshots.ca_file",
-                    format!("{ca:?} is not a readable file"),
-                ));
+        let ca_file = match config.expand_opt(&s.ca_file)? {
+            None => None,
+            Some(ca) => {
+                // Read now, so a bad file is a config error before anything is committed.
+                crate::net::root_certs(&[Path::new(&ca)]).map_err(|e| {
+                    config.invalid("snapshots.ca_file", format!("{ca:?} {}", e.reason))
+                })?;
+                Some(PathBuf::from(ca))
             }
-            // SAFETY: called once, before any network operation, while the program is single-threaded.
-            unsafe { git2::opts::set_ssl_cert_file(&ca) }.map_err(|e| {
-                config.invalid(
-                    "snapshots.ca_file",
-                    format!("{ca:?} cannot be used: {}", e.message()),
-                )
-            })?;
-        }
+        };
         let author = Author {
             name: config
                 .expand_opt(&s.author_name)?
@@ -183,6 +181,7 @@ impl Publish {
             branch: config.expand_opt(&s.branch)?.filter(|b| !b.is_empty()),
             remote,
             clone_dir,
+            ca_file,
             author,
             repo_label,
             audit_dir: config.data_dir()?,
@@ -210,6 +209,8 @@ impl Session {
     pub fn open(config: &Config, target: &Target) -> Result<Session, SessionError> {
         let mut publish = Publish::resolve(config, target)?;
         configure_libgit2();
+        // git over HTTP(S) goes through our transport, with this run's token, CA and proxy.
+        let mut sync_error = http_transport(&publish, target);
         let remote_url = publish.remote.as_ref().map(|(r, _)| r.url.as_str());
         let mut repo = DataRepo::open(&publish.clone_dir, remote_url, target.lock_timeout)?;
         repo.set_latest_file(publish.latest_file.clone());
@@ -219,7 +220,6 @@ impl Session {
             .as_ref()
             .filter(|_| !target.no_push)
             .map(|(spec, _)| spec.clone());
-        let mut sync_error = None;
         // Until the remote has been seen once (a new clone, or one started with --no-push),
         // learn its default branch and history before committing.
         let never_synced = repo.remote_tip()?.is_none();
@@ -339,6 +339,25 @@ fn push_queue(repo: &DataRepo, spec: &RemoteSpec) -> Result<(), RemoteError> {
         "{} kept moving under us; gave up after {MAX_PUSH_ATTEMPTS} attempts",
         spec.url
     )))
+}
+
+/// Registers our HTTP transport with libgit2 and gives it this run's settings, before any
+/// network use. A CA bundle named by `SSL_CERT_FILE` that cannot be used fails the push (the
+/// snapshot is still committed and queued), as a bad `snapshots.ca_file` fails the config.
+fn http_transport(publish: &Publish, target: &Target) -> Option<RemoteError> {
+    let (spec, kind) = publish.remote.as_ref()?;
+    if *kind == UrlKind::Local || target.no_push {
+        return None;
+    }
+    if let Err(e) = http::register() {
+        return Some(RemoteError::Local(format!(
+            "cannot register the HTTPS transport with libgit2: {}",
+            e.message()
+        )));
+    }
+    http::configure(&spec.url, spec.token.clone(), publish.ca_file.as_deref())
+        .err()
+        .map(|e| RemoteError::Refused(format!("the CA certificates file {e}")))
 }
 
 /// How long to wait before push attempt `attempt + 1` after a refusal: growing, with jitter so

@@ -19,4 +19,5 @@ mod readers;
 mod recovery;
 mod restore;
 mod signing;
+mod transport;
 mod verify;

@@ -880,6 +880,15 @@ http {{
             return 404;
         }}
 
+        # A moved repository: /moved/<name>.git/... redirects to /git/<name>.git/...,
+        # /insecure/... to the same over plain http (which clients must refuse to follow).
+        location ~ ^/moved(?<moved_path>/.*)$ {{
+            return 301 https://$host:$server_port/git$moved_path$is_args$args;
+        }}
+        location ~ ^/insecure(?<insecure_path>/.*)$ {{
+            return 301 http://$host:$server_port/git$insecure_path$is_args$args;
+        }}
+
         location ~ ^/git(?<git_path_info>/.*)$ {{
             fastcgi_pass "unix:{r}/fcgi.sock";
             fastcgi_read_timeout 300s;
