@@ -9,6 +9,7 @@ pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod remote;
+pub mod sendpack;
 pub mod session;
 pub mod signing;
 pub mod treediff;

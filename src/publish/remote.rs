@@ -14,6 +14,8 @@ use git2::{ErrorClass, ErrorCode, FetchOptions, Oid, PushOptions, RemoteCallback
 use crate::net::{is_loopback_authority, Secret};
 use crate::publish::clone::{DataRepo, REMOTE_NAME};
 use crate::publish::http::{self, Failure};
+pub use crate::publish::sendpack::RefUpdate;
+use crate::publish::sendpack::{self, PushError};
 use crate::text::one_line;
 
 /// Where the data repository lives and how to authenticate to it.
@@ -184,8 +186,64 @@ pub fn default_branch(repo: &DataRepo, spec: &RemoteSpec) -> Result<Option<Strin
     Ok(name)
 }
 
-/// Pushes the local branch (everything queued, in order) to the remote branch.
-pub fn push(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<(), RemoteError> {
+/// Pushes `updates` (every ref in one push, atomically when the server can) and reads the
+/// server's verdict on each. Over HTTP(S) this is our own receive-pack client
+/// ([`crate::publish::sendpack`]: a thin pack of what the new commits add); a local remote is
+/// written by libgit2.
+pub fn push(repo: &DataRepo, spec: &RemoteSpec, updates: &[RefUpdate]) -> Result<(), RemoteError> {
+    if classify_url(&spec.url).is_ok_and(|kind| kind == UrlKind::Local) {
+        return push_local(repo, spec, updates);
+    }
+    http::take_failure();
+    let pushed = sendpack::push(repo.git(), &spec.url, updates);
+    http::take_failure();
+    let sent = pushed.map_err(|e| push_error(e, &spec.url))?;
+    log::info!(
+        "sent {} object(s), {} as deltas, {} bytes ({} pack)",
+        sent.objects,
+        sent.deltas,
+        sent.bytes,
+        if sent.thin { "thin" } else { "full" }
+    );
+    Ok(())
+}
+
+/// A push refused or failed, in an operator's words.
+fn push_error(e: PushError, url: &str) -> RemoteError {
+    let said = |messages: &str| {
+        let messages = one_line(messages);
+        if messages.is_empty() {
+            String::new()
+        } else {
+            format!(" (remote said: {messages})")
+        }
+    };
+    match e {
+        PushError::Wire(failure) => wire_error(failure, url),
+        PushError::Local(message) => RemoteError::Local(format!(
+            "cannot read what to push from the clone: {message}"
+        )),
+        PushError::Protocol(message) => RemoteError::Transient(format!("{url}: {message}")),
+        PushError::Moved(reason) => RemoteError::Moved(reason),
+        PushError::Unpack { reason, messages } => RemoteError::Refused(format!(
+            "{url} could not unpack the pushed objects ({reason}){}",
+            said(&messages)
+        )),
+        PushError::Rejected {
+            name,
+            reason,
+            messages,
+        } => rejection(&format!("{name} {reason}"), &messages),
+    }
+}
+
+/// Pushes to a local remote (a path or `file://`) with libgit2: each update's local ref of the
+/// same name to the remote's.
+fn push_local(
+    repo: &DataRepo,
+    spec: &RemoteSpec,
+    updates: &[RefUpdate],
+) -> Result<(), RemoteError> {
     let outcome = Outcome::default();
     let mut remote = repo
         .git()
@@ -193,17 +251,13 @@ pub fn push(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<(), Remo
         .map_err(|e| classify(e, &outcome, &spec.url, repo))?;
     let mut opts = PushOptions::new();
     opts.remote_callbacks(callbacks(&outcome));
-    let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
-    // To leave out what the remote has, libgit2's push reads every tree under the remote
-    // tip (one per snapshot directory of the history), and by default re-hashes each object
-    // it reads: a tenth of a run's CPU after a year. Those trees are only read to be left
-    // out, and what is sent was read and hashed by the health check of this run (the queue,
-    // see `DataRepo::open`) or written by it; zlib's checksum still catches a damaged object,
-    // and the server hashes everything it receives. So the push alone skips the re-hashing.
-    git2::opts::strict_hash_verification(false);
-    let pushed = remote.push(&[&refspec], Some(&mut opts));
-    git2::opts::strict_hash_verification(true);
-    pushed.map_err(|e| classify(e, &outcome, &spec.url, repo))?;
+    let refspecs: Vec<String> = updates
+        .iter()
+        .map(|u| format!("{}:{}", u.name, u.name))
+        .collect();
+    remote
+        .push(&refspecs, Some(&mut opts))
+        .map_err(|e| classify(e, &outcome, &spec.url, repo))?;
     if let Some(reason) = outcome.rejected.borrow().as_ref() {
         return Err(rejection(reason, &outcome.remote_messages.borrow()));
     }

@@ -11,7 +11,7 @@ use crate::net::Secret;
 use crate::publish::audit::{self, SnapshotContext};
 use crate::publish::clone::{Author, DataRepo, RepoError};
 use crate::publish::http;
-use crate::publish::remote::{self, RemoteError, RemoteSpec, UrlKind};
+use crate::publish::remote::{self, RefUpdate, RemoteError, RemoteSpec, UrlKind};
 use crate::publish::signing::{AllowedSigners, SigningKey};
 use crate::snapshot::format::LATEST_FILE;
 
@@ -296,7 +296,15 @@ fn push_queue(repo: &DataRepo, spec: &RemoteSpec) -> Result<(), RemoteError> {
         if repo.queued().map_err(local)?.is_empty() {
             return Ok(());
         }
-        match remote::push(repo, spec, &branch) {
+        let update = RefUpdate {
+            name: format!("refs/heads/{branch}"),
+            expected_old: repo.remote_tip().map_err(local)?,
+            new: repo
+                .tip()
+                .map_err(local)?
+                .ok_or_else(|| RemoteError::Local("the branch has no commit to push".into()))?,
+        };
+        match remote::push(repo, spec, &[update]) {
             Ok(()) => {
                 repo.set_remote_tip(repo.tip().map_err(local)?)
                     .map_err(local)?;

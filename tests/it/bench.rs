@@ -36,7 +36,7 @@ const BASE: &str = "2025-06-01T00:00:00+00:00";
 
 /// One measured process (tree): CPU (user + sys) and wall time.
 #[derive(Clone, Copy, Default)]
-struct Cost {
+pub(crate) struct Cost {
     cpu: Duration,
     wall: Duration,
 }
@@ -51,7 +51,7 @@ impl std::ops::AddAssign for Cost {
 /// Runs `cmd` to completion and returns its cost; panics with its output if it fails.
 // The child is reaped by `wait4` (for its rusage), which clippy cannot see.
 #[allow(clippy::zombie_processes)]
-fn measured(cmd: &mut Command, log: &Path) -> Cost {
+pub(crate) fn measured(cmd: &mut Command, log: &Path) -> Cost {
     let out = fs::File::create(log).unwrap();
     let started = Instant::now();
     let child = cmd
@@ -95,7 +95,7 @@ fn apparent_size(dir: &Path) -> u64 {
 }
 
 /// Bytes of the last `git-receive-pack` POST the server received.
-fn last_receive_pack_bytes(server: &GitServer) -> u64 {
+pub(crate) fn last_receive_pack_bytes(server: &GitServer) -> u64 {
     server
         .access_log()
         .lines()
@@ -133,7 +133,7 @@ fn run_id(n: i64) -> String {
 }
 
 /// The demo fixture's inputs in a scratch directory, with a config pointing at `remote`.
-struct Ours {
+pub(crate) struct Ours {
     env: TempDir,
     token: String,
     ca: PathBuf,
@@ -141,7 +141,7 @@ struct Ours {
 }
 
 impl Ours {
-    fn new(server: &GitServer, remote: &str, binary: &Path) -> Ours {
+    pub(crate) fn new(server: &GitServer, remote: &str, binary: &Path) -> Ours {
         let env = TempDir::new().unwrap();
         let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
         for f in ["state.db", "roles.json"] {
@@ -170,7 +170,7 @@ impl Ours {
     }
 
     /// `push` of benchmark snapshot `n` into `clone`, not started.
-    fn push(&self, clone: &str, n: i64, extra: &[&str]) -> Command {
+    pub(crate) fn push(&self, clone: &str, n: i64, extra: &[&str]) -> Command {
         let mut cmd = Command::new(&self.binary);
         git::isolate(&mut cmd);
         cmd.current_dir(self.env.path())
@@ -190,7 +190,7 @@ impl Ours {
         cmd
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.env.path().join(rel)
     }
 }
@@ -241,7 +241,7 @@ impl Git {
 }
 
 /// A snapshot as pushed: its directory's files and `latest.json`, to vary into a history.
-struct Template {
+pub(crate) struct Template {
     name: String,
     files: Vec<(String, Vec<u8>)>,
     latest: Vec<u8>,
@@ -251,7 +251,7 @@ struct Template {
 
 impl Template {
     /// One offline `push` of the demo at benchmark snapshot -100000 (never reused).
-    fn make(server: &GitServer) -> Template {
+    pub(crate) fn make(server: &GitServer) -> Template {
         let ours = Ours::new(
             server,
             "unused",
@@ -309,7 +309,7 @@ impl Template {
     }
 
     /// Writes history snapshots `-count..0` into `repo` with `git fast-import`, then repacks.
-    fn import(&self, repo: &Path, count: i64) {
+    pub(crate) fn import(&self, repo: &Path, count: i64) {
         let mut child = git::git_command(repo)
             .args(["fast-import", "--quiet"])
             .stdin(Stdio::piped())

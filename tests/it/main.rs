@@ -19,5 +19,6 @@ mod readers;
 mod recovery;
 mod restore;
 mod signing;
+mod thin_push;
 mod transport;
 mod verify;
