@@ -14,6 +14,9 @@
 //! * steady state: our `push` of the next snapshot into that clone against git's
 //!   `add -A` + `commit` + `pull --rebase` + `push` of the very same files in a normal clone.
 //!
+//! It prints the table, then issue 19's targets from the same run: bytes sent per push beside
+//! git's at each size, and our CPU per run at the largest size against the smallest.
+//!
 //! CPU is user + system time of the process and everything it waited for (`wait4`'s rusage),
 //! so git's helpers (`git-remote-https`, `pack-objects`, ...) are counted; the server's side
 //! is not, for either. Bytes per push: what the server received (nginx's `$request_length` of
@@ -171,7 +174,19 @@ impl Ours {
 
     /// `push` of benchmark snapshot `n` into `clone`, not started.
     pub(crate) fn push(&self, clone: &str, n: i64, extra: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.binary);
+        // BENCH_PERF_DIR: each run of ours recorded by `perf record -g` there (perf-<n>.data),
+        // to see where a run's CPU goes.
+        let mut cmd = match std::env::var_os("BENCH_PERF_DIR") {
+            Some(dir) => {
+                let mut perf = Command::new("perf");
+                perf.args(["record", "-q", "-g", "-F", "4000", "-o"])
+                    .arg(Path::new(&dir).join(format!("perf-{n}.data")))
+                    .arg("--")
+                    .arg(&self.binary);
+                perf
+            }
+            None => Command::new(&self.binary),
+        };
         git::isolate(&mut cmd);
         cmd.current_dir(self.env.path())
             .env_remove("RUST_LOG")
@@ -589,5 +604,27 @@ fn push_https() {
                 hi.sides[i].1.run.0 / lo.sides[i].1.run.0
             );
         }
+    }
+    // The targets of issue 19, from this run: bytes sent per push against git's for the same
+    // commit at each size, and our CPU per run at the largest size against the smallest.
+    for r in &rows {
+        let git = &r.sides[r.sides.len() - 1].1;
+        for (who, f) in &r.sides[..r.sides.len() - 1] {
+            println!(
+                "{who}: bytes sent per push at {} snapshots: {:.0} vs git's {:.0}: {:.2}x (target at the largest size: <= 1.5x)",
+                r.snapshots,
+                f.wire,
+                git.wire,
+                f.wire / git.wire
+            );
+        }
+    }
+    if let (Some(lo), Some(hi)) = (rows.first(), rows.last()) {
+        println!(
+            "ours: CPU per run at {} snapshots vs at {}: {:.2}x (target: <= 1.5x)",
+            hi.snapshots,
+            lo.snapshots,
+            hi.sides[0].1.run.0 / lo.sides[0].1.run.0
+        );
     }
 }

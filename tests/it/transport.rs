@@ -128,3 +128,35 @@ fn ca_files_that_cannot_be_used_are_named() {
     host.push("clone", 1, &[]).expect_code(0);
     assert_eq!(history(&bare), (vec![dir_name(0), dir_name(1)], true));
 }
+
+#[test]
+fn a_server_that_never_answers_times_out_and_the_snapshot_is_queued() {
+    // A listener that accepts connections and never says a word (not even TLS's hello).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = silent.accept() {
+            open.push(stream);
+            if open.len() == 4 {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    });
+    let host = Host::new(
+        &format!("https://127.0.0.1:{port}/git/data.git"),
+        "tok_unused",
+        None,
+    );
+    let started = std::time::Instant::now();
+    push_with(&host, 0, &[("GITCORD_SNAPSHOT_TEST_IO_TIMEOUT_MS", "1500")]).expect_error(
+        75,
+        &["cannot reach", "timed out", "1 snapshot commit(s) queued"],
+    );
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(8), "{took:?}");
+    let clone = host.clone_path("clone").join(".git");
+    assert_eq!(history(&clone).0, [dir_name(0)], "committed, queued");
+    drop(held);
+}

@@ -43,6 +43,9 @@ const USER_AGENT: &str = concat!("git/2.0 (gitcord-snapshot ", env!("CARGO_PKG_V
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// The longest silence on an open connection (libgit2's own default server timeout was 60 s).
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// Test-only: a shorter [`IO_TIMEOUT`] in milliseconds, so that a test of a server that never
+/// answers does not wait a minute (like `crate::pause`, production never sets it).
+pub const IO_TIMEOUT_VAR: &str = "GITCORD_SNAPSHOT_TEST_IO_TIMEOUT_MS";
 /// A request body up to this is sent with a `Content-Length`; a larger one is streamed in
 /// chunks as it is written (git's `http.postBuffer` default).
 const POST_BUFFER: usize = 1 << 20;
@@ -116,6 +119,7 @@ struct Settings {
     https_proxy: Option<String>,
     /// `no_proxy` entries, lower-cased, without a leading dot.
     no_proxy: Vec<String>,
+    io_timeout: Duration,
 }
 
 static SETTINGS: RwLock<Option<Arc<Settings>>> = RwLock::new(None);
@@ -190,12 +194,17 @@ impl Settings {
         let no_proxy = env(&["no_proxy", "NO_PROXY"])
             .map(|list| parse_no_proxy(&list))
             .unwrap_or_default();
+        let io_timeout = std::env::var(IO_TIMEOUT_VAR)
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map_or(IO_TIMEOUT, Duration::from_millis);
         Ok(Settings {
             token,
             token_origin: origin_of(remote_url).unwrap_or_default(),
             tls,
             https_proxy,
             no_proxy,
+            io_timeout,
         })
     }
 
@@ -428,8 +437,8 @@ fn agent_for(settings: &Settings, url: &str) -> Result<Agent, Failure> {
         .proxy(proxy)
         .timeout_resolve(Some(CONNECT_TIMEOUT))
         .timeout_connect(Some(CONNECT_TIMEOUT))
-        .timeout_per_read(Some(IO_TIMEOUT))
-        .timeout_per_write(Some(IO_TIMEOUT))
+        .timeout_per_read(Some(settings.io_timeout))
+        .timeout_per_write(Some(settings.io_timeout))
         .build();
     Ok(config.into())
 }
@@ -498,6 +507,8 @@ fn wire_failure(e: &ureq::Error) -> Failure {
     };
     if tls {
         Failure::Tls(text)
+    } else if let ureq::Error::Timeout(_) = e {
+        Failure::Unreachable(format!("timed out waiting for the server ({text})"))
     } else {
         Failure::Unreachable(text)
     }
