@@ -160,3 +160,25 @@ fn a_server_that_never_answers_times_out_and_the_snapshot_is_queued() {
     assert_eq!(history(&clone).0, [dir_name(0)], "committed, queued");
     drop(held);
 }
+
+#[test]
+fn http_statuses_are_classified_as_before() {
+    let server = GitServer::start();
+    // No such repository: http-backend answers 404.
+    let missing = Host::for_server(&server, "missing");
+    missing
+        .push("clone", 0, &[])
+        .expect_error(77, &["was not found (HTTP 404)", "remote_url"]);
+    // A 500 is the server's trouble: retried later.
+    server.create_bare_repo("data");
+    let host = Host::for_server(&server, "data");
+    server.set_mode(crate::support::git_server::Mode::InternalError500);
+    host.push("clone", 0, &[])
+        .expect_error(75, &["HTTP 500", "queued"]);
+    server.set_mode(crate::support::git_server::Mode::Normal);
+    host.push("clone", 1, &[]).expect_code(0);
+    assert_eq!(
+        history(&server.repo_path("data")),
+        (vec![dir_name(0), dir_name(1)], true)
+    );
+}
