@@ -182,3 +182,25 @@ fn http_statuses_are_classified_as_before() {
         (vec![dir_name(0), dir_name(1)], true)
     );
 }
+
+#[test]
+fn a_push_larger_than_the_post_buffer_is_streamed_in_chunks() {
+    let server = GitServer::start();
+    let bare = server.create_bare_repo("data");
+    let host = Host::for_server(&server, "data");
+    // A 1 KB post buffer: every push body (several KB) is streamed while it is written, as a
+    // push over 1 MB is, in chunked transfer encoding through nginx to git http-backend.
+    let small = [("GITCORD_SNAPSHOT_TEST_POST_BUFFER", "1024")];
+    push_with(&host, 0, &small).expect_code(0);
+    push_with(&host, 1, &small).expect_code(0);
+    assert_eq!(history(&bare), (vec![dir_name(0), dir_name(1)], true));
+    fsck(&bare);
+    let log = server.access_log();
+    let bodies: Vec<u64> = log
+        .lines()
+        .filter(|l| l.starts_with("POST /git/data.git/git-receive-pack 200"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(bodies.len(), 2, "{log}");
+    assert!(bodies[0] > 1024, "the first push is over the buffer: {log}");
+}

@@ -46,6 +46,9 @@ const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// Test-only: a shorter [`IO_TIMEOUT`] in milliseconds, so that a test of a server that never
 /// answers does not wait a minute (like `crate::pause`, production never sets it).
 pub const IO_TIMEOUT_VAR: &str = "GITCORD_SNAPSHOT_TEST_IO_TIMEOUT_MS";
+/// Test-only: a smaller [`POST_BUFFER`] in bytes, so that a test's small push takes the
+/// streamed (chunked) path that a large one takes.
+pub const POST_BUFFER_VAR: &str = "GITCORD_SNAPSHOT_TEST_POST_BUFFER";
 /// A request body up to this is sent with a `Content-Length`; a larger one is streamed in
 /// chunks as it is written (git's `http.postBuffer` default).
 const POST_BUFFER: usize = 1 << 20;
@@ -120,6 +123,7 @@ struct Settings {
     /// `no_proxy` entries, lower-cased, without a leading dot.
     no_proxy: Vec<String>,
     io_timeout: Duration,
+    post_buffer: usize,
 }
 
 static SETTINGS: RwLock<Option<Arc<Settings>>> = RwLock::new(None);
@@ -198,7 +202,12 @@ impl Settings {
             .ok()
             .and_then(|ms| ms.parse().ok())
             .map_or(IO_TIMEOUT, Duration::from_millis);
+        let post_buffer = std::env::var(POST_BUFFER_VAR)
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(POST_BUFFER);
         Ok(Settings {
+            post_buffer,
             token,
             token_origin: origin_of(remote_url).unwrap_or_default(),
             tls,
@@ -581,7 +590,7 @@ impl RpcRequest {
 impl Write for RpcRequest {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.state {
-            RpcState::Buffering(body) if body.len() + buf.len() <= POST_BUFFER => {
+            RpcState::Buffering(body) if body.len() + buf.len() <= self.settings.post_buffer => {
                 body.extend_from_slice(buf);
                 Ok(buf.len())
             }
