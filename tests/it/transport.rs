@@ -204,3 +204,22 @@ fn a_push_larger_than_the_post_buffer_is_streamed_in_chunks() {
     assert_eq!(bodies.len(), 2, "{log}");
     assert!(bodies[0] > 1024, "the first push is over the buffer: {log}");
 }
+
+#[test]
+fn the_token_is_in_no_log_line_even_at_trace_level() {
+    use base64::Engine as _;
+    let server = GitServer::start();
+    server.create_bare_repo("data");
+    let host = Host::for_server(&server, "data");
+    let run = push_with(&host, 0, &[("RUST_LOG", "trace")]);
+    run.expect_code(0);
+    assert!(run.stderr.contains("git-receive-pack"), "logs were on");
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("x-access-token:{}", server.token()));
+    for secret in [server.token(), basic.as_str()] {
+        assert!(
+            !run.stderr.contains(secret) && !run.stdout.contains(secret),
+            "{secret} leaked"
+        );
+    }
+}

@@ -362,7 +362,9 @@ impl HttpRemote {
             self.base = base.trim_end_matches('/').to_owned();
             url = next;
         }
-        unreachable!("the loop returns on its last hop")
+        Err(record(Failure::Protocol(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        ))))
     }
 
     /// `POST <service>`: a request whose body is written into the returned [`RpcRequest`]

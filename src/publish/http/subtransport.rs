@@ -60,12 +60,10 @@ impl SmartSubtransport for GitHttp {
         url: &str,
         action: GitService,
     ) -> Result<Box<dyn SmartSubtransportStream>, git2::Error> {
-        let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
-        if remote.is_none() {
-            *remote = Some(HttpRemote::new(url).map_err(|f| git_error(super::record(f)))?);
-        }
-        let Some(remote) = remote.as_mut() else {
-            unreachable!("set above")
+        let mut slot = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        let remote = match &mut *slot {
+            Some(remote) => remote,
+            empty => empty.insert(HttpRemote::new(url).map_err(|f| git_error(super::record(f)))?),
         };
         let stream: Box<dyn SmartSubtransportStream> = match action {
             GitService::UploadPackLs => Box::new(Answer(
@@ -116,15 +114,16 @@ enum Rpc {
 
 impl Read for Rpc {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Rpc::Writing(request) = self {
-            let body = request
-                .finish()
-                .map_err(|f| io::Error::other(f.to_string()))?;
-            *self = Rpc::Reading(body);
-        }
         match self {
             Rpc::Reading(body) => body.read(buf).map_err(|e| read_error(&e)),
-            Rpc::Writing(_) => unreachable!("sent above"),
+            Rpc::Writing(request) => {
+                let mut body = request
+                    .finish()
+                    .map_err(|f| io::Error::other(f.to_string()))?;
+                let n = body.read(buf).map_err(|e| read_error(&e));
+                *self = Rpc::Reading(body);
+                n
+            }
         }
     }
 }
