@@ -225,13 +225,15 @@ impl Session {
         let never_synced = repo.remote_tip()?.is_none();
         let branch = match (&publish.branch, &network) {
             (Some(b), _) => Some(b.clone()),
-            (None, Some(spec)) if never_synced => match remote::default_branch(&repo, spec) {
-                Ok(b) => Some(b.unwrap_or_else(|| repo.branch().to_owned())),
-                Err(e) => {
-                    sync_error = Some(e);
-                    None
+            (None, Some(spec)) if never_synced && sync_error.is_none() => {
+                match remote::default_branch(&repo, spec) {
+                    Ok(b) => Some(b.unwrap_or_else(|| repo.branch().to_owned())),
+                    Err(e) => {
+                        sync_error = Some(e);
+                        None
+                    }
                 }
-            },
+            }
             _ => None,
         };
         if let Some(b) = &branch {
