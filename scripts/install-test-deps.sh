@@ -7,6 +7,8 @@
 #   git       - git client + git-http-backend
 #   sqlite3   - the sqlite3 CLI: the restore tests compare `.schema` output (they fail without it)
 #   openssh-client - ssh-keygen, for signing
+#   tinyproxy - a real HTTP proxy on 127.0.0.1 for the https_proxy/no_proxy tests
+#               (tests/it/support/proxy.rs; run by the tests, never as a service)
 #
 # Only packages that are missing are installed; `apt-get update` runs only if
 # something is missing. Works as root (no sudo needed) or via sudo otherwise.
@@ -69,6 +71,9 @@ fi
 if ! command -v ssh-keygen >/dev/null 2>&1; then
     missing+=(openssh-client)
 fi
+if ! command -v tinyproxy >/dev/null 2>&1 && [ ! -x /usr/bin/tinyproxy ] && [ ! -x /usr/sbin/tinyproxy ]; then
+    missing+=(tinyproxy)
+fi
 # The reader example (examples/read_latest.py) and the benchmarks' drivers.
 if ! command -v python3 >/dev/null 2>&1; then
     missing+=(python3)
@@ -99,8 +104,10 @@ pid_alive() {
 }
 nginx_was_running=0
 fcgiwrap_was_running=0
+tinyproxy_was_running=0
 pid_alive /run/nginx.pid && nginx_was_running=1
 pid_alive /run/fcgiwrap.pid && fcgiwrap_was_running=1
+pid_alive /run/tinyproxy/tinyproxy.pid && tinyproxy_was_running=1
 
 # Forbid service starts during the install (keep any pre-existing policy-rc.d).
 POLICY=/usr/sbin/policy-rc.d
@@ -145,8 +152,11 @@ fi
 if [ "$fcgiwrap_was_running" -eq 0 ]; then
     stop_daemon fcgiwrap /run/fcgiwrap.pid
 fi
+if [ "$tinyproxy_was_running" -eq 0 ]; then
+    stop_daemon tinyproxy /run/tinyproxy/tinyproxy.pid
+fi
 
-for bin in nginx fcgiwrap openssl git sqlite3 ssh-keygen; do
+for bin in nginx fcgiwrap openssl git sqlite3 ssh-keygen tinyproxy; do
     if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ]; then
         log "ERROR: $bin still not found after install"
         exit 1

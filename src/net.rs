@@ -1,9 +1,12 @@
-//! What the two network clients (the git remote and Discord) share about keeping credentials
-//! safe: a secret type that never prints, and the one loopback test that decides where plain
-//! HTTP may carry a credential.
+//! What the two network clients (the git remote and Discord) share: a secret type that never
+//! prints, the one loopback test that decides where plain HTTP may carry a credential, and the
+//! one builder of the certificates both trust (one TLS stack, ureq + rustls, for both).
 
 use std::fmt;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 /// A token from the config or the environment. It has no `Display`, its `Debug` is redacted,
 /// and the value is only reachable through [`Secret::expose`], at the one place that sends it.
@@ -43,6 +46,58 @@ pub fn is_loopback_authority(authority: &str) -> bool {
         None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
     };
     is_loopback_host(host)
+}
+
+/// A file of extra CA certificates that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{} {reason}", path.display())]
+pub struct CaFileError {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Mozilla's roots (`webpki-root-certs`) plus every certificate in each PEM file of `extra`
+/// (a private CA, a TLS-inspecting proxy, the system's bundle). A file that cannot be read or
+/// holds no certificate is an error naming it: trusting less than asked would fail later with
+/// a message that blames the server.
+pub fn root_certs(extra: &[&Path]) -> Result<RootCerts, CaFileError> {
+    let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|der| Certificate::from_der(der.as_ref()))
+        .collect();
+    for path in extra {
+        let ca_error = |reason: String| CaFileError {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| ca_error(format!("cannot be read: {e}")))?;
+        let before = roots.len();
+        for item in ureq::tls::parse_pem(&pem) {
+            // Keys and other sections are not roots.
+            if let PemItem::Certificate(cert) =
+                item.map_err(|e| ca_error(format!("is not valid PEM: {e}")))?
+            {
+                roots.push(cert);
+            }
+        }
+        if roots.len() == before {
+            return Err(ca_error("holds no PEM certificate".into()));
+        }
+        log::debug!(
+            "trusting {} extra certificates from {}",
+            roots.len() - before,
+            path.display()
+        );
+    }
+    Ok(RootCerts::from(roots))
+}
+
+/// ureq's TLS settings trusting [`root_certs`]`(extra)`; rustls verifies every certificate
+/// chain and host name against them, always.
+pub fn tls_config(extra: &[&Path]) -> Result<TlsConfig, CaFileError> {
+    Ok(TlsConfig::builder().root_certs(root_certs(extra)?).build())
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+use ureq::tls::{RootCerts, TlsConfig};
 
 use crate::input::roles::RoleMap;
 use crate::net::{is_loopback_host, Secret};
@@ -498,35 +498,13 @@ fn tls_config() -> Result<Option<TlsConfig>, DiscordError> {
     }
 }
 
-/// Mozilla's roots plus every certificate in the PEM file at `path`.
+/// Mozilla's roots plus every certificate in the PEM file at `path` (the one builder in
+/// `net`, shared with the git remote).
 fn roots_with(path: &Path) -> Result<RootCerts, DiscordError> {
-    let ca_error = |reason: String| DiscordError::CaFile {
-        path: path.to_owned(),
-        reason,
-    };
-    let pem = std::fs::read(path).map_err(|e| ca_error(format!("cannot be read: {e}")))?;
-    let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-        .iter()
-        .map(|der| Certificate::from_der(der.as_ref()))
-        .collect();
-    let mozilla = roots.len();
-    for item in ureq::tls::parse_pem(&pem) {
-        // Keys and other sections are not roots.
-        if let PemItem::Certificate(cert) =
-            item.map_err(|e| ca_error(format!("is not valid PEM: {e}")))?
-        {
-            roots.push(cert);
-        }
-    }
-    if roots.len() == mozilla {
-        return Err(ca_error("holds no PEM certificate".into()));
-    }
-    log::debug!(
-        "trusting {} extra certificates from {}",
-        roots.len() - mozilla,
-        path.display()
-    );
-    Ok(RootCerts::from(roots))
+    crate::net::root_certs(&[path]).map_err(|e| DiscordError::CaFile {
+        path: e.path,
+        reason: e.reason,
+    })
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! libgit2's process-wide settings, set once and in one place.
 //!
 //! Some of libgit2's settings are globals that every libgit2 call reads without a lock
-//! (`git_libgit2_opts`): the CA file for HTTPS, fsync of what is written, the object cache's
-//! limits, the network timeouts; so is its table of transports. git2 marks their setters
+//! (`git_libgit2_opts`): fsync of what is written, the object cache's limits, the network
+//! timeouts; so is its table of transports, where our HTTP(S) transport is registered. git2 marks their setters
 //! `unsafe` because writing one while another thread is inside libgit2 is a data race. This
 //! module is the only place the crate writes them, and [`init`] is its one entry.
 //!
@@ -27,7 +27,6 @@
 //! [`DataRepo::open`]: crate::publish::clone::DataRepo::open
 //! [`DataRepo::open_existing`]: crate::publish::clone::DataRepo::open_existing
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
@@ -41,44 +40,32 @@ const TREE_CACHE_LIMIT: usize = 64 << 20;
 /// Why libgit2's settings could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OptionsError {
-    /// libgit2 refused the CA file (`snapshots.ca_file`).
-    #[error("{path:?} cannot be used: {reason}")]
-    CaFile {
-        /// The file.
-        path: PathBuf,
-        /// libgit2's explanation.
-        reason: String,
-    },
+    /// libgit2 refused our HTTP(S) transport.
+    #[error("cannot register the HTTPS transport with libgit2: {0}")]
+    Transport(String),
     /// A repository was opened before the settings were applied (a bug: see the module doc).
     #[error("libgit2's process-wide settings must be applied before any repository is opened")]
     TooLate,
-    /// The settings were already applied with another CA file.
-    #[error("libgit2's process-wide settings were already applied with another CA file")]
-    AppliedOtherwise,
 }
 
 /// Set once any repository has been opened in this process.
 static REPOSITORY_OPENED: AtomicBool = AtomicBool::new(false);
 
-/// What [`init`] applied (its CA file) and how that went, once it has run.
-static APPLIED: OnceLock<(Option<PathBuf>, Result<(), OptionsError>)> = OnceLock::new();
+/// How applying the settings went, once [`init`] has run.
+static APPLIED: OnceLock<Result<(), OptionsError>> = OnceLock::new();
 
-/// Applies libgit2's process-wide settings for a writing run, once per process; `ca_file` is
-/// the CA bundle HTTPS trusts instead of the system's (`snapshots.ca_file`). A later call with
-/// the same CA file returns the first call's result without touching anything.
-pub fn init(ca_file: Option<&Path>) -> Result<(), OptionsError> {
-    let (applied_ca, result) = APPLIED.get_or_init(|| {
-        let result = if REPOSITORY_OPENED.load(Ordering::SeqCst) {
-            Err(OptionsError::TooLate)
-        } else {
-            apply(ca_file)
-        };
-        (ca_file.map(Path::to_owned), result)
-    });
-    if applied_ca.as_deref() != ca_file {
-        return Err(OptionsError::AppliedOtherwise);
-    }
-    result.clone()
+/// Applies libgit2's process-wide settings for a writing run, once per process. A later call
+/// returns the first call's result without touching anything.
+pub fn init() -> Result<(), OptionsError> {
+    APPLIED
+        .get_or_init(|| {
+            if REPOSITORY_OPENED.load(Ordering::SeqCst) {
+                Err(OptionsError::TooLate)
+            } else {
+                apply()
+            }
+        })
+        .clone()
 }
 
 /// Records that a repository is being opened: from now on [`init`] refuses to change libgit2's
@@ -89,15 +76,8 @@ pub(crate) fn note_repository_opened() {
 
 /// The settings themselves. Only [`init`] calls this, inside its once-only body, before any
 /// repository is opened: that is the safety argument of every `unsafe` block below.
-fn apply(ca_file: Option<&Path>) -> Result<(), OptionsError> {
+fn apply() -> Result<(), OptionsError> {
     libgit2_sys::init();
-    if let Some(path) = ca_file {
-        // SAFETY: see the module doc; runs once, before any repository is opened.
-        unsafe { git2::opts::set_ssl_cert_file(path) }.map_err(|e| OptionsError::CaFile {
-            path: path.to_owned(),
-            reason: e.message().to_owned(),
-        })?;
-    }
     // fsync of every object, ref and pack written into the clone, so that a commit reported as
     // made survives a power cut.
     // SAFETY: see the module doc; a documented option taking one int.
@@ -130,16 +110,17 @@ fn apply(ca_file: Option<&Path>) -> Result<(), OptionsError> {
         let _ = git2::opts::set_server_connect_timeout_in_milliseconds(CONNECT_TIMEOUT_MS);
         let _ = git2::opts::set_server_timeout_in_milliseconds(SERVER_TIMEOUT_MS);
     }
-    register_transports();
-    Ok(())
+    register_transports()
 }
 
-/// Where a custom transport is registered (`git2::transport::register`, e.g. an HTTPS
-/// transport of our own replacing libgit2's). Registration writes libgit2's process-wide
-/// transport table, unsafe for the same reason as the options above, so it belongs here: inside
-/// [`init`]'s once-only body, before any repository is opened. Nothing is registered today:
-/// libgit2's built-in transports serve every URL.
-fn register_transports() {}
+/// libgit2 is built without any TLS of its own: `https://` (and loopback `http://`) remotes
+/// go through our transport on the crate's one HTTP/TLS stack ([`crate::publish::http`]).
+/// Registration writes libgit2's process-wide transport table, unsafe for the same reason as
+/// the options above, so it happens here, inside [`init`]'s once-only body, before any
+/// repository (and so any remote) exists.
+fn register_transports() -> Result<(), OptionsError> {
+    crate::publish::http::register().map_err(|e| OptionsError::Transport(e.message().to_owned()))
+}
 
 #[cfg(test)]
 mod tests {
@@ -150,12 +131,8 @@ mod tests {
     #[test]
     fn settings_are_refused_once_a_repository_was_opened_and_never_applied_twice() {
         note_repository_opened();
-        assert_eq!(init(None), Err(OptionsError::TooLate));
-        // The first call's outcome stands; a call with another CA file is refused.
-        assert_eq!(init(None), Err(OptionsError::TooLate));
-        assert_eq!(
-            init(Some(Path::new("/nonexistent/ca.pem"))),
-            Err(OptionsError::AppliedOtherwise)
-        );
+        assert_eq!(init(), Err(OptionsError::TooLate));
+        // The first call's outcome stands.
+        assert_eq!(init(), Err(OptionsError::TooLate));
     }
 }

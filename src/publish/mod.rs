@@ -1,7 +1,8 @@
 //! Where snapshots go: a plain directory ([`directory`], for `export`), the persistent clone
-//! ([`clone`]), the remote ([`remote`]), and a writing run's [`session`] that ties them together
-//! with the [`audit`] log and the [`metrics`] file. libgit2's process-wide settings are applied
-//! in one place, [`git_options`], before any repository is opened.
+//! ([`clone`]), the remote ([`remote`], over git's smart [`http`], pushed by [`sendpack`]), and
+//! a writing run's [`session`] that ties them together with the [`audit`] log and the
+//! [`metrics`] file. libgit2's process-wide settings are applied in one place,
+//! [`git_options`], before any repository is opened.
 
 pub mod audit;
 pub mod clone;
@@ -9,10 +10,12 @@ pub mod directory;
 pub mod foreign;
 pub mod git_options;
 pub mod history;
+pub mod http;
 pub mod metrics;
 pub mod newest;
 pub mod pointer;
 pub mod remote;
+pub mod sendpack;
 pub mod session;
 pub mod signing;
 pub mod tree;

@@ -1,17 +1,21 @@
 //! Talking to the data repository's remote: fetch the branch, push the queue.
 //!
-//! The token reaches libgit2 only through the credential callback (user `x-access-token`),
-//! never through the URL or the clone's config, and only once per operation: a rejected token
-//! ends the attempt instead of looping. Failures are sorted into what cron should simply
-//! retry (network, timeouts, 5xx) and what an operator must fix (401/403, a rejected ref or
-//! hook, an untrusted certificate); both keep the queue.
+//! HTTP(S) goes over the crate's own transport ([`crate::publish::http`]: ureq + rustls), which
+//! sends the token in a header (user `x-access-token`), never through the URL or the clone's
+//! config, and only once per operation: a rejected token ends the attempt instead of looping.
+//! Failures are sorted into what cron should simply retry (network, timeouts, 5xx) and what an
+//! operator must fix (401/403, a rejected ref or hook, an untrusted certificate); both keep the
+//! queue.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 
-use git2::{Cred, ErrorClass, ErrorCode, FetchOptions, Oid, PushOptions, RemoteCallbacks};
+use git2::{ErrorClass, ErrorCode, FetchOptions, Oid, PushOptions, RemoteCallbacks};
 
 use crate::net::{is_loopback_authority, Secret};
 use crate::publish::clone::{DataRepo, REMOTE_NAME};
+use crate::publish::http::{self, Failure};
+pub use crate::publish::sendpack::RefUpdate;
+use crate::publish::sendpack::{self, PushError};
 use crate::text::one_line;
 
 /// Where the data repository lives and how to authenticate to it.
@@ -19,7 +23,7 @@ use crate::text::one_line;
 pub struct RemoteSpec {
     /// HTTPS URL, loopback HTTP URL, `file://` URL or local path. Never carries credentials.
     pub url: String,
-    /// Sent only through the credential callback.
+    /// Sent only in the `Authorization` header, by [`crate::publish::http`].
     pub token: Option<Secret>,
 }
 
@@ -98,18 +102,6 @@ pub fn without_credentials(url: &str) -> String {
     format!("{scheme}://{host}{path}")
 }
 
-/// The `host[:port]` part of a URL, lower-cased; empty for a local path.
-fn authority_of(url: &str) -> String {
-    let Some((_, rest)) = url.split_once("://") else {
-        return String::new();
-    };
-    let authority = rest.split('/').next().unwrap_or_default();
-    authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host)
-        .to_ascii_lowercase()
-}
-
 /// Why talking to the remote failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
@@ -143,34 +135,16 @@ pub enum RemoteError {
 /// a refused ref and the remote's messages, read afterwards to name the cause of a failure.
 #[derive(Default)]
 struct CallbackRecord {
-    credential_requests: Cell<u32>,
-    no_token: Cell<bool>,
     rejected: RefCell<Option<String>>,
     remote_messages: RefCell<String>,
 }
 
-fn callbacks<'a>(spec: &'a RemoteSpec, outcome: &'a CallbackRecord) -> RemoteCallbacks<'a> {
+/// libgit2's callbacks for one operation. No credential callback: the token is sent by our
+/// HTTP transport, and local remotes need none.
+fn callbacks(outcome: &CallbackRecord) -> RemoteCallbacks<'_> {
+    // A failure left over from an earlier operation must not be blamed on this one.
+    http::take_failure();
     let mut cb = RemoteCallbacks::new();
-    let expected_host = authority_of(&spec.url);
-    cb.credentials(move |url, _user, _allowed| {
-        let n = outcome.credential_requests.get() + 1;
-        outcome.credential_requests.set(n);
-        // Only the configured host ever gets the token (redirects are off, but be sure).
-        if authority_of(url) != expected_host {
-            return Err(git2::Error::from_str(
-                "credentials requested by another host; refusing",
-            ));
-        }
-        match &spec.token {
-            None => {
-                outcome.no_token.set(true);
-                Err(git2::Error::from_str("the remote asks for credentials"))
-            }
-            // A second request means the first answer was rejected: stop here.
-            Some(_) if n > 1 => Err(git2::Error::from_str("the token was rejected")),
-            Some(token) => Cred::userpass_plaintext("x-access-token", token.expose()),
-        }
-    });
     cb.push_update_reference(move |_refname, status| {
         if let Some(msg) = status {
             *outcome.rejected.borrow_mut() = Some(msg.to_owned());
@@ -192,16 +166,6 @@ fn callbacks<'a>(spec: &'a RemoteSpec, outcome: &'a CallbackRecord) -> RemoteCal
     cb
 }
 
-/// The environment's proxy for remote hosts; none for this machine, where a proxy could only
-/// read the token off a plain-HTTP loopback connection.
-fn proxy_options(spec: &RemoteSpec) -> git2::ProxyOptions<'static> {
-    let mut proxy = git2::ProxyOptions::new();
-    if !is_loopback_authority(&authority_of(&spec.url)) {
-        proxy.auto();
-    }
-    proxy
-}
-
 /// Fetches the branch; returns the remote's tip, `None` if the remote has no such branch.
 pub fn fetch(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<Option<Oid>, RemoteError> {
     let outcome = CallbackRecord::default();
@@ -211,9 +175,8 @@ pub fn fetch(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<Option<
         .map_err(|e| classify(e, &outcome, &spec.url, repo))?;
     let mut opts = FetchOptions::new();
     // Pruning drops the tracking ref when the remote has no such branch (an emptied remote).
-    opts.remote_callbacks(callbacks(spec, &outcome))
-        .proxy_options(proxy_options(spec))
-        .follow_redirects(git2::RemoteRedirect::None)
+    // Proxy and redirects are our transport's (see `publish::http`).
+    opts.remote_callbacks(callbacks(&outcome))
         .download_tags(git2::AutotagOption::None)
         .prune(git2::FetchPrune::On);
     let refspec = format!("+refs/heads/{branch}:refs/remotes/{REMOTE_NAME}/{branch}");
@@ -245,11 +208,7 @@ pub fn default_branch(repo: &DataRepo, spec: &RemoteSpec) -> Result<Option<Strin
         .remote_anonymous(&spec.url)
         .map_err(|e| classify(e, &outcome, &spec.url, repo))?;
     let conn = remote
-        .connect_auth(
-            git2::Direction::Fetch,
-            Some(callbacks(spec, &outcome)),
-            Some(proxy_options(spec)),
-        )
+        .connect_auth(git2::Direction::Fetch, Some(callbacks(&outcome)), None)
         .map_err(|e| classify(e, &outcome, &spec.url, repo))?;
     let name = match conn.default_branch() {
         Ok(buf) => buf
@@ -262,28 +221,78 @@ pub fn default_branch(repo: &DataRepo, spec: &RemoteSpec) -> Result<Option<Strin
     Ok(name)
 }
 
-/// Pushes the local branch (everything queued, in order) to the remote branch.
-pub fn push(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<(), RemoteError> {
+/// Pushes `updates` (every ref in one push, atomically when the server can) and reads the
+/// server's verdict on each. Over HTTP(S) this is our own receive-pack client
+/// ([`crate::publish::sendpack`]: a thin pack of what the new commits add); a local remote is
+/// written by libgit2.
+pub fn push(repo: &DataRepo, spec: &RemoteSpec, updates: &[RefUpdate]) -> Result<(), RemoteError> {
+    if classify_url(&spec.url).is_ok_and(|kind| kind == UrlKind::Local) {
+        return push_local(repo, spec, updates);
+    }
+    http::take_failure();
+    let pushed = sendpack::push(repo.git(), &spec.url, updates);
+    http::take_failure();
+    let sent = pushed.map_err(|e| push_error(e, &spec.url))?;
+    log::info!(
+        "sent {} object(s), {} as deltas, {} bytes ({} pack)",
+        sent.objects,
+        sent.deltas,
+        sent.bytes,
+        if sent.thin { "thin" } else { "full" }
+    );
+    Ok(())
+}
+
+/// A push refused or failed, in an operator's words.
+fn push_error(e: PushError, url: &str) -> RemoteError {
+    let said = |messages: &str| {
+        let messages = one_line(messages);
+        if messages.is_empty() {
+            String::new()
+        } else {
+            format!(" (remote said: {messages})")
+        }
+    };
+    match e {
+        PushError::Wire(failure) => wire_error(failure, url),
+        PushError::Local(message) => RemoteError::Local(format!(
+            "cannot read what to push from the clone: {message}"
+        )),
+        PushError::Protocol(message) => RemoteError::Transient(format!("{url}: {message}")),
+        PushError::Moved(reason) => RemoteError::Moved(reason),
+        PushError::Unpack { reason, messages } => RemoteError::Refused(format!(
+            "{url} could not unpack the pushed objects ({reason}){}",
+            said(&messages)
+        )),
+        PushError::Rejected {
+            name,
+            reason,
+            messages,
+        } => rejection(&format!("{name} {reason}"), &messages),
+    }
+}
+
+/// Pushes to a local remote (a path or `file://`) with libgit2: each update's local ref of the
+/// same name to the remote's.
+fn push_local(
+    repo: &DataRepo,
+    spec: &RemoteSpec,
+    updates: &[RefUpdate],
+) -> Result<(), RemoteError> {
     let outcome = CallbackRecord::default();
     let mut remote = repo
         .git()
         .remote_anonymous(&spec.url)
         .map_err(|e| classify(e, &outcome, &spec.url, repo))?;
     let mut opts = PushOptions::new();
-    opts.remote_callbacks(callbacks(spec, &outcome))
-        .proxy_options(proxy_options(spec))
-        .follow_redirects(git2::RemoteRedirect::None);
-    let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
-    // To leave out what the remote has, libgit2's push reads every tree under the remote
-    // tip (one per snapshot directory of the history), and by default re-hashes each object
-    // it reads: a tenth of a run's CPU after a year. Those trees are only read to be left
-    // out, and what is sent was read and hashed by the health check of this run (the queue,
-    // see `DataRepo::open`) or written by it; zlib's checksum still catches a damaged object,
-    // and the server hashes everything it receives. So the push alone skips the re-hashing.
-    git2::opts::strict_hash_verification(false);
-    let pushed = remote.push(&[&refspec], Some(&mut opts));
-    git2::opts::strict_hash_verification(true);
-    pushed.map_err(|e| classify(e, &outcome, &spec.url, repo))?;
+    opts.remote_callbacks(callbacks(&outcome));
+    let refspecs: Vec<String> = updates
+        .iter()
+        .map(|u| format!("{}:{}", u.name, u.name))
+        .collect();
+    remote
+        .push(&refspecs, Some(&mut opts))
+        .map_err(|e| classify(e, &outcome, &spec.url, repo))?;
     if let Some(reason) = outcome.rejected.borrow().as_ref() {
         return Err(rejection(reason, &outcome.remote_messages.borrow()));
     }
@@ -319,18 +328,14 @@ fn rejection(reason: &str, remote_messages: &str) -> RemoteError {
 }
 
 /// Sorts a libgit2 failure into retry-later or operator-must-act, in words an operator reads.
-fn classify(e: git2::Error, outcome: &CallbackRecord, url: &str, repo: &DataRepo) -> RemoteError {
-    let message = one_line(e.message());
-
-    if outcome.no_token.get() {
-        return RemoteError::Refused(format!(
-            "{url} requires authentication and no token is configured (set snapshots.token or github.token)"
-        ));
+fn classify(e: git2::Error, _outcome: &CallbackRecord, url: &str, repo: &DataRepo) -> RemoteError {
+    // What our HTTP transport saw on the wire says more than libgit2's message.
+    if let Some(failure) = http::take_failure() {
+        return wire_error(failure, url);
     }
-    if outcome.credential_requests.get() > 1 || e.code() == ErrorCode::Auth {
-        return RemoteError::Refused(format!(
-            "{url} rejected the token (HTTP 401); check snapshots.token / github.token"
-        ));
+    let message = one_line(e.message());
+    if e.code() == ErrorCode::Auth {
+        return status_error(401, url, &message);
     }
     if e.code() == ErrorCode::NotFastForward {
         return RemoteError::Moved(message);
@@ -343,20 +348,8 @@ fn classify(e: git2::Error, outcome: &CallbackRecord, url: &str, repo: &DataRepo
             "TLS with {url} failed: {message}; if the server uses a private CA, set snapshots.ca_file"
         ));
     }
-    let status = http_status(&message);
-    match status {
-        Some(403) => RemoteError::Refused(format!(
-            "{url} refused access (HTTP 403); the token needs write access to the data repository"
-        )),
-        Some(404) => RemoteError::Refused(format!(
-            "{url} was not found (HTTP 404); check snapshots.repo_path / remote_url"
-        )),
-        Some(401) => RemoteError::Refused(format!(
-            "{url} rejected the token (HTTP 401); check snapshots.token / github.token"
-        )),
-        Some(code) if (500..600).contains(&code) => {
-            RemoteError::Transient(format!("{url} answered HTTP {code}"))
-        }
+    match http_status(&message) {
+        Some(code) => status_error(code, url, &message),
         _ if e.class() == ErrorClass::Repository && e.code() == ErrorCode::NotFound => {
             RemoteError::Refused(format!("{url}: {message}"))
         }
@@ -373,6 +366,44 @@ fn classify(e: git2::Error, outcome: &CallbackRecord, url: &str, repo: &DataRepo
             e.class(),
             e.code()
         )),
+    }
+}
+
+/// What an HTTP status other than 200 means for the operator.
+fn status_error(code: u16, url: &str, message: &str) -> RemoteError {
+    match code {
+        403 => RemoteError::Refused(format!(
+            "{url} refused access (HTTP 403); the token needs write access to the data repository"
+        )),
+        404 => RemoteError::Refused(format!(
+            "{url} was not found (HTTP 404); check snapshots.repo_path / remote_url"
+        )),
+        401 => RemoteError::Refused(format!(
+            "{url} rejected the token (HTTP 401); check snapshots.token / github.token"
+        )),
+        500..=599 => RemoteError::Transient(format!("{url} answered HTTP {code}")),
+        _ => RemoteError::Transient(format!("cannot reach {url}: {message}")),
+    }
+}
+
+/// A failure our HTTP transport recorded, in an operator's words.
+pub(crate) fn wire_error(failure: Failure, url: &str) -> RemoteError {
+    match failure {
+        Failure::NoToken => RemoteError::Refused(format!(
+            "{url} requires authentication and no token is configured (set snapshots.token or github.token)"
+        )),
+        Failure::TokenRejected => status_error(401, url, ""),
+        Failure::Status(code) => status_error(code, url, &format!("unexpected HTTP status {code}")),
+        Failure::AuthElsewhere(_) | Failure::Protocol(_) => {
+            RemoteError::Refused(format!("{url}: {}", one_line(&failure.to_string())))
+        }
+        Failure::Tls(message) => RemoteError::Refused(format!(
+            "TLS with {url} failed: {}; if the server uses a private CA, set snapshots.ca_file",
+            one_line(&message)
+        )),
+        Failure::Unreachable(message) => {
+            RemoteError::Transient(format!("cannot reach {url}: {}", one_line(&message)))
+        }
     }
 }
 
@@ -500,10 +531,6 @@ mod tests {
             "https://github.com/o/r.git"
         );
         assert_eq!(without_credentials("/srv/r.git"), "/srv/r.git");
-        assert_eq!(
-            authority_of("https://u:p@GitHub.com:443/o/r"),
-            "github.com:443"
-        );
     }
 
     #[test]

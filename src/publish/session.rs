@@ -10,8 +10,9 @@ use crate::input::config::{Config, ConfigError};
 use crate::net::Secret;
 use crate::publish::audit::{self, SnapshotContext};
 use crate::publish::clone::{Author, DataRepo, RepoError};
-use crate::publish::git_options::{self, OptionsError};
-use crate::publish::remote::{self, RemoteError, RemoteSpec, UrlKind};
+use crate::publish::git_options;
+use crate::publish::http;
+use crate::publish::remote::{self, RefUpdate, RemoteError, RemoteSpec, UrlKind};
 use crate::publish::signing::{AllowedSigners, SigningKey};
 use crate::snapshot::format::LATEST_FILE;
 
@@ -98,6 +99,8 @@ pub fn allowed_signers(
 pub struct PublishSettings {
     remote: Option<(RemoteSpec, UrlKind)>,
     clone_dir: PathBuf,
+    /// `snapshots.ca_file`: trusted on top of the default roots.
+    ca_file: Option<PathBuf>,
     branch: Option<String>,
     /// The fixed identity commits are made with.
     pub author: Author,
@@ -155,28 +158,16 @@ impl PublishSettings {
             }
         };
         let clone_dir = clone_dir(config, target.clone_dir.as_deref())?;
-        let ca_file = config.expand_opt(&s.ca_file)?.map(PathBuf::from);
-        if let Some(ca) = &ca_file {
-            if !ca.is_file() {
-                return Err(config
-                    .invalid(
-                        "snapshots.ca_file",
-                        format!("{:?} is not a readable file", ca.display().to_string()),
-                    )
-                    .into());
+        let ca_file = match config.expand_opt(&s.ca_file)? {
+            None => None,
+            Some(ca) => {
+                // Read now, so a bad file is a config error before anything is committed.
+                crate::net::root_certs(&[Path::new(&ca)]).map_err(|e| {
+                    config.invalid("snapshots.ca_file", format!("{ca:?} {}", e.reason))
+                })?;
+                Some(PathBuf::from(ca))
             }
-        }
-        // libgit2's process-wide settings, before the clone (or any repository) is opened.
-        git_options::init(ca_file.as_deref()).map_err(|e| match e {
-            OptionsError::CaFile { path, reason } => SessionError::Config(config.invalid(
-                "snapshots.ca_file",
-                format!("{:?} cannot be used: {reason}", path.display().to_string()),
-            )),
-            other => SessionError::Repo(RepoError::Git {
-                context: "set libgit2's options".into(),
-                source: git2::Error::from_str(&other.to_string()),
-            }),
-        })?;
+        };
         let author = Author {
             name: config
                 .expand_opt(&s.author_name)?
@@ -204,6 +195,7 @@ impl PublishSettings {
             },
             remote,
             clone_dir,
+            ca_file,
             author,
             repo_label,
             audit_dir: config.data_dir()?,
@@ -230,6 +222,13 @@ impl Session {
     /// push is refused, and [`Session::push`] fetches and replays.
     pub fn open(config: &Config, target: &Target) -> Result<Session, SessionError> {
         let mut publish = PublishSettings::resolve(config, target)?;
+        // libgit2's process-wide settings (and our transport), before any repository is opened.
+        git_options::init().map_err(|e| RepoError::Git {
+            context: "set libgit2's options".into(),
+            source: git2::Error::from_str(&e.to_string()),
+        })?;
+        // git over HTTP(S) goes through our transport, with this run's token, CA and proxy.
+        let mut sync_error = http_transport(&publish, target);
         let remote_url = publish.remote.as_ref().map(|(r, _)| r.url.as_str());
         let mut repo = DataRepo::open(&publish.clone_dir, remote_url, target.lock_timeout)?;
         repo.set_latest_file(publish.latest_file.clone());
@@ -239,19 +238,20 @@ impl Session {
             .as_ref()
             .filter(|_| !target.no_push)
             .map(|(spec, _)| spec.clone());
-        let mut sync_error = None;
         // Until the remote has been seen once (a new clone, or one started with --no-push),
         // learn its default branch and history before committing.
         let never_synced = repo.remote_tip()?.is_none();
         let branch = match (&publish.branch, &network) {
             (Some(b), _) => Some(b.clone()),
-            (None, Some(spec)) if never_synced => match remote::default_branch(&repo, spec) {
-                Ok(b) => Some(b.unwrap_or_else(|| repo.branch().to_owned())),
-                Err(e) => {
-                    sync_error = Some(e);
-                    None
+            (None, Some(spec)) if never_synced && sync_error.is_none() => {
+                match remote::default_branch(&repo, spec) {
+                    Ok(b) => Some(b.unwrap_or_else(|| repo.branch().to_owned())),
+                    Err(e) => {
+                        sync_error = Some(e);
+                        None
+                    }
                 }
-            },
+            }
             _ => None,
         };
         if let Some(b) = &branch {
@@ -312,7 +312,15 @@ fn push_queue(repo: &DataRepo, spec: &RemoteSpec) -> Result<(), RemoteError> {
         if repo.queued().map_err(local)?.is_empty() {
             return Ok(());
         }
-        match remote::push(repo, spec, &branch) {
+        let update = RefUpdate {
+            name: format!("refs/heads/{branch}"),
+            expected_old: repo.remote_tip().map_err(local)?,
+            new: repo
+                .tip()
+                .map_err(local)?
+                .ok_or_else(|| RemoteError::Local("the branch has no commit to push".into()))?,
+        };
+        match remote::push(repo, spec, &[update]) {
             Ok(()) => {
                 repo.set_remote_tip(repo.tip().map_err(local)?)
                     .map_err(local)?;
@@ -352,6 +360,19 @@ fn push_queue(repo: &DataRepo, spec: &RemoteSpec) -> Result<(), RemoteError> {
         "{} kept moving under us; gave up after {MAX_PUSH_ATTEMPTS} attempts",
         spec.url
     )))
+}
+
+/// Gives our HTTP transport (registered by [`git_options::init`]) this run's settings, before any
+/// network use. A CA bundle named by `SSL_CERT_FILE` that cannot be used fails the push (the
+/// snapshot is still committed and queued), as a bad `snapshots.ca_file` fails the config.
+fn http_transport(publish: &PublishSettings, target: &Target) -> Option<RemoteError> {
+    let (spec, kind) = publish.remote.as_ref()?;
+    if *kind == UrlKind::Local || target.no_push {
+        return None;
+    }
+    http::configure(&spec.url, spec.token.clone(), publish.ca_file.as_deref())
+        .err()
+        .map(|e| RemoteError::Refused(format!("the CA certificates file {e}")))
 }
 
 /// How long to wait before push attempt `attempt + 1` after a refusal: growing, with jitter so

@@ -14,6 +14,9 @@
 //! * steady state: our `push` of the next snapshot into that clone against git's
 //!   `add -A` + `commit` + `pull --rebase` + `push` of the very same files in a normal clone.
 //!
+//! It prints the table, then issue 19's targets from the same run: bytes sent per push beside
+//! git's at each size, and our CPU per run at the largest size against the smallest.
+//!
 //! CPU is user + system time of the process and everything it waited for (`wait4`'s rusage),
 //! so git's helpers (`git-remote-https`, `pack-objects`, ...) are counted; the server's side
 //! is not, for either. Bytes per push: what the server received (nginx's `$request_length` of
@@ -36,14 +39,17 @@ const BASE: &str = "2025-06-01T00:00:00+00:00";
 
 /// One measured process (tree): CPU (user + sys) and wall time.
 #[derive(Clone, Copy, Default)]
-struct Cost {
+pub(crate) struct Cost {
     cpu: Duration,
+    /// The user-space part of `cpu` (the rest is the kernel's: files created, fsync, TLS I/O).
+    user: Duration,
     wall: Duration,
 }
 
 impl std::ops::AddAssign for Cost {
     fn add_assign(&mut self, o: Cost) {
         self.cpu += o.cpu;
+        self.user += o.user;
         self.wall += o.wall;
     }
 }
@@ -51,7 +57,7 @@ impl std::ops::AddAssign for Cost {
 /// Runs `cmd` to completion and returns its cost; panics with its output if it fails.
 // The child is reaped by `wait4` (for its rusage), which clippy cannot see.
 #[allow(clippy::zombie_processes)]
-fn measured(cmd: &mut Command, log: &Path) -> Cost {
+pub(crate) fn measured(cmd: &mut Command, log: &Path) -> Cost {
     let out = fs::File::create(log).unwrap();
     let started = Instant::now();
     let child = cmd
@@ -76,6 +82,7 @@ fn measured(cmd: &mut Command, log: &Path) -> Cost {
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Cost {
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        user: tv(usage.ru_utime),
         wall,
     }
 }
@@ -95,7 +102,7 @@ fn apparent_size(dir: &Path) -> u64 {
 }
 
 /// Bytes of the last `git-receive-pack` POST the server received.
-fn last_receive_pack_bytes(server: &GitServer) -> u64 {
+pub(crate) fn last_receive_pack_bytes(server: &GitServer) -> u64 {
     server
         .access_log()
         .lines()
@@ -133,7 +140,7 @@ fn run_id(n: i64) -> String {
 }
 
 /// The demo fixture's inputs in a scratch directory, with a config pointing at `remote`.
-struct Ours {
+pub(crate) struct Ours {
     env: TempDir,
     token: String,
     ca: PathBuf,
@@ -141,7 +148,7 @@ struct Ours {
 }
 
 impl Ours {
-    fn new(server: &GitServer, remote: &str, binary: &Path) -> Ours {
+    pub(crate) fn new(server: &GitServer, remote: &str, binary: &Path) -> Ours {
         let env = TempDir::new().unwrap();
         let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
         for f in ["state.db", "roles.json"] {
@@ -170,8 +177,20 @@ impl Ours {
     }
 
     /// `push` of benchmark snapshot `n` into `clone`, not started.
-    fn push(&self, clone: &str, n: i64, extra: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.binary);
+    pub(crate) fn push(&self, clone: &str, n: i64, extra: &[&str]) -> Command {
+        // BENCH_PERF_DIR: each run of ours recorded by `perf record -g` there (perf-<n>.data),
+        // to see where a run's CPU goes.
+        let mut cmd = match std::env::var_os("BENCH_PERF_DIR") {
+            Some(dir) => {
+                let mut perf = Command::new("perf");
+                perf.args(["record", "-q", "-g", "-F", "4000", "-o"])
+                    .arg(Path::new(&dir).join(format!("perf-{n}.data")))
+                    .arg("--")
+                    .arg(&self.binary);
+                perf
+            }
+            None => Command::new(&self.binary),
+        };
         git::isolate(&mut cmd);
         cmd.current_dir(self.env.path())
             .env_remove("RUST_LOG")
@@ -190,7 +209,7 @@ impl Ours {
         cmd
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.env.path().join(rel)
     }
 }
@@ -241,7 +260,7 @@ impl Git {
 }
 
 /// A snapshot as pushed: its directory's files and `latest.json`, to vary into a history.
-struct Template {
+pub(crate) struct Template {
     name: String,
     files: Vec<(String, Vec<u8>)>,
     latest: Vec<u8>,
@@ -251,7 +270,7 @@ struct Template {
 
 impl Template {
     /// One offline `push` of the demo at benchmark snapshot -100000 (never reused).
-    fn make(server: &GitServer) -> Template {
+    pub(crate) fn make(server: &GitServer) -> Template {
         let ours = Ours::new(
             server,
             "unused",
@@ -309,7 +328,7 @@ impl Template {
     }
 
     /// Writes history snapshots `-count..0` into `repo` with `git fast-import`, then repacks.
-    fn import(&self, repo: &Path, count: i64) {
+    pub(crate) fn import(&self, repo: &Path, count: i64) {
         let mut child = git::git_command(repo)
             .args(["fast-import", "--quiet"])
             .stdin(Stdio::piped())
@@ -357,6 +376,8 @@ impl Template {
 struct Figures {
     first: (f64, f64),
     run: (f64, f64),
+    /// User-space CPU per run (ms).
+    run_user: f64,
     wire: f64,
     stored: f64,
 }
@@ -387,6 +408,7 @@ impl Samples {
         Figures {
             first: pair(&self.first),
             run: pair(&self.run),
+            run_user: median(self.run.iter().map(|c| ms(c.user)).collect()),
             wire: median(self.wire.clone()),
             stored: median(self.stored.clone()),
         }
@@ -589,5 +611,30 @@ fn push_https() {
                 hi.sides[i].1.run.0 / lo.sides[i].1.run.0
             );
         }
+    }
+    // The targets of issue 19, from this run: bytes sent per push against git's for the same
+    // commit at each size, and our CPU per run at the largest size against the smallest.
+    for r in &rows {
+        let git = &r.sides[r.sides.len() - 1].1;
+        for (who, f) in &r.sides[..r.sides.len() - 1] {
+            println!(
+                "{who}: bytes sent per push at {} snapshots: {:.0} vs git's {:.0}: {:.2}x (target at the largest size: <= 1.5x)",
+                r.snapshots,
+                f.wire,
+                git.wire,
+                f.wire / git.wire
+            );
+        }
+    }
+    if let (Some(lo), Some(hi)) = (rows.first(), rows.last()) {
+        println!(
+            "ours: CPU per run at {} snapshots vs at {}: {:.2}x (target: <= 1.5x); user-space CPU alone: {:.0} -> {:.0} ms, {:.2}x",
+            hi.snapshots,
+            lo.snapshots,
+            hi.sides[0].1.run.0 / lo.sides[0].1.run.0,
+            lo.sides[0].1.run_user,
+            hi.sides[0].1.run_user,
+            hi.sides[0].1.run_user / lo.sides[0].1.run_user
+        );
     }
 }

@@ -23,4 +23,6 @@ mod recovery;
 mod restore;
 mod signatures;
 mod signing;
+mod thin_push;
+mod transport;
 mod verify;

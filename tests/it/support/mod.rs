@@ -5,4 +5,5 @@ pub mod git;
 pub mod git_server;
 pub mod host;
 pub mod net;
+pub mod proxy;
 pub mod testenv;
