@@ -98,6 +98,7 @@ fn run(command: Command) -> Result<(), Error> {
                 clone_dir: args.repo.clone_dir,
                 snapshot: args.snapshot,
                 to: args.to,
+                audit_log: args.audit_log,
             };
             emit(&restore::run(&req)?, args.json)
         }

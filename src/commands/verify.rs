@@ -42,6 +42,8 @@ pub struct Report {
     pub commits: usize,
     /// Snapshot directories checked.
     pub snapshots: usize,
+    /// Backup commits checked on the backup branch.
+    pub backups: usize,
     /// Every problem, oldest commit first.
     pub problems: Vec<Problem>,
 }
@@ -51,10 +53,16 @@ impl Render for Report {
     /// stderr, see [`Render::problems`]).
     fn text(&self) -> String {
         if self.problems.is_empty() {
-            format!(
-                "verified {} commits, {} snapshots: no problems",
-                self.commits, self.snapshots
-            )
+            match self.backups {
+                0 => format!(
+                    "verified {} commits, {} snapshots: no problems",
+                    self.commits, self.snapshots
+                ),
+                n => format!(
+                    "verified {} commits, {} snapshots, {n} backups: no problems",
+                    self.commits, self.snapshots
+                ),
+            }
         } else {
             String::new()
         }
@@ -85,10 +93,27 @@ pub fn run(req: &Request) -> Result<Report, Error> {
         progress.update(i, n)
     });
     progress.clear();
-    let found = found?;
+    let mut found = found?;
+    // The backup branch, local (queued backups included) or as last fetched.
+    let mut backups = 0;
+    if let Some(branch) = crate::publish::backup::branch(&config)? {
+        let git = repo.git();
+        let tip = match crate::publish::backup::local_tip(git, &branch)? {
+            Some(tip) => Some(tip),
+            None => crate::publish::backup::remote_tip(git, &branch)?,
+        };
+        if let Some(tip) = tip {
+            backups = crate::maintenance::backup::verify_branch(git, tip, &mut found.problems)
+                .map_err(|source| crate::publish::clone::RepoError::Git {
+                    context: format!("read the backup branch {branch}"),
+                    source,
+                })?;
+        }
+    }
     Ok(Report {
         commits: found.commits,
         snapshots: found.snapshots,
+        backups,
         problems: found.problems,
     })
 }
@@ -169,6 +194,7 @@ mod tests {
         };
         assert_eq!(problem_line(&merge), "verify: 1a2b3c4d: merge commit");
         let report = Report {
+            backups: 0,
             commits: 3,
             snapshots: 2,
             problems: vec![p],

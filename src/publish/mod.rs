@@ -3,6 +3,7 @@
 //! with the [`audit`] log and the [`metrics`] file.
 
 pub mod audit;
+pub mod backup;
 pub mod clone;
 pub mod directory;
 pub mod history;

@@ -198,8 +198,14 @@ pub fn fetch(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<Option<
     remote
         .fetch(&[&refspec], Some(&mut opts), None)
         .map_err(|e| classify(e, &outcome, &spec.url, repo))?;
-    repo.remote_tip()
-        .map_err(|e| RemoteError::Local(e.to_string()))
+    match repo
+        .git()
+        .refname_to_id(&format!("refs/remotes/{REMOTE_NAME}/{branch}"))
+    {
+        Ok(oid) => Ok(Some(oid)),
+        Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(RemoteError::Local(e.message().to_owned())),
+    }
 }
 
 /// The remote's default branch (what its HEAD points to), `None` for an empty remote.
@@ -227,8 +233,9 @@ pub fn default_branch(repo: &DataRepo, spec: &RemoteSpec) -> Result<Option<Strin
     Ok(name)
 }
 
-/// Pushes the local branch (everything queued, in order) to the remote branch.
-pub fn push(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<(), RemoteError> {
+/// Pushes the local branches (everything queued, in order) to the remote branches of the same
+/// names, in one push.
+pub fn push(repo: &DataRepo, spec: &RemoteSpec, branches: &[&str]) -> Result<(), RemoteError> {
     let outcome = Outcome::default();
     let mut remote = repo
         .git()
@@ -238,7 +245,10 @@ pub fn push(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<(), Remo
     opts.remote_callbacks(callbacks(spec, &outcome))
         .proxy_options(proxy_options(spec))
         .follow_redirects(git2::RemoteRedirect::None);
-    let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
+    let refspecs: Vec<String> = branches
+        .iter()
+        .map(|b| format!("refs/heads/{b}:refs/heads/{b}"))
+        .collect();
     // To leave out what the remote has, libgit2's push reads every tree under the remote
     // tip (one per snapshot directory of the history), and by default re-hashes each object
     // it reads: a tenth of a run's CPU after a year. Those trees are only read to be left
@@ -246,7 +256,7 @@ pub fn push(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<(), Remo
     // see `DataRepo::open`) or written by it; zlib's checksum still catches a damaged object,
     // and the server hashes everything it receives. So the push alone skips the re-hashing.
     git2::opts::strict_hash_verification(false);
-    let pushed = remote.push(&[&refspec], Some(&mut opts));
+    let pushed = remote.push(&refspecs, Some(&mut opts));
     git2::opts::strict_hash_verification(true);
     pushed.map_err(|e| classify(e, &outcome, &spec.url, repo))?;
     if let Some(reason) = outcome.rejected.borrow().as_ref() {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::input::config::{Config, ConfigError};
 use crate::net::Secret;
 use crate::publish::audit::{self, SnapshotContext};
+use crate::publish::backup;
 use crate::publish::clone::{Author, DataRepo, RepoError};
 use crate::publish::remote::{self, RemoteError, RemoteSpec, UrlKind};
 use crate::publish::signing::{AllowedSigners, SigningKey};
@@ -107,6 +108,8 @@ pub struct Publish {
     /// `owner/repo`, or the remote URL, for the audit log.
     pub repo_label: String,
     audit_dir: Option<PathBuf>,
+    /// The branch backups of `state.db` go to; `None` when `snapshots.backup: false`.
+    pub backup_branch: Option<String>,
 }
 
 impl Publish {
@@ -186,6 +189,7 @@ impl Publish {
             author,
             repo_label,
             audit_dir: config.data_dir()?,
+            backup_branch: backup::branch(config)?,
         })
     }
 }
@@ -244,6 +248,15 @@ impl Session {
                 }
                 Err(e) => sync_error = Some(e),
             }
+            // The remote's backups too, so this clone's first backup goes on top of them.
+            if let (Some(b), None) = (&publish.backup_branch, &sync_error) {
+                match remote::fetch(&repo, spec, b) {
+                    Ok(tip) => {
+                        backup::integrate(&repo, b, tip)?;
+                    }
+                    Err(e) => sync_error = Some(e),
+                }
+            }
         }
         // A clone rebuilt after damage: what was queued in the broken one goes on top.
         repo.salvage()?;
@@ -268,7 +281,7 @@ impl Session {
             .queued()
             .map_err(|e| RemoteError::Local(e.to_string()))?
             .len();
-        push_queue(&self.repo, spec)?;
+        push_queue(&self.repo, spec, self.publish.backup_branch.as_deref())?;
         log::info!(
             "pushed {queued} commit(s) to {} ({})",
             spec.url,
@@ -288,24 +301,48 @@ impl Session {
 /// commits onto the new tip and tries again, a bounded number of times. A refusal while the
 /// remote tip stays where it was is contention too (another host's push holds the branch's
 /// lock on the server at that moment): it is retried after a short, jittered pause.
-fn push_queue(repo: &DataRepo, spec: &RemoteSpec) -> Result<(), RemoteError> {
+fn push_queue(
+    repo: &DataRepo,
+    spec: &RemoteSpec,
+    backup_branch: Option<&str>,
+) -> Result<(), RemoteError> {
     let local = |e: RepoError| RemoteError::Local(e.to_string());
     let branch = repo.branch().to_owned();
     let mut last_refusal = String::new();
     for attempt in 0..MAX_PUSH_ATTEMPTS {
-        if repo.queued().map_err(local)?.is_empty() {
+        // The backup branch goes in the same push whenever it has commits queued.
+        let backup = match backup_branch {
+            Some(b) if !backup::queued(repo, b).map_err(local)?.is_empty() => Some(b),
+            _ => None,
+        };
+        if repo.queued().map_err(local)?.is_empty() && backup.is_none() {
             return Ok(());
         }
-        match remote::push(repo, spec, &branch) {
+        let branches: Vec<&str> = std::iter::once(branch.as_str()).chain(backup).collect();
+        match remote::push(repo, spec, &branches) {
             Ok(()) => {
                 repo.set_remote_tip(repo.tip().map_err(local)?)
                     .map_err(local)?;
+                if let Some(b) = backup {
+                    if let Some(tip) = backup::local_tip(repo.git(), b).map_err(local)? {
+                        backup::set_remote_tip(repo.git(), b, tip).map_err(local)?;
+                    }
+                }
                 return Ok(());
             }
             Err(RemoteError::Moved(reason)) => {
                 let before = repo.remote_tip().map_err(local)?;
                 let tip = remote::fetch(repo, spec, &branch)?;
-                if tip == before {
+                let backup_moved = match backup {
+                    Some(b) => {
+                        let before = backup::remote_tip(repo.git(), b).map_err(local)?;
+                        let tip = remote::fetch(repo, spec, b)?;
+                        backup::integrate(repo, b, tip).map_err(local)?;
+                        tip != before
+                    }
+                    None => false,
+                };
+                if tip == before && !backup_moved {
                     log::info!(
                         "{} refused to update {branch} ({reason}) without moving; retrying",
                         spec.url
