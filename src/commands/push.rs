@@ -165,7 +165,12 @@ fn publish_snapshot(
     // backup is read inside the snapshot's own read transaction.
     let mut session = Session::open(config, &req.target)?;
     let mut backup = match &session.publish.backup_branch {
-        Some(branch) => Some(Backup::open(&session.repo, branch)?),
+        Some(branch) => {
+            let audit_log = config
+                .data_dir()?
+                .map(|d| d.join(crate::snapshot::backup::AUDIT_FILE));
+            Some(Backup::open(&session.repo, branch, audit_log)?)
+        }
         None => None,
     };
     let snapshot = match backup.as_mut() {
@@ -248,16 +253,7 @@ fn publish_snapshot(
             run_id: snapshot.run_id.hyphenated().to_string(),
             generated_at: time::isoformat(&snapshot.at),
         };
-        let audit_log = config
-            .data_dir()?
-            .map(|d| d.join(crate::snapshot::backup::AUDIT_FILE));
-        let made = backup.commit(
-            &session.repo,
-            &at,
-            audit_log.as_deref(),
-            &session.publish.author,
-            snapshot.at,
-        )?;
+        let made = backup.commit(&session.repo, &at, &session.publish.author, snapshot.at)?;
         let w = backup.work;
         match made {
             Some(oid) => log::info!(

@@ -229,6 +229,10 @@ pub struct Backup {
     git_dir: PathBuf,
     cache: Cache,
     read: Option<StateRead>,
+    /// Gitcord's audit log, read beside the database (`None`: no `runtime.data_dir`).
+    audit_log: Option<PathBuf>,
+    /// Its bytes as read inside the transaction (`None`: no such file).
+    audit: Option<Vec<u8>>,
     /// What the run did.
     pub work: Work,
 }
@@ -236,7 +240,11 @@ pub struct Backup {
 impl Backup {
     /// Prepares the backup of this run on `branch` of the clone: loads the cache of the
     /// branch tip's backup (or starts without one).
-    pub fn open(data: &DataRepo, branch: &str) -> Result<Backup, RepoError> {
+    pub fn open(
+        data: &DataRepo,
+        branch: &str,
+        audit_log: Option<PathBuf>,
+    ) -> Result<Backup, RepoError> {
         let git_dir = data.git().path().to_owned();
         let repo = Repository::open_bare(&git_dir).ctx("open the clone for the backup")?;
         let tip_tree = match local_tip(&repo, branch)? {
@@ -254,6 +262,8 @@ impl Backup {
             git_dir,
             cache,
             read: None,
+            audit_log,
+            audit: None,
             work: Work::default(),
         })
     }
@@ -288,6 +298,19 @@ impl Backup {
             master,
             tables,
         });
+        // The audit log at the same moment (Gitcord appends to it beside its transactions).
+        self.audit = match &self.audit_log {
+            None => None,
+            Some(path) => match std::fs::read(path) {
+                Ok(bytes) => Some(bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Err(
+                        reader.bad(format!("cannot read the audit log {}: {e}", path.display()))
+                    )
+                }
+            },
+        };
         Ok(())
     }
 
@@ -401,14 +424,13 @@ impl Backup {
         Ok(out)
     }
 
-    /// Commits this run's backup on the backup branch, naming `snapshot`: the tables read in
-    /// the transaction and the audit log at `audit_log` (if it exists). Returns the new
-    /// commit, or `None` when the branch tip already is this very backup.
+    /// Commits this run's backup on the backup branch, naming `snapshot`: the tables and the
+    /// audit log read in the transaction. Returns the new commit, or `None` when the branch
+    /// tip already is this very backup.
     pub fn commit(
         &self,
         data: &DataRepo,
         snapshot: &SnapshotRef,
-        audit_log: Option<&Path>,
         author: &Author,
         at: Instant,
     ) -> Result<Option<Oid>, RepoError> {
@@ -456,8 +478,8 @@ impl Backup {
             root.files
                 .insert(format::TABLES_DIR.to_owned(), (oid, 0o040000));
         }
-        let audit = match audit_log {
-            Some(path) => write_audit(repo, path)?,
+        let audit = match &self.audit {
+            Some(bytes) => Some(write_audit(repo, bytes)?),
             None => None,
         };
         if let Some((entry, oid)) = &audit {
@@ -627,23 +649,10 @@ impl Node {
 
 /// The audit log's chunks written as blobs (only those git does not have yet cost a write),
 /// its manifest entry, and the `audit/` tree.
-fn write_audit(
-    repo: &Repository,
-    path: &Path,
-) -> Result<Option<(AuditEntry, Option<Oid>)>, RepoError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(RepoError::Io {
-                path: path.to_owned(),
-                source,
-            })
-        }
-    };
+fn write_audit(repo: &Repository, bytes: &[u8]) -> Result<(AuditEntry, Option<Oid>), RepoError> {
     let mut node = Node::default();
     let mut start = 0;
-    let cuts = format::audit_cuts(&bytes);
+    let cuts = format::audit_cuts(bytes);
     for (i, end) in cuts.iter().enumerate() {
         let (dir, file) = format::audit_path(i);
         let oid = repo.blob(&bytes[start..*end]).ctx("write audit chunk")?;
@@ -659,7 +668,7 @@ fn write_audit(
     } else {
         Some(node.write(repo)?)
     };
-    Ok(Some((
+    Ok((
         AuditEntry {
             bytes: bytes.len() as u64,
             lines: bytes.iter().filter(|b| **b == b'\n').count() as u64,
@@ -667,7 +676,7 @@ fn write_audit(
             tree: tree.map(|t| t.to_string()),
         },
         tree,
-    )))
+    ))
 }
 
 fn ref_target(repo: &Repository, name: &str) -> Result<Option<Oid>, RepoError> {

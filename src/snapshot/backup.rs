@@ -46,7 +46,7 @@ pub const RANGE_ROWIDS: i64 = 1 << RANGE_BITS;
 /// A range's file is split in halves while it is larger than this.
 pub const CHUNK_CAP: usize = 512 * 1024;
 /// The audit log is cut at the first line end after every this many bytes.
-pub const AUDIT_CHUNK: usize = 512 * 1024;
+pub const AUDIT_CHUNK: usize = 64 * 1024;
 /// The default branch backups are committed to.
 pub const DEFAULT_BRANCH: &str = "gitcord-backup";
 /// `(table, column)` pairs that never leave the host: a pending identity claim's code, which

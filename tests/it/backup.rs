@@ -1,0 +1,452 @@
+//! The backup of every table of `state.db` (issue 18), end to end: databases written by
+//! Gitcord's own storage code (fixtures/backup, `scripts/gen-backup-fixtures.py`) pushed one
+//! after another to the TLS git server, then each snapshot restored from a fresh bare clone of
+//! the server's repository and compared with `sqlite3 .dump` of the original.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::git;
+use crate::support::git_server::GitServer;
+use crate::support::host::{dir_name, Host};
+use crate::support::testenv::Run;
+
+const BRANCH: &str = "gitcord-backup";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/backup")
+        .join(name)
+}
+
+/// Puts fixture state `v` (database and audit log) where the host's Gitcord keeps them.
+fn install(host: &Host, v: u32) {
+    std::fs::copy(fixture(&format!("v{v}.db")), host.env.path("state.db")).unwrap();
+    std::fs::copy(
+        fixture(&format!("v{v}.audit_events.jsonl")),
+        host.env.path("audit_events.jsonl"),
+    )
+    .unwrap();
+}
+
+/// `sqlite3 .dump` of `db`.
+fn dump(db: &Path) -> String {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(".dump")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `sqlite3 .dump` of fixture `v` with the one secret column as restore leaves it (NULL).
+fn dump_without_secrets(v: u32, scratch: &Path) -> String {
+    let copy = scratch.join(format!("v{v}-nosecret.db"));
+    let _ = std::fs::remove_file(&copy);
+    std::fs::copy(fixture(&format!("v{v}.db")), &copy).unwrap();
+    let conn = rusqlite::Connection::open(&copy).unwrap();
+    conn.execute("UPDATE identity_links SET verification_code = NULL", [])
+        .unwrap();
+    drop(conn);
+    dump(&copy)
+}
+
+/// Pending claims (with a code) of fixture `v`: `(discord_user_id, github_user)`.
+fn pending(v: u32) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open_with_flags(
+        fixture(&format!("v{v}.db")),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT discord_user_id, github_user FROM identity_links WHERE verification_code IS NOT NULL ORDER BY rowid")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn restore(host: &Host, clone: &str, snapshot: &str, to: &str) -> Run {
+    host.run(&[
+        "restore",
+        "--config",
+        "config.yaml",
+        "--clone-dir",
+        clone,
+        "--snapshot",
+        snapshot,
+        "--to",
+        to,
+        "-v",
+    ])
+}
+
+fn bare_clone(from: &Path, to: &Path) {
+    let out = git::command()
+        .args(["clone", "--quiet", "--bare"])
+        .arg(from)
+        .arg(to)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every object in a bare repository, as `git cat-file --batch-all-objects --batch` prints
+/// them (loose and packed, reachable or not).
+fn all_objects(git_dir: &Path) -> Vec<u8> {
+    git::output(
+        git_dir,
+        &["cat-file", "--batch-all-objects", "--batch", "--unordered"],
+    )
+    .stdout
+}
+
+/// Pushes fixture states 1..=4 as snapshots 1..=4 to a new repository on `server`.
+fn push_all(server: &GitServer) -> Host {
+    server.create_bare_repo("data");
+    let host = Host::for_server(server, "data");
+    for v in 1..=4 {
+        install(&host, v);
+        host.push("clone", v, &[]).expect_code(0);
+    }
+    host
+}
+
+#[test]
+fn every_snapshot_restores_to_its_database_from_a_fresh_bare_clone() {
+    let mut server = GitServer::start();
+    let host = push_all(&server);
+    // The fixtures hold each kind of change between states (written by Gitcord's own code).
+    let dumps: Vec<String> = (1..=4)
+        .map(|v| dump(&fixture(&format!("v{v}.db"))))
+        .collect();
+    assert!(dumps[0].contains(
+        "'req-0','1001','user-0','org','repo-0',10,'https://github.com/org/repo-0/issues/10','"
+    ));
+    assert!(
+        dumps[1].contains("'approved');"),
+        "issue request resolved in v2"
+    );
+    assert!(
+        !dumps[0].contains("'200099'") && dumps[1].contains("'200099'"),
+        "notification replaced in v2"
+    );
+    assert!(
+        dumps[1].contains("'1004','dave'") && !dumps[2].contains("'1004','dave'"),
+        "expired claim deleted in v3"
+    );
+    assert!(
+        !dumps[2].contains("edited") && dumps[3].contains("edited"),
+        "old contribution changed in v4"
+    );
+    assert_ne!(dumps[0], dumps[1]);
+
+    // The host is gone: a bare clone of the server's repository is all there is.
+    let fresh = host.env.path("fresh/.git");
+    bare_clone(&server.repo_path("data"), &fresh);
+    for v in 1..=4 {
+        let to = format!("restored{v}/state.db");
+        let run = restore(&host, "fresh", &dir_name(v), &to);
+        run.expect_code(0);
+        let restored = host.env.path(&to);
+        assert_eq!(
+            dump(&restored),
+            dump_without_secrets(v, &host.env.path(".")),
+            "snapshot {v}"
+        );
+        // The audit log comes back beside the database, byte for byte.
+        assert_eq!(
+            std::fs::read(host.env.path(&format!("restored{v}/audit_events.jsonl"))).unwrap(),
+            std::fs::read(fixture(&format!("v{v}.audit_events.jsonl"))).unwrap(),
+            "snapshot {v}"
+        );
+        // Every pending claim whose code was withheld is named, to be started again.
+        let named: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| l.contains("must be started again"))
+            .collect();
+        let want = pending(v);
+        assert!(!want.is_empty());
+        assert_eq!(named.len(), want.len(), "{}", run.stderr);
+        for (d, g) in want {
+            assert!(
+                named
+                    .iter()
+                    .any(|l| l.contains(&format!("Discord user {d} as GitHub user {g} "))),
+                "{d}/{g}: {}",
+                run.stderr
+            );
+        }
+    }
+    // latest and latest~N name the same snapshots.
+    restore(&host, "fresh", "latest~2", "l2/state.db").expect_code(0);
+    assert_eq!(
+        dump(&host.env.path("l2/state.db")),
+        dump(&host.env.path("restored2/state.db"))
+    );
+    // Restore never overwrites, the database nor the audit log (exit 73).
+    std::fs::create_dir_all(host.env.path("taken")).unwrap();
+    std::fs::write(host.env.path("taken/audit_events.jsonl"), "mine\n").unwrap();
+    restore(&host, "fresh", "latest", "taken/state.db").expect_code(73);
+    assert!(!host.env.path("taken/state.db").exists());
+    assert_eq!(
+        std::fs::read_to_string(host.env.path("taken/audit_events.jsonl")).unwrap(),
+        "mine\n"
+    );
+    server.stop();
+}
+
+#[test]
+fn the_verification_code_never_reaches_the_remote() {
+    let mut server = GitServer::start();
+    let host = push_all(&server);
+    let objects = all_objects(&server.repo_path("data"));
+    assert!(objects.len() > 10_000, "the remote holds the backups");
+    let text = String::from_utf8_lossy(&objects);
+    assert!(text.contains("\"redacted\":true"));
+    for v in 1..=4 {
+        for (d, _) in pending(v) {
+            let code = format!("CODE{d}");
+            assert!(!text.contains(&code), "{code} was published");
+        }
+    }
+    // Neither anything derived from it: the clone's cache holds fingerprints of the published
+    // form only, and never leaves the host.
+    let cache = std::fs::read(host.env.path("clone/.git/gitcord-snapshot-backup-cache")).unwrap();
+    assert!(!String::from_utf8_lossy(&cache).contains("CODE"));
+    server.stop();
+}
+
+/// The backup commit on the server's backup branch that names snapshot `n`.
+fn backup_commit(server: &GitServer, n: u32) -> String {
+    let log = server.git_checked("data", &["log", "--format=%H %s", BRANCH]);
+    log.lines()
+        .find(|l| l.ends_with(&format!("snapshots/{}", dir_name(n))))
+        .unwrap_or_else(|| panic!("no backup of snapshot {n} in\n{log}"))
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_run_where_nothing_changed_adds_a_manifest_and_a_commit() {
+    let mut server = GitServer::start();
+    server.create_bare_repo("data");
+    let host = Host::for_server(&server, "data");
+    install(&host, 3);
+    host.push("clone", 1, &[]).expect_code(0);
+    install(&host, 3);
+    host.push("clone", 2, &[]).expect_code(0);
+    let (a, b) = (backup_commit(&server, 1), backup_commit(&server, 2));
+    let new = server.git_checked("data", &["rev-list", "--objects", &b, &format!("^{a}")]);
+    let new: Vec<&str> = new.lines().collect();
+    // The commit, its root tree and backup.json: nothing else.
+    assert_eq!(new.len(), 3, "{new:?}");
+    assert!(new.iter().any(|l| l.ends_with(" backup.json")), "{new:?}");
+    let changed = server.git_checked("data", &["diff", "--name-only", &a, &b]);
+    assert_eq!(changed, "backup.json");
+    // And a change to one old row rewrites that row's range only (and the trees above it).
+    install(&host, 4);
+    host.push("clone", 3, &[]).expect_code(0);
+    let c = backup_commit(&server, 3);
+    let changed = server.git_checked("data", &["diff", "--name-only", &b, &c]);
+    assert_eq!(
+        changed,
+        "backup.json\ntables/contributions/80/00/00/00/00/00/0-255.jsonl"
+    );
+    // The backup branch has its own root: the snapshot branch never reaches it.
+    let base = server.git("data", &["merge-base", "main", BRANCH]);
+    assert!(!base.status.success(), "the branches share history");
+    server.stop();
+}
+
+#[test]
+fn a_single_branch_clone_of_the_snapshot_branch_downloads_no_backup() {
+    let mut server = GitServer::start();
+    let _host = push_all(&server);
+    let env = crate::support::testenv::TestEnv::new();
+    let out = git::command()
+        .args([
+            "clone",
+            "--quiet",
+            "--bare",
+            "--single-branch",
+            "--no-local",
+            "--branch",
+            "main",
+        ])
+        .arg(server.repo_path("data"))
+        .arg(env.path("reader.git"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let objects = all_objects(&env.path("reader.git"));
+    let text = String::from_utf8_lossy(&objects);
+    assert!(!text.contains("backup.json") && !text.contains("\"redacted\""));
+    server.stop();
+}
+
+#[test]
+fn a_snapshot_older_than_the_backup_is_restored_as_before_and_says_so() {
+    let host = Host::for_case("basic");
+    // Snapshot 1 with the backup off, snapshot 2 with it on.
+    let config = std::fs::read_to_string(host.env.path("config.yaml")).unwrap();
+    host.env
+        .write("config.yaml", format!("{config}  backup: false\n"));
+    install(&host, 2);
+    host.push("clone", 1, &["--no-push"]).expect_code(0);
+    host.env.write("config.yaml", config);
+    host.push("clone", 2, &["--no-push"]).expect_code(0);
+    let old = restore(&host, "clone", &dir_name(1), "old/state.db");
+    old.expect_code(0);
+    assert!(old.stderr.contains("predates the backup"), "{}", old.stderr);
+    let new = restore(&host, "clone", &dir_name(2), "new/state.db");
+    new.expect_code(0);
+    assert!(!new.stderr.contains("predates"), "{}", new.stderr);
+    assert_eq!(
+        dump(&host.env.path("new/state.db")),
+        dump_without_secrets(2, &host.env.path("."))
+    );
+}
+
+/// Commits `tree` (the backup tip's tree changed by `change`) on the clone's backup branch.
+fn tamper(clone: &Path, change: impl FnOnce(&git2::Repository, &git2::Tree<'_>) -> git2::Oid) {
+    let repo = git2::Repository::open_bare(clone.join(".git")).unwrap();
+    let tip = repo
+        .find_reference(&format!("refs/heads/{BRANCH}"))
+        .unwrap()
+        .peel_to_commit()
+        .unwrap();
+    let tree = repo.find_tree(change(&repo, &tip.tree().unwrap())).unwrap();
+    let sig = git2::Signature::now("t", "t@example.com").unwrap();
+    let msg = tip.message().unwrap().to_owned();
+    let oid = repo.commit(None, &sig, &sig, &msg, &tree, &[&tip]).unwrap();
+    repo.reference(&format!("refs/heads/{BRANCH}"), oid, true, "tamper")
+        .unwrap();
+}
+
+/// `tree` with the blob at `path` (a/b/c) replaced by `oid` (or removed when `None`).
+fn replace(
+    repo: &git2::Repository,
+    tree: &git2::Tree<'_>,
+    path: &[&str],
+    oid: Option<git2::Oid>,
+) -> git2::Oid {
+    let mut b = repo.treebuilder(Some(tree)).unwrap();
+    if path.len() == 1 {
+        match oid {
+            Some(oid) => {
+                b.insert(path[0], oid, 0o100644).unwrap();
+            }
+            None => b.remove(path[0]).unwrap(),
+        };
+        return b.write().unwrap();
+    }
+    let sub = repo
+        .find_tree(tree.get_name(path[0]).unwrap().id())
+        .unwrap();
+    let new = replace(repo, &sub, &path[1..], oid);
+    b.insert(path[0], new, 0o040000).unwrap();
+    b.write().unwrap()
+}
+
+#[test]
+fn verify_finds_a_tampered_chunk_a_missing_one_and_a_wrong_count() {
+    let chunk = [
+        "tables",
+        "scores",
+        "80",
+        "00",
+        "00",
+        "00",
+        "00",
+        "00",
+        "0-255.jsonl",
+    ];
+    let cases: Vec<(
+        &str,
+        Box<dyn Fn(&git2::Repository, &git2::Tree<'_>) -> git2::Oid>,
+        &str,
+    )> = vec![
+        (
+            "tampered chunk",
+            Box::new(|repo, tree| {
+                let blob = repo.blob(b"[1,\"x\",\"a\",\"b\",1,\"c\"]\n").unwrap();
+                replace(repo, tree, &chunk, Some(blob))
+            }),
+            "tables/scores: is missing or is not tree",
+        ),
+        (
+            "missing chunk",
+            Box::new(|repo, tree| replace(repo, tree, &chunk, None)),
+            "tables/scores: is missing or is not tree",
+        ),
+        (
+            "wrong count",
+            Box::new(|repo, tree| {
+                let e = tree.get_name("backup.json").unwrap();
+                let text =
+                    String::from_utf8(repo.find_blob(e.id()).unwrap().content().to_vec()).unwrap();
+                let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let tables = m["tables"].as_array_mut().unwrap();
+                let scores = tables.iter_mut().find(|t| t["name"] == "scores").unwrap();
+                scores["rows"] = serde_json::json!(scores["rows"].as_u64().unwrap() + 1);
+                let blob = repo
+                    .blob(serde_json::to_string_pretty(&m).unwrap().as_bytes())
+                    .unwrap();
+                replace(repo, tree, &["backup.json"], Some(blob))
+            }),
+            "tables/scores: holds 14 rows in 1 chunks, the manifest says 15 in 1",
+        ),
+        (
+            "a chunk whose rows are not what its name says",
+            Box::new(|repo, tree| {
+                // A consistent manifest pointing at a chunk holding a rowid outside its range.
+                let blob = repo.blob(b"[999,\"x\",\"a\",\"b\",1,\"c\"]\n").unwrap();
+                let new = replace(repo, tree, &chunk, Some(blob));
+                let new_tree = repo.find_tree(new).unwrap();
+                let scores_tree = new_tree.get_path(Path::new("tables/scores")).unwrap().id();
+                let e = tree.get_name("backup.json").unwrap();
+                let text =
+                    String::from_utf8(repo.find_blob(e.id()).unwrap().content().to_vec()).unwrap();
+                let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let tables = m["tables"].as_array_mut().unwrap();
+                let scores = tables.iter_mut().find(|t| t["name"] == "scores").unwrap();
+                scores["tree"] = serde_json::json!(scores_tree.to_string());
+                let blob = repo
+                    .blob(serde_json::to_string_pretty(&m).unwrap().as_bytes())
+                    .unwrap();
+                replace(repo, &new_tree, &["backup.json"], Some(blob))
+            }),
+            "rowid 999 is out of order or outside its range",
+        ),
+    ];
+    for (what, change, fragment) in cases {
+        let host = Host::for_case("basic");
+        install(&host, 2);
+        host.push("clone", 1, &["--no-push"]).expect_code(0);
+        let ok = host.run(&["verify", "--config", "config.yaml", "--clone-dir", "clone"]);
+        ok.expect_code(0);
+        assert!(
+            ok.stdout.contains("1 backups: no problems"),
+            "{}",
+            ok.stdout
+        );
+        tamper(&host.env.path("clone"), change);
+        let run = host.run(&["verify", "--config", "config.yaml", "--clone-dir", "clone"]);
+        assert_ne!(run.code, 0, "{what}: {}", run.stdout);
+        assert!(run.stderr.contains(fragment), "{what}: {}", run.stderr);
+    }
+}
