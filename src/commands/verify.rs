@@ -201,7 +201,7 @@ mod tests {
         };
         assert_eq!(
             report.json().unwrap(),
-            r#"{"commits":3,"snapshots":2,"problems":[{"commit":"1a2b3c4d5e6f708192a3b4c5d6e7f80912345678","path":"snapshots/x/scores.json","problem":"modified"}]}"#
+            r#"{"commits":3,"snapshots":2,"backups":0,"problems":[{"commit":"1a2b3c4d5e6f708192a3b4c5d6e7f80912345678","path":"snapshots/x/scores.json","problem":"modified"}]}"#
         );
     }
 

@@ -219,7 +219,7 @@ fn decode_value(v: serde_json::Value) -> Result<Decoded, String> {
 }
 
 fn unhex(h: &str) -> Result<Vec<u8>, String> {
-    if h.len() % 2 != 0 {
+    if !h.len().is_multiple_of(2) {
         return Err(format!("odd-length hex {h:?}"));
     }
     (0..h.len())

@@ -362,6 +362,9 @@ fn replace(
     b.write().unwrap()
 }
 
+/// Makes a tampered tree from the backup tip's tree.
+type Tamper = Box<dyn Fn(&git2::Repository, &git2::Tree<'_>) -> git2::Oid>;
+
 #[test]
 fn verify_finds_a_tampered_chunk_a_missing_one_and_a_wrong_count() {
     let chunk = [
@@ -375,11 +378,7 @@ fn verify_finds_a_tampered_chunk_a_missing_one_and_a_wrong_count() {
         "00",
         "0-255.jsonl",
     ];
-    let cases: Vec<(
-        &str,
-        Box<dyn Fn(&git2::Repository, &git2::Tree<'_>) -> git2::Oid>,
-        &str,
-    )> = vec![
+    let cases: Vec<(&str, Tamper, &str)> = vec![
         (
             "tampered chunk",
             Box::new(|repo, tree| {

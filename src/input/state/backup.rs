@@ -19,6 +19,9 @@ pub struct Reader<'c> {
 /// connection: it sees exactly the state the snapshot describes.
 pub type Hook<'h> = &'h mut (dyn FnMut(&Reader<'_>) -> Result<(), StateError> + Send);
 
+/// What [`Reader::rows`] calls for each row: its rowid and values.
+pub type EachRow<'e> = &'e mut dyn FnMut(i64, &[ValueRef<'_>]) -> Result<(), StateError>;
+
 /// One `sqlite_master` row, verbatim.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MasterRow {
@@ -131,7 +134,7 @@ impl<'c> Reader<'c> {
         table: &str,
         columns: &[String],
         range: Option<(i64, i64)>,
-        each: &mut dyn FnMut(i64, &[ValueRef<'_>]) -> Result<(), StateError>,
+        each: EachRow<'_>,
     ) -> Result<(), StateError> {
         let rowid = self.rowid_name(table, columns).unwrap_or("rowid");
         let mut sql = format!("SELECT {rowid}");
