@@ -363,7 +363,7 @@ fn replace(
 }
 
 /// Makes a tampered tree from the backup tip's tree.
-type Tamper = Box<dyn Fn(&git2::Repository, &git2::Tree<'_>) -> git2::Oid>;
+type Tamper<'a> = Box<dyn Fn(&git2::Repository, &git2::Tree<'_>) -> git2::Oid + 'a>;
 
 #[test]
 fn verify_finds_a_tampered_chunk_a_missing_one_and_a_wrong_count() {
@@ -378,7 +378,7 @@ fn verify_finds_a_tampered_chunk_a_missing_one_and_a_wrong_count() {
         "00",
         "0-255.jsonl",
     ];
-    let cases: Vec<(&str, Tamper, &str)> = vec![
+    let cases: Vec<(&str, Tamper<'_>, &str)> = vec![
         (
             "tampered chunk",
             Box::new(|repo, tree| {
