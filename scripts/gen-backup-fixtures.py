@@ -56,7 +56,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="gitcord-backup-fixtures-"))
     s = SqliteStorage(str(work))
     s.init_schema()
-    base = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    # Inside the 30-day window of the snapshots the tests take (2024-01-31T12:00 + n hours),
+    # so contributors.json is not empty.
+    base = datetime(2024, 1, 2, tzinfo=timezone.utc)
 
     def contributions(start: int, n: int) -> int:
         events = [

@@ -60,6 +60,11 @@ pub struct VerifyArgs {
     /// [default: snapshots.allowed_signers].
     #[arg(long, value_name = "FILE")]
     pub allowed_signers: Option<PathBuf>,
+    /// Also restore the backup of a snapshot (latest, latest~N, a name, or all) into a
+    /// temporary file and export it with the snapshot's run id, time and roles: all seven files
+    /// must come back byte for byte [default when given without a value: latest].
+    #[arg(long, value_name = "SNAPSHOT", num_args = 0..=1, default_missing_value = "latest")]
+    pub prove_restore: Option<String>,
 }
 
 /// `restore`'s arguments.

@@ -31,6 +31,8 @@ pub struct Request {
     pub allowed_signers: Option<PathBuf>,
     /// Draw a progress line on stderr (the binary sets it when stderr is a terminal).
     pub progress: bool,
+    /// `--prove-restore`: `latest`, `latest~N`, a snapshot name, or `all`.
+    pub prove_restore: Option<String>,
 }
 
 /// What `verify` found. `--json` prints it as
@@ -44,6 +46,9 @@ pub struct Report {
     pub snapshots: usize,
     /// Backup commits checked on the backup branch.
     pub backups: usize,
+    /// Snapshots whose backup was restored and exported back to the same seven files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proved: Option<usize>,
     /// Every problem, oldest commit first.
     pub problems: Vec<Problem>,
 }
@@ -59,8 +64,13 @@ impl Render for Report {
                     self.commits, self.snapshots
                 ),
                 n => format!(
-                    "verified {} commits, {} snapshots, {n} backups: no problems",
-                    self.commits, self.snapshots
+                    "verified {} commits, {} snapshots, {n} backups{}: no problems",
+                    self.commits,
+                    self.snapshots,
+                    match self.proved {
+                        Some(p) => format!(", {p} restore(s) proved"),
+                        None => String::new(),
+                    }
                 ),
             }
         } else {
@@ -110,12 +120,81 @@ pub fn run(req: &Request) -> Result<Report, Error> {
                 })?;
         }
     }
+    let proved = match &req.prove_restore {
+        None => None,
+        Some(spec) => Some(prove_restores(&config, &repo, spec, &mut found.problems)?),
+    };
     Ok(Report {
         commits: found.commits,
         snapshots: found.snapshots,
         backups,
+        proved,
         problems: found.problems,
     })
+}
+
+/// `--prove-restore`: each snapshot named (or `all` with a backup) restored from its backup and
+/// exported back; a file that differs is a problem.
+fn prove_restores(
+    config: &Config,
+    repo: &DataRepo,
+    spec: &str,
+    problems: &mut Vec<Problem>,
+) -> Result<usize, Error> {
+    let Some(branch) = crate::publish::backup::branch(config)? else {
+        problems.push(Problem {
+            commit: String::new(),
+            path: String::new(),
+            problem: "--prove-restore: snapshots.backup is off; there is no backup to restore"
+                .into(),
+        });
+        return Ok(0);
+    };
+    let names = match spec {
+        "all" => repo.snapshot_names(None)?,
+        one => vec![repo.resolve_snapshot(one)?],
+    };
+    let mut proved = 0;
+    for name in names {
+        let problem = |commit: String, path: String, problem: String| Problem {
+            commit,
+            path,
+            problem,
+        };
+        match crate::maintenance::backup::prove(config, repo, &branch, &name) {
+            Ok(None) if spec == "all" => {
+                log::info!("snapshots/{name} predates the backup; nothing to prove")
+            }
+            Ok(None) => problems.push(problem(
+                String::new(),
+                format!("snapshots/{name}"),
+                format!("no commit on {branch} backs this snapshot up"),
+            )),
+            Ok(Some(p)) => {
+                log::info!(
+                    "snapshots/{name}: restored backup {} and exported it in {:.2} s",
+                    p.commit,
+                    p.seconds
+                );
+                if p.differing.is_empty() {
+                    proved += 1;
+                }
+                for f in p.differing {
+                    problems.push(problem(
+                        p.commit.clone(),
+                        format!("snapshots/{name}/{f}"),
+                        "differs when the backup is restored and exported with the snapshot's run id, time and roles".into(),
+                    ));
+                }
+            }
+            Err(e) => problems.push(problem(
+                String::new(),
+                format!("snapshots/{name}"),
+                format!("the restore-then-export proof failed: {e}"),
+            )),
+        }
+    }
+    Ok(proved)
 }
 
 /// `verify: 1a2b3c4d snapshots/<name>/scores.json: <problem>`; a problem of the commit
@@ -195,6 +274,7 @@ mod tests {
         assert_eq!(problem_line(&merge), "verify: 1a2b3c4d: merge commit");
         let report = Report {
             backups: 0,
+            proved: None,
             commits: 3,
             snapshots: 2,
             problems: vec![p],

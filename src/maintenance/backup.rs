@@ -592,3 +592,99 @@ fn check_table(
     }
     Ok((rows, chunks.len() as u64))
 }
+
+/// The outcome of [`prove`] for one snapshot.
+#[derive(Clone, Debug)]
+pub struct Proof {
+    /// The backup commit restored.
+    pub commit: String,
+    /// Files of the snapshot that came out different (or missing), by name; empty: proven.
+    pub differing: Vec<String>,
+    /// How long the restore and the export took.
+    pub seconds: f64,
+}
+
+/// The restore-then-export proof for snapshot `name`: its backup restored into a temporary
+/// directory and exported with the snapshot's own run id, time and roles (its `roles.json`) under
+/// `config`; every one of the seven files must come out byte for byte. `None` when no backup
+/// names the snapshot.
+pub fn prove(
+    config: &crate::input::config::Config,
+    data: &crate::publish::clone::DataRepo,
+    branch: &str,
+    name: &str,
+) -> Result<Option<Proof>, String> {
+    use crate::snapshot::build::{self, Inputs};
+    let started = std::time::Instant::now();
+    let repo = data.git();
+    let Some(found) =
+        crate::publish::backup::find(repo, branch, name).map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let files = data.read_snapshot(name).map_err(|e| e.to_string())?;
+    let file = |n: &str| {
+        files
+            .iter()
+            .find(|(f, _)| f == n)
+            .map(|(_, b)| b.as_slice())
+            .ok_or_else(|| format!("snapshots/{name} has no {n}"))
+    };
+    let meta: serde_json::Value =
+        serde_json::from_slice(file("meta.json")?).map_err(|e| format!("meta.json: {e}"))?;
+    let run_id = meta["run_id"]
+        .as_str()
+        .and_then(|s| uuid::Uuid::try_parse(s).ok())
+        .ok_or("meta.json has no run_id")?;
+    let at = meta["generated_at"]
+        .as_str()
+        .and_then(crate::time::parse_rfc3339)
+        .ok_or("meta.json has no generated_at")?;
+    // The published roles.json back into the roles file export reads.
+    let roles: serde_json::Value =
+        serde_json::from_slice(file("roles.json")?).map_err(|e| format!("roles.json: {e}"))?;
+    let mut map = serde_json::Map::new();
+    for item in roles["data"]
+        .as_array()
+        .ok_or("roles.json has no data list")?
+    {
+        let id = item["discord_user_id"]
+            .as_str()
+            .ok_or("roles.json: an entry without discord_user_id")?;
+        map.insert(id.to_owned(), item["roles"].clone());
+    }
+    let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temporary directory: {e}"))?;
+    let roles_file = dir.path().join("roles.json");
+    std::fs::write(&roles_file, serde_json::Value::Object(map).to_string())
+        .map_err(|e| format!("cannot write {}: {e}", roles_file.display()))?;
+    let db = dir.path().join("state.db");
+    restore(repo, &found, &db, &dir.path().join("audit_events.jsonl"))
+        .map_err(|e| e.to_string())?;
+    let inputs = Inputs {
+        state_db: Some(db),
+        roles_file: Some(roles_file),
+        run_id: Some(run_id),
+        at: Some(at),
+        busy_timeout: std::time::Duration::from_secs(10),
+        read_threads: None,
+    };
+    let snapshot = build::build(config, &inputs).map_err(|e| e.to_string())?;
+    let rendered =
+        crate::snapshot::format::render(&snapshot).map_err(|e| format!("cannot render: {e}"))?;
+    let mut differing = Vec::new();
+    for (n, bytes) in &rendered {
+        if files.iter().find(|(f, _)| f == n).map(|(_, b)| b) != Some(bytes) {
+            differing.push((*n).to_owned());
+        }
+    }
+    for (n, _) in &files {
+        if !rendered.iter().any(|(r, _)| r == n) {
+            differing.push(n.clone());
+        }
+    }
+    Ok(Some(Proof {
+        commit: found.commit.to_string(),
+        differing,
+        seconds: started.elapsed().as_secs_f64(),
+    }))
+}

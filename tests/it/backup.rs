@@ -189,6 +189,45 @@ fn every_snapshot_restores_to_its_database_from_a_fresh_bare_clone() {
             );
         }
     }
+    // The proof: each backup restored and exported with its snapshot's run id, time and roles
+    // gives back all seven files byte for byte, contributors.json included.
+    let proof = host.run(&[
+        "verify",
+        "--config",
+        "config.yaml",
+        "--clone-dir",
+        "fresh",
+        "--prove-restore",
+        "all",
+    ]);
+    proof.expect_code(0);
+    assert_eq!(
+        proof.stdout,
+        "verified 4 commits, 4 snapshots, 4 backups, 4 restore(s) proved: no problems\n"
+    );
+    // It can fail: with other weights the restored database scores differently.
+    let config = std::fs::read_to_string(host.env.path("config.yaml")).unwrap();
+    assert!(config.contains("pr_merged: 5"));
+    host.env
+        .write("other.yaml", config.replace("pr_merged: 5", "pr_merged: 6"));
+    let proof = host.run(&[
+        "verify",
+        "--config",
+        "other.yaml",
+        "--clone-dir",
+        "fresh",
+        "--prove-restore",
+        &dir_name(2),
+    ]);
+    assert_eq!(proof.code, 65, "{}", proof.stderr);
+    assert!(
+        proof.stderr.contains(&format!(
+            "snapshots/{}/contributors.json: differs when the backup is restored",
+            dir_name(2)
+        )),
+        "{}",
+        proof.stderr
+    );
     // latest and latest~N name the same snapshots.
     restore(&host, "fresh", "latest~2", "l2/state.db").expect_code(0);
     assert_eq!(
