@@ -68,8 +68,9 @@ pub fn run(req: &Request) -> Result<Report, Error> {
         Some(branch) => match backup::find(repo.git(), &branch, &name)? {
             Some(found) => return from_backup(req, &repo, &found, name),
             None if backup::exists(repo.git(), &branch)? => log::warn!(
-                "snapshots/{name} predates the backup (no commit on {branch} names it): restoring \
-                 only what the snapshot holds"
+                "snapshots/{name} predates the backup (no commit on {branch} names it; or its \
+                 run was stopped before its backup was committed): restoring only what the \
+                 snapshot holds"
             ),
             None => log::warn!(
                 "there is no backup ({branch} is not in the clone): restoring only what \

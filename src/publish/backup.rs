@@ -547,8 +547,12 @@ impl Backup {
             manifest.tables.len(),
         );
         let parents: Vec<&git2::Commit<'_>> = parent_commit.iter().collect();
+        // Every object is written; a run killed here leaves them unreferenced, and no commit.
+        crate::pause::point("backup");
         let oid = data.make_commit(&sig, &sig, &message, &tree, &parents)?;
         move_ref(repo, &self.branch, parent, oid, "backup")?;
+        // Committed, the cache not yet updated: the next run finds it stale and starts over.
+        crate::pause::point("backup-cache");
         self.save_cache(tree_id, read);
         Ok(Some(oid))
     }

@@ -488,3 +488,132 @@ fn verify_finds_a_tampered_chunk_a_missing_one_and_a_wrong_count() {
         assert!(run.stderr.contains(fragment), "{what}: {}", run.stderr);
     }
 }
+
+/// The snapshots each backup commit on the server's backup branch names, oldest first, and
+/// whether the branch is linear.
+fn backed_up(server: &GitServer) -> Vec<String> {
+    let log = server.git_checked("data", &["log", "--format=%P|%s", "--reverse", BRANCH]);
+    log.lines()
+        .map(|l| {
+            let (parents, subject) = l.split_once('|').unwrap();
+            assert!(parents.split(' ').count() <= 1, "a merge: {l}");
+            subject.rsplit('/').next().unwrap().to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn backups_are_queued_and_replayed_onto_another_writers_like_snapshots() {
+    use crate::support::git_server::Mode;
+    let mut server = GitServer::start();
+    server.create_bare_repo("data");
+    let a = Host::for_server(&server, "data");
+    let b = Host::for_server(&server, "data");
+    install(&a, 1);
+    a.push("clone", 1, &[]).expect_code(0);
+    // A's next run cannot reach the server: its snapshot and its backup wait in the queue.
+    server.set_mode(Mode::Unavailable503);
+    install(&a, 2);
+    a.push("clone", 2, &[]).expect_code(75);
+    server.set_mode(Mode::Normal);
+    assert_eq!(backed_up(&server), [dir_name(1)]);
+    // Another host publishes meanwhile, on top of what it found.
+    install(&b, 3);
+    b.push("clone", 3, &[]).expect_code(0);
+    assert_eq!(backed_up(&server), [dir_name(1), dir_name(3)]);
+    // A's next run replays its queued backup onto B's, and sends both in one push.
+    install(&a, 4);
+    a.push("clone", 4, &[]).expect_code(0);
+    assert_eq!(
+        backed_up(&server),
+        [dir_name(1), dir_name(3), dir_name(2), dir_name(4)]
+    );
+    let fresh = a.env.path("fresh/.git");
+    bare_clone(&server.repo_path("data"), &fresh);
+    for v in 1..=4 {
+        let to = format!("r{v}/state.db");
+        restore(&a, "fresh", &dir_name(v), &to).expect_code(0);
+        assert_eq!(
+            dump(&a.env.path(&to)),
+            dump_without_secrets(v, &a.env.path(".")),
+            "snapshot {v}"
+        );
+    }
+    let verify = a.run(&["verify", "--config", "config.yaml", "--clone-dir", "fresh"]);
+    verify.expect_code(0);
+    assert!(verify.stdout.contains("4 backups"), "{}", verify.stdout);
+    server.stop();
+}
+
+/// Starts `push` of snapshot `n` stopped at pause point `phase` (src/pause.rs), and kills it
+/// there with SIGKILL.
+fn kill_at(host: &Host, n: u32, phase: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let file = host.env.path(&format!("paused-{n}"));
+    let mut child = crate::support::testenv::ChildGuard::spawn(
+        host.command("clone", n, &[])
+            .env("GITCORD_SNAPSHOT_PAUSE_AT", phase)
+            .env("GITCORD_SNAPSHOT_PAUSE_FILE", &file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::fs::read_to_string(&file).unwrap_or_default() != phase {
+        assert!(
+            child.child().try_wait().unwrap().is_none(),
+            "ended before {phase}"
+        );
+        assert!(std::time::Instant::now() < deadline, "no pause at {phase}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.child().kill().unwrap();
+    let status = child.child().wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+}
+
+#[test]
+fn a_run_killed_during_the_backup_leaves_no_backup_commit_or_a_whole_one() {
+    let mut server = GitServer::start();
+    server.create_bare_repo("data");
+    let host = Host::for_server(&server, "data");
+    install(&host, 1);
+    host.push("clone", 1, &[]).expect_code(0);
+    // Killed with the backup's objects written but not committed: no backup of 2.
+    install(&host, 2);
+    kill_at(&host, 2, "backup");
+    install(&host, 3);
+    host.push("clone", 3, &[]).expect_code(0);
+    assert_eq!(backed_up(&server), [dir_name(1), dir_name(3)]);
+    // Killed with the backup committed, its cache not updated: the next run starts over.
+    install(&host, 4);
+    kill_at(&host, 4, "backup-cache");
+    let run = host.push("clone", 5, &["-v"]);
+    run.expect_code(0);
+    assert!(
+        run.stderr
+            .contains("describes another backup than the branch tip"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        backed_up(&server),
+        [dir_name(1), dir_name(3), dir_name(4), dir_name(5)]
+    );
+    git::fsck(&server.repo_path("data"));
+    git::fsck(&host.env.path("clone/.git"));
+    let fresh = host.env.path("fresh/.git");
+    bare_clone(&server.repo_path("data"), &fresh);
+    for (n, v) in [(1, 1), (3, 3), (4, 4), (5, 4)] {
+        let to = format!("r{n}/state.db");
+        restore(&host, "fresh", &dir_name(n), &to).expect_code(0);
+        assert_eq!(
+            dump(&host.env.path(&to)),
+            dump_without_secrets(v, &host.env.path(".")),
+            "snapshot {n}"
+        );
+    }
+    let old = restore(&host, "fresh", &dir_name(2), "r2/state.db");
+    old.expect_code(0);
+    assert!(old.stderr.contains("predates the backup"), "{}", old.stderr);
+    server.stop();
+}
