@@ -254,7 +254,7 @@ fn publish_snapshot(
             generated_at: time::isoformat(&snapshot.at),
         };
         let made = backup.commit(&session.repo, &at, &session.publish.author, snapshot.at)?;
-        let w = backup.work;
+        let w = &backup.work;
         match made {
             Some(oid) => log::info!(
                 "backed up state.db as {oid} on {}: {} range(s) written ({} bytes), {} kept",

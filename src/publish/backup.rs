@@ -210,7 +210,7 @@ struct StateRead {
 }
 
 /// How much a run serialized, for the log and the benchmark.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Work {
     /// Ranges whose fingerprint changed (or that are new) and were written.
     pub ranges_written: u64,
@@ -218,6 +218,8 @@ pub struct Work {
     pub ranges_kept: u64,
     /// Bytes of chunk files serialized.
     pub bytes_serialized: u64,
+    /// Objects written (in memory until packed).
+    new_objects: Vec<Oid>,
 }
 
 /// The backup of one run: opened before the database is read, fed by the read transaction
@@ -247,6 +249,15 @@ impl Backup {
     ) -> Result<Backup, RepoError> {
         let git_dir = data.git().path().to_owned();
         let repo = Repository::open_bare(&git_dir).ctx("open the clone for the backup")?;
+        // The pack of a run's new objects is written without delta search, as pushes are
+        // (the clone's layered `pack.deltaCacheSize`): a first backup's thousands of distinct
+        // chunks have no useful deltas, and the search would cost more than the rest.
+        let no_deltas = git_dir.join(crate::publish::clone::PUSH_CONFIG);
+        if no_deltas.exists() {
+            repo.config()
+                .and_then(|mut c| c.add_file(&no_deltas, git2::ConfigLevel::App, true))
+                .ctx("read config")?;
+        }
         let tip_tree = match local_tip(&repo, branch)? {
             Some(tip) => Some(
                 repo.find_commit(tip)
@@ -273,6 +284,11 @@ impl Backup {
     pub fn read(&mut self, reader: &Reader<'_>) -> Result<(), StateError> {
         let master = reader.master()?;
         let user_version = reader.user_version()?;
+        let git_err = |e: git2::Error| reader.bad(format!("writing the backup: {}", e.message()));
+        // New objects go to memory first and reach the clone as one pack (one file, synced
+        // once), not as thousands of loose objects each synced on its own.
+        let odb = self.repo.odb().map_err(git_err)?;
+        let mempack = odb.add_new_mempack_backend(1000).map_err(git_err)?;
         let mut tables = Vec::new();
         for row in master.iter().filter(|r| r.kind == "table") {
             if row
@@ -286,13 +302,43 @@ impl Backup {
                 )));
             }
             let columns = reader.columns(&row.name)?;
-            let ranges = self.read_table(reader, &row.name, &columns)?;
+            let ranges = read_table(
+                &self.repo,
+                &self.cache,
+                &mut self.work,
+                reader,
+                &row.name,
+                &columns,
+            )?;
             tables.push(TableRead {
                 name: row.name.clone(),
                 columns,
                 ranges,
             });
         }
+        if !self.work.new_objects.is_empty() {
+            // libgit2's mempack dump packs only what commits reach: the new objects are
+            // packed one by one instead (no delta search: see `open`).
+            let mut pb = self.repo.packbuilder().map_err(git_err)?;
+            for oid in &self.work.new_objects {
+                pb.insert_object(*oid, None).map_err(git_err)?;
+            }
+            let mut writer = odb.packwriter().map_err(git_err)?;
+            let mut failed = None;
+            pb.foreach(|bytes| match std::io::Write::write_all(&mut writer, bytes) {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            })
+            .map_err(git_err)?;
+            if let Some(e) = failed {
+                return Err(reader.bad(format!("writing the backup: {e}")));
+            }
+            writer.commit().map_err(git_err)?;
+        }
+        mempack.reset().map_err(git_err)?;
         self.read = Some(StateRead {
             user_version,
             master,
@@ -313,117 +359,121 @@ impl Backup {
         };
         Ok(())
     }
+}
 
-    fn read_table(
-        &mut self,
-        reader: &Reader<'_>,
-        table: &str,
-        columns: &[String],
-    ) -> Result<BTreeMap<u64, RangeEntry>, StateError> {
-        let secret: Vec<bool> = columns
-            .iter()
-            .map(|c| format::is_secret(table, c))
-            .collect();
-        let empty = BTreeMap::new();
-        let old = self.cache.tables.get(table).unwrap_or(&empty);
-        let key = self.cache.key;
-        let repo = &self.repo;
-        let work = &mut self.work;
-        let mut out = BTreeMap::new();
-        let mut again: Vec<(u64, [u8; 16], u64)> = Vec::new();
-        // The range being scanned: its number, fingerprint, rows, and (for a range the cache
-        // does not know at all, such as every range of a first backup) its lines, written as
-        // the scan goes instead of being read a second time.
-        struct Current {
-            range: u64,
-            fp: Fingerprint,
-            rows: u64,
-            lines: Option<Lines>,
+/// Scans one table, fingerprinting each rowid range, and writes the objects of the ranges
+/// whose fingerprint the cache does not hold.
+fn read_table(
+    repo: &Repository,
+    cache: &Cache,
+    work: &mut Work,
+    reader: &Reader<'_>,
+    table: &str,
+    columns: &[String],
+) -> Result<BTreeMap<u64, RangeEntry>, StateError> {
+    let secret: Vec<bool> = columns
+        .iter()
+        .map(|c| format::is_secret(table, c))
+        .collect();
+    let empty = BTreeMap::new();
+    let old = cache.tables.get(table).unwrap_or(&empty);
+    let key = cache.key;
+    let mut out = BTreeMap::new();
+    let mut again: Vec<(u64, [u8; 16], u64)> = Vec::new();
+    // The range being scanned: its number, fingerprint, rows, and (for a range the cache
+    // does not know at all, such as every range of a first backup) its lines, written as
+    // the scan goes instead of being read a second time.
+    struct Current {
+        range: u64,
+        fp: Fingerprint,
+        rows: u64,
+        lines: Option<Lines>,
+    }
+    let mut current: Option<Current> = None;
+    let mut finish = |c: Current,
+                      out: &mut BTreeMap<u64, RangeEntry>,
+                      again: &mut Vec<(u64, [u8; 16], u64)>|
+     -> Result<(), StateError> {
+        let fingerprint = c.fp.finish();
+        match (old.get(&c.range), c.lines) {
+            (Some(e), _) if e.fingerprint == fingerprint && e.rows == c.rows => {
+                work.ranges_kept += 1;
+                out.insert(c.range, *e);
+            }
+            (_, Some(lines)) => {
+                let (lo, hi) = format::range_bounds(c.range);
+                work.ranges_written += 1;
+                work.bytes_serialized += lines.buf.len() as u64;
+                let (oid, split, files) = write_range(repo, lo, hi, &lines.buf, &lines.rows, &mut work.new_objects)
+                    .map_err(|e| reader.bad(format!("writing the backup of {table}: {e}")))?;
+                out.insert(
+                    c.range,
+                    RangeEntry {
+                        fingerprint,
+                        oid,
+                        split,
+                        rows: c.rows,
+                        files,
+                    },
+                );
+            }
+            (_, None) => again.push((c.range, fingerprint, c.rows)),
         }
-        let mut current: Option<Current> = None;
-        let mut finish = |c: Current,
-                          out: &mut BTreeMap<u64, RangeEntry>,
-                          again: &mut Vec<(u64, [u8; 16], u64)>|
-         -> Result<(), StateError> {
-            let fingerprint = c.fp.finish();
-            match (old.get(&c.range), c.lines) {
-                (Some(e), _) if e.fingerprint == fingerprint && e.rows == c.rows => {
-                    work.ranges_kept += 1;
-                    out.insert(c.range, *e);
-                }
-                (_, Some(lines)) => {
-                    let (lo, hi) = format::range_bounds(c.range);
-                    work.ranges_written += 1;
-                    work.bytes_serialized += lines.buf.len() as u64;
-                    let (oid, split, files) = write_range(repo, lo, hi, &lines.buf, &lines.rows)
-                        .map_err(|e| reader.bad(format!("writing the backup of {table}: {e}")))?;
-                    out.insert(
-                        c.range,
-                        RangeEntry {
-                            fingerprint,
-                            oid,
-                            split,
-                            rows: c.rows,
-                            files,
-                        },
-                    );
-                }
-                (_, None) => again.push((c.range, fingerprint, c.rows)),
+        Ok(())
+    };
+    reader.rows(table, columns, None, &mut |rowid, values| {
+        let range = format::range_of(rowid);
+        if current.as_ref().is_none_or(|c| c.range != range) {
+            if let Some(done) = current.take() {
+                finish(done, &mut out, &mut again)?;
             }
-            Ok(())
-        };
-        reader.rows(table, columns, None, &mut |rowid, values| {
-            let range = format::range_of(rowid);
-            if current.as_ref().is_none_or(|c| c.range != range) {
-                if let Some(done) = current.take() {
-                    finish(done, &mut out, &mut again)?;
-                }
-                current = Some(Current {
-                    range,
-                    fp: Fingerprint::new(&key, columns),
-                    rows: 0,
-                    lines: (!old.contains_key(&range)).then(Lines::default),
-                });
+            current = Some(Current {
+                range,
+                fp: Fingerprint::new(&key, columns),
+                rows: 0,
+                lines: (!old.contains_key(&range)).then(Lines::default),
+            });
+        }
+        if let Some(c) = current.as_mut() {
+            c.fp.row(rowid, values, &secret);
+            c.rows += 1;
+            if let Some(lines) = c.lines.as_mut() {
+                lines.push(rowid, values, &secret);
             }
-            if let Some(c) = current.as_mut() {
-                c.fp.row(rowid, values, &secret);
-                c.rows += 1;
-                if let Some(lines) = c.lines.as_mut() {
-                    lines.push(rowid, values, &secret);
-                }
-            }
+        }
+        Ok(())
+    })?;
+    if let Some(done) = current.take() {
+        finish(done, &mut out, &mut again)?;
+    }
+    // Ranges the previous backup had whose rows changed: read again, still in the same
+    // transaction, and written.
+    for (range, fingerprint, rows) in again {
+        let (lo, hi) = format::range_bounds(range);
+        let mut lines = Lines::default();
+        reader.rows(table, columns, Some((lo, hi)), &mut |rowid, values| {
+            lines.push(rowid, values, &secret);
             Ok(())
         })?;
-        if let Some(done) = current.take() {
-            finish(done, &mut out, &mut again)?;
-        }
-        // Ranges the previous backup had whose rows changed: read again, still in the same
-        // transaction, and written.
-        for (range, fingerprint, rows) in again {
-            let (lo, hi) = format::range_bounds(range);
-            let mut lines = Lines::default();
-            reader.rows(table, columns, Some((lo, hi)), &mut |rowid, values| {
-                lines.push(rowid, values, &secret);
-                Ok(())
-            })?;
-            self.work.ranges_written += 1;
-            self.work.bytes_serialized += lines.buf.len() as u64;
-            let (oid, split, files) = write_range(&self.repo, lo, hi, &lines.buf, &lines.rows)
-                .map_err(|e| reader.bad(format!("writing the backup of {table}: {e}")))?;
-            out.insert(
-                range,
-                RangeEntry {
-                    fingerprint,
-                    oid,
-                    split,
-                    rows,
-                    files,
-                },
-            );
-        }
-        Ok(out)
+        work.ranges_written += 1;
+        work.bytes_serialized += lines.buf.len() as u64;
+        let (oid, split, files) = write_range(repo, lo, hi, &lines.buf, &lines.rows, &mut work.new_objects)
+            .map_err(|e| reader.bad(format!("writing the backup of {table}: {e}")))?;
+        out.insert(
+            range,
+            RangeEntry {
+                fingerprint,
+                oid,
+                split,
+                rows,
+                files,
+            },
+        );
     }
+    Ok(out)
+}
 
+impl Backup {
     /// Commits this run's backup on the backup branch, naming `snapshot`: the tables and the
     /// audit log read in the transaction. Returns the new commit, or `None` when the branch
     /// tip already is this very backup.
@@ -593,6 +643,7 @@ fn write_range(
     hi: i64,
     buf: &[u8],
     rows: &[(i64, usize)],
+    written: &mut Vec<Oid>,
 ) -> Result<(Oid, bool, u64), git2::Error> {
     if buf.len() <= format::CHUNK_CAP || lo == hi || rows.len() <= 1 {
         if buf.len() > 1_000_000 {
@@ -601,7 +652,9 @@ fn write_range(
                 buf.len()
             );
         }
-        return Ok((repo.blob(buf)?, false, 1));
+        let oid = repo.blob(buf)?;
+        written.push(oid);
+        return Ok((oid, false, 1));
     }
     let mid = lo + (hi - lo) / 2;
     let cut = rows.partition_point(|(id, _)| *id <= mid);
@@ -619,7 +672,7 @@ fn write_range(
             .iter()
             .map(|(id, off)| (*id, off - part_rows[0].1))
             .collect();
-        let (oid, split, n) = write_range(repo, a, b, part, &shifted)?;
+        let (oid, split, n) = write_range(repo, a, b, part, &shifted, written)?;
         let name = match split {
             true => format::range_name(a, b),
             false => format!("{}.jsonl", format::range_name(a, b)),
@@ -627,7 +680,9 @@ fn write_range(
         tree.insert(name, oid, if split { 0o040000 } else { 0o100644 })?;
         files += n;
     }
-    Ok((tree.write()?, true, files))
+    let oid = tree.write()?;
+    written.push(oid);
+    Ok((oid, true, files))
 }
 
 /// A directory being assembled: files (and finished subtrees) and subdirectories.

@@ -165,7 +165,7 @@ pub struct DataRepo {
 const LOCK_FILE: &str = ".gitcord-snapshot.lock";
 const LAST_PUSH_RECORD: &str = "gitcord-snapshot-last-push";
 /// The layered configuration that turns off delta search for pushes (see `no_deltas_for_push`).
-const PUSH_CONFIG: &str = "gitcord-snapshot-push.gitconfig";
+pub(crate) const PUSH_CONFIG: &str = "gitcord-snapshot-push.gitconfig";
 /// Set in clones this tool created or adopted.
 const MARKER: &str = "gitcord-snapshot.clone";
 /// Prefix of the temporary directory a new `.git` is built in.

@@ -617,3 +617,255 @@ fn a_run_killed_during_the_backup_leaves_no_backup_commit_or_a_whole_one() {
     assert!(old.stderr.contains("predates the backup"), "{}", old.stderr);
     server.stop();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The benchmark (scripts/bench-backup.sh): ignored by CI.
+
+/// What one Gitcord run does to the database (issue 18's yardstick run): 1,000 new
+/// contributions, a new score row for every scored user (a new period ending now), 50
+/// notifications, a few issue requests and identity links changed, the cursor moved.
+fn gitcord_run(db: &Path, round: u32) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let now = format!("2025-01-31T{:02}:00:00+00:00", round % 24);
+    conn.execute_batch("BEGIN").unwrap();
+    conn.execute(
+        "INSERT INTO contributions (github_user, event_type, repo, created_at, payload_json)
+         SELECT github_user, event_type, repo, ?1, payload_json FROM contributions
+         ORDER BY id DESC LIMIT 1000",
+        [&now],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO scores (github_user, period_start, period_end, points, updated_at)
+         SELECT github_user, period_start, ?1, points + 1, ?1 FROM scores
+         WHERE period_end = (SELECT max(period_end) FROM scores)",
+        [&now],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT OR REPLACE INTO notifications_sent
+         (dedupe_key, event_type, github_user, discord_user_id, repo, target, channel_id, sent_at)
+         SELECT 'bench:' || ?2 || ':' || rowid, event_type, github_user, discord_user_id, repo,
+                target, channel_id, ?1 FROM notifications_sent ORDER BY rowid LIMIT 50",
+        rusqlite::params![now, round],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE issue_requests SET status = 'approved' WHERE rowid IN
+         (SELECT rowid FROM issue_requests WHERE status = 'pending' ORDER BY rowid LIMIT 3)",
+        [],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE identity_links SET verified = 1, verified_at = ?1, verification_code = NULL,
+         expires_at = NULL WHERE rowid IN
+         (SELECT rowid FROM identity_links WHERE verified = 0 ORDER BY rowid LIMIT 3)",
+        [&now],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO cursors (source, cursor) VALUES ('github', ?1)
+         ON CONFLICT(source) DO UPDATE SET cursor = excluded.cursor",
+        [&now],
+    )
+    .unwrap();
+    conn.execute_batch("COMMIT").unwrap();
+}
+
+/// The yardstick: the rows that changed between two databases as `sqlite3 .dump` INSERT
+/// statements (those of `after` that `before` lacks), compressed with gzip -6.
+fn yardstick(before: &Path, after: &Path) -> (usize, usize) {
+    let old: std::collections::HashSet<String> = dump(before).lines().map(str::to_owned).collect();
+    let changed: Vec<String> = dump(after)
+        .lines()
+        .filter(|l| l.starts_with("INSERT") && !old.contains(*l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    std::io::Write::write_all(&mut gz, changed.concat().as_bytes()).unwrap();
+    (changed.len(), gz.finish().unwrap().len())
+}
+
+#[test]
+#[ignore = "benchmark: run scripts/bench-backup.sh"]
+fn bench_backup() {
+    use crate::bench::{apparent_size, last_receive_pack_bytes, measured};
+    let contributions: u64 = std::env::var("BENCH_CONTRIBUTIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_gitcord-snapshot"));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The database, generated once per size and kept (scripts/gen-bench-db.py).
+    let cache = std::env::var_os("BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/bench"))
+        .join(format!("backup-db-{contributions}"));
+    if !cache.join("state.db").exists() {
+        std::fs::create_dir_all(&cache).unwrap();
+        let ok = Command::new("python3")
+            .arg(root.join("scripts/gen-bench-db.py"))
+            .arg(cache.join("state.db"))
+            .args(["--contributions", &contributions.to_string(), "-q"])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let mut server = GitServer::start();
+    let env = crate::support::testenv::TestEnv::new();
+    for f in ["state.db", "roles.json", "config.yaml"] {
+        std::fs::copy(cache.join(f), env.path(f)).unwrap();
+    }
+    let config = std::fs::read_to_string(env.path("config.yaml")).unwrap();
+    let config = config.replace(
+        &format!("data_dir: {:?}", cache.display().to_string()),
+        "data_dir: \".\"",
+    );
+    assert!(config.contains("data_dir: \".\""), "{config}");
+    for (repo, backup) in [("data", "true"), ("plain", "false")] {
+        server.create_bare_repo(repo);
+        let c =
+            crate::support::testenv::set_key(&config, "snapshots", "remote_url", &server.url(repo));
+        let c = crate::support::testenv::set_key(
+            &c,
+            "snapshots",
+            "token",
+            "${GITCORD_SNAPSHOT_TEST_TOKEN}",
+        );
+        let c = crate::support::testenv::set_key(&c, "snapshots", "backup", backup);
+        env.write(&format!("{repo}.yaml"), c);
+    }
+    let run = |repo: &str, n: u32, log: &str| {
+        let mut cmd = Command::new(&binary);
+        git::isolate(&mut cmd);
+        cmd.current_dir(env.path("."))
+            .env_remove("RUST_LOG")
+            .env("GITCORD_SNAPSHOT_TEST_TOKEN", server.token())
+            .env("SSL_CERT_FILE", server.ca_file())
+            .args(["-v", "push", "--config", &format!("{repo}.yaml")])
+            .args(["--clone-dir", &format!("clone-{repo}")])
+            .args(["--roles-file", "roles.json"])
+            .args(["--run-id", &crate::support::host::run_id(n)])
+            .args(["--at", &format!("2025-01-31T{:02}:00:00+00:00", n % 24)]);
+        let cost = measured(&mut cmd, &env.path(log));
+        (
+            cost,
+            last_receive_pack_bytes(&server),
+            apparent_size(&server.repo_path(repo)),
+        )
+    };
+    let secs = |d: std::time::Duration| d.as_secs_f64();
+    let export = {
+        let mut cmd = Command::new(&binary);
+        cmd.current_dir(env.path("."))
+            .args([
+                "export",
+                "--config",
+                "plain.yaml",
+                "--roles-file",
+                "roles.json",
+            ])
+            .args([
+                "--run-id",
+                &crate::support::host::run_id(99),
+                "--out",
+                "export-out",
+            ]);
+        measured(&mut cmd, &env.path("export.log"))
+    };
+    let mut sizes = (
+        apparent_size(&server.repo_path("data")),
+        apparent_size(&server.repo_path("plain")),
+    );
+    let mut rows = Vec::new();
+    let mut step = |n: u32, what: &str, yardstick: String| {
+        let (with, bytes, size) = run("data", n, &format!("data-{n}.log"));
+        let (without, plain_bytes, plain_size) = run("plain", n, &format!("plain-{n}.log"));
+        let (growth, plain_growth) = (size - sizes.0, plain_size - sizes.1);
+        sizes = (size, plain_size);
+        rows.push(format!(
+            "| {what} | {:.2} / {:.2} | {:.2} / {:.2} | {bytes} / {} | {growth} / {} | {yardstick} |",
+            secs(with.cpu),
+            secs(without.cpu),
+            secs(with.wall),
+            secs(without.wall),
+            bytes as i64 - plain_bytes as i64,
+            growth as i64 - plain_growth as i64,
+        ));
+        (with, without)
+    };
+    // 1. The first backup.
+    let first = step(1, "first push: every row backed up", "—".into());
+    // 2. After one Gitcord run's changes.
+    std::fs::copy(env.path("state.db"), env.path("before.db")).unwrap();
+    gitcord_run(&env.path("state.db"), 2);
+    let (changed_rows, gz) = yardstick(&env.path("before.db"), &env.path("state.db"));
+    let inc = step(
+        2,
+        "after one Gitcord run",
+        format!(
+            "{changed_rows} rows: {gz} bytes; budget 2x + 16 KB = {}",
+            2 * gz + 16 * 1024
+        ),
+    );
+    // 3. Nothing changed.
+    let same = step(3, "nothing changed", "0 rows: budget 16 KB = 16384".into());
+    // 4. Restore from a fresh bare clone, and the proof.
+    bare_clone(&server.repo_path("data"), &env.path("fresh/.git"));
+    let mut cmd = Command::new(&binary);
+    cmd.current_dir(env.path("."))
+        .args(["restore", "--config", "data.yaml", "--clone-dir", "fresh"])
+        .args(["--snapshot", "latest", "--to", "restored/state.db"]);
+    let restore = measured(&mut cmd, &env.path("restore.log"));
+    let mut cmd = Command::new(&binary);
+    cmd.current_dir(env.path("."))
+        .args(["verify", "--config", "data.yaml", "--clone-dir", "fresh"])
+        .args(["--prove-restore", "latest"]);
+    let prove = measured(&mut cmd, &env.path("prove.log"));
+    let mut cmd = Command::new(&binary);
+    cmd.current_dir(env.path(".")).args([
+        "verify",
+        "--config",
+        "data.yaml",
+        "--clone-dir",
+        "fresh",
+    ]);
+    let verify = measured(&mut cmd, &env.path("verify.log"));
+    assert!(!dump(&env.path("restored/state.db")).is_empty());
+    server.stop();
+    println!("\n1M-row database: {contributions} contributions (scripts/gen-bench-db.py)\n");
+    println!("| push | CPU s: with backup / without | wall s: with / without | bytes pushed: all / the backup's share | remote growth: all / the backup's share | yardstick: changed rows as .dump INSERTs, gzip -6 |");
+    println!("| --- | ---: | ---: | ---: | ---: | --- |");
+    for r in &rows {
+        println!("{r}");
+    }
+    println!(
+        "\nexport alone: {:.2} s CPU, {:.2} s wall",
+        secs(export.cpu),
+        secs(export.wall)
+    );
+    println!(
+        "CPU the backup adds to a push (same push with snapshots.backup: false): first {:.2} s, incremental {:.2} s, nothing changed {:.2} s",
+        secs(first.0.cpu) - secs(first.1.cpu),
+        secs(inc.0.cpu) - secs(inc.1.cpu),
+        secs(same.0.cpu) - secs(same.1.cpu)
+    );
+    println!(
+        "restore --snapshot latest from a fresh bare clone: {:.2} s CPU, {:.2} s wall",
+        secs(restore.cpu),
+        secs(restore.wall)
+    );
+    println!(
+        "verify --prove-restore latest: {:.2} s CPU, {:.2} s wall; verify (every backup's integrity): {:.2} s CPU, {:.2} s wall",
+        secs(prove.cpu),
+        secs(prove.wall),
+        secs(verify.cpu),
+        secs(verify.wall)
+    );
+    for log in ["data-1.log", "data-2.log", "data-3.log"] {
+        let text = std::fs::read_to_string(env.path(log)).unwrap();
+        if let Some(l) = text.lines().find(|l| l.contains("backed up state.db")) {
+            println!("{log}: {l}");
+        }
+    }
+}

@@ -36,9 +36,9 @@ const BASE: &str = "2025-06-01T00:00:00+00:00";
 
 /// One measured process (tree): CPU (user + sys) and wall time.
 #[derive(Clone, Copy, Default)]
-struct Cost {
-    cpu: Duration,
-    wall: Duration,
+pub(crate) struct Cost {
+    pub(crate) cpu: Duration,
+    pub(crate) wall: Duration,
 }
 
 impl std::ops::AddAssign for Cost {
@@ -51,7 +51,7 @@ impl std::ops::AddAssign for Cost {
 /// Runs `cmd` to completion and returns its cost; panics with its output if it fails.
 // The child is reaped by `wait4` (for its rusage), which clippy cannot see.
 #[allow(clippy::zombie_processes)]
-fn measured(cmd: &mut Command, log: &Path) -> Cost {
+pub(crate) fn measured(cmd: &mut Command, log: &Path) -> Cost {
     let out = fs::File::create(log).unwrap();
     let started = Instant::now();
     let child = cmd
@@ -81,7 +81,7 @@ fn measured(cmd: &mut Command, log: &Path) -> Cost {
 }
 
 /// The apparent size of everything under `dir` (bytes).
-fn apparent_size(dir: &Path) -> u64 {
+pub(crate) fn apparent_size(dir: &Path) -> u64 {
     let mut total = 0;
     for e in fs::read_dir(dir).into_iter().flatten().flatten() {
         let meta = e.metadata().unwrap();
@@ -95,7 +95,7 @@ fn apparent_size(dir: &Path) -> u64 {
 }
 
 /// Bytes of the last `git-receive-pack` POST the server received.
-fn last_receive_pack_bytes(server: &GitServer) -> u64 {
+pub(crate) fn last_receive_pack_bytes(server: &GitServer) -> u64 {
     server
         .access_log()
         .lines()
