@@ -120,6 +120,13 @@ fn from_backup(
             .unwrap_or(std::path::Path::new("."))
             .join(crate::snapshot::backup::AUDIT_FILE),
     };
+    if found.manifest.audit.is_some() && audit_to.symlink_metadata().is_ok() {
+        log::warn!(
+            "the backup holds Gitcord's audit log too, and {} exists: pass --audit-log FILE to \
+             write it elsewhere",
+            audit_to.display()
+        );
+    }
     let restored = crate::maintenance::backup::restore(repo.git(), found, &req.to, &audit_to)?;
     let rows: u64 = restored.tables.iter().map(|(_, n)| n).sum();
     log::info!(
