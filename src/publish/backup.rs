@@ -325,13 +325,15 @@ impl Backup {
             }
             let mut writer = odb.packwriter().map_err(git_err)?;
             let mut failed = None;
-            pb.foreach(|bytes| match std::io::Write::write_all(&mut writer, bytes) {
-                Ok(()) => true,
-                Err(e) => {
-                    failed = Some(e);
-                    false
-                }
-            })
+            pb.foreach(
+                |bytes| match std::io::Write::write_all(&mut writer, bytes) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                },
+            )
             .map_err(git_err)?;
             if let Some(e) = failed {
                 return Err(reader.bad(format!("writing the backup: {e}")));
@@ -404,8 +406,9 @@ fn read_table(
                 let (lo, hi) = format::range_bounds(c.range);
                 work.ranges_written += 1;
                 work.bytes_serialized += lines.buf.len() as u64;
-                let (oid, split, files) = write_range(repo, lo, hi, &lines.buf, &lines.rows, &mut work.new_objects)
-                    .map_err(|e| reader.bad(format!("writing the backup of {table}: {e}")))?;
+                let (oid, split, files) =
+                    write_range(repo, lo, hi, &lines.buf, &lines.rows, &mut work.new_objects)
+                        .map_err(|e| reader.bad(format!("writing the backup of {table}: {e}")))?;
                 out.insert(
                     c.range,
                     RangeEntry {
@@ -457,8 +460,9 @@ fn read_table(
         })?;
         work.ranges_written += 1;
         work.bytes_serialized += lines.buf.len() as u64;
-        let (oid, split, files) = write_range(repo, lo, hi, &lines.buf, &lines.rows, &mut work.new_objects)
-            .map_err(|e| reader.bad(format!("writing the backup of {table}: {e}")))?;
+        let (oid, split, files) =
+            write_range(repo, lo, hi, &lines.buf, &lines.rows, &mut work.new_objects)
+                .map_err(|e| reader.bad(format!("writing the backup of {table}: {e}")))?;
         out.insert(
             range,
             RangeEntry {

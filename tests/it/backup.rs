@@ -869,3 +869,62 @@ fn bench_backup() {
         }
     }
 }
+
+#[test]
+fn backup_commits_are_signed_and_the_same_on_every_host() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut server = GitServer::start();
+    let keys = crate::support::testenv::TestEnv::new();
+    let key = keys.path("signing_key");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/signing/test_ed25519"),
+        &key,
+    )
+    .unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let public = Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(public.status.success());
+    let public = String::from_utf8(public.stdout).unwrap();
+    let fields: Vec<&str> = public.split_whitespace().take(2).collect();
+    let signers = keys.write(
+        "allowed",
+        format!("gitcord-snapshot {}\n", fields.join(" ")),
+    );
+    let mut tips = Vec::new();
+    for repo in ["a", "b"] {
+        server.create_bare_repo(repo);
+        let host = Host::for_server(&server, repo);
+        host.add_config(&format!("  signing_key: \"{}\"\n", key.display()));
+        for v in 1..=2 {
+            install(&host, v);
+            host.push("clone", v, &[]).expect_code(0);
+        }
+        let bare = server.repo_path(repo);
+        for commit in git::git(&bare, &["rev-list", BRANCH]).lines() {
+            let out = git::git_command(&bare)
+                .args(["-c", "gpg.format=ssh"])
+                .arg("-c")
+                .arg(format!("gpg.ssh.allowedSignersFile={}", signers.display()))
+                .args(["verify-commit", commit])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{commit}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        tips.push(
+            server
+                .ref_target(repo, &format!("refs/heads/{BRANCH}"))
+                .unwrap(),
+        );
+    }
+    assert_eq!(tips[0], tips[1], "same inputs, same backup commits");
+    server.stop();
+}
