@@ -445,6 +445,7 @@ pub fn verify_branch(
     let mut walk = repo.revwalk()?;
     walk.push(tip)?;
     let mut seen: HashMap<(Oid, usize), Result<(u64, u64), String>> = HashMap::new();
+    let mut blobs = BlobChecks::new();
     let mut commits = 0;
     for oid in walk {
         let oid = oid?;
@@ -506,7 +507,7 @@ pub fn verify_branch(
             let key = (actual.unwrap_or_else(Oid::zero), t.columns.len());
             let result = seen
                 .entry(key)
-                .or_insert_with(|| check_table(repo, want, &t.dir, t.columns.len()))
+                .or_insert_with(|| check_table(repo, want, &t.dir, t.columns.len(), &mut blobs))
                 .clone();
             match result {
                 Err(e) => problem(&path, e),
@@ -556,41 +557,69 @@ fn check_table(
     tree: &str,
     dir: &str,
     columns: usize,
+    blobs: &mut BlobChecks,
 ) -> Result<(u64, u64), String> {
     let chunks = table_chunks(repo, tree, dir).map_err(|e| e.to_string())?;
     let mut rows = 0;
-    let mut last: Option<i64> = None;
+    let mut last_hi: Option<i64> = None;
     for (path, lo, hi, blob) in &chunks {
-        let blob = repo
-            .find_blob(*blob)
-            .map_err(|e| format!("{path}: {}", e.message()))?;
-        if blob.size() > 1_000_000 && lo != hi {
-            return Err(format!("{path}: {} bytes, over 1 MB", blob.size()));
+        // Sorted by their first rowid, ranges must not overlap: then every rowid of the
+        // table is in exactly one place, in order.
+        if last_hi.is_some_and(|h| *lo <= h) {
+            return Err(format!("{path}: overlaps the chunk before it"));
         }
-        for (i, line) in blob.content().split(|b| *b == b'\n').enumerate() {
-            if line.is_empty() {
-                continue;
-            }
-            let (id, values) =
-                decode_row(line).map_err(|e| format!("{path} line {}: {e}", i + 1))?;
-            if id < *lo || id > *hi || last.is_some_and(|l| id <= l) {
-                return Err(format!(
-                    "{path} line {}: rowid {id} is out of order or outside its range",
-                    i + 1
-                ));
-            }
-            last = Some(id);
-            if values.len() != columns {
-                return Err(format!(
-                    "{path} line {}: {} values for {columns} columns",
-                    i + 1,
-                    values.len()
-                ));
-            }
-            rows += 1;
-        }
+        last_hi = Some(*hi);
+        rows += blobs
+            .entry((*blob, *lo, *hi, columns))
+            .or_insert_with(|| check_chunk(repo, path, *blob, *lo, *hi, columns))
+            .clone()?;
     }
     Ok((rows, chunks.len() as u64))
+}
+
+/// Chunks already checked, by (blob, range, columns): unchanged chunks are shared by most
+/// backups, and each is read once.
+type BlobChecks = HashMap<(Oid, i64, i64, usize), Result<u64, String>>;
+
+/// Reads one chunk (which checks its hash) and checks every line: its rows.
+fn check_chunk(
+    repo: &Repository,
+    path: &str,
+    blob: Oid,
+    lo: i64,
+    hi: i64,
+    columns: usize,
+) -> Result<u64, String> {
+    let blob = repo
+        .find_blob(blob)
+        .map_err(|e| format!("{path}: {}", e.message()))?;
+    if blob.size() > 1_000_000 && lo != hi {
+        return Err(format!("{path}: {} bytes, over 1 MB", blob.size()));
+    }
+    let mut rows = 0;
+    let mut last: Option<i64> = None;
+    for (i, line) in blob.content().split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let (id, values) = decode_row(line).map_err(|e| format!("{path} line {}: {e}", i + 1))?;
+        if id < lo || id > hi || last.is_some_and(|l| id <= l) {
+            return Err(format!(
+                "{path} line {}: rowid {id} is out of order or outside its range",
+                i + 1
+            ));
+        }
+        last = Some(id);
+        if values.len() != columns {
+            return Err(format!(
+                "{path} line {}: {} values for {columns} columns",
+                i + 1,
+                values.len()
+            ));
+        }
+        rows += 1;
+    }
+    Ok(rows)
 }
 
 /// The outcome of [`prove`] for one snapshot.
