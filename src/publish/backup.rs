@@ -297,7 +297,7 @@ impl Backup {
                 .is_some_and(|s| s.to_ascii_uppercase().starts_with("CREATE VIRTUAL"))
             {
                 return Err(reader.bad(format!(
-                    "table {} is a virtual table, which the backup cannot copy",
+                    "table {} is a virtual table, which the backup cannot copy (snapshots.backup: false publishes without a backup)",
                     row.name
                 )));
             }

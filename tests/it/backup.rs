@@ -29,8 +29,8 @@ fn install(host: &Host, v: u32) {
     .unwrap();
 }
 
-/// `sqlite3 .dump` of `db`.
-fn dump(db: &Path) -> String {
+/// `sqlite3 .dump` of `db`, as bytes (TEXT that is not UTF-8 is dumped as it is stored).
+fn dump_bytes(db: &Path) -> Vec<u8> {
     let out = Command::new("sqlite3")
         .arg(db)
         .arg(".dump")
@@ -41,7 +41,12 @@ fn dump(db: &Path) -> String {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    out.stdout
+}
+
+/// `sqlite3 .dump` of `db` (fixtures hold only UTF-8 text).
+fn dump(db: &Path) -> String {
+    String::from_utf8(dump_bytes(db)).expect("a dump of UTF-8 text")
 }
 
 /// `sqlite3 .dump` of fixture `v` with the one secret column as restore leaves it (NULL).
@@ -927,4 +932,108 @@ fn backup_commits_are_signed_and_the_same_on_every_host() {
     }
     assert_eq!(tips[0], tips[1], "same inputs, same backup commits");
     server.stop();
+}
+
+#[test]
+fn every_sqlite_type_rowid_and_size_comes_back_exactly() {
+    let host = Host::for_case("basic");
+    install(&host, 1);
+    let conn = rusqlite::Connection::open(host.env.path("state.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE odd (a, b REAL, c BLOB, d TEXT);
+         INSERT INTO odd (rowid, a, b, c, d) VALUES
+           (-9223372036854775808, 0.1, -0.0, x'00ff', 'min'),
+           (-5, 1e308, 2.5, NULL, CAST(x'ff41' AS TEXT)),
+           (0, 9223372036854775807, 3, x'', ''),
+           (9223372036854775807, 'zoë \"q\"\n\t\\', 1, 'text in a blob column', NULL);
+         CREATE TABLE big (t TEXT);
+         CREATE INDEX big_t ON big (substr(t, 1, 3));
+         CREATE VIEW v AS SELECT count(*) FROM big;
+         CREATE TRIGGER trg AFTER INSERT ON big BEGIN SELECT 1; END;
+         PRAGMA user_version = 7;",
+    )
+    .unwrap();
+    // Three rows of 300 KB in one range: the range is split into halves below 512 KB each.
+    for i in 0..3 {
+        conn.execute(
+            "INSERT INTO big (rowid, t) VALUES (?1, ?2)",
+            rusqlite::params![10 + i, "x".repeat(300_000)],
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let want = {
+        let copy = host.env.path("want.db");
+        std::fs::copy(host.env.path("state.db"), &copy).unwrap();
+        let c = rusqlite::Connection::open(&copy).unwrap();
+        c.execute("UPDATE identity_links SET verification_code = NULL", [])
+            .unwrap();
+        drop(c);
+        dump_bytes(&copy)
+    };
+    let text = String::from_utf8_lossy(&want);
+    assert!(
+        text.contains("CREATE TRIGGER") && text.contains("X'00ff'"),
+        "premise"
+    );
+    host.push("clone", 1, &["--no-push"]).expect_code(0);
+    let files = git::git(
+        &host.env.path("clone/.git"),
+        &["ls-tree", "-r", "--name-only", BRANCH, "tables/big"],
+    );
+    assert_eq!(files.lines().count(), 3, "{files}");
+    restore(&host, "clone", "latest", "r/state.db").expect_code(0);
+    let restored = host.env.path("r/state.db");
+    assert!(dump_bytes(&restored) == want, "the dumps differ");
+    let conn = rusqlite::Connection::open(&restored).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 7);
+    let types: Vec<String> = conn
+        .prepare("SELECT typeof(a) || typeof(b) || typeof(c) || typeof(d) FROM odd ORDER BY rowid")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        types,
+        [
+            "realrealblobtext",
+            "realrealnulltext",
+            "integerrealblobtext",
+            "textrealtextnull"
+        ]
+    );
+    let raw: Vec<u8> = conn
+        .query_row(
+            "SELECT CAST(d AS BLOB) FROM odd WHERE rowid = -5",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(raw, b"\xffA");
+}
+
+#[test]
+fn a_table_the_backup_cannot_copy_stops_the_push_with_one_line() {
+    let host = Host::for_case("basic");
+    install(&host, 1);
+    let conn = rusqlite::Connection::open(host.env.path("state.db")).unwrap();
+    conn.execute_batch("CREATE TABLE kv (k TEXT PRIMARY KEY, v) WITHOUT ROWID;")
+        .unwrap();
+    drop(conn);
+    let run = host.push("clone", 1, &["--no-push"]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("table kv has no rowid (WITHOUT ROWID)")
+            && run.stderr.contains("snapshots.backup: false"),
+        "{}",
+        run.stderr
+    );
+    let config = std::fs::read_to_string(host.env.path("config.yaml")).unwrap();
+    host.env
+        .write("config.yaml", format!("{config}  backup: false\n"));
+    host.push("clone", 1, &["--no-push"]).expect_code(0);
 }

@@ -98,14 +98,14 @@ impl<'c> Reader<'c> {
             let (name, hidden) = row.map_err(|e| self.err(e))?;
             if hidden != 0 {
                 return Err(self.bad(format!(
-                    "table {table} has a hidden or generated column {name}, which the backup cannot copy"
+                    "table {table} has a hidden or generated column {name}, which the backup cannot copy (snapshots.backup: false publishes without a backup)"
                 )));
             }
             out.push(name);
         }
         if self.rowid_name(table, &out).is_none() {
             return Err(self.bad(format!(
-                "table {table} has columns named rowid, _rowid_ and oid; the backup cannot address its rows"
+                "table {table} has columns named rowid, _rowid_ and oid; the backup cannot address its rows (snapshots.backup: false publishes without a backup)"
             )));
         }
         let probe = format!(
@@ -115,7 +115,7 @@ impl<'c> Reader<'c> {
         );
         if self.conn.prepare(&probe).is_err() {
             return Err(self.bad(format!(
-                "table {table} has no rowid (WITHOUT ROWID); the backup cannot copy it"
+                "table {table} has no rowid (WITHOUT ROWID); the backup cannot copy it (snapshots.backup: false publishes without a backup)"
             )));
         }
         Ok(out)
