@@ -230,7 +230,12 @@ fn fill(repo: &Repository, m: &Manifest, path: &Path) -> Result<Restored, Restor
         .map_err(sql)?;
     let tx = conn.transaction().map_err(sql)?;
     for row in &m.schema {
-        // SQLite makes its own objects (sqlite_sequence, automatic indexes) itself.
+        // `ANALYZE` is what makes sqlite_stat1 (its rows are replaced below); SQLite makes its
+        // other own objects (sqlite_sequence, automatic indexes) itself.
+        if row.kind == "table" && row.name == "sqlite_stat1" {
+            tx.execute_batch("ANALYZE sqlite_schema").map_err(sql)?;
+            continue;
+        }
         if row.name.starts_with("sqlite_") {
             continue;
         }
@@ -246,9 +251,10 @@ fn fill(repo: &Repository, m: &Manifest, path: &Path) -> Result<Restored, Restor
     tx.pragma_update(None, "user_version", m.user_version)
         .map_err(sql)?;
     let mut out = Restored::default();
-    // sqlite_sequence last: inserting rows into AUTOINCREMENT tables updates it.
+    // sqlite_sequence and sqlite_stat1 last: inserting rows into AUTOINCREMENT tables updates
+    // the one, and the other is what ANALYZE found then, not now.
     let mut order: Vec<&format::TableEntry> = m.tables.iter().collect();
-    order.sort_by_key(|t| t.name == "sqlite_sequence");
+    order.sort_by_key(|t| matches!(t.name.as_str(), "sqlite_sequence" | "sqlite_stat1"));
     let mut counts = HashMap::new();
     for t in order {
         let n = restore_table(repo, &tx, m, t, &mut out.pending_verifications)?;
@@ -321,8 +327,8 @@ fn restore_table(
             ),
         ));
     }
-    if t.name == "sqlite_sequence" {
-        tx.execute_batch("DELETE FROM sqlite_sequence")
+    if matches!(t.name.as_str(), "sqlite_sequence" | "sqlite_stat1") {
+        tx.execute_batch(&format!("DELETE FROM {}", t.name))
             .map_err(sqlerr)?;
     }
     let Some(tree) = &t.tree else {

@@ -950,7 +950,8 @@ fn every_sqlite_type_rowid_and_size_comes_back_exactly() {
          CREATE INDEX big_t ON big (substr(t, 1, 3));
          CREATE VIEW v AS SELECT count(*) FROM big;
          CREATE TRIGGER trg AFTER INSERT ON big BEGIN SELECT 1; END;
-         PRAGMA user_version = 7;",
+         PRAGMA user_version = 7;
+         ANALYZE;",
     )
     .unwrap();
     // Three rows of 300 KB in one range: the range is split into halves below 512 KB each.
