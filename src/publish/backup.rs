@@ -218,8 +218,6 @@ pub struct Work {
     pub ranges_kept: u64,
     /// Bytes of chunk files serialized.
     pub bytes_serialized: u64,
-    /// Objects written (in memory until packed).
-    new_objects: Vec<Oid>,
 }
 
 /// The backup of one run: opened before the database is read, fed by the read transaction
@@ -289,6 +287,13 @@ impl Backup {
         // once), not as thousands of loose objects each synced on its own.
         let odb = self.repo.odb().map_err(git_err)?;
         let mempack = odb.add_new_mempack_backend(1000).map_err(git_err)?;
+        let mut sink = Sink {
+            repo: &self.repo,
+            odb: &odb,
+            mempack: &mempack,
+            objects: Vec::new(),
+            pending: 0,
+        };
         let mut tables = Vec::new();
         for row in master.iter().filter(|r| r.kind == "table") {
             if row
@@ -303,7 +308,7 @@ impl Backup {
             }
             let columns = reader.columns(&row.name)?;
             let ranges = read_table(
-                &self.repo,
+                &mut sink,
                 &self.cache,
                 &mut self.work,
                 reader,
@@ -316,31 +321,8 @@ impl Backup {
                 ranges,
             });
         }
-        if !self.work.new_objects.is_empty() {
-            // libgit2's mempack dump packs only what commits reach: the new objects are
-            // packed one by one instead (no delta search: see `open`).
-            let mut pb = self.repo.packbuilder().map_err(git_err)?;
-            for oid in &self.work.new_objects {
-                pb.insert_object(*oid, None).map_err(git_err)?;
-            }
-            let mut writer = odb.packwriter().map_err(git_err)?;
-            let mut failed = None;
-            pb.foreach(
-                |bytes| match std::io::Write::write_all(&mut writer, bytes) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        failed = Some(e);
-                        false
-                    }
-                },
-            )
-            .map_err(git_err)?;
-            if let Some(e) = failed {
-                return Err(reader.bad(format!("writing the backup: {e}")));
-            }
-            writer.commit().map_err(git_err)?;
-        }
-        mempack.reset().map_err(git_err)?;
+        sink.flush()
+            .map_err(|e| reader.bad(format!("writing the backup: {e}")))?;
         self.read = Some(StateRead {
             user_version,
             master,
@@ -366,7 +348,7 @@ impl Backup {
 /// Scans one table, fingerprinting each rowid range, and writes the objects of the ranges
 /// whose fingerprint the cache does not hold.
 fn read_table(
-    repo: &Repository,
+    sink: &mut Sink<'_, '_>,
     cache: &Cache,
     work: &mut Work,
     reader: &Reader<'_>,
@@ -406,9 +388,8 @@ fn read_table(
                 let (lo, hi) = format::range_bounds(c.range);
                 work.ranges_written += 1;
                 work.bytes_serialized += lines.buf.len() as u64;
-                let (oid, split, files) =
-                    write_range(repo, lo, hi, &lines.buf, &lines.rows, &mut work.new_objects)
-                        .map_err(|e| reader.bad(format!("writing the backup of {table}: {e}")))?;
+                let (oid, split, files) = write_range(sink, lo, hi, &lines.buf, &lines.rows)
+                    .map_err(|e| reader.bad(format!("writing the backup of {table}: {e}")))?;
                 out.insert(
                     c.range,
                     RangeEntry {
@@ -460,9 +441,8 @@ fn read_table(
         })?;
         work.ranges_written += 1;
         work.bytes_serialized += lines.buf.len() as u64;
-        let (oid, split, files) =
-            write_range(repo, lo, hi, &lines.buf, &lines.rows, &mut work.new_objects)
-                .map_err(|e| reader.bad(format!("writing the backup of {table}: {e}")))?;
+        let (oid, split, files) = write_range(sink, lo, hi, &lines.buf, &lines.rows)
+            .map_err(|e| reader.bad(format!("writing the backup of {table}: {e}")))?;
         out.insert(
             range,
             RangeEntry {
@@ -638,16 +618,76 @@ impl Lines {
     }
 }
 
+/// Where a run's new objects go: into memory (libgit2's mempack backend, which the handle
+/// writes to first), then into the clone as one pack per [`FLUSH_BYTES`] and at the end: a few
+/// files, each synced once, instead of thousands of loose objects synced one by one, and
+/// memory bounded even for a first backup.
+struct Sink<'a, 'r> {
+    repo: &'r Repository,
+    odb: &'a git2::Odb<'r>,
+    mempack: &'a git2::Mempack<'a>,
+    objects: Vec<Oid>,
+    pending: usize,
+}
+
+/// How many bytes of new objects are held in memory before they are packed.
+const FLUSH_BYTES: usize = 64 << 20;
+
+impl Sink<'_, '_> {
+    fn wrote(&mut self, oid: Oid, bytes: usize) -> Result<(), git2::Error> {
+        self.objects.push(oid);
+        self.pending += bytes;
+        if self.pending >= FLUSH_BYTES {
+            self.flush()
+                .map_err(|e| git2::Error::from_str(&e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Packs the objects held in memory into the clone (no delta search: see
+    /// [`Backup::open`]). libgit2's own mempack dump packs only what commits reach, so the
+    /// objects are packed one by one.
+    fn flush(&mut self) -> Result<(), String> {
+        if self.objects.is_empty() {
+            return Ok(());
+        }
+        let git = |e: git2::Error| e.message().to_owned();
+        let mut pb = self.repo.packbuilder().map_err(git)?;
+        for oid in &self.objects {
+            pb.insert_object(*oid, None).map_err(git)?;
+        }
+        let mut writer = self.odb.packwriter().map_err(git)?;
+        let mut failed = None;
+        pb.foreach(
+            |bytes| match std::io::Write::write_all(&mut writer, bytes) {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            },
+        )
+        .map_err(git)?;
+        if let Some(e) = failed {
+            return Err(e.to_string());
+        }
+        writer.commit().map_err(git)?;
+        self.mempack.reset().map_err(git)?;
+        self.objects.clear();
+        self.pending = 0;
+        Ok(())
+    }
+}
+
 /// Writes the rows `lo..=hi` (`buf`, rows starting at the offsets in `rows`): one blob, or a
 /// tree of halves while the blob would pass the cap. Returns the object, whether it is a tree,
 /// and how many files it holds.
 fn write_range(
-    repo: &Repository,
+    sink: &mut Sink<'_, '_>,
     lo: i64,
     hi: i64,
     buf: &[u8],
     rows: &[(i64, usize)],
-    written: &mut Vec<Oid>,
 ) -> Result<(Oid, bool, u64), git2::Error> {
     if buf.len() <= format::CHUNK_CAP || lo == hi || rows.len() <= 1 {
         if buf.len() > 1_000_000 {
@@ -656,14 +696,14 @@ fn write_range(
                 buf.len()
             );
         }
-        let oid = repo.blob(buf)?;
-        written.push(oid);
+        let oid = sink.repo.blob(buf)?;
+        sink.wrote(oid, buf.len())?;
         return Ok((oid, false, 1));
     }
     let mid = lo + (hi - lo) / 2;
     let cut = rows.partition_point(|(id, _)| *id <= mid);
     let at = rows.get(cut).map_or(buf.len(), |(_, off)| *off);
-    let mut tree = repo.treebuilder(None)?;
+    let mut tree = sink.repo.treebuilder(None)?;
     let mut files = 0;
     for (a, b, part, part_rows) in [
         (lo, mid, &buf[..at], &rows[..cut]),
@@ -676,7 +716,7 @@ fn write_range(
             .iter()
             .map(|(id, off)| (*id, off - part_rows[0].1))
             .collect();
-        let (oid, split, n) = write_range(repo, a, b, part, &shifted, written)?;
+        let (oid, split, n) = write_range(sink, a, b, part, &shifted)?;
         let name = match split {
             true => format::range_name(a, b),
             false => format!("{}.jsonl", format::range_name(a, b)),
@@ -685,7 +725,7 @@ fn write_range(
         files += n;
     }
     let oid = tree.write()?;
-    written.push(oid);
+    sink.wrote(oid, 0)?;
     Ok((oid, true, files))
 }
 
