@@ -42,7 +42,8 @@ pub enum Command {
     /// gives back only what the snapshot holds.
     Restore(RestoreArgs),
     /// Check the clone's whole branch history: every snapshot matches schemas/, and no commit
-    /// changed or deleted a snapshot (except a prune removing whole directories). Read-only.
+    /// changed or deleted a snapshot (except a prune removing whole directories); and every
+    /// backup commit is whole (everything it names present, counts adding up). Read-only.
     Verify(VerifyArgs),
 }
 
