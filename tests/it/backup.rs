@@ -775,8 +775,22 @@ fn bench_backup() {
                 &crate::support::host::run_id(99),
                 "--out",
                 "export-out",
+                "--at",
+                "2025-01-31T02:00:00+00:00",
             ]);
-        measured(&mut cmd, &env.path("export.log"))
+        let cost = measured(&mut cmd, &env.path("export.log"));
+        let dirs: Vec<_> = std::fs::read_dir(env.path("export-out/snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let size = std::fs::metadata(dirs[0].join("contributors.json"))
+            .unwrap()
+            .len();
+        assert!(
+            size > 100_000,
+            "the export's window holds the contributions"
+        );
+        cost
     };
     let mut sizes = (
         apparent_size(&server.repo_path("data")),
