@@ -257,11 +257,12 @@ fn publish_snapshot(
         let w = &backup.work;
         match made {
             Some(oid) => log::info!(
-                "backed up state.db as {oid} on {}: {} range(s) written ({} bytes), {} kept",
+                "backed up state.db as {oid} on {}: {} range(s) written ({} bytes), {} kept; read in {:.2} s",
                 session.publish.backup_branch.as_deref().unwrap_or_default(),
                 w.ranges_written,
                 w.bytes_serialized,
-                w.ranges_kept
+                w.ranges_kept,
+                w.read_seconds
             ),
             None => log::info!("the backup of this snapshot is already committed"),
         }

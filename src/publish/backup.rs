@@ -218,6 +218,8 @@ pub struct Work {
     pub ranges_kept: u64,
     /// Bytes of chunk files serialized.
     pub bytes_serialized: u64,
+    /// How long the read transaction's part took (scan, fingerprints, changed chunks).
+    pub read_seconds: f64,
 }
 
 /// The backup of one run: opened before the database is read, fed by the read transaction
@@ -280,6 +282,7 @@ impl Backup {
     /// Reads every table inside the snapshot's read transaction (the hook of
     /// [`crate::input::state::read_with`]), writing the objects of the ranges that changed.
     pub fn read(&mut self, reader: &Reader<'_>) -> Result<(), StateError> {
+        let started = std::time::Instant::now();
         let master = reader.master()?;
         let user_version = reader.user_version()?;
         let git_err = |e: git2::Error| reader.bad(format!("writing the backup: {}", e.message()));
@@ -323,6 +326,7 @@ impl Backup {
         }
         sink.flush()
             .map_err(|e| reader.bad(format!("writing the backup: {e}")))?;
+        self.work.read_seconds = started.elapsed().as_secs_f64();
         self.read = Some(StateRead {
             user_version,
             master,
