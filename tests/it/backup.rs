@@ -522,6 +522,18 @@ fn backups_are_queued_and_replayed_onto_another_writers_like_snapshots() {
     a.push("clone", 2, &[]).expect_code(75);
     server.set_mode(Mode::Normal);
     assert_eq!(backed_up(&server), [dir_name(1)]);
+    let status = a.run(&["status", "--config", "config.yaml", "--json"]);
+    status.expect_code(0);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(
+        status["backup"],
+        serde_json::json!({
+            "branch": BRANCH,
+            "queued": 1,
+            "newest": dir_name(2),
+            "newest_remote": dir_name(1),
+        })
+    );
     // Another host publishes meanwhile, on top of what it found.
     install(&b, 3);
     b.push("clone", 3, &[]).expect_code(0);
