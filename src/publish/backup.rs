@@ -266,7 +266,25 @@ impl Backup {
             ),
             None => None,
         };
-        let cache = Cache::load(&git_dir, tip_tree);
+        let mut cache = Cache::load(&git_dir, tip_tree);
+        // Every object the cache would reuse must still be in the clone (a lost pack would
+        // otherwise fail every later backup): one index lookup each.
+        let missing = {
+            let odb = repo.odb().ctx("open the object database")?;
+            cache
+                .tables
+                .values()
+                .flat_map(|ranges| ranges.values())
+                .find(|e| !odb.exists(e.oid))
+                .copied()
+        };
+        if let Some(e) = missing {
+            log::warn!(
+                "object {} of the previous backup is missing from the clone; backing up every range again",
+                e.oid
+            );
+            cache = Cache::fresh();
+        }
         Ok(Backup {
             branch: branch.to_owned(),
             repo,

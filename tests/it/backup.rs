@@ -1091,3 +1091,36 @@ fn a_table_the_backup_cannot_copy_stops_the_push_with_one_line() {
         .write("config.yaml", format!("{config}  backup: false\n"));
     host.push("clone", 1, &["--no-push"]).expect_code(0);
 }
+
+#[test]
+fn a_lost_pack_of_backup_chunks_is_written_again_by_the_next_run() {
+    let host = Host::for_case("basic");
+    install(&host, 1);
+    host.push("clone", 1, &["--no-push"]).expect_code(0);
+    // The run's chunks went into one pack of their own; the snapshot's objects are loose.
+    let packs = host.env.path("clone/.git/objects/pack");
+    let files: Vec<PathBuf> = std::fs::read_dir(&packs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(files
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "pack")));
+    for f in files {
+        std::fs::remove_file(f).unwrap();
+    }
+    install(&host, 2);
+    let run = host.push("clone", 2, &["--no-push", "-v"]);
+    run.expect_code(0);
+    assert!(
+        run.stderr
+            .contains("is missing from the clone; backing up every range again"),
+        "{}",
+        run.stderr
+    );
+    restore(&host, "clone", &dir_name(2), "r/state.db").expect_code(0);
+    assert_eq!(
+        dump(&host.env.path("r/state.db")),
+        dump_without_secrets(2, &host.env.path("."))
+    );
+}
