@@ -228,6 +228,14 @@ fn fill(repo: &Repository, m: &Manifest, path: &Path) -> Result<Restored, Restor
     // The file is renamed into place only once complete and synced: no journal needed.
     conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
         .map_err(sql)?;
+    // The rows are written as they were, not as the database's own triggers would change them
+    // (a trigger is schema, and comes back as schema); defensive mode, so nothing in a backup
+    // can write SQLite's internals.
+    use rusqlite::config::DbConfig;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)
+        .map_err(sql)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
+        .map_err(sql)?;
     let tx = conn.transaction().map_err(sql)?;
     for row in &m.schema {
         // `ANALYZE` is what makes sqlite_stat1 (its rows are replaced below); SQLite makes its
@@ -240,7 +248,17 @@ fn fill(repo: &Repository, m: &Manifest, path: &Path) -> Result<Restored, Restor
             continue;
         }
         if let Some(text) = &row.sql {
-            tx.execute_batch(text).map_err(|e| {
+            // One CREATE statement each, as SQLite stores them: nothing else in a backup (which
+            // anyone able to push to the data repository could have written) is run.
+            let create = text
+                .trim_start()
+                .get(..7)
+                .is_some_and(|w| w.eq_ignore_ascii_case("CREATE "));
+            let made = match create {
+                true => tx.execute(text, []).map(|_| ()),
+                false => Err(rusqlite::Error::InvalidQuery),
+            };
+            made.map_err(|e| {
                 invalid(
                     format::MANIFEST,
                     format!("the schema of {} cannot be created: {e}", row.name),
@@ -257,7 +275,7 @@ fn fill(repo: &Repository, m: &Manifest, path: &Path) -> Result<Restored, Restor
     order.sort_by_key(|t| matches!(t.name.as_str(), "sqlite_sequence" | "sqlite_stat1"));
     let mut counts = HashMap::new();
     for t in order {
-        let n = restore_table(repo, &tx, m, t, &mut out.pending_verifications)?;
+        let n = restore_table(repo, &tx, t, &mut out.pending_verifications)?;
         counts.insert(t.name.clone(), n);
     }
     out.tables = m
@@ -301,7 +319,6 @@ fn fill(repo: &Repository, m: &Manifest, path: &Path) -> Result<Restored, Restor
 fn restore_table(
     repo: &Repository,
     tx: &rusqlite::Transaction<'_>,
-    m: &Manifest,
     t: &format::TableEntry,
     pending: &mut Vec<(String, String)>,
 ) -> Result<u64, RestoreError> {
@@ -435,7 +452,6 @@ fn restore_table(
             format!("holds {rows} rows, the manifest says {}", t.rows),
         ));
     }
-    let _ = m;
     Ok(rows)
 }
 

@@ -538,12 +538,9 @@ impl Backup {
             Some(bytes) => Some(write_audit(repo, bytes)?),
             None => None,
         };
-        if let Some((entry, oid)) = &audit {
-            if let Some(oid) = oid {
-                root.files
-                    .insert(format::AUDIT_DIR.to_owned(), (*oid, 0o040000));
-            }
-            let _ = entry;
+        if let Some((_, Some(oid))) = &audit {
+            root.files
+                .insert(format::AUDIT_DIR.to_owned(), (*oid, 0o040000));
         }
         let redacted = read
             .tables

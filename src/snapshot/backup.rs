@@ -116,7 +116,7 @@ pub fn table_dir(table: &str) -> String {
 /// published only as NULL or not.
 pub fn encode_row(out: &mut Vec<u8>, rowid: i64, values: &[ValueRef<'_>], secret: &[bool]) {
     out.push(b'[');
-    out.extend_from_slice(itoa(rowid).as_bytes());
+    out.extend_from_slice(rowid.to_string().as_bytes());
     for (i, v) in values.iter().enumerate() {
         out.push(b',');
         if secret.get(i).copied().unwrap_or(false) {
@@ -131,14 +131,10 @@ pub fn encode_row(out: &mut Vec<u8>, rowid: i64, values: &[ValueRef<'_>], secret
     out.extend_from_slice(b"]\n");
 }
 
-fn itoa(n: i64) -> String {
-    n.to_string()
-}
-
 fn encode_value(out: &mut Vec<u8>, v: ValueRef<'_>) {
     match v {
         ValueRef::Null => out.extend_from_slice(b"null"),
-        ValueRef::Integer(n) => out.extend_from_slice(itoa(n).as_bytes()),
+        ValueRef::Integer(n) => out.extend_from_slice(n.to_string().as_bytes()),
         ValueRef::Real(x) => {
             let _ = write_fmt(out, format_args!("{{\"real\":\"{:016x}\"}}", x.to_bits()));
         }
@@ -219,8 +215,8 @@ fn decode_value(v: serde_json::Value) -> Result<Decoded, String> {
 }
 
 fn unhex(h: &str) -> Result<Vec<u8>, String> {
-    if !h.len().is_multiple_of(2) {
-        return Err(format!("odd-length hex {h:?}"));
+    if !h.len().is_multiple_of(2) || !h.is_ascii() {
+        return Err(format!("{h:?} is not hex"));
     }
     (0..h.len())
         .step_by(2)
@@ -517,6 +513,8 @@ mod tests {
         );
         assert!(decode_row(b"[1,1.5]").is_err());
         assert!(decode_row(b"[1,{\"what\":1}]").is_err());
+        assert!(decode_row("[1,{\"blob\":\"é0\"}]".as_bytes()).is_err());
+        assert!(decode_row(b"[1,{\"blob\":\"0\"}]").is_err());
     }
 
     #[test]

@@ -1002,7 +1002,8 @@ fn every_sqlite_type_rowid_and_size_comes_back_exactly() {
          CREATE TABLE big (t TEXT);
          CREATE INDEX big_t ON big (substr(t, 1, 3));
          CREATE VIEW v AS SELECT count(*) FROM big;
-         CREATE TRIGGER trg AFTER INSERT ON big BEGIN SELECT 1; END;
+         CREATE TABLE big_log (r);
+         CREATE TRIGGER trg AFTER INSERT ON big BEGIN INSERT INTO big_log VALUES (new.rowid); END;
          PRAGMA user_version = 7;
          ANALYZE;",
     )
@@ -1026,6 +1027,8 @@ fn every_sqlite_type_rowid_and_size_comes_back_exactly() {
         dump_bytes(&copy)
     };
     let text = String::from_utf8_lossy(&want);
+    // The trigger ran when the rows were written; restore must not run it again.
+    assert_eq!(text.matches("INSERT INTO big_log VALUES(").count(), 3);
     assert!(
         text.contains("CREATE TRIGGER") && text.contains("X'00ff'"),
         "premise"
@@ -1123,4 +1126,39 @@ fn a_lost_pack_of_backup_chunks_is_written_again_by_the_next_run() {
         dump(&host.env.path("r/state.db")),
         dump_without_secrets(2, &host.env.path("."))
     );
+}
+
+#[test]
+fn restore_runs_nothing_but_create_statements_from_a_backup() {
+    let host = Host::for_case("basic");
+    install(&host, 1);
+    host.push("clone", 1, &["--no-push"]).expect_code(0);
+    for (what, sql) in [
+        (
+            "a second statement",
+            "CREATE TABLE x (a); DROP TABLE contributions",
+        ),
+        ("not a CREATE", "ATTACH DATABASE 'elsewhere.db' AS e"),
+    ] {
+        tamper(&host.env.path("clone"), |repo, tree| {
+            let e = tree.get_name("backup.json").unwrap();
+            let text =
+                String::from_utf8(repo.find_blob(e.id()).unwrap().content().to_vec()).unwrap();
+            let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
+            m["schema"][0]["sql"] = serde_json::json!(sql);
+            let blob = repo
+                .blob(serde_json::to_string_pretty(&m).unwrap().as_bytes())
+                .unwrap();
+            replace(repo, tree, &["backup.json"], Some(blob))
+        });
+        let run = restore(&host, "clone", "latest", "r/state.db");
+        assert_eq!(run.code, 65, "{what}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("cannot be created"),
+            "{what}: {}",
+            run.stderr
+        );
+        assert!(!host.env.path("r/state.db").exists());
+        assert!(!host.env.path("elsewhere.db").exists());
+    }
 }

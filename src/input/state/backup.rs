@@ -103,14 +103,14 @@ impl<'c> Reader<'c> {
             }
             out.push(name);
         }
-        if self.rowid_name(table, &out).is_none() {
+        if self.rowid_name(&out).is_none() {
             return Err(self.bad(format!(
                 "table {table} has columns named rowid, _rowid_ and oid; the backup cannot address its rows (snapshots.backup: false publishes without a backup)"
             )));
         }
         let probe = format!(
             "SELECT {} FROM {} LIMIT 0",
-            self.rowid_name(table, &out).unwrap_or("rowid"),
+            self.rowid_name(&out).unwrap_or("rowid"),
             quote(table)
         );
         if self.conn.prepare(&probe).is_err() {
@@ -121,7 +121,7 @@ impl<'c> Reader<'c> {
         Ok(out)
     }
 
-    fn rowid_name(&self, _table: &str, columns: &[String]) -> Option<&'static str> {
+    fn rowid_name(&self, columns: &[String]) -> Option<&'static str> {
         ["rowid", "_rowid_", "oid"]
             .into_iter()
             .find(|n| !columns.iter().any(|c| c.eq_ignore_ascii_case(n)))
@@ -136,7 +136,7 @@ impl<'c> Reader<'c> {
         range: Option<(i64, i64)>,
         each: EachRow<'_>,
     ) -> Result<(), StateError> {
-        let rowid = self.rowid_name(table, columns).unwrap_or("rowid");
+        let rowid = self.rowid_name(columns).unwrap_or("rowid");
         let mut sql = format!("SELECT {rowid}");
         for c in columns {
             sql.push_str(", ");
