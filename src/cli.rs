@@ -37,11 +37,13 @@ pub enum Command {
     /// Show what changed between two snapshots in the local clone: identities, scores, roles,
     /// issue requests, contributors.
     Diff(DiffArgs),
-    /// Write a new Gitcord state database from a snapshot in the local clone, for when
-    /// state.db is lost. Contributions cannot be restored.
+    /// Write a new Gitcord state database from the backup of a snapshot (every table, every
+    /// row, and the audit log), for when state.db is lost. A snapshot older than the backup
+    /// gives back only what the snapshot holds.
     Restore(RestoreArgs),
     /// Check the clone's whole branch history: every snapshot matches schemas/, and no commit
-    /// changed or deleted a snapshot (except a prune removing whole directories). Read-only.
+    /// changed or deleted a snapshot (except a prune removing whole directories); and every
+    /// backup commit is whole (everything it names present, counts adding up). Read-only.
     Verify(VerifyArgs),
 }
 
@@ -59,6 +61,11 @@ pub struct VerifyArgs {
     /// [default: snapshots.allowed_signers].
     #[arg(long, value_name = "FILE")]
     pub allowed_signers: Option<PathBuf>,
+    /// Also restore the backup of a snapshot (latest, latest~N, a name, or all) into a
+    /// temporary file and export it with the snapshot's run id, time and roles: all seven files
+    /// must come back byte for byte [default when given without a value: latest].
+    #[arg(long, value_name = "SNAPSHOT", num_args = 0..=1, default_missing_value = "latest")]
+    pub prove_restore: Option<String>,
 }
 
 /// `restore`'s arguments.
@@ -73,6 +80,10 @@ pub struct RestoreArgs {
     /// The database to create; it must not exist (restore never overwrites a file).
     #[arg(long, value_name = "FILE")]
     pub to: PathBuf,
+    /// Where the backed-up audit log is written back; it must not exist
+    /// [default: audit_events.jsonl beside --to].
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
     /// Print the result as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,

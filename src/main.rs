@@ -98,6 +98,7 @@ fn run(command: Command) -> Result<(), Error> {
                 clone_dir: args.repo.clone_dir,
                 snapshot: args.snapshot,
                 to: args.to,
+                audit_log: args.audit_log,
             };
             emit(&restore::run(&req)?, args.json)
         }
@@ -106,6 +107,7 @@ fn run(command: Command) -> Result<(), Error> {
                 config: args.repo.config,
                 clone_dir: args.repo.clone_dir,
                 allowed_signers: args.allowed_signers,
+                prove_restore: args.prove_restore,
                 progress: !args.json && std::io::stderr().is_terminal(),
             };
             emit(&verify::run(&req)?, args.json)

@@ -15,7 +15,8 @@ pub const FILE: &str = "GITCORD_SNAPSHOT_PAUSE_FILE";
 
 /// Stops here, forever, if the test asked for `phase`: `fetch` (objects arriving),
 /// `commit` (committed, not yet pushed), `push` (objects leaving), `pack` (a pack half
-/// written) or `view` (the working copy half updated).
+/// written), `view` (the working copy half updated), `backup` (the backup's objects written,
+/// not committed) or `backup-cache` (the backup committed, its cache not yet updated).
 pub fn point(phase: &str) {
     if std::env::var_os(AT).is_none_or(|p| p != phase) {
         return;

@@ -11,7 +11,9 @@ use serde::Serialize;
 use crate::commands::Render;
 use crate::error::Error;
 use crate::input::config::Config;
+use crate::input::state::backup::Reader;
 use crate::publish::audit::SnapshotContext;
+use crate::publish::backup::Backup;
 use crate::publish::clone::{Committed, DataRepo, SnapshotFiles};
 use crate::publish::metrics::{self, RunMetrics};
 use crate::publish::session::{clone_dir, record, Session, Target};
@@ -159,12 +161,29 @@ fn publish_snapshot(
     req: &Request,
     snapshot_bytes: &mut u64,
 ) -> Result<Report, Error> {
-    let snapshot = build::build(config, &req.inputs)?;
+    // The clone comes first: the backup's cache of the previous run lives in it, and the
+    // backup is read inside the snapshot's own read transaction.
+    let mut session = Session::open(config, &req.target)?;
+    let mut backup = match &session.publish.backup_branch {
+        Some(branch) => {
+            let audit_log = config
+                .data_dir()?
+                .map(|d| d.join(crate::snapshot::backup::AUDIT_FILE));
+            Some(Backup::open(&session.repo, branch, audit_log)?)
+        }
+        None => None,
+    };
+    let snapshot = match backup.as_mut() {
+        Some(b) => {
+            let mut hook = |reader: &Reader<'_>| b.read(reader);
+            build::build_with(config, &req.inputs, Some(&mut hook))?
+        }
+        None => build::build(config, &req.inputs)?,
+    };
     let files = format::render(&snapshot)?;
     *snapshot_bytes = files.iter().map(|(_, b)| b.len() as u64).sum();
     let name = snapshot.name();
     let message = snapshot.commit_message();
-    let mut session = Session::open(config, &req.target)?;
 
     let unchanged_since = if req.skip_unchanged || config.snapshots.skip_unchanged {
         session
@@ -226,6 +245,28 @@ fn publish_snapshot(
             }
         }
     };
+    // The backup names the snapshot it was read with; a run that committed no snapshot
+    // (--skip-unchanged) has none to name, and writes no backup.
+    if let (Some(backup), false) = (&backup, matches!(outcome, Outcome::Unchanged { .. })) {
+        let at = crate::snapshot::backup::SnapshotRef {
+            name: name.clone(),
+            run_id: snapshot.run_id.hyphenated().to_string(),
+            generated_at: time::isoformat(&snapshot.at),
+        };
+        let made = backup.commit(&session.repo, &at, &session.publish.author, snapshot.at)?;
+        let w = &backup.work;
+        match made {
+            Some(oid) => log::info!(
+                "backed up state.db as {oid} on {}: {} range(s) written ({} bytes), {} kept; read in {:.2} s",
+                session.publish.backup_branch.as_deref().unwrap_or_default(),
+                w.ranges_written,
+                w.bytes_serialized,
+                w.ranges_kept,
+                w.read_seconds
+            ),
+            None => log::info!("the backup of this snapshot is already committed"),
+        }
+    }
 
     crate::pause::point("commit");
     let queued_before = session.repo.queued()?.len();

@@ -10,6 +10,7 @@ use crate::commands::Render;
 use crate::error::Error;
 use crate::input::config::Config;
 use crate::publish::audit;
+use crate::publish::backup;
 use crate::publish::clone::{set_aside_copies, DataRepo};
 use crate::publish::remote::without_credentials;
 use crate::publish::session::{clone_dir, signing_key};
@@ -53,6 +54,28 @@ pub struct Status {
     pub signing_key: Option<String>,
     /// Why the configured signing key cannot be used (`push` would refuse to run).
     pub signing_error: Option<String>,
+    /// The backup branch (`None`: `snapshots.backup: false`).
+    pub backup: Option<BackupStatus>,
+}
+
+/// The backup branch as the clone has it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct BackupStatus {
+    /// The branch.
+    pub branch: String,
+    /// Backup commits not yet pushed.
+    pub queued: usize,
+    /// The snapshot the newest local backup belongs to.
+    pub newest: Option<String>,
+    /// The snapshot the newest backup on the remote (as last seen) belongs to.
+    pub newest_remote: Option<String>,
+}
+
+/// The snapshot the backup commit `tip` names, if any.
+fn backed_up_snapshot(repo: &DataRepo, tip: Option<git2::Oid>) -> Option<String> {
+    let commit = repo.git().find_commit(tip?).ok()?;
+    let message = String::from_utf8_lossy(commit.message_raw_bytes()).into_owned();
+    crate::snapshot::backup::snapshot_of_message(&message).map(str::to_owned)
 }
 
 /// A damaged clone a rebuild moved aside.
@@ -109,6 +132,15 @@ pub fn run(req: &Request) -> Result<Status, Error> {
             .ok()
             .and_then(|k| k.as_ref().map(|k| k.fingerprint())),
         signing_error: signing.err().map(|e| e.to_string()),
+        backup: match backup::branch(&config)? {
+            None => None,
+            Some(branch) => Some(BackupStatus {
+                queued: backup::queued(&repo, &branch)?.len(),
+                newest: backed_up_snapshot(&repo, backup::local_tip(repo.git(), &branch)?),
+                newest_remote: backed_up_snapshot(&repo, backup::remote_tip(repo.git(), &branch)?),
+                branch,
+            }),
+        },
         clone_dir: dir,
     })
 }
@@ -182,6 +214,16 @@ fn describe(s: &Status) -> String {
             copy.path.display()
         ));
     }
+    lines.push(match &s.backup {
+        None => "backup:           off (snapshots.backup: false)".to_owned(),
+        Some(b) => format!(
+            "backup:           {}, newest of {} locally, of {} on the remote (as last seen), {} queued",
+            b.branch,
+            or_none(&b.newest),
+            or_none(&b.newest_remote),
+            b.queued
+        ),
+    });
     lines.push(match (&s.signing_key, &s.signing_error) {
         (_, Some(e)) => format!("signing:          misconfigured: {e}"),
         (Some(fp), None) => format!("signing:          on, key {fp}"),

@@ -31,6 +31,8 @@ pub struct Request {
     pub allowed_signers: Option<PathBuf>,
     /// Draw a progress line on stderr (the binary sets it when stderr is a terminal).
     pub progress: bool,
+    /// `--prove-restore`: `latest`, `latest~N`, a snapshot name, or `all`.
+    pub prove_restore: Option<String>,
 }
 
 /// What `verify` found. `--json` prints it as
@@ -43,6 +45,11 @@ pub struct Report {
     /// Distinct snapshot directory names seen anywhere in the history, pruned ones included
     /// (a name re-added with other content counts once).
     pub snapshots: usize,
+    /// Backup commits checked on the backup branch.
+    pub backups: usize,
+    /// Snapshots whose backup was restored and exported back to the same seven files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proved: Option<usize>,
     /// Every problem, oldest commit first.
     pub problems: Vec<Problem>,
 }
@@ -52,10 +59,21 @@ impl Render for Report {
     /// stderr, see [`Render::problems`]).
     fn text(&self) -> String {
         if self.problems.is_empty() {
-            format!(
-                "verified {} commits, {} snapshots: no problems",
-                self.commits, self.snapshots
-            )
+            match self.backups {
+                0 => format!(
+                    "verified {} commits, {} snapshots: no problems",
+                    self.commits, self.snapshots
+                ),
+                n => format!(
+                    "verified {} commits, {} snapshots, {n} backups{}: no problems",
+                    self.commits,
+                    self.snapshots,
+                    match self.proved {
+                        Some(p) => format!(", {p} restore(s) proved"),
+                        None => String::new(),
+                    }
+                ),
+            }
         } else {
             String::new()
         }
@@ -86,12 +104,98 @@ pub fn run(req: &Request) -> Result<Report, Error> {
         progress.update(i, n)
     });
     progress.clear();
-    let found = found?;
+    let mut found = found?;
+    // The backup branch, local (queued backups included) or as last fetched.
+    let mut backups = 0;
+    if let Some(branch) = crate::publish::backup::branch(&config)? {
+        let git = repo.git();
+        let tip = match crate::publish::backup::local_tip(git, &branch)? {
+            Some(tip) => Some(tip),
+            None => crate::publish::backup::remote_tip(git, &branch)?,
+        };
+        if let Some(tip) = tip {
+            backups = crate::maintenance::backup::verify_branch(git, tip, &mut found.problems)
+                .map_err(|source| crate::publish::clone::RepoError::Git {
+                    context: format!("read the backup branch {branch}"),
+                    source,
+                })?;
+        }
+    }
+    let proved = match &req.prove_restore {
+        None => None,
+        Some(spec) => Some(prove_restores(&config, &repo, spec, &mut found.problems)?),
+    };
     Ok(Report {
         commits: found.commits,
         snapshots: found.snapshots,
+        backups,
+        proved,
         problems: found.problems,
     })
+}
+
+/// `--prove-restore`: each snapshot named (or `all` with a backup) restored from its backup and
+/// exported back; a file that differs is a problem.
+fn prove_restores(
+    config: &Config,
+    repo: &DataRepo,
+    spec: &str,
+    problems: &mut Vec<Problem>,
+) -> Result<usize, Error> {
+    let Some(branch) = crate::publish::backup::branch(config)? else {
+        problems.push(Problem {
+            commit: String::new(),
+            path: String::new(),
+            problem: "--prove-restore: snapshots.backup is off; there is no backup to restore"
+                .into(),
+        });
+        return Ok(0);
+    };
+    let names = match spec {
+        "all" => repo.snapshot_names(None)?,
+        one => vec![repo.resolve_snapshot(one)?],
+    };
+    let mut proved = 0;
+    for name in names {
+        let problem = |commit: String, path: String, problem: String| Problem {
+            commit,
+            path,
+            problem,
+        };
+        match crate::maintenance::backup::prove(config, repo, &branch, &name) {
+            Ok(None) if spec == "all" => {
+                log::info!("snapshots/{name} predates the backup; nothing to prove")
+            }
+            Ok(None) => problems.push(problem(
+                String::new(),
+                format!("snapshots/{name}"),
+                format!("no commit on {branch} backs this snapshot up"),
+            )),
+            Ok(Some(p)) => {
+                log::info!(
+                    "snapshots/{name}: restored backup {} and exported it in {:.2} s",
+                    p.commit,
+                    p.seconds
+                );
+                if p.differing.is_empty() {
+                    proved += 1;
+                }
+                for f in p.differing {
+                    problems.push(problem(
+                        p.commit.clone(),
+                        format!("snapshots/{name}/{f}"),
+                        "differs when the backup is restored and exported with the snapshot's run id, time and roles".into(),
+                    ));
+                }
+            }
+            Err(e) => problems.push(problem(
+                String::new(),
+                format!("snapshots/{name}"),
+                format!("the restore-then-export proof failed: {e}"),
+            )),
+        }
+    }
+    Ok(proved)
 }
 
 /// `verify: 1a2b3c4d snapshots/<name>/scores.json: <problem>`; a problem of the commit
@@ -170,13 +274,15 @@ mod tests {
         };
         assert_eq!(problem_line(&merge), "verify: 1a2b3c4d: merge commit");
         let report = Report {
+            backups: 0,
+            proved: None,
             commits: 3,
             snapshots: 2,
             problems: vec![p],
         };
         assert_eq!(
             report.json().unwrap(),
-            r#"{"commits":3,"snapshots":2,"problems":[{"commit":"1a2b3c4d5e6f708192a3b4c5d6e7f80912345678","path":"snapshots/x/scores.json","problem":"modified"}]}"#
+            r#"{"commits":3,"snapshots":2,"backups":0,"problems":[{"commit":"1a2b3c4d5e6f708192a3b4c5d6e7f80912345678","path":"snapshots/x/scores.json","problem":"modified"}]}"#
         );
     }
 

@@ -126,6 +126,10 @@ pub struct SnapshotsSection {
     pub skip_unchanged: bool,
     /// Fail rather than write empty roles when Discord cannot be read (default true).
     pub roles_required: bool,
+    /// `snapshots.backup` (default true): each push also backs up all of `state.db`.
+    pub backup: bool,
+    /// `snapshots.backup_branch` (unexpanded): where backups are committed.
+    pub backup_branch: Option<Text>,
 }
 
 // ---- pydantic's lax coercions --------------------------------------------------------------
@@ -520,6 +524,7 @@ impl Config {
         let snapshots = match r.section(&top, "snapshots", true)? {
             None => SnapshotsSection {
                 roles_required: true,
+                backup: true,
                 ..Default::default()
             },
             Some(s) => SnapshotsSection {
@@ -540,6 +545,8 @@ impl Config {
                 allowed_signers: r.text(s, "snapshots.allowed_signers", true)?,
                 skip_unchanged: r.bool(s, "snapshots.skip_unchanged", false)?,
                 roles_required: r.bool(s, "snapshots.roles_required", true)?,
+                backup: r.bool(s, "snapshots.backup", true)?,
+                backup_branch: r.text(s, "snapshots.backup_branch", true)?,
             },
         };
         Ok(Config {

@@ -268,7 +268,7 @@ fn fill(path: &Path, snapshot: &Parsed) -> Result<RestoreCounts, RestoreError> {
 
 /// Removes what a killed restore left beside its destination: temporary databases under our
 /// own prefix (and their SQLite journals), which nothing else creates.
-fn remove_leftovers(dir: &Path, prefix: &str) {
+pub(crate) fn remove_leftovers(dir: &Path, prefix: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

@@ -5,6 +5,7 @@
 //! [`git_options`], before any repository is opened.
 
 pub mod audit;
+pub mod backup;
 pub mod clone;
 pub mod directory;
 pub mod foreign;

@@ -180,24 +180,39 @@ pub fn fetch(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<Option<
         .download_tags(git2::AutotagOption::None)
         .prune(git2::FetchPrune::On);
     let refspec = format!("+refs/heads/{branch}:refs/remotes/{REMOTE_NAME}/{branch}");
-    let before = repo
-        .remote_tip()
-        .map_err(|e| RemoteError::Local(e.to_string()))?;
+    let tracking = format!("refs/remotes/{REMOTE_NAME}/{branch}");
+    let before = tracking_tip(repo, &tracking)?;
     remote
         .fetch(&[&refspec], Some(&mut opts), None)
         .map_err(|e| classify(e, &outcome, &spec.url, repo))?;
-    let tip = repo
-        .remote_tip()
-        .map_err(|e| RemoteError::Local(e.to_string()))?;
+    let tip = tracking_tip(repo, &tracking)?;
     if let Some(tip) = tip {
         if let Err(why) = crate::publish::foreign::check_remote_tip(repo.git(), branch, tip) {
             // The tracking ref goes back to what was last accepted: nothing refers to it.
-            repo.set_remote_tip(before)
-                .map_err(|e| RemoteError::Local(e.to_string()))?;
+            let restored = match before {
+                Some(oid) => repo
+                    .git()
+                    .reference(&tracking, oid, true, "refused remote tip")
+                    .map(|_| ()),
+                None => repo
+                    .git()
+                    .find_reference(&tracking)
+                    .and_then(|mut r| r.delete()),
+            };
+            restored.map_err(|e| RemoteError::Local(e.message().to_owned()))?;
             return Err(RemoteError::Refused(why));
         }
     }
     Ok(tip)
+}
+
+/// Where remote-tracking ref `tracking` points, `None` when it does not exist.
+fn tracking_tip(repo: &DataRepo, tracking: &str) -> Result<Option<Oid>, RemoteError> {
+    match repo.git().refname_to_id(tracking) {
+        Ok(oid) => Ok(Some(oid)),
+        Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(RemoteError::Local(e.message().to_owned())),
+    }
 }
 
 /// The remote's default branch (what its HEAD points to), `None` for an empty remote.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::input::config::{Config, ConfigError};
 use crate::net::Secret;
 use crate::publish::audit::{self, SnapshotContext};
+use crate::publish::backup;
 use crate::publish::clone::{Author, DataRepo, RepoError};
 use crate::publish::git_options;
 use crate::publish::http;
@@ -111,6 +112,8 @@ pub struct PublishSettings {
     /// `owner/repo`, or the remote URL, for the audit log.
     pub repo_label: String,
     audit_dir: Option<PathBuf>,
+    /// The branch backups of `state.db` go to; `None` when `snapshots.backup: false`.
+    pub backup_branch: Option<String>,
 }
 
 impl PublishSettings {
@@ -199,6 +202,7 @@ impl PublishSettings {
             author,
             repo_label,
             audit_dir: config.data_dir()?,
+            backup_branch: backup::branch(config)?,
         })
     }
 }
@@ -264,6 +268,15 @@ impl Session {
                 }
                 Err(e) => sync_error = Some(e),
             }
+            // The remote's backups too, so this clone's first backup goes on top of them.
+            if let (Some(b), None) = (&publish.backup_branch, &sync_error) {
+                match remote::fetch(&repo, spec, b) {
+                    Ok(tip) => {
+                        backup::integrate(&repo, b, tip)?;
+                    }
+                    Err(e) => sync_error = Some(e),
+                }
+            }
         }
         // A clone rebuilt after damage: what was queued in the broken one goes on top.
         repo.salvage()?;
@@ -284,7 +297,7 @@ impl Session {
             return Err(e);
         }
         let queued = self.repo.queued().map_err(RemoteError::Clone)?.len();
-        push_queue(&self.repo, spec)?;
+        push_queue(&self.repo, spec, self.publish.backup_branch.as_deref())?;
         log::info!(
             "pushed {queued} commit(s) to {} ({})",
             spec.url,
@@ -304,32 +317,70 @@ impl Session {
 /// commits onto the new tip and tries again, a bounded number of times. A refusal while the
 /// remote tip stays where it was is contention too (another host's push holds the branch's
 /// lock on the server at that moment): it is retried after a short, jittered pause.
-fn push_queue(repo: &DataRepo, spec: &RemoteSpec) -> Result<(), RemoteError> {
+fn push_queue(
+    repo: &DataRepo,
+    spec: &RemoteSpec,
+    backup_branch: Option<&str>,
+) -> Result<(), RemoteError> {
     let local = RemoteError::Clone;
     let branch = repo.branch().to_owned();
     let mut last_refusal = String::new();
     for attempt in 0..MAX_PUSH_ATTEMPTS {
-        if repo.queued().map_err(local)?.is_empty() {
+        // The backup branch goes in the same push whenever it has commits queued.
+        let backup = match backup_branch {
+            Some(b) if !backup::queued(repo, b).map_err(local)?.is_empty() => Some(b),
+            _ => None,
+        };
+        let snapshots_queued = !repo.queued().map_err(local)?.is_empty();
+        if !snapshots_queued && backup.is_none() {
             return Ok(());
         }
-        let update = RefUpdate {
-            name: format!("refs/heads/{branch}"),
-            expected_old: repo.remote_tip().map_err(local)?,
-            new: repo
-                .tip()
-                .map_err(local)?
-                .ok_or_else(|| RemoteError::Local("the branch has no commit to push".into()))?,
-        };
-        match remote::push(repo, spec, &[update]) {
+        // Only branches with something queued are sent (an update to where a ref already is
+        // would be a no-op command).
+        let mut updates = Vec::with_capacity(2);
+        if snapshots_queued {
+            updates.push(RefUpdate {
+                name: format!("refs/heads/{branch}"),
+                expected_old: repo.remote_tip().map_err(local)?,
+                new: repo
+                    .tip()
+                    .map_err(local)?
+                    .ok_or_else(|| RemoteError::Local("the branch has no commit to push".into()))?,
+            });
+        }
+        if let Some(b) = backup {
+            updates.push(RefUpdate {
+                name: format!("refs/heads/{b}"),
+                expected_old: backup::remote_tip(repo.git(), b).map_err(local)?,
+                new: backup::local_tip(repo.git(), b)
+                    .map_err(local)?
+                    .ok_or_else(|| RemoteError::Local(format!("{b} has no commit to push")))?,
+            });
+        }
+        match remote::push(repo, spec, &updates) {
             Ok(()) => {
                 repo.set_remote_tip(repo.tip().map_err(local)?)
                     .map_err(local)?;
+                if let Some(b) = backup {
+                    if let Some(tip) = backup::local_tip(repo.git(), b).map_err(local)? {
+                        backup::set_remote_tip(repo.git(), b, tip).map_err(local)?;
+                    }
+                }
                 return Ok(());
             }
             Err(RemoteError::Moved(reason)) => {
                 let before = repo.remote_tip().map_err(local)?;
                 let tip = remote::fetch(repo, spec, &branch)?;
-                if tip == before {
+                let backup_moved = match backup {
+                    Some(b) => {
+                        let before = backup::remote_tip(repo.git(), b).map_err(local)?;
+                        let tip = remote::fetch(repo, spec, b)?;
+                        backup::integrate(repo, b, tip).map_err(local)?;
+                        tip != before
+                    }
+                    None => false,
+                };
+                if tip == before && !backup_moved {
                     log::info!(
                         "{} refused to update {branch} ({reason}) without moving; retrying",
                         spec.url

@@ -52,6 +52,15 @@ pub struct Inputs {
 
 /// Reads everything and assembles the snapshot; writes nothing.
 pub fn build(config: &Config, inputs: &Inputs) -> Result<Snapshot, BuildError> {
+    build_with(config, inputs, None)
+}
+
+/// [`build`], with `hook` run inside the database's read transaction (the backup).
+pub fn build_with(
+    config: &Config,
+    inputs: &Inputs,
+    hook: Option<state::backup::Hook<'_>>,
+) -> Result<Snapshot, BuildError> {
     let run = RunInfo {
         run_id: inputs.run_id.unwrap_or_else(Uuid::new_v4),
         at: inputs.at.unwrap_or_else(time::now),
@@ -74,7 +83,10 @@ pub fn build(config: &Config, inputs: &Inputs) -> Result<Snapshot, BuildError> {
     // is the one reported, as when they were loaded first.
     let (roles, state) = std::thread::scope(|scope| {
         let roles = threads::spawn(scope, || load_roles(config, inputs));
-        let state = state::read(&state_db, &opts, &new_tally);
+        let state = match hook {
+            None => state::read(&state_db, &opts, &new_tally),
+            hook => state::read_with(&state_db, &opts, &new_tally, hook),
+        };
         let roles = roles.join().unwrap_or_else(|| load_roles(config, inputs));
         (roles, state)
     });

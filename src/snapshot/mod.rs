@@ -2,6 +2,7 @@
 //! ([`contributors`]), the pipeline from the inputs ([`build`]) and the one exact file format,
 //! written and read back ([`format`]).
 
+pub mod backup;
 pub mod build;
 pub mod contributors;
 pub mod format;

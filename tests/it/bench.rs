@@ -40,10 +40,10 @@ const BASE: &str = "2025-06-01T00:00:00+00:00";
 /// One measured process (tree): CPU (user + sys) and wall time.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Cost {
-    cpu: Duration,
+    pub(crate) cpu: Duration,
     /// The user-space part of `cpu` (the rest is the kernel's: files created, fsync, TLS I/O).
-    user: Duration,
-    wall: Duration,
+    pub(crate) user: Duration,
+    pub(crate) wall: Duration,
 }
 
 impl std::ops::AddAssign for Cost {
@@ -88,7 +88,7 @@ pub(crate) fn measured(cmd: &mut Command, log: &Path) -> Cost {
 }
 
 /// The apparent size of everything under `dir` (bytes).
-fn apparent_size(dir: &Path) -> u64 {
+pub(crate) fn apparent_size(dir: &Path) -> u64 {
     let mut total = 0;
     for e in fs::read_dir(dir).into_iter().flatten().flatten() {
         let meta = e.metadata().unwrap();

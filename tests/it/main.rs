@@ -7,6 +7,7 @@
 
 mod support;
 
+mod backup;
 mod bench;
 mod crash;
 mod diff;

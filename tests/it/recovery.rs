@@ -146,7 +146,7 @@ fn a_rebuild_keeps_the_configured_branch() {
     );
     let verify = host.run(&["verify", "--config", "config.yaml", "--clone-dir", "clone"]);
     assert_eq!(
-        verify.stdout, "verified 3 commits, 3 snapshots: no problems\n",
+        verify.stdout, "verified 3 commits, 3 snapshots, 3 backups: no problems\n",
         "{}",
         verify.stderr
     );

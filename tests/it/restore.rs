@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::support::git;
 use crate::support::host::Host;
-use crate::support::testenv::{tree, Case, Run};
+use crate::support::testenv::{set_key, tree, Case, Run};
 
 /// The seven files of a snapshot.
 const FILE_NAMES: [&str; 7] = [
@@ -37,12 +37,18 @@ trait RestoreHost {
 }
 
 impl RestoreHost for Host {
-    /// `push --no-push` of `case`'s state (its run id and time) into clone `clone`.
+    /// `push --no-push` of `case`'s state (its run id and time) into clone `clone`, with the
+    /// backup off: these tests restore from the snapshot's own files, as restore does for a
+    /// snapshot older than the backup (tests/it/backup.rs restores from backups).
     fn push_offline(&self, case: &Case, clone: &str) {
+        let config = self.env.write(
+            "config.no-backup.yaml",
+            set_key(&case.config_text(), "snapshots", "backup", "false"),
+        );
         let args = [
             "push",
             "--config",
-            &case.config().display().to_string(),
+            &config.display().to_string(),
             "--state-db",
             &case.state_db().display().to_string(),
             "--roles-file",

@@ -148,7 +148,10 @@ fn a_clean_history_passes_with_one_summary_line() {
     let env = host_with_snapshots(3);
     let run = verify(&env, &[]);
     run.expect_code(0);
-    assert_eq!(run.stdout, "verified 3 commits, 3 snapshots: no problems\n");
+    assert_eq!(
+        run.stdout,
+        "verified 3 commits, 3 snapshots, 3 backups: no problems\n"
+    );
     assert_eq!(
         run.stderr, "",
         "no progress output when stderr is not a terminal"
@@ -158,7 +161,7 @@ fn a_clean_history_passes_with_one_summary_line() {
     run.expect_code(0);
     assert_eq!(
         run.stdout,
-        "{\"commits\":3,\"snapshots\":3,\"problems\":[]}\n"
+        "{\"commits\":3,\"snapshots\":3,\"backups\":3,\"problems\":[]}\n"
     );
     assert_eq!(run.stderr, "");
 }
@@ -202,6 +205,7 @@ fn a_later_commit_that_edits_an_old_snapshot_is_named_with_the_file() {
     assert_eq!(
         report,
         serde_json::json!({
+            "backups": 4,
             "commits": 5,
             "snapshots": 4,
             "problems": [{"commit": tamper, "path": path, "problem": "modified; snapshot files must never change"}],
@@ -239,7 +243,10 @@ fn deleting_a_snapshot_needs_the_prune_trailer_and_a_prune_may_only_delete() {
     });
     let run = verify(&env, &[]);
     run.expect_code(0);
-    assert_eq!(run.stdout, "verified 4 commits, 3 snapshots: no problems\n");
+    assert_eq!(
+        run.stdout,
+        "verified 4 commits, 3 snapshots, 3 backups: no problems\n"
+    );
     assert_eq!(run.stderr, "");
 
     // A prune that also touches a kept snapshot is still a violation, for that file only.
@@ -479,7 +486,10 @@ fn a_real_prune_passes_verify() {
     run.expect_code(0);
     let run = verify(&env, &[]);
     run.expect_code(0);
-    assert_eq!(run.stdout, "verified 4 commits, 3 snapshots: no problems\n");
+    assert_eq!(
+        run.stdout,
+        "verified 4 commits, 3 snapshots, 3 backups: no problems\n"
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //! read, never held in memory, on several connections at once that all read the same state;
 //! [`window`] says how, and why Gitcord's `SELECT DISTINCT` is still reproduced exactly.
 
+pub mod backup;
 mod window;
 
 use std::collections::{HashMap, HashSet};
@@ -161,6 +162,18 @@ pub fn read<A: Accumulator>(
     opts: &ReadOptions,
     new_acc: &(dyn Fn() -> A + Sync),
 ) -> Result<(Tables, A), StateError> {
+    read_with(path, opts, new_acc, None)
+}
+
+/// [`read`], running `hook` inside the same read transaction once the snapshot's tables are
+/// read (on the connection that read them, while the others scan the contributions), so what
+/// it reads describes the same moment as the snapshot. The backup reads every table this way.
+pub fn read_with<A: Accumulator>(
+    path: &Path,
+    opts: &ReadOptions,
+    new_acc: &(dyn Fn() -> A + Sync),
+    hook: Option<backup::Hook<'_>>,
+) -> Result<(Tables, A), StateError> {
     let first_id = file_id(path);
     let db = Db::open(path, opts.busy_timeout)?;
     db.conn
@@ -203,7 +216,7 @@ pub fn read<A: Accumulator>(
         chunks.count()
     );
     let (tables, acc) = window::read(&mut dbs, opts, chunks, new_acc, |db: &Db| {
-        Ok(Tables {
+        let tables = Tables {
             identities: db.identities(&schema)?,
             scores: db.latest_scores(&schema)?,
             issue_requests: db.copy_table(
@@ -218,7 +231,11 @@ pub fn read<A: Accumulator>(
                 NOTIFICATION_COLUMNS,
                 "ORDER BY sent_at DESC, dedupe_key ASC LIMIT 1000",
             )?,
-        })
+        };
+        if let Some(hook) = hook {
+            hook(&backup::Reader::new(&db.conn, &db.path))?;
+        }
+        Ok(tables)
     })?;
     // The companions only read; dropping them ends their transactions.
     let db = dbs.swap_remove(0);

@@ -242,7 +242,7 @@ impl DataRepo {
 
     /// Writes a commit object (no ref moves): the one place commits are made, so every commit
     /// of ours (snapshot, replayed, salvaged, prune) is made the same way.
-    fn make_commit(
+    pub(crate) fn make_commit(
         &self,
         author: &Signature<'_>,
         committer: &Signature<'_>,

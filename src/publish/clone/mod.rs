@@ -43,6 +43,7 @@ pub(crate) use latest::latest_for;
 #[allow(unused_imports)]
 pub use reads::StoredSnapshot;
 pub use salvage::set_aside_copies;
+pub(crate) use tracking::PUSH_CONFIG;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};

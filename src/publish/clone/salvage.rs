@@ -53,6 +53,7 @@ impl DataRepo {
                     .references_glob("refs/heads/*")
                     .ok()?
                     .filter_map(|r| r.ok()?.target())
+                    .filter(|oid| !is_backup_commit(&old, *oid))
                     .collect();
                 (heads.len() == 1).then(|| heads[0])
             })
@@ -165,6 +166,8 @@ impl DataRepo {
             .into_iter()
             .filter(|oid| self.repo.find_commit(*oid).is_err())
             .filter_map(|oid| old.find_commit(oid).ok())
+            // Backup commits (their own branch) are never the snapshot branch's tip.
+            .filter(|c| !is_backup_commit(old, c.id()))
             .collect();
         let parents: std::collections::HashSet<Oid> =
             commits.iter().flat_map(|c| c.parent_ids()).collect();
@@ -232,4 +235,15 @@ fn list_set_aside(root: &Path) -> Result<Vec<(PathBuf, bool)>, RepoError> {
         .collect();
     out.sort();
     Ok(out)
+}
+
+/// Whether `oid` is a commit of the backup branch (publish/backup.rs), which salvage skips:
+/// that branch is never the snapshot branch, and a rebuilt clone backs everything up again.
+fn is_backup_commit(repo: &Repository, oid: Oid) -> bool {
+    repo.find_commit(oid).is_ok_and(|c| {
+        crate::snapshot::backup::snapshot_of_message(&String::from_utf8_lossy(
+            c.message_raw_bytes(),
+        ))
+        .is_some()
+    })
 }

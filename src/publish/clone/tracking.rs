@@ -11,7 +11,7 @@ use super::{write_file_atomically, DataRepo, GitContext, RepoError, REMOTE_NAME}
 const LAST_PUSH_RECORD: &str = "gitcord-snapshot-last-push";
 
 /// The layered configuration that turns off delta search for pushes (see `no_deltas_for_push`).
-const PUSH_CONFIG: &str = "gitcord-snapshot-push.gitconfig";
+pub(crate) const PUSH_CONFIG: &str = "gitcord-snapshot-push.gitconfig";
 
 impl DataRepo {
     /// The URL of the clone's `origin`, as stored (never with credentials).
