@@ -317,7 +317,14 @@ fn push_local(
 /// A ref the server refused. A lost race with another writer is retried; anything else
 /// (a hook, branch protection, GitHub's private e-mail check) is for the operator.
 fn rejection(reason: &str, remote_messages: &str) -> RemoteError {
-    let lower = reason.to_ascii_lowercase();
+    let mut lower = reason.to_ascii_lowercase();
+    // An atomic push (the snapshot and backup branches together) that lost a race says only
+    // "atomic transaction failed" for each ref; the cause (another writer's ref lock, or a
+    // ref created since the advertisement) is in the messages the server printed.
+    if lower.contains("atomic") {
+        lower.push(' ');
+        lower.push_str(&remote_messages.to_ascii_lowercase());
+    }
     if [
         "fetch first",
         "non-fast-forward",
@@ -575,6 +582,22 @@ mod tests {
         assert!(matches!(
             rejection("failed to update ref", ""),
             RemoteError::Moved(_)
+        ));
+        // git's receive-pack, atomic, when another writer created or moved the ref first.
+        assert!(matches!(
+            rejection(
+                "refs/heads/main atomic transaction failed",
+                "error: cannot lock ref 'refs/heads/main': reference already exists\n",
+            ),
+            RemoteError::Moved(_)
+        ));
+        // An atomic push refused by a hook is still a refusal.
+        assert!(matches!(
+            rejection(
+                "refs/heads/main atomic transaction failed",
+                "remote: GH007: private email\n",
+            ),
+            RemoteError::Refused(_)
         ));
         let refused = rejection(
             "pre-receive hook declined",

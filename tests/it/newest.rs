@@ -46,6 +46,9 @@ fn newest_everywhere(host: &Host) -> Vec<(&'static str, String)> {
     let diff: serde_json::Value = serde_json::from_str(&diff.stdout).unwrap();
     let out = host.env.path("restored.db");
     let _ = std::fs::remove_file(&out);
+    // The backup brings Gitcord's audit log back too; the host's own stays where it is.
+    let audit = host.env.path("restored-audit.jsonl");
+    let _ = std::fs::remove_file(&audit);
     let restore = host.run(
         &[
             &[
@@ -54,6 +57,8 @@ fn newest_everywhere(host: &Host) -> Vec<(&'static str, String)> {
                 "latest",
                 "--to",
                 &out.display().to_string(),
+                "--audit-log",
+                &audit.display().to_string(),
                 "--json",
             ][..],
             &config,
