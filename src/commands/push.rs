@@ -161,24 +161,24 @@ fn publish_snapshot(
     req: &Request,
     snapshot_bytes: &mut u64,
 ) -> Result<Report, Error> {
-    // The clone comes first: the backup's cache of the previous run lives in it, and the
-    // backup is read inside the snapshot's own read transaction.
-    let mut session = Session::open(config, &req.target)?;
-    let mut backup = match &session.publish.backup_branch {
+    // With the backup on, the clone comes first: the backup's cache of the previous run lives
+    // in it, and the backup is read inside the snapshot's own read transaction. Without it,
+    // the snapshot is built first, as before (a bad input fails before the clone is touched).
+    let (snapshot, mut session, backup) = match crate::publish::backup::branch(config)? {
+        None => {
+            let snapshot = build::build(config, &req.inputs)?;
+            (snapshot, Session::open(config, &req.target)?, None)
+        }
         Some(branch) => {
+            let session = Session::open(config, &req.target)?;
             let audit_log = config
                 .data_dir()?
                 .map(|d| d.join(crate::snapshot::backup::AUDIT_FILE));
-            Some(Backup::open(&session.repo, branch, audit_log)?)
+            let mut backup = Backup::open(&session.repo, &branch, audit_log)?;
+            let mut hook = |reader: &Reader<'_>| backup.read(reader);
+            let snapshot = build::build_with(config, &req.inputs, Some(&mut hook))?;
+            (snapshot, session, Some(backup))
         }
-        None => None,
-    };
-    let snapshot = match backup.as_mut() {
-        Some(b) => {
-            let mut hook = |reader: &Reader<'_>| b.read(reader);
-            build::build_with(config, &req.inputs, Some(&mut hook))?
-        }
-        None => build::build(config, &req.inputs)?,
     };
     let files = format::render(&snapshot)?;
     *snapshot_bytes = files.iter().map(|(_, b)| b.len() as u64).sum();
