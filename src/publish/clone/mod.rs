@@ -33,6 +33,7 @@ mod reads;
 mod salvage;
 mod tracking;
 mod view;
+mod vouched;
 
 // The names the rest of the crate uses, at the paths they had when the clone was one file.
 #[allow(unused_imports)]
