@@ -543,6 +543,54 @@ fn a_truncated_commit_the_remote_has_gets_the_clone_rebuilt() {
     });
 }
 
+/// Damages snapshot 0's commit (a loose object the previous run found whole and recorded as
+/// such in `.git/gitcord-snapshot.loose-checked`) with `damage`, then sets its modification
+/// time back to what it was: the record must not vouch for the changed file.
+fn damage_a_vouched_loose_object(git_dir: &Path, damage: impl FnOnce(&[u8]) -> Vec<u8>) {
+    let oid = git(git_dir, &["rev-parse", "main~1"]);
+    let oid = oid.trim();
+    let record = std::fs::read_to_string(git_dir.join("gitcord-snapshot.loose-checked")).unwrap();
+    assert!(
+        record.lines().any(|l| l.starts_with(&format!("{oid} "))),
+        "premise: the previous run vouched for {oid}: {record}"
+    );
+    let path = loose(git_dir, oid);
+    let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, damage(&bytes)).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_modified(modified).unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().modified().unwrap(),
+        modified
+    );
+}
+
+#[test]
+fn a_loose_object_truncated_after_it_was_vouched_for_gets_the_clone_rebuilt() {
+    damaged_clone_is_rebuilt(|_, git_dir| {
+        damage_a_vouched_loose_object(git_dir, |bytes| bytes[..bytes.len() / 2].to_vec());
+    });
+}
+
+#[test]
+fn a_loose_object_garbled_in_place_after_it_was_vouched_for_gets_the_clone_rebuilt() {
+    damaged_clone_is_rebuilt(|_, git_dir| {
+        // Same length, same modification time: only the change time tells the record the file
+        // changed. (libgit2 would also refuse this one when the health check reads it; the
+        // truncated case above is the one only the loose-object check catches: with a record
+        // that vouched for it, libgit2 would hang on it, checked by hand.)
+        damage_a_vouched_loose_object(git_dir, |bytes| {
+            let mut bytes = bytes.to_vec();
+            let mid = bytes.len() / 2;
+            for b in &mut bytes[mid..] {
+                *b = !*b;
+            }
+            bytes
+        });
+    });
+}
+
 #[test]
 fn a_garbage_branch_ref_gets_the_clone_rebuilt() {
     damaged_clone_is_rebuilt(|_, git_dir| {

@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::pack::loose_objects;
+use super::vouched::{self, Stamp};
 use super::{
     io_err, read_dir_entries, DataRepo, RepoError, BROKEN_PREFIX, INIT_PREFIX, TMP_PREFIX,
 };
@@ -168,15 +169,30 @@ pub(super) fn set_aside_dir(root: &Path, reason: &str) -> Result<PathBuf, RepoEr
 
 /// The loose objects below `git_dir` whose file cannot be inflated whole into a well-formed
 /// object (`<type> <size>\0` and exactly that many bytes): truncated or garbled. Read here
-/// because libgit2 1.9 never returns from reading a truncated one. The clone packs its loose
-/// objects every few dozen snapshots, so this reads a bounded number of small files.
+/// because libgit2 1.9 never returns from reading a truncated one. Each file is inflated once:
+/// one found whole is recorded ([`super::vouched`]) and not read again while the file system
+/// reports it unchanged. The clone packs its loose objects every few dozen snapshots, so this
+/// looks at a bounded number of files.
 pub(super) fn damaged_loose_objects(git_dir: &Path) -> Vec<PathBuf> {
-    let mut bad: Vec<PathBuf> = loose_objects(git_dir)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(_, path)| path)
-        .filter(|path| !loose_object_is_whole(path))
-        .collect();
+    let before = vouched::read(git_dir);
+    let mut now = vouched::Vouched::with_capacity(before.len() + 16);
+    let mut bad = Vec::new();
+    for (oid, path) in loose_objects(git_dir).unwrap_or_default() {
+        let name = oid.to_string();
+        let stamp = Stamp::of(&path);
+        if let Some(stamp) = stamp.filter(|s| before.get(&name) == Some(s)) {
+            now.insert(name, stamp);
+        } else if !loose_object_is_whole(&path) {
+            bad.push(path);
+        } else if let Some(stamp) = stamp.filter(|s| Stamp::of(&path).as_ref() == Some(s)) {
+            // Vouched for only if nothing changed the file while it was read.
+            now.insert(name, stamp);
+        }
+    }
+    // Packing removes loose objects: the record follows, and is rewritten only when it changed.
+    if now != before {
+        vouched::write(git_dir, &now);
+    }
     bad.sort();
     bad
 }

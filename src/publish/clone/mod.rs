@@ -17,7 +17,8 @@
 //! One module per job, each an `impl DataRepo` block with the free functions it needs, so that
 //! a change to one job (a new transport, a backup) reads and touches one file:
 //! [`open`] (refuse what is not ours, create atomically, lock), [`health`] (stale files, the
-//! health check, setting a damaged clone aside), [`salvage`] (replaying what a set-aside clone
+//! health check, setting a damaged clone aside; [`vouched`]: the loose objects it already
+//! found whole), [`salvage`] (replaying what a set-aside clone
 //! had queued), [`commit`] (every commit and branch move), [`reads`] (names and files at any
 //! commit), [`latest`] (the readers' pointer), [`pack`] (packing), [`view`] (the working
 //! copy), [`tracking`] (what the clone remembers of the remote). This file holds what they
@@ -33,6 +34,7 @@ mod reads;
 mod salvage;
 mod tracking;
 mod view;
+mod vouched;
 
 // The names the rest of the crate uses, at the paths they had when the clone was one file.
 #[allow(unused_imports)]
