@@ -138,14 +138,7 @@ pub fn restore(
         Some(entry) => Some(audit_bytes(repo, entry)?),
         None => None,
     };
-    tmp.persist_noclobber(to)
-        .map_err(|e| match e.error.kind() {
-            std::io::ErrorKind::AlreadyExists => RestoreError::Exists(to.to_owned()),
-            _ => RestoreError::Io {
-                path: to.to_owned(),
-                source: e.error,
-            },
-        })?;
+    crate::maintenance::restore::persist_new(tmp, to)?;
     if let Some((bytes, lines)) = audit {
         write_new(audit_to, &bytes)?;
         out.audit_log = Some((audit_to.to_owned(), lines));

@@ -126,14 +126,7 @@ pub fn write_database(
         .map_err(io_err(dir))?
         .into_temp_path();
     let counts = fill(&tmp, &snapshot)?;
-    tmp.persist_noclobber(to)
-        .map_err(|e| match e.error.kind() {
-            std::io::ErrorKind::AlreadyExists => RestoreError::Exists(to.to_owned()),
-            _ => RestoreError::Io {
-                path: to.to_owned(),
-                source: e.error,
-            },
-        })?;
+    persist_new(tmp, to)?;
     // The rename is durable only once the directory is.
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
@@ -574,6 +567,18 @@ impl Parsed {
 }
 
 /// The rows of a data file whose header matches `meta.json`.
+/// Renames the finished temporary database `tmp` to `to`, which must not exist: restore never
+/// overwrites (a file that appeared meanwhile is [`RestoreError::Exists`]).
+pub(crate) fn persist_new(tmp: tempfile::TempPath, to: &Path) -> Result<(), RestoreError> {
+    tmp.persist_noclobber(to).map_err(|e| match e.error.kind() {
+        std::io::ErrorKind::AlreadyExists => RestoreError::Exists(to.to_owned()),
+        _ => RestoreError::Io {
+            path: to.to_owned(),
+            source: e.error,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
