@@ -100,6 +100,27 @@ pub fn tls_config(extra: &[&Path]) -> Result<TlsConfig, CaFileError> {
     Ok(TlsConfig::builder().root_certs(root_certs(extra)?).build())
 }
 
+/// `url` without any `user:password@`, query or fragment, for messages: a token pasted into a
+/// URL must not be printed back.
+pub fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        // scp-like `user:token@host:path`: keep only what follows the userinfo.
+        return url
+            .rsplit_once('@')
+            .map_or(url, |(_, host)| host)
+            .to_owned();
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}{path}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

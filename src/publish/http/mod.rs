@@ -342,19 +342,19 @@ impl HttpRemote {
             if !same_scheme {
                 return Err(record(Failure::Protocol(format!(
                     "redirected to {}, another scheme; git follows redirects within the same scheme only",
-                    crate::publish::remote::without_credentials(&next)
+                    crate::net::without_credentials(&next)
                 ))));
             }
             let Some(base) = next.strip_suffix(&suffix) else {
                 return Err(record(Failure::Protocol(format!(
                     "redirected to {}, which is not the repository's info/refs",
-                    crate::publish::remote::without_credentials(&next)
+                    crate::net::without_credentials(&next)
                 ))));
             };
             log::info!(
                 "{} redirects to {}",
                 self.base,
-                crate::publish::remote::without_credentials(base)
+                crate::net::without_credentials(base)
             );
             if to != origin_of(&self.base) {
                 self.agent = agent_for(&self.settings, &next)?;
@@ -427,7 +427,7 @@ fn agent_for(settings: &Settings, url: &str) -> Result<Agent, Failure> {
     let origin = origin_of(url).ok_or_else(|| {
         Failure::Protocol(format!(
             "{} is not an http(s) URL",
-            crate::publish::remote::without_credentials(url)
+            crate::net::without_credentials(url)
         ))
     })?;
     let scheme = origin.split_once("://").map_or("", |x| x.0);
