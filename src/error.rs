@@ -51,6 +51,20 @@ pub enum Error {
         /// Commits waiting for the next run.
         queued: usize,
     },
+    /// The snapshots were pushed, but the backups' own repository (`snapshots.backup_remote_url`)
+    /// was not: they stay queued. Same exit codes as a snapshot push.
+    #[error(
+        "backup push failed: {} ({queued} backup commit(s) queued for {url}; the snapshots were pushed)",
+        backup_push_message(.source)
+    )]
+    BackupPush {
+        /// What went wrong.
+        source: RemoteError,
+        /// The backup repository (without credentials: they are refused in its URL).
+        url: String,
+        /// Backup commits waiting for the next run.
+        queued: usize,
+    },
     /// Writing a database from a snapshot (`restore`).
     #[error(transparent)]
     Restore(#[from] RestoreError),
@@ -87,6 +101,22 @@ fn push_message(e: &RemoteError) -> String {
     match e {
         RemoteError::Clone(e) => format!("{}; the snapshot stays queued", repo_message(e)),
         _ => e.to_string(),
+    }
+}
+
+/// A backup push's cause, without the snapshot-queue wording of [`RemoteError`]'s messages.
+fn backup_push_message(e: &RemoteError) -> String {
+    match e {
+        RemoteError::Transient(m) => format!("{m}; the next run retries"),
+        RemoteError::Local(m) => {
+            format!("{m}; this is a problem of the local clone, not of the network")
+        }
+        RemoteError::Clone(e) => repo_message(e),
+        RemoteError::Unclassified(m) => format!(
+            "{m}; libgit2 does not say whether the network, the remote or this machine is at fault"
+        ),
+        RemoteError::Refused(m) => m.clone(),
+        RemoteError::Moved(m) => format!("the remote refused to update the branch: {m}"),
     }
 }
 
@@ -153,7 +183,7 @@ impl Error {
             Error::Output(OutputError::Exists(_)) => ExitCode::CantCreate,
             Error::Output(OutputError::Io { .. }) => ExitCode::IoErr,
             Error::Repo(e) => repo_code(e),
-            Error::Push { source, .. } => match source {
+            Error::Push { source, .. } | Error::BackupPush { source, .. } => match source {
                 RemoteError::Refused(_) => ExitCode::NoPerm,
                 RemoteError::Transient(_) | RemoteError::Moved(_) => ExitCode::TempFail,
                 RemoteError::Local(_) => ExitCode::IoErr,

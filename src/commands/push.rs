@@ -300,6 +300,17 @@ fn publish_snapshot(
                 }
                 record(&session.publish, "snapshot_pushed", &context);
             }
+            if let Some((url, source)) = session.take_backup_push_error() {
+                let queued = match &session.publish.backup_branch {
+                    Some(b) => crate::publish::backup::queued(&session.repo, b)?.len(),
+                    None => 0,
+                };
+                return Err(Error::BackupPush {
+                    source,
+                    url,
+                    queued,
+                });
+            }
             Ok(done(Some(url)))
         }
         Err(e) => {

@@ -69,6 +69,9 @@ pub struct BackupStatus {
     pub newest: Option<String>,
     /// The snapshot the newest backup on the remote (as last seen) belongs to.
     pub newest_remote: Option<String>,
+    /// The repository backups go to (`snapshots.backup_remote_url`, as the last run recorded
+    /// it in the clone); `None`: the data repository itself.
+    pub repository: Option<String>,
 }
 
 /// The snapshot the backup commit `tip` names, if any.
@@ -138,6 +141,11 @@ pub fn run(req: &Request) -> Result<Status, Error> {
                 queued: backup::queued(&repo, &branch)?.len(),
                 newest: backed_up_snapshot(&repo, backup::local_tip(repo.git(), &branch)?),
                 newest_remote: backed_up_snapshot(&repo, backup::remote_tip(repo.git(), &branch)?),
+                repository: repo
+                    .git()
+                    .find_remote(backup::BACKUP_REMOTE)
+                    .ok()
+                    .and_then(|r| r.url().map(without_credentials)),
                 branch,
             }),
         },
@@ -217,8 +225,9 @@ fn describe(s: &Status) -> String {
     lines.push(match &s.backup {
         None => "backup:           off (snapshots.backup: false)".to_owned(),
         Some(b) => format!(
-            "backup:           {}, newest of {} locally, of {} on the remote (as last seen), {} queued",
+            "backup:           {} of {}, newest of {} locally, of {} on the remote (as last seen), {} queued",
             b.branch,
+            b.repository.as_deref().unwrap_or("the data repository"),
             or_none(&b.newest),
             or_none(&b.newest_remote),
             b.queued

@@ -130,6 +130,9 @@ pub struct SnapshotsSection {
     pub backup: bool,
     /// `snapshots.backup_branch` (unexpanded): where backups are committed.
     pub backup_branch: Option<Text>,
+    /// `snapshots.backup_remote_url` (unexpanded): another repository the backup branch is
+    /// fetched from and pushed to; `None` keeps it in the data repository.
+    pub backup_remote_url: Option<Text>,
 }
 
 // ---- pydantic's lax coercions --------------------------------------------------------------
@@ -547,6 +550,7 @@ impl Config {
                 roles_required: r.bool(s, "snapshots.roles_required", true)?,
                 backup: r.bool(s, "snapshots.backup", true)?,
                 backup_branch: r.text(s, "snapshots.backup_branch", true)?,
+                backup_remote_url: r.text(s, "snapshots.backup_remote_url", true)?,
             },
         };
         Ok(Config {

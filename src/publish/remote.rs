@@ -149,6 +149,17 @@ fn callbacks(outcome: &CallbackRecord) -> RemoteCallbacks<'_> {
 
 /// Fetches the branch; returns the remote's tip, `None` if the remote has no such branch.
 pub fn fetch(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<Option<Oid>, RemoteError> {
+    fetch_into(repo, spec, branch, REMOTE_NAME)
+}
+
+/// [`fetch`] into `refs/remotes/<namespace>/`: the backup repository has a namespace of its
+/// own, so that its branches never mix with the data repository's.
+pub fn fetch_into(
+    repo: &DataRepo,
+    spec: &RemoteSpec,
+    branch: &str,
+    namespace: &str,
+) -> Result<Option<Oid>, RemoteError> {
     let outcome = CallbackRecord::default();
     let mut remote = repo
         .git()
@@ -160,8 +171,8 @@ pub fn fetch(repo: &DataRepo, spec: &RemoteSpec, branch: &str) -> Result<Option<
     opts.remote_callbacks(callbacks(&outcome))
         .download_tags(git2::AutotagOption::None)
         .prune(git2::FetchPrune::On);
-    let refspec = format!("+refs/heads/{branch}:refs/remotes/{REMOTE_NAME}/{branch}");
-    let tracking = format!("refs/remotes/{REMOTE_NAME}/{branch}");
+    let refspec = format!("+refs/heads/{branch}:refs/remotes/{namespace}/{branch}");
+    let tracking = format!("refs/remotes/{namespace}/{branch}");
     let before = tracking_tip(repo, &tracking)?;
     remote
         .fetch(&[&refspec], Some(&mut opts), None)

@@ -114,6 +114,9 @@ pub struct PublishSettings {
     audit_dir: Option<PathBuf>,
     /// The branch backups of `state.db` go to; `None` when `snapshots.backup: false`.
     pub backup_branch: Option<String>,
+    /// `snapshots.backup_remote_url`: the repository backups go to when it is not the data
+    /// repository.
+    backup_remote: Option<(RemoteSpec, UrlKind)>,
 }
 
 impl PublishSettings {
@@ -160,6 +163,29 @@ impl PublishSettings {
                 Some((RemoteSpec { url, token }, kind))
             }
         };
+        let backup_branch = backup::branch(config)?;
+        let backup_remote = match config.expand_opt(&s.backup_remote_url)? {
+            Some(url) if backup_branch.is_some() && !url.is_empty() => {
+                let kind = remote::classify_url(&url).map_err(|why| {
+                    config.invalid(
+                        "snapshots.backup_remote_url",
+                        format!("{:?} {why}", remote::without_credentials(&url)),
+                    )
+                })?;
+                let url = if kind == UrlKind::Local {
+                    absolute_local(&url)
+                } else {
+                    url
+                };
+                // The same token as the data repository's (sent only to its own host).
+                let token = match (kind, target.no_push) {
+                    (UrlKind::Local, _) | (_, true) => None,
+                    _ => config.push_token()?.map(Secret::new),
+                };
+                Some((RemoteSpec { url, token }, kind))
+            }
+            _ => None,
+        };
         let clone_dir = clone_dir(config, target.clone_dir.as_deref())?;
         let ca_file = match config.expand_opt(&s.ca_file)? {
             None => None,
@@ -202,7 +228,8 @@ impl PublishSettings {
             author,
             repo_label,
             audit_dir: config.data_dir()?,
-            backup_branch: backup::branch(config)?,
+            backup_branch,
+            backup_remote,
         })
     }
 }
@@ -217,6 +244,12 @@ pub struct Session {
     network: Option<RemoteSpec>,
     /// A failure to reach the remote while opening: the run still commits, then reports it.
     sync_error: Option<RemoteError>,
+    /// Where backups are pushed when that is another repository, unless `--no-push`.
+    backup_network: Option<RemoteSpec>,
+    /// A failure to reach the backup repository while opening, reported by [`Session::push`].
+    backup_sync_error: Option<RemoteError>,
+    /// Why the last [`Session::push`] did not push the backups to their own repository.
+    backup_push_error: Option<(String, RemoteError)>,
 }
 
 impl Session {
@@ -278,6 +311,28 @@ impl Session {
                 }
             }
         }
+        // Backups in a repository of their own: fetched into refs/remotes/backup/ until that
+        // repository has been seen (also while it has no backup yet).
+        let mut backup_network = None;
+        let mut backup_sync_error = None;
+        if let Some(b) = &publish.backup_branch {
+            let url = publish.backup_remote.as_ref().map(|(r, _)| r.url.as_str());
+            backup::set_backup_remote(repo.git(), url)?;
+            if let Some((spec, kind)) = publish.backup_remote.as_ref().filter(|_| !target.no_push) {
+                backup_network = Some(spec.clone());
+                if backup::remote_tip(repo.git(), b)?.is_none() {
+                    let fetched = with_transport(&publish, spec, *kind, || {
+                        remote::fetch_into(&repo, spec, b, backup::BACKUP_REMOTE)
+                    });
+                    match fetched {
+                        Ok(tip) => {
+                            backup::integrate(&repo, b, tip)?;
+                        }
+                        Err(e) => backup_sync_error = Some(e),
+                    }
+                }
+            }
+        }
         // A clone rebuilt after damage: what was queued in the broken one goes on top.
         repo.salvage()?;
         Ok(Session {
@@ -285,7 +340,16 @@ impl Session {
             publish,
             network,
             sync_error,
+            backup_network,
+            backup_sync_error,
+            backup_push_error: None,
         })
+    }
+
+    /// Why the backups were not pushed to their own repository by the last [`Session::push`]
+    /// (its URL and the error), taking it: the snapshots' push itself succeeded.
+    pub fn take_backup_push_error(&mut self) -> Option<(String, RemoteError)> {
+        self.backup_push_error.take()
     }
 
     /// Pushes everything queued; `Ok(None)` when this run does not push (offline).
@@ -297,7 +361,10 @@ impl Session {
             return Err(e);
         }
         let queued = self.repo.queued().map_err(RemoteError::Clone)?.len();
-        push_queue(&self.repo, spec, self.publish.backup_branch.as_deref())?;
+        // Backups with a repository of their own go in a push of their own, after this one.
+        let separate = self.publish.backup_remote.is_some();
+        let together = self.publish.backup_branch.as_deref().filter(|_| !separate);
+        push_queue(&self.repo, spec, together)?;
         log::info!(
             "pushed {queued} commit(s) to {} ({})",
             spec.url,
@@ -309,8 +376,98 @@ impl Session {
         {
             log::warn!("cannot record the push time: {e}");
         }
-        Ok(Some(spec.url.clone()))
+        let url = spec.url.clone();
+        self.push_backups();
+        Ok(Some(url))
     }
+
+    /// Pushes the queued backups to their own repository (`snapshots.backup_remote_url`),
+    /// replaying onto another writer's; a failure is kept for [`Session::take_backup_push_error`]
+    /// and the backups stay queued.
+    fn push_backups(&mut self) {
+        let (Some(spec), Some(b), Some((_, kind))) = (
+            &self.backup_network,
+            &self.publish.backup_branch,
+            &self.publish.backup_remote,
+        ) else {
+            return;
+        };
+        let pushed = match self.backup_sync_error.take() {
+            Some(e) => Err(e),
+            None => with_transport(&self.publish, spec, *kind, || {
+                push_backup_queue(&self.repo, spec, b)
+            }),
+        };
+        if let Err(e) = pushed {
+            log::warn!("the backups were not pushed to {}: {e}", spec.url);
+            self.backup_push_error = Some((spec.url.clone(), e));
+        }
+    }
+}
+
+/// Runs `op` with our HTTP transport set up for `spec` (its token goes to its host only), then
+/// sets it back up for the data repository.
+fn with_transport<T>(
+    publish: &PublishSettings,
+    spec: &RemoteSpec,
+    kind: UrlKind,
+    op: impl FnOnce() -> Result<T, RemoteError>,
+) -> Result<T, RemoteError> {
+    if kind != UrlKind::Local {
+        http::configure(&spec.url, spec.token.clone(), publish.ca_file.as_deref())
+            .map_err(|e| RemoteError::Refused(format!("the CA certificates file {e}")))?;
+    }
+    let result = op();
+    if let Some((data, _)) = &publish.remote {
+        if let Err(e) = http::configure(&data.url, data.token.clone(), publish.ca_file.as_deref()) {
+            log::warn!("cannot set the transport back up: the CA certificates file {e}");
+        }
+    }
+    result
+}
+
+/// [`push_queue`] for the backup branch alone, to its own repository.
+fn push_backup_queue(repo: &DataRepo, spec: &RemoteSpec, b: &str) -> Result<(), RemoteError> {
+    let local = RemoteError::Clone;
+    let mut last_refusal = String::new();
+    for attempt in 0..MAX_PUSH_ATTEMPTS {
+        if backup::queued(repo, b).map_err(local)?.is_empty() {
+            return Ok(());
+        }
+        let update = RefUpdate {
+            name: format!("refs/heads/{b}"),
+            expected_old: backup::remote_tip(repo.git(), b).map_err(local)?,
+            new: backup::local_tip(repo.git(), b)
+                .map_err(local)?
+                .ok_or_else(|| RemoteError::Local(format!("{b} has no commit to push")))?,
+        };
+        match remote::push(repo, spec, std::slice::from_ref(&update)) {
+            Ok(()) => {
+                backup::set_remote_tip(repo.git(), b, update.new).map_err(local)?;
+                log::info!("pushed the backups to {} ({b})", spec.url);
+                return Ok(());
+            }
+            Err(RemoteError::Moved(reason)) => {
+                let before = update.expected_old;
+                let tip = remote::fetch_into(repo, spec, b, backup::BACKUP_REMOTE)?;
+                if tip == before {
+                    last_refusal = reason;
+                    std::thread::sleep(backoff(attempt));
+                    continue;
+                }
+                log::info!(
+                    "{} moved while pushing; replaying queued backups onto it",
+                    spec.url
+                );
+                backup::integrate(repo, b, tip).map_err(local)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(RemoteError::Transient(format!(
+        "{} refused to update {b} {MAX_PUSH_ATTEMPTS} times ({last_refusal})",
+        spec.url
+    )))
 }
 
 /// Pushes the branch; when another writer got there first, fetches, replays our queued

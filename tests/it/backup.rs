@@ -11,16 +11,16 @@ use crate::support::git_server::GitServer;
 use crate::support::host::{dir_name, Host};
 use crate::support::testenv::Run;
 
-const BRANCH: &str = "gitcord-backup";
+pub(crate) const BRANCH: &str = "gitcord-backup";
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/backup")
         .join(name)
 }
 
 /// Puts fixture state `v` (database and audit log) where the host's Gitcord keeps them.
-fn install(host: &Host, v: u32) {
+pub(crate) fn install(host: &Host, v: u32) {
     std::fs::copy(fixture(&format!("v{v}.db")), host.env.path("state.db")).unwrap();
     std::fs::copy(
         fixture(&format!("v{v}.audit_events.jsonl")),
@@ -45,12 +45,12 @@ fn dump_bytes(db: &Path) -> Vec<u8> {
 }
 
 /// `sqlite3 .dump` of `db` (fixtures hold only UTF-8 text).
-fn dump(db: &Path) -> String {
+pub(crate) fn dump(db: &Path) -> String {
     String::from_utf8(dump_bytes(db)).expect("a dump of UTF-8 text")
 }
 
 /// `sqlite3 .dump` of fixture `v` with the one secret column as restore leaves it (NULL).
-fn dump_without_secrets(v: u32, scratch: &Path) -> String {
+pub(crate) fn dump_without_secrets(v: u32, scratch: &Path) -> String {
     let copy = scratch.join(format!("v{v}-nosecret.db"));
     let _ = std::fs::remove_file(&copy);
     std::fs::copy(fixture(&format!("v{v}.db")), &copy).unwrap();
@@ -62,7 +62,7 @@ fn dump_without_secrets(v: u32, scratch: &Path) -> String {
 }
 
 /// Pending claims (with a code) of fixture `v`: `(discord_user_id, github_user)`.
-fn pending(v: u32) -> Vec<(String, String)> {
+pub(crate) fn pending(v: u32) -> Vec<(String, String)> {
     let conn = rusqlite::Connection::open_with_flags(
         fixture(&format!("v{v}.db")),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -77,7 +77,7 @@ fn pending(v: u32) -> Vec<(String, String)> {
         .unwrap()
 }
 
-fn restore(host: &Host, clone: &str, snapshot: &str, to: &str) -> Run {
+pub(crate) fn restore(host: &Host, clone: &str, snapshot: &str, to: &str) -> Run {
     host.run(&[
         "restore",
         "--config",
@@ -92,7 +92,7 @@ fn restore(host: &Host, clone: &str, snapshot: &str, to: &str) -> Run {
     ])
 }
 
-fn bare_clone(from: &Path, to: &Path) {
+pub(crate) fn bare_clone(from: &Path, to: &Path) {
     let out = git::command()
         .args(["clone", "--quiet", "--bare"])
         .arg(from)
@@ -108,7 +108,7 @@ fn bare_clone(from: &Path, to: &Path) {
 
 /// Every object in a bare repository, as `git cat-file --batch-all-objects --batch` prints
 /// them (loose and packed, reachable or not).
-fn all_objects(git_dir: &Path) -> Vec<u8> {
+pub(crate) fn all_objects(git_dir: &Path) -> Vec<u8> {
     git::output(
         git_dir,
         &["cat-file", "--batch-all-objects", "--batch", "--unordered"],
@@ -532,6 +532,7 @@ fn backups_are_queued_and_replayed_onto_another_writers_like_snapshots() {
             "queued": 1,
             "newest": dir_name(2),
             "newest_remote": dir_name(1),
+            "repository": null,
         })
     );
     // Another host publishes meanwhile, on top of what it found.

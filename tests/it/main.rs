@@ -8,6 +8,7 @@
 mod support;
 
 mod backup;
+mod backup_remote;
 mod bench;
 mod crash;
 mod diff;

@@ -25,11 +25,75 @@ pub fn local_tip(repo: &Repository, branch: &str) -> Result<Option<Oid>, RepoErr
 
 /// Where the remote's backup branch was when last seen.
 pub fn remote_tip(repo: &Repository, branch: &str) -> Result<Option<Oid>, RepoError> {
-    ref_target(repo, &tracking_ref(branch))
+    ref_target(repo, &tracking_ref(repo, branch))
 }
 
-fn tracking_ref(branch: &str) -> String {
-    format!("refs/remotes/{REMOTE_NAME}/{branch}")
+/// The clone's name for the repository backups go to (`snapshots.backup_remote_url`), kept in
+/// its `.git/config` (a URL without credentials) so that every command, `status` and `verify`
+/// too, reads the same remote-tracking namespace as the run that pushed.
+pub const BACKUP_REMOTE: &str = "backup";
+
+/// `backup` when the backups have a repository of their own, else the data repository's
+/// `origin`: the two namespaces never mix.
+fn tracking_remote(repo: &Repository) -> &'static str {
+    if repo.find_remote(BACKUP_REMOTE).is_ok() {
+        BACKUP_REMOTE
+    } else {
+        REMOTE_NAME
+    }
+}
+
+fn tracking_ref(repo: &Repository, branch: &str) -> String {
+    format!("refs/remotes/{}/{branch}", tracking_remote(repo))
+}
+
+/// Records where backups go: `Some(url)` another repository, `None` the data repository.
+/// When the repository changes, what was known of the old one is forgotten (its tracking
+/// ref), so the first push to the new one sends the whole backup branch.
+pub fn set_backup_remote(repo: &Repository, url: Option<&str>) -> Result<(), RepoError> {
+    let current = repo
+        .find_remote(BACKUP_REMOTE)
+        .ok()
+        .and_then(|r| r.url().map(str::to_owned));
+    if current.as_deref() == url {
+        return Ok(());
+    }
+    // Written to `.git/config` itself: the handle's highest configuration level is a file
+    // layered over it for pushes only (`PUSH_CONFIG`), where a remote would not last.
+    let mut config = git2::Config::open(&repo.path().join("config")).ctx("read config")?;
+    if current.is_some() {
+        for key in ["url", "fetch"] {
+            match config.remove_multivar(&format!("remote.{BACKUP_REMOTE}.{key}"), ".*") {
+                Err(e) if e.code() != ErrorCode::NotFound => {
+                    return Err(e).ctx("forget the old backup repository")
+                }
+                _ => {}
+            }
+        }
+    }
+    // What was known of the old repository's branches.
+    let leftovers: Vec<String> = repo
+        .references_glob(&format!("refs/remotes/{BACKUP_REMOTE}/*"))
+        .ctx("list backup tracking refs")?
+        .filter_map(|r| r.ok().and_then(|r| r.name().map(str::to_owned)))
+        .collect();
+    for name in leftovers {
+        repo.find_reference(&name)
+            .and_then(|mut r| r.delete())
+            .ctx("forget the old backup repository")?;
+    }
+    if let Some(url) = url {
+        config
+            .set_str(&format!("remote.{BACKUP_REMOTE}.url"), url)
+            .and_then(|()| {
+                config.set_str(
+                    &format!("remote.{BACKUP_REMOTE}.fetch"),
+                    &format!("+refs/heads/*:refs/remotes/{BACKUP_REMOTE}/*"),
+                )
+            })
+            .ctx("record the backup repository")?;
+    }
+    Ok(())
 }
 
 pub(super) fn move_ref(
@@ -52,7 +116,7 @@ pub(super) fn move_ref(
 /// Records where the remote's backup branch is (after a push that took it).
 pub fn set_remote_tip(repo: &Repository, branch: &str, oid: Oid) -> Result<(), RepoError> {
     repo.reference(
-        &tracking_ref(branch),
+        &tracking_ref(repo, branch),
         oid,
         true,
         "gitcord-snapshot: remote tip",
@@ -64,7 +128,7 @@ pub fn set_remote_tip(repo: &Repository, branch: &str, oid: Oid) -> Result<(), R
 /// Backup commits not yet on the remote, oldest first.
 pub fn queued(data: &DataRepo, branch: &str) -> Result<Vec<Oid>, RepoError> {
     let repo = data.git();
-    if repo.find_remote(REMOTE_NAME).is_err() {
+    if repo.find_remote(tracking_remote(repo)).is_err() {
         return Ok(Vec::new());
     }
     let Some(tip) = local_tip(repo, branch)? else {

@@ -36,7 +36,8 @@ use crate::time::Timestamp;
 mod branch;
 use branch::move_ref;
 pub use branch::{
-    exists, find, integrate, local_tip, queued, read_manifest, remote_tip, set_remote_tip, Found,
+    exists, find, integrate, local_tip, queued, read_manifest, remote_tip, set_backup_remote,
+    set_remote_tip, Found, BACKUP_REMOTE,
 };
 
 /// The cache file in the clone's `.git`.

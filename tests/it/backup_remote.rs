@@ -1,0 +1,200 @@
+//! Backups in a repository of their own (`snapshots.backup_remote_url`, issue 18 point 7):
+//! two bare repositories on the TLS git server, the data repository getting no backup object
+//! at all, the backup repository the branch, a restore from a fresh bare clone of the backup
+//! repository alone, and a backup repository that cannot be reached.
+
+use std::collections::BTreeSet;
+
+use crate::backup::{bare_clone, dump, dump_without_secrets, install, restore, BRANCH};
+use crate::support::git_server::GitServer;
+use crate::support::host::{dir_name, Host};
+
+/// A host pushing snapshots to `data` and backups to `backups` on `server`.
+fn host(server: &GitServer) -> Host {
+    let host = Host::for_server(server, "data");
+    host.add_config(&format!("  backup_remote_url: {}\n", server.url("backups")));
+    host
+}
+
+/// Object ids of every object in repository `name` (loose and packed, reachable or not).
+fn object_ids(server: &GitServer, name: &str) -> BTreeSet<String> {
+    server
+        .git_checked(
+            name,
+            &[
+                "cat-file",
+                "--batch-all-objects",
+                "--batch-check=%(objectname)",
+            ],
+        )
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The snapshots the backup commits on `name`'s backup branch name, oldest first.
+fn backed_up(server: &GitServer, name: &str) -> Vec<String> {
+    server
+        .git_checked(name, &["log", "--format=%s", "--reverse", BRANCH])
+        .lines()
+        .map(|l| l.rsplit('/').next().unwrap().to_owned())
+        .collect()
+}
+
+fn status(host: &Host) -> serde_json::Value {
+    let run = host.run(&["status", "--config", "config.yaml", "--json"]);
+    run.expect_code(0);
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+#[test]
+fn backups_go_to_their_own_repository_and_restore_from_a_bare_clone_of_it() {
+    let mut server = GitServer::start();
+    server.create_bare_repo("data");
+    server.create_bare_repo("backups");
+    let host = host(&server);
+    for v in 1..=4 {
+        install(&host, v);
+        host.push("clone", v, &[]).expect_code(0);
+    }
+    // The data repository: the snapshot branch and nothing of the backup.
+    let data_refs = server.refs("data");
+    assert_eq!(data_refs.len(), 1, "{data_refs:?}");
+    assert!(!data_refs[0].0.contains(BRANCH), "{data_refs:?}");
+    // The backup repository: the backup branch alone, one backup per snapshot.
+    let backup_refs = server.refs("backups");
+    assert_eq!(
+        backup_refs
+            .iter()
+            .map(|(r, _)| r.as_str())
+            .collect::<Vec<_>>(),
+        [format!("refs/heads/{BRANCH}")],
+    );
+    assert_eq!(
+        backed_up(&server, "backups"),
+        (1..=4).map(dir_name).collect::<Vec<_>>()
+    );
+    // Not one object of the backups (commits, trees, chunks) reached the data repository.
+    let backup_objects: BTreeSet<String> = server
+        .git_checked("backups", &["rev-list", "--objects", BRANCH])
+        .lines()
+        .map(|l| l.split(' ').next().unwrap().to_owned())
+        .collect();
+    assert!(backup_objects.len() > 20, "{}", backup_objects.len());
+    let data_objects = object_ids(&server, "data");
+    assert!(!data_objects.is_empty());
+    let shared: Vec<&String> = backup_objects.intersection(&data_objects).collect();
+    assert!(
+        shared.is_empty(),
+        "backup objects in the data repository: {shared:?}"
+    );
+    // The clone keeps the two apart, and status says where backups go.
+    let clone = git2::Repository::open_bare(host.clone_path("clone").join(".git")).unwrap();
+    assert_eq!(
+        clone
+            .refname_to_id(&format!("refs/remotes/backup/{BRANCH}"))
+            .unwrap()
+            .to_string(),
+        backup_refs[0].1
+    );
+    assert!(clone
+        .refname_to_id(&format!("refs/remotes/origin/{BRANCH}"))
+        .is_err());
+    let st = status(&host);
+    assert_eq!(st["backup"]["repository"], server.url("backups"));
+    assert_eq!(st["backup"]["queued"], 0);
+    assert_eq!(st["backup"]["newest_remote"], dir_name(4));
+    let text = host.run(&["status", "--config", "config.yaml"]);
+    text.expect_code(0);
+    assert!(
+        text.stdout.contains(&format!(
+            "backup:           {BRANCH} of {}",
+            server.url("backups")
+        )),
+        "{}",
+        text.stdout
+    );
+
+    // The host is gone. The README's recipe: a bare clone of the data repository, the backup
+    // branch fetched into it from the backup repository, restore from that.
+    let fresh = host.env.path("fresh/.git");
+    bare_clone(&server.repo_path("data"), &fresh);
+    let fetched = crate::support::git::command()
+        .arg("--git-dir")
+        .arg(&fresh)
+        .arg("fetch")
+        .arg("--quiet")
+        .arg(server.repo_path("backups"))
+        .arg(format!("{BRANCH}:{BRANCH}"))
+        .output()
+        .unwrap();
+    assert!(
+        fetched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetched.stderr)
+    );
+    // Without the backup branch, restore says there is no backup (and writes what the
+    // snapshot holds): the data repository alone is not the backup.
+    let without = host.env.path("snapshot-only/.git");
+    bare_clone(&server.repo_path("data"), &without);
+    let partial = restore(&host, "snapshot-only", &dir_name(4), "partial/state.db");
+    partial.expect_code(0);
+    assert!(
+        partial.stderr.contains("there is no backup"),
+        "{}",
+        partial.stderr
+    );
+    for v in 1..=4 {
+        let to = format!("restored{v}/state.db");
+        restore(&host, "fresh", &dir_name(v), &to).expect_code(0);
+        assert_eq!(
+            dump(&host.env.path(&to)),
+            dump_without_secrets(v, &host.env.path(".")),
+            "snapshot {v}"
+        );
+    }
+    server.stop();
+}
+
+#[test]
+fn an_unreachable_backup_repository_leaves_the_snapshot_pushed_and_the_backup_queued() {
+    let mut server = GitServer::start();
+    server.create_bare_repo("data");
+    // The backup repository does not exist yet (a wrong path).
+    let host = host(&server);
+    install(&host, 1);
+    let run = host.push("clone", 1, &[]);
+    // The same exit code as a snapshot push to a repository that does not exist.
+    let other = Host::for_server(&server, "nowhere");
+    install(&other, 1);
+    let snapshot_failure = other.push("clone", 1, &[]);
+    assert_ne!(snapshot_failure.code, 0);
+    run.expect_code(snapshot_failure.code);
+    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{}", run.stderr);
+    assert!(
+        errors[0].contains("backup push failed")
+            && errors[0].contains(&server.url("backups"))
+            && errors[0].contains("the snapshots were pushed"),
+        "{}",
+        run.stderr
+    );
+    // The snapshot is on the data repository; its backup is queued.
+    let tip = server.ref_target("data", "refs/heads/main");
+    let data_refs = server.refs("data");
+    assert_eq!(data_refs.len(), 1, "{data_refs:?} {tip:?}");
+    let st = status(&host);
+    assert_eq!(st["queued"], 0);
+    assert_eq!(st["backup"]["queued"], 1);
+    assert_eq!(st["backup"]["newest"], dir_name(1));
+    assert_eq!(st["backup"]["newest_remote"], serde_json::Value::Null);
+
+    // The backup repository is there now: the next run pushes both backups.
+    server.create_bare_repo("backups");
+    install(&host, 2);
+    host.push("clone", 2, &[]).expect_code(0);
+    assert_eq!(backed_up(&server, "backups"), [dir_name(1), dir_name(2)]);
+    assert_eq!(status(&host)["backup"]["queued"], 0);
+    assert_eq!(server.refs("data").len(), 1);
+    server.stop();
+}
