@@ -198,3 +198,54 @@ fn an_unreachable_backup_repository_leaves_the_snapshot_pushed_and_the_backup_qu
     assert_eq!(server.refs("data").len(), 1);
     server.stop();
 }
+
+#[test]
+fn backups_replay_onto_another_writers_in_the_backup_repository() {
+    let mut server = GitServer::start();
+    server.create_bare_repo("data");
+    server.create_bare_repo("backups");
+    let a = host(&server);
+    let b = host(&server);
+    install(&a, 1);
+    a.push("clone", 1, &[]).expect_code(0);
+    // B's first run starts from A's backups (fetched from the backup repository).
+    install(&b, 2);
+    b.push("clone", 2, &[]).expect_code(0);
+    assert_eq!(backed_up(&server, "backups"), [dir_name(1), dir_name(2)]);
+    // A's next push of its backup is refused (B moved the branch) and replayed onto B's.
+    install(&a, 3);
+    a.push("clone", 3, &[]).expect_code(0);
+    assert_eq!(
+        backed_up(&server, "backups"),
+        [dir_name(1), dir_name(2), dir_name(3)]
+    );
+    let parents = server.git_checked("backups", &["log", "--format=%P", BRANCH]);
+    assert!(
+        parents.lines().all(|p| p.split(' ').count() <= 1),
+        "{parents}"
+    );
+    assert!(server.refs("data").iter().all(|(r, _)| !r.contains(BRANCH)));
+    server.stop();
+}
+
+#[test]
+fn a_backup_url_with_credentials_is_refused_as_remote_url_is() {
+    let mut server = GitServer::start();
+    server.create_bare_repo("data");
+    let host = Host::for_server(&server, "data");
+    let url = server
+        .url("backups")
+        .replace("https://", "https://someone:hunter2@");
+    host.add_config(&format!("  backup_remote_url: {url}\n"));
+    install(&host, 1);
+    let run = host.push("clone", 1, &[]);
+    run.expect_code(78);
+    assert!(
+        run.stderr.contains("snapshots.backup_remote_url"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+    assert!(server.refs("data").is_empty());
+    server.stop();
+}
