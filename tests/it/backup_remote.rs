@@ -249,3 +249,26 @@ fn a_backup_url_with_credentials_is_refused_as_remote_url_is() {
     assert!(server.refs("data").is_empty());
     server.stop();
 }
+
+#[test]
+fn moving_the_backup_to_its_own_repository_sends_every_backup_there() {
+    let mut server = GitServer::start();
+    server.create_bare_repo("data");
+    server.create_bare_repo("backups");
+    let host = Host::for_server(&server, "data");
+    install(&host, 1);
+    host.push("clone", 1, &[]).expect_code(0);
+    let old = server.ref_target("data", &format!("refs/heads/{BRANCH}"));
+    assert!(old.is_some());
+    host.add_config(&format!("  backup_remote_url: {}\n", server.url("backups")));
+    install(&host, 2);
+    host.push("clone", 2, &[]).expect_code(0);
+    assert_eq!(backed_up(&server, "backups"), [dir_name(1), dir_name(2)]);
+    // The data repository's backup branch is left where it was (deleting it is the operator's).
+    assert_eq!(
+        server.ref_target("data", &format!("refs/heads/{BRANCH}")),
+        old
+    );
+    assert_eq!(status(&host)["backup"]["queued"], 0);
+    server.stop();
+}
