@@ -139,51 +139,23 @@ impl PublishSettings {
         let remote = match url {
             None => None,
             Some(url) => {
-                let kind = remote::classify_url(&url).map_err(|why| {
-                    let key = if target.remote.is_some() {
-                        "--remote"
-                    } else {
-                        "snapshots.remote_url"
-                    };
-                    config.invalid(
-                        key,
-                        format!("{:?} {why}", remote::without_credentials(&url)),
-                    )
-                })?;
-                let url = if kind == UrlKind::Local {
-                    absolute_local(&url)
+                let key = if target.remote.is_some() {
+                    "--remote"
                 } else {
-                    url
+                    "snapshots.remote_url"
                 };
-                // The token is only needed, and its ${VAR} only required, when we will send it.
-                let token = match (kind, target.no_push) {
-                    (UrlKind::Local, _) | (_, true) => None,
-                    _ => config.push_token()?.map(Secret::new),
-                };
-                Some((RemoteSpec { url, token }, kind))
+                Some(remote_spec(config, target, key, url)?)
             }
         };
         let backup_branch = backup::branch(config)?;
         let backup_remote = match config.expand_opt(&s.backup_remote_url)? {
-            Some(url) if backup_branch.is_some() && !url.is_empty() => {
-                let kind = remote::classify_url(&url).map_err(|why| {
-                    config.invalid(
-                        "snapshots.backup_remote_url",
-                        format!("{:?} {why}", remote::without_credentials(&url)),
-                    )
-                })?;
-                let url = if kind == UrlKind::Local {
-                    absolute_local(&url)
-                } else {
-                    url
-                };
-                // The same token as the data repository's (sent only to its own host).
-                let token = match (kind, target.no_push) {
-                    (UrlKind::Local, _) | (_, true) => None,
-                    _ => config.push_token()?.map(Secret::new),
-                };
-                Some((RemoteSpec { url, token }, kind))
-            }
+            // The same token as the data repository's (sent only to its own host).
+            Some(url) if backup_branch.is_some() && !url.is_empty() => Some(remote_spec(
+                config,
+                target,
+                "snapshots.backup_remote_url",
+                url,
+            )?),
             _ => None,
         };
         let clone_dir = clone_dir(config, target.clone_dir.as_deref())?;
@@ -568,6 +540,33 @@ fn push_queue(
         "{} kept moving under us; gave up after {MAX_PUSH_ATTEMPTS} attempts",
         spec.url
     )))
+}
+
+/// A remote named by config key `key`: its URL checked (credentials in it are refused, and
+/// never printed back), a local path made absolute, and the token when it will be sent (its
+/// `${VAR}` is only required then).
+fn remote_spec(
+    config: &Config,
+    target: &Target,
+    key: &str,
+    url: String,
+) -> Result<(RemoteSpec, UrlKind), ConfigError> {
+    let kind = remote::classify_url(&url).map_err(|why| {
+        config.invalid(
+            key,
+            format!("{:?} {why}", remote::without_credentials(&url)),
+        )
+    })?;
+    let url = if kind == UrlKind::Local {
+        absolute_local(&url)
+    } else {
+        url
+    };
+    let token = match (kind, target.no_push) {
+        (UrlKind::Local, _) | (_, true) => None,
+        _ => config.push_token()?.map(Secret::new),
+    };
+    Ok((RemoteSpec { url, token }, kind))
 }
 
 /// Gives our HTTP transport (registered by [`git_options::init`]) this run's settings, before any
