@@ -16,7 +16,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::input::state::backup::quote;
-use crate::maintenance::restore::{remove_leftovers, RestoreError};
+use crate::maintenance::restore::RestoreError;
 use crate::maintenance::verify::Problem;
 use crate::publish::backup::{read_manifest, Found};
 use crate::snapshot::backup::{self as format, decode_row, Decoded, Manifest};
@@ -106,29 +106,7 @@ pub fn restore(
     if m.audit.is_some() && audit_to.symlink_metadata().is_ok() {
         return Err(RestoreError::Exists(audit_to.to_owned()));
     }
-    let dir = match to.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(|source| RestoreError::Io {
-        path: dir.to_owned(),
-        source,
-    })?;
-    let name = to
-        .file_name()
-        .map_or_else(|| "state.db".into(), |n| n.to_string_lossy().into_owned());
-    let prefix = format!(".{name}.restore-");
-    remove_leftovers(dir, &prefix);
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix);
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    let tmp = builder
-        .tempfile_in(dir)
-        .map_err(|source| RestoreError::Io {
-            path: dir.to_owned(),
-            source,
-        })?
-        .into_temp_path();
+    let (tmp, dir) = crate::maintenance::restore::temp_database(to)?;
     let mut out = fill(repo, m, &tmp)?;
     out.commit = found.commit.to_string();
     if let Ok(f) = std::fs::File::open(&tmp) {
@@ -143,7 +121,7 @@ pub fn restore(
         write_new(audit_to, &bytes)?;
         out.audit_log = Some((audit_to.to_owned(), lines));
     }
-    if let Ok(d) = std::fs::File::open(dir) {
+    if let Ok(d) = std::fs::File::open(&dir) {
         let _ = d.sync_all();
     }
     Ok(out)

@@ -102,33 +102,11 @@ pub fn write_database(
     if to.symlink_metadata().is_ok() {
         return Err(RestoreError::Exists(to.to_owned()));
     }
-    let dir = match to.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let name = to
-        .file_name()
-        .map_or_else(|| "state.db".into(), |n| n.to_string_lossy().into_owned());
-    let prefix = format!(".{name}.restore-");
-    remove_leftovers(dir, &prefix);
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix);
-    #[cfg(unix)]
-    {
-        // What SQLite itself would create (0644, less the umask), not tempfile's private 0600.
-        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    }
-    // Only the path is kept: an open descriptor of ours on the file, closed while SQLite
-    // holds it, would drop SQLite's POSIX locks. Dropping the path removes the file.
-    let tmp = builder
-        .tempfile_in(dir)
-        .map_err(io_err(dir))?
-        .into_temp_path();
+    let (tmp, dir) = temp_database(to)?;
     let counts = fill(&tmp, &snapshot)?;
     persist_new(tmp, to)?;
     // The rename is durable only once the directory is.
-    if let Ok(d) = std::fs::File::open(dir) {
+    if let Ok(d) = std::fs::File::open(&dir) {
         let _ = d.sync_all();
     }
     log::warn!(
@@ -261,7 +239,7 @@ fn fill(path: &Path, snapshot: &Parsed) -> Result<RestoreCounts, RestoreError> {
 
 /// Removes what a killed restore left beside its destination: temporary databases under our
 /// own prefix (and their SQLite journals), which nothing else creates.
-pub(crate) fn remove_leftovers(dir: &Path, prefix: &str) {
+fn remove_leftovers(dir: &Path, prefix: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -567,6 +545,33 @@ impl Parsed {
 }
 
 /// The rows of a data file whose header matches `meta.json`.
+/// An empty temporary file beside `to` (its directory created if need be) for a database to be
+/// built in and then renamed to `to` ([`persist_new`]); leftovers of a killed restore with the
+/// same prefix are removed first. Returns the file's path and its directory.
+pub(crate) fn temp_database(to: &Path) -> Result<(tempfile::TempPath, PathBuf), RestoreError> {
+    let dir = match to.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let name = to
+        .file_name()
+        .map_or_else(|| "state.db".into(), |n| n.to_string_lossy().into_owned());
+    let prefix = format!(".{name}.restore-");
+    remove_leftovers(dir, &prefix);
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix);
+    // What SQLite itself would create (0644, less the umask), not tempfile's private 0600.
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    // Only the path is kept: an open descriptor of ours on the file, closed while SQLite
+    // holds it, would drop SQLite's POSIX locks. Dropping the path removes the file.
+    let tmp = builder
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?
+        .into_temp_path();
+    Ok((tmp, dir.to_owned()))
+}
+
 /// Renames the finished temporary database `tmp` to `to`, which must not exist: restore never
 /// overwrites (a file that appeared meanwhile is [`RestoreError::Exists`]).
 pub(crate) fn persist_new(tmp: tempfile::TempPath, to: &Path) -> Result<(), RestoreError> {
