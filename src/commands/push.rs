@@ -11,7 +11,6 @@ use serde::Serialize;
 use crate::commands::Render;
 use crate::error::Error;
 use crate::input::config::Config;
-use crate::input::state::backup::Reader;
 use crate::publish::audit::SnapshotContext;
 use crate::publish::backup::Backup;
 use crate::publish::clone::{Committed, DataRepo, SnapshotFiles};
@@ -175,8 +174,7 @@ fn publish_snapshot(
                 .data_dir()?
                 .map(|d| d.join(crate::snapshot::backup::AUDIT_FILE));
             let mut backup = Backup::open(&session.repo, &branch, audit_log)?;
-            let mut hook = |reader: &Reader<'_>| backup.read(reader);
-            let snapshot = build::build_with(config, &req.inputs, Some(&mut hook))?;
+            let snapshot = build::build_with(config, &req.inputs, Some(&mut backup))?;
             (snapshot, session, Some(backup))
         }
     };

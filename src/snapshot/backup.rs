@@ -27,7 +27,6 @@ use std::fmt::Write as _;
 
 use rusqlite::types::{Value, ValueRef};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// The manifest's `format`; a reader refuses any other.
 pub const FORMAT: u32 = 1;
@@ -222,82 +221,6 @@ fn unhex(h: &str) -> Result<Vec<u8>, String> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&h[i..i + 2], 16).map_err(|_| format!("bad hex {h:?}")))
         .collect()
-}
-
-/// A keyed 128-bit fingerprint of one range's rows, over exactly what its file would hold
-/// (rowids, type tags, bytes; a secret column as NULL / not NULL only), so equal fingerprints
-/// mean equal files. Keyed with a random key kept in the clone, so that nobody who can put text
-/// into Gitcord's rows (GitHub payloads) can craft two ranges with one fingerprint.
-pub struct Fingerprint {
-    hasher: Sha256,
-    /// The rows' bytes, hashed a block at a time: one hash call per row value cost more than
-    /// the hashing itself (1.3 million rows, ten values each, per run at 1M contributions).
-    buf: Vec<u8>,
-}
-
-/// How many bytes a fingerprint gathers before hashing them.
-const FINGERPRINT_BLOCK: usize = 64 * 1024;
-
-impl Fingerprint {
-    /// A fingerprint under `key` for a table with these `columns` (a changed column list
-    /// changes every fingerprint).
-    pub fn new(key: &[u8; 32], columns: &[String]) -> Fingerprint {
-        let mut hasher = Sha256::new();
-        hasher.update(key);
-        hasher.update(FORMAT.to_le_bytes());
-        for c in columns {
-            hasher.update((c.len() as u64).to_le_bytes());
-            hasher.update(c.as_bytes());
-        }
-        Fingerprint {
-            hasher,
-            buf: Vec::with_capacity(FINGERPRINT_BLOCK + 4096),
-        }
-    }
-
-    /// Adds one row.
-    pub fn row(&mut self, rowid: i64, values: &[ValueRef<'_>], secret: &[bool]) {
-        let buf = &mut self.buf;
-        buf.extend_from_slice(&rowid.to_le_bytes());
-        for (i, v) in values.iter().enumerate() {
-            let secret = secret.get(i).copied().unwrap_or(false);
-            match v {
-                ValueRef::Null => buf.push(0),
-                _ if secret => buf.push(5),
-                ValueRef::Integer(n) => {
-                    buf.push(1);
-                    buf.extend_from_slice(&n.to_le_bytes());
-                }
-                ValueRef::Real(x) => {
-                    buf.push(2);
-                    buf.extend_from_slice(&x.to_bits().to_le_bytes());
-                }
-                ValueRef::Text(b) => {
-                    buf.push(3);
-                    buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
-                    buf.extend_from_slice(b);
-                }
-                ValueRef::Blob(b) => {
-                    buf.push(4);
-                    buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
-                    buf.extend_from_slice(b);
-                }
-            }
-        }
-        if buf.len() >= FINGERPRINT_BLOCK {
-            self.hasher.update(&self.buf);
-            self.buf.clear();
-        }
-    }
-
-    /// The fingerprint.
-    pub fn finish(mut self) -> [u8; 16] {
-        self.hasher.update(&self.buf);
-        let full = self.hasher.finalize();
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&full[..16]);
-        out
-    }
 }
 
 /// Where the audit log is cut: the end offsets of its chunks, each the first line end at or
@@ -515,33 +438,6 @@ mod tests {
         assert!(decode_row(b"[1,{\"what\":1}]").is_err());
         assert!(decode_row("[1,{\"blob\":\"é0\"}]".as_bytes()).is_err());
         assert!(decode_row(b"[1,{\"blob\":\"0\"}]").is_err());
-    }
-
-    #[test]
-    fn fingerprints_see_type_value_and_secret_nullness_only() {
-        let key = [7u8; 32];
-        let cols = vec!["a".to_string()];
-        let fp = |v: ValueRef<'_>, secret: bool| {
-            let mut f = Fingerprint::new(&key, &cols);
-            f.row(1, &[v], &[secret]);
-            f.finish()
-        };
-        assert_ne!(
-            fp(ValueRef::Integer(1), false),
-            fp(ValueRef::Text(b"1"), false)
-        );
-        assert_ne!(
-            fp(ValueRef::Text(b"a"), false),
-            fp(ValueRef::Text(b"b"), false)
-        );
-        assert_eq!(
-            fp(ValueRef::Text(b"a"), true),
-            fp(ValueRef::Text(b"b"), true)
-        );
-        assert_ne!(fp(ValueRef::Null, true), fp(ValueRef::Text(b"b"), true));
-        let mut other = Fingerprint::new(&[8u8; 32], &cols);
-        other.row(1, &[ValueRef::Integer(1)], &[false]);
-        assert_ne!(other.finish(), fp(ValueRef::Integer(1), false));
     }
 
     #[test]

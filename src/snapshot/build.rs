@@ -59,7 +59,7 @@ pub fn build(config: &Config, inputs: &Inputs) -> Result<Snapshot, BuildError> {
 pub fn build_with(
     config: &Config,
     inputs: &Inputs,
-    hook: Option<state::backup::Hook<'_>>,
+    hook: Option<&mut dyn state::backup::Hook>,
 ) -> Result<Snapshot, BuildError> {
     let run = RunInfo {
         run_id: inputs.run_id.unwrap_or_else(Uuid::new_v4),

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
+use sha2::{Digest, Sha256};
 
 use super::StateError;
 
@@ -15,9 +16,68 @@ pub struct Reader<'c> {
     path: &'c Path,
 }
 
-/// What runs inside the read transaction, after the snapshot's tables were read on the same
-/// connection: it sees exactly the state the snapshot describes.
-pub type Hook<'h> = &'h mut (dyn FnMut(&Reader<'_>) -> Result<(), StateError> + Send);
+/// The one table the contributions window already scans whole: the backup can have its
+/// fingerprints made by that scan ([`Hook::prescan`]) instead of reading it a second time.
+pub const PRESCANNED_TABLE: &str = "contributions";
+
+/// What runs inside the snapshot's read transaction (the backup), so that it sees exactly the
+/// state the snapshot describes.
+///
+/// Why two steps: the window scan reads every row of [`PRESCANNED_TABLE`] anyway (a million
+/// rows at a year of a large organisation), so when [`Hook::prescan`] asks for it, that scan
+/// also fingerprints each rowid range of the table, and the hook gets the fingerprints in
+/// [`Hook::finish`] instead of scanning the table again. [`Hook::read`] runs beside the scan
+/// (on the connection that read the snapshot's tables) and reads everything else.
+pub trait Hook: Send {
+    /// Fingerprint [`PRESCANNED_TABLE`] during the window scan, with this key; `None` when
+    /// [`Hook::read`] reads it itself (a first backup, which writes every range as it reads).
+    fn prescan(&self) -> Option<Prescan>;
+    /// Runs beside the window scan.
+    fn read(&mut self, reader: &Reader<'_>) -> Result<(), StateError>;
+    /// Runs after the window scan, still in the transaction, with what it fingerprinted
+    /// (`None` when nothing was asked).
+    fn finish(
+        &mut self,
+        reader: &Reader<'_>,
+        prescanned: Option<Prescanned>,
+    ) -> Result<(), StateError>;
+}
+
+/// How the window scan fingerprints [`PRESCANNED_TABLE`]: as [`Fingerprint`] under `key` and
+/// `format`, one per rowid range.
+#[derive(Clone, Copy)]
+pub struct Prescan {
+    /// The fingerprints' key.
+    pub key: [u8; 32],
+    /// The version of the files the fingerprints stand for.
+    pub format: u32,
+    /// Rowids per range, a power of two: every range starts at a multiple of it.
+    pub range_rowids: i64,
+    /// The range a rowid falls in (ranges are numbered in rowid order).
+    pub range_of: fn(i64) -> u64,
+    /// Whether a column is published as NULL / not NULL only.
+    pub is_secret: fn(&str, &str) -> bool,
+}
+
+/// What the window scan fingerprinted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Prescanned {
+    /// The table's columns, as [`Reader::columns`] gives them.
+    pub columns: Vec<String>,
+    /// Every range holding rows, in order.
+    pub ranges: Vec<RangeDigest>,
+}
+
+/// One rowid range of a table as fingerprinted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RangeDigest {
+    /// Its number ([`Prescan::range_of`]).
+    pub range: u64,
+    /// [`Fingerprint::finish`] over its rows.
+    pub fingerprint: [u8; 16],
+    /// How many rows it holds.
+    pub rows: u64,
+}
 
 /// What [`Reader::rows`] calls for each row: its rowid and values.
 pub type EachRow<'e> = &'e mut dyn FnMut(i64, &[ValueRef<'_>]) -> Result<(), StateError>;
@@ -121,6 +181,12 @@ impl<'c> Reader<'c> {
         Ok(out)
     }
 
+    /// The name a table with `columns` (as [`Reader::columns`] accepted them) has its rowid
+    /// under.
+    pub(super) fn rowid_column(&self, columns: &[String]) -> &'static str {
+        self.rowid_name(columns).unwrap_or("rowid")
+    }
+
     fn rowid_name(&self, columns: &[String]) -> Option<&'static str> {
         ["rowid", "_rowid_", "oid"]
             .into_iter()
@@ -177,7 +243,116 @@ impl<'c> Reader<'c> {
     }
 }
 
+/// A keyed 128-bit fingerprint of one range's rows, over exactly what its file would hold
+/// (rowids, type tags, bytes; a secret column as NULL / not NULL only), so equal fingerprints
+/// mean equal files. Keyed with a random key kept in the clone, so that nobody who can put text
+/// into Gitcord's rows (GitHub payloads) can craft two ranges with one fingerprint.
+pub struct Fingerprint {
+    hasher: Sha256,
+    /// The rows' bytes, hashed a block at a time: one hash call per row value cost more than
+    /// the hashing itself (1.3 million rows, ten values each, per run at 1M contributions).
+    buf: Vec<u8>,
+}
+
+/// How many bytes a fingerprint gathers before hashing them.
+const FINGERPRINT_BLOCK: usize = 64 * 1024;
+
+impl Fingerprint {
+    /// A fingerprint under `key` for a table with these `columns` (a changed column list
+    /// changes every fingerprint), and `format`, the version of the files it stands for (a new
+    /// format changes every fingerprint too).
+    pub fn new(key: &[u8; 32], format: u32, columns: &[String]) -> Fingerprint {
+        let mut hasher = Sha256::new();
+        hasher.update(key);
+        hasher.update(format.to_le_bytes());
+        for c in columns {
+            hasher.update((c.len() as u64).to_le_bytes());
+            hasher.update(c.as_bytes());
+        }
+        Fingerprint {
+            hasher,
+            buf: Vec::with_capacity(FINGERPRINT_BLOCK + 4096),
+        }
+    }
+
+    /// Adds one row.
+    pub fn row(&mut self, rowid: i64, values: &[ValueRef<'_>], secret: &[bool]) {
+        let buf = &mut self.buf;
+        buf.extend_from_slice(&rowid.to_le_bytes());
+        for (i, v) in values.iter().enumerate() {
+            let secret = secret.get(i).copied().unwrap_or(false);
+            match v {
+                ValueRef::Null => buf.push(0),
+                _ if secret => buf.push(5),
+                ValueRef::Integer(n) => {
+                    buf.push(1);
+                    buf.extend_from_slice(&n.to_le_bytes());
+                }
+                ValueRef::Real(x) => {
+                    buf.push(2);
+                    buf.extend_from_slice(&x.to_bits().to_le_bytes());
+                }
+                ValueRef::Text(b) => {
+                    buf.push(3);
+                    buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                    buf.extend_from_slice(b);
+                }
+                ValueRef::Blob(b) => {
+                    buf.push(4);
+                    buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                    buf.extend_from_slice(b);
+                }
+            }
+        }
+        if buf.len() >= FINGERPRINT_BLOCK {
+            self.hasher.update(&self.buf);
+            self.buf.clear();
+        }
+    }
+
+    /// The fingerprint.
+    pub fn finish(mut self) -> [u8; 16] {
+        self.hasher.update(&self.buf);
+        let full = self.hasher.finalize();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        out
+    }
+}
+
 /// An SQL identifier, quoted.
 pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_see_type_value_and_secret_nullness_only() {
+        let key = [7u8; 32];
+        let cols = vec!["a".to_string()];
+        let fp = |v: ValueRef<'_>, secret: bool| {
+            let mut f = Fingerprint::new(&key, 1, &cols);
+            f.row(1, &[v], &[secret]);
+            f.finish()
+        };
+        assert_ne!(
+            fp(ValueRef::Integer(1), false),
+            fp(ValueRef::Text(b"1"), false)
+        );
+        assert_ne!(
+            fp(ValueRef::Text(b"a"), false),
+            fp(ValueRef::Text(b"b"), false)
+        );
+        assert_eq!(
+            fp(ValueRef::Text(b"a"), true),
+            fp(ValueRef::Text(b"b"), true)
+        );
+        assert_ne!(fp(ValueRef::Null, true), fp(ValueRef::Text(b"b"), true));
+        let mut other = Fingerprint::new(&[8u8; 32], 1, &cols);
+        other.row(1, &[ValueRef::Integer(1)], &[false]);
+        assert_ne!(other.finish(), fp(ValueRef::Integer(1), false));
+    }
 }

@@ -165,14 +165,15 @@ pub fn read<A: Accumulator>(
     read_with(path, opts, new_acc, None)
 }
 
-/// [`read`], running `hook` inside the same read transaction once the snapshot's tables are
-/// read (on the connection that read them, while the others scan the contributions), so what
-/// it reads describes the same moment as the snapshot. The backup reads every table this way.
+/// [`read`], running `hook` inside the same read transaction (see [`backup::Hook`]): its
+/// `read` once the snapshot's tables are read (on the connection that read them, while the
+/// others scan the contributions), its `finish` after the scan, so what it reads describes the
+/// same moment as the snapshot. The backup reads every table this way.
 pub fn read_with<A: Accumulator>(
     path: &Path,
     opts: &ReadOptions,
     new_acc: &(dyn Fn() -> A + Sync),
-    hook: Option<backup::Hook<'_>>,
+    mut hook: Option<&mut dyn backup::Hook>,
 ) -> Result<(Tables, A), StateError> {
     let first_id = file_id(path);
     let db = Db::open(path, opts.busy_timeout)?;
@@ -191,7 +192,20 @@ pub fn read_with<A: Accumulator>(
     )?;
     db.require(&schema, "scores", &SCORE_COLUMNS, false)?;
     db.require(&schema, "contributions", &CONTRIBUTION_COLUMNS, false)?;
-    let chunks = window::Chunks::new(db.rowid_bounds()?, opts.sharing.min_chunk_rowids);
+    // The backup's fingerprints of every contributions range, made by the window scan.
+    let prescan = match hook.as_ref().and_then(|h| h.prescan()) {
+        None => None,
+        Some(spec) => {
+            let reader = backup::Reader::new(&db.conn, &db.path);
+            let columns = reader.columns(backup::PRESCANNED_TABLE)?;
+            let rowid = reader.rowid_column(&columns);
+            let plan = window::PrescanPlan::new(spec, columns, rowid, &CONTRIBUTION_COLUMNS)
+                .map_err(|reason| db.bad(reason))?;
+            Some(plan)
+        }
+    };
+    let align = prescan.as_ref().map_or(1, |plan| plan.range_rowids());
+    let chunks = window::Chunks::new(db.rowid_bounds()?, opts.sharing.min_chunk_rowids, align);
     let mut dbs = vec![db];
     let more = opts
         .sharing
@@ -215,31 +229,46 @@ pub fn read_with<A: Accumulator>(
         dbs.len(),
         chunks.count()
     );
-    let (tables, acc) = window::read(&mut dbs, opts, chunks, new_acc, |db: &Db| {
-        let tables = Tables {
-            identities: db.identities(&schema)?,
-            scores: db.latest_scores(&schema)?,
-            issue_requests: db.copy_table(
-                &schema,
-                "issue_requests",
-                ISSUE_REQUEST_COLUMNS,
-                "WHERE status = 'pending' ORDER BY created_at, request_id",
-            )?,
-            notifications: db.copy_table(
-                &schema,
-                "notifications_sent",
-                NOTIFICATION_COLUMNS,
-                "ORDER BY sent_at DESC, dedupe_key ASC LIMIT 1000",
-            )?,
-        };
-        if let Some(hook) = hook {
-            hook(&backup::Reader::new(&db.conn, &db.path))?;
-        }
-        Ok(tables)
-    })?;
+    let (tables, acc, digests) = window::read(
+        &mut dbs,
+        opts,
+        prescan.as_ref(),
+        chunks,
+        new_acc,
+        |db: &Db| {
+            let tables = Tables {
+                identities: db.identities(&schema)?,
+                scores: db.latest_scores(&schema)?,
+                issue_requests: db.copy_table(
+                    &schema,
+                    "issue_requests",
+                    ISSUE_REQUEST_COLUMNS,
+                    "WHERE status = 'pending' ORDER BY created_at, request_id",
+                )?,
+                notifications: db.copy_table(
+                    &schema,
+                    "notifications_sent",
+                    NOTIFICATION_COLUMNS,
+                    "ORDER BY sent_at DESC, dedupe_key ASC LIMIT 1000",
+                )?,
+            };
+            if let Some(hook) = hook.as_deref_mut() {
+                hook.read(&backup::Reader::new(&db.conn, &db.path))?;
+            }
+            Ok(tables)
+        },
+    )?;
     // The companions only read; dropping them ends their transactions.
     let db = dbs.swap_remove(0);
     drop(dbs);
+    if let Some(hook) = hook {
+        let prescanned = prescan.map(|plan| backup::Prescanned {
+            columns: plan.columns().to_vec(),
+            ranges: digests,
+        });
+        // Still inside the transaction: the first connection holds SHARED until COMMIT.
+        hook.finish(&backup::Reader::new(&db.conn, &db.path), prescanned)?;
+    }
     db.conn.execute_batch("COMMIT").map_err(|e| db.err(e))?;
     Ok((tables, acc))
 }

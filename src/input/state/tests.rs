@@ -348,3 +348,125 @@ fn cells_order_like_sqlite_binary_collation() {
     assert_eq!(compare_cells(&Cell::Int(9), &Cell::Text("1".into())), Less);
     assert_eq!(compare_numbers(&Cell::Int(2), &Cell::Real(1.5)), Greater);
 }
+
+/// The backup's side of the window scan: a hook that fingerprints the contributions itself,
+/// one row at a time in rowid order on one connection, and keeps what the scan handed it.
+struct Probe {
+    spec: backup::Prescan,
+    own: Vec<backup::RangeDigest>,
+    columns: Vec<String>,
+    got: Option<backup::Prescanned>,
+}
+
+impl backup::Hook for Probe {
+    fn prescan(&self) -> Option<backup::Prescan> {
+        Some(self.spec)
+    }
+
+    fn read(&mut self, reader: &backup::Reader<'_>) -> Result<(), StateError> {
+        let table = backup::PRESCANNED_TABLE;
+        self.columns = reader.columns(table)?;
+        let secret = vec![false; self.columns.len()];
+        let (spec, columns, own) = (&self.spec, &self.columns, &mut self.own);
+        let mut current: Option<(u64, backup::Fingerprint, u64)> = None;
+        let mut done = |c: Option<(u64, backup::Fingerprint, u64)>,
+                        own: &mut Vec<backup::RangeDigest>| {
+            if let Some((range, fp, rows)) = c {
+                own.push(backup::RangeDigest {
+                    range,
+                    fingerprint: fp.finish(),
+                    rows,
+                });
+            }
+        };
+        reader.rows(table, columns, None, &mut |rowid, values| {
+            let range = (spec.range_of)(rowid);
+            if current.as_ref().is_none_or(|c| c.0 != range) {
+                done(current.take(), own);
+                current = Some((
+                    range,
+                    backup::Fingerprint::new(&spec.key, spec.format, columns),
+                    0,
+                ));
+            }
+            if let Some((_, fp, rows)) = current.as_mut() {
+                fp.row(rowid, values, &secret);
+                *rows += 1;
+            }
+            Ok(())
+        })?;
+        done(current, own);
+        Ok(())
+    }
+
+    fn finish(
+        &mut self,
+        _: &backup::Reader<'_>,
+        prescanned: Option<backup::Prescanned>,
+    ) -> Result<(), StateError> {
+        self.got = prescanned;
+        Ok(())
+    }
+}
+
+#[test]
+fn the_window_scan_fingerprints_every_range_as_a_sequential_read_does() {
+    use rusqlite::types::Value::Text;
+    let mut rows = Vec::new();
+    for i in 0..3000 {
+        let n = if i % 3 == 2 { i / 7 } else { i };
+        rows.push((Text(format!("u{}", n % 50)), "r", format!("{{\"n\":{n}}}")));
+    }
+    let refs: Vec<_> = rows
+        .iter()
+        .map(|(u, r, p)| (u.clone(), *r, p.as_str()))
+        .collect();
+    let path = db_with("prescan", &refs);
+    {
+        // Rows outside the window (before, after, not text), gaps, and negative rowids: all
+        // fingerprinted, none counted.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "UPDATE contributions SET created_at = '2023-12-31T00:00:00+00:00' WHERE id % 11 = 0;
+             UPDATE contributions SET created_at = '2024-02-01T00:00:00+00:00' WHERE id % 13 = 0;
+             UPDATE contributions SET created_at = NULL WHERE id % 17 = 0;
+             UPDATE contributions SET created_at = 20240110 WHERE id % 19 = 0;
+             DELETE FROM contributions WHERE id BETWEEN 100 AND 180 OR id % 23 = 0;
+             INSERT INTO contributions VALUES (-40, 'neg', 'pr_merged', 'r', '2024-01-10T00:00:00+00:00', '{}');
+             INSERT INTO contributions VALUES (-3, 'neg', 'pr_merged', 'r', '2023-01-10T00:00:00+00:00', '{}');",
+        )
+        .unwrap();
+    }
+    let spec = backup::Prescan {
+        key: [3; 32],
+        format: 9,
+        range_rowids: 16,
+        range_of: |rowid| ((rowid as u64) ^ (1 << 63)) >> 4,
+        is_secret: |_, _| false,
+    };
+    for sharing in sharings() {
+        let want = read_all(&path, sharing, None).unwrap();
+        let new = || Rows {
+            counts: Default::default(),
+            refuse: None,
+        };
+        let mut probe = Probe {
+            spec,
+            own: Vec::new(),
+            columns: Vec::new(),
+            got: None,
+        };
+        let (_, counted) = read_with(&path, &options(sharing), &new, Some(&mut probe)).unwrap();
+        let counted: Vec<(String, i64)> = counted
+            .counts
+            .into_iter()
+            .filter(|(_, n)| *n != 0)
+            .collect();
+        assert_eq!(counted, want, "{sharing:?}: the window counts the same");
+        let got = probe.got.expect("the scan's fingerprints");
+        assert_eq!(got.columns, probe.columns);
+        assert!(probe.own.len() > 150, "{} ranges", probe.own.len());
+        assert_eq!(got.ranges, probe.own, "{sharing:?}");
+    }
+    let _ = std::fs::remove_file(&path);
+}

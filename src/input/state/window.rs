@@ -29,6 +29,7 @@ use std::sync::Mutex;
 
 use rusqlite::types::{Value, ValueRef};
 
+use super::backup::{Fingerprint, Prescan, RangeDigest};
 use super::{checked_text, Contribution, Db, ReadOptions, StateError};
 use crate::threads;
 
@@ -81,17 +82,22 @@ impl Sharing {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct Chunks {
     first: i128,
+    /// Where chunk 0 would start were it not cut to `first`.
+    grid: i128,
     size: i128,
     last: i128,
     count: usize,
 }
 
 impl Chunks {
-    /// Chunks covering rowids `lo..=hi` (none when the table is empty).
-    pub(super) fn new(bounds: Option<(i64, i64)>, min_size: i64) -> Chunks {
+    /// Chunks covering rowids `lo..=hi` (none when the table is empty). Every chunk but the
+    /// first starts at a multiple of `align` (a power of two), so that a backup range of
+    /// `align` rowids is always read whole by one thread, in order.
+    pub(super) fn new(bounds: Option<(i64, i64)>, min_size: i64, align: i64) -> Chunks {
         let Some((lo, hi)) = bounds.filter(|(lo, hi)| lo <= hi) else {
             return Chunks {
                 first: 0,
+                grid: 0,
                 size: 1,
                 last: -1,
                 count: 0,
@@ -99,11 +105,17 @@ impl Chunks {
         };
         // i128: a rowid range can span all of i64.
         let (lo, hi) = (i128::from(lo), i128::from(hi));
-        let span = hi - lo + 1;
+        let align = i128::from(align.max(1));
+        // The grid starts at the multiple of `align` at or below `lo`; the first chunk is
+        // cut to start at `lo`.
+        let grid = lo - lo.rem_euclid(align);
+        let span = hi - grid + 1;
         let size = (span + MAX_CHUNKS - 1) / MAX_CHUNKS;
         let size = size.max(i128::from(min_size.max(1)));
+        let size = (size + align - 1) / align * align;
         Chunks {
             first: lo,
+            grid,
             size,
             last: hi,
             count: ((span + size - 1) / size) as usize,
@@ -117,8 +129,9 @@ impl Chunks {
 
     /// The rowids of chunk `i` (from 0), inclusive.
     fn range(&self, i: usize) -> (i64, i64) {
-        let lo = self.first + self.size * i as i128;
-        let hi = (lo + self.size - 1).min(self.last);
+        let start = self.grid + self.size * i as i128;
+        let lo = start.max(self.first);
+        let hi = (start + self.size - 1).min(self.last);
         // Both lie within the table's own i64 rowids.
         (lo as i64, hi as i64)
     }
@@ -129,6 +142,8 @@ struct Shard<A> {
     acc: A,
     /// `(fingerprint, rowid)` of every row read, by the fingerprint's top bits.
     buckets: Vec<Vec<(u64, i64)>>,
+    /// The backup's fingerprints of the ranges this thread read ([`Prescan`]).
+    digests: Vec<RangeDigest>,
 }
 
 impl<A> Shard<A> {
@@ -136,20 +151,23 @@ impl<A> Shard<A> {
         Shard {
             acc,
             buckets: vec![Vec::new(); 1 << BUCKET_BITS],
+            digests: Vec::new(),
         }
     }
 }
 
 /// Reads the window on `dbs` (all holding SHARED in one state, `dbs[0]` first) and runs
 /// `tables` once on one of them, at the same time. A failure of `tables` comes first, as when
-/// the tables were read before the window.
+/// the tables were read before the window. With `prescan`, every row of the table is also
+/// fingerprinted by rowid range; those fingerprints come back in range order (none without it).
 pub(super) fn read<A, T>(
     dbs: &mut [Db],
     opts: &ReadOptions,
+    prescan: Option<&PrescanPlan>,
     chunks: Chunks,
     new_acc: &(dyn Fn() -> A + Sync),
     tables: impl FnOnce(&Db) -> Result<T, StateError> + Send,
-) -> Result<(T, A), StateError>
+) -> Result<(T, A, Vec<RangeDigest>), StateError>
 where
     A: Accumulator,
     T: Send,
@@ -191,7 +209,9 @@ where
                             continue;
                         }
                         let range = chunks.range(task - 1);
-                        if let Err(e) = scan_chunk(db, &mut scan, opts, range, state, &mut shard) {
+                        if let Err(e) =
+                            scan_chunk(db, &mut scan, opts, prescan, range, state, &mut shard)
+                        {
                             stop.fetch_min(task, Ordering::Relaxed);
                             failure = Some((task, e));
                             break;
@@ -230,8 +250,76 @@ where
     if let Some((_, e)) = failure {
         return Err(e);
     }
+    let mut digests: Vec<RangeDigest> = Vec::new();
+    for shard in &mut shards {
+        digests.append(&mut shard.digests);
+    }
+    digests.sort_unstable_by_key(|d| d.range);
     let acc = remove_duplicates(dbs, shards)?;
-    Ok((tables, acc))
+    Ok((tables, acc, digests))
+}
+
+/// The backup's fingerprinting of every contributions row during the window scan
+/// ([`Prescan`]): the rows outside the window are read too (SQLite evaluates the window's
+/// condition as before, as a column), fingerprinted by rowid range, and only the rows inside it
+/// are counted.
+pub(super) struct PrescanPlan {
+    spec: Prescan,
+    /// The table's columns, in declaration order.
+    columns: Vec<String>,
+    secret: Vec<bool>,
+    /// Where the window's five columns are in `columns`.
+    window: [usize; 5],
+    sql: String,
+}
+
+impl PrescanPlan {
+    /// A plan for `columns` (all of the table's, checked by the backup's reader), with the
+    /// rowid read under the name `rowid`.
+    pub(super) fn new(
+        spec: Prescan,
+        columns: Vec<String>,
+        rowid: &str,
+        window_columns: &[&str; 5],
+    ) -> Result<PrescanPlan, String> {
+        let mut window = [0; 5];
+        for (slot, name) in window.iter_mut().zip(window_columns) {
+            *slot = columns
+                .iter()
+                .position(|c| c.eq_ignore_ascii_case(name))
+                .ok_or_else(|| format!("contributions has no column {name}"))?;
+        }
+        let table = super::backup::PRESCANNED_TABLE;
+        let secret = columns.iter().map(|c| (spec.is_secret)(table, c)).collect();
+        let mut sql = format!("SELECT {rowid}");
+        for c in &columns {
+            sql.push_str(", ");
+            sql.push_str(&super::backup::quote(c));
+        }
+        // The window's condition exactly as the plain scan's WHERE has it (same affinity and
+        // collation), as a column: 1 inside the window, 0 or NULL outside.
+        sql.push_str(&format!(
+            ", (created_at >= ?3 AND created_at <= ?4) FROM {table} NOT INDEXED \
+             WHERE {rowid} >= ?1 AND {rowid} <= ?2 ORDER BY {rowid}"
+        ));
+        Ok(PrescanPlan {
+            spec,
+            columns,
+            secret,
+            window,
+            sql,
+        })
+    }
+
+    /// The table's columns.
+    pub(super) fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// Rowids per range: the chunks must hold whole ranges.
+    pub(super) fn range_rowids(&self) -> i64 {
+        self.spec.range_rowids
+    }
 }
 
 /// Reads one chunk into `shard`, stopping at its first failing row.
@@ -239,6 +327,7 @@ fn scan_chunk<'db, A: Accumulator>(
     db: &'db Db,
     scan: &mut Option<rusqlite::Statement<'db>>,
     opts: &ReadOptions,
+    prescan: Option<&PrescanPlan>,
     (lo, hi): (i64, i64),
     state: &foldhash::quality::RandomState,
     shard: &mut Shard<A>,
@@ -249,11 +338,14 @@ fn scan_chunk<'db, A: Accumulator>(
         Some(stmt) => stmt,
         None => scan.insert(
             db.conn
-                .prepare(
-                    "SELECT rowid, github_user, event_type, repo, created_at, payload_json \
-                     FROM contributions NOT INDEXED WHERE rowid >= ?1 AND rowid <= ?2 \
-                     AND created_at >= ?3 AND created_at <= ?4",
-                )
+                .prepare(match prescan {
+                    Some(plan) => &plan.sql,
+                    None => {
+                        "SELECT rowid, github_user, event_type, repo, created_at, payload_json \
+                         FROM contributions NOT INDEXED WHERE rowid >= ?1 AND rowid <= ?2 \
+                         AND created_at >= ?3 AND created_at <= ?4"
+                    }
+                })
                 .map_err(|e| db.err(e))?,
         ),
     };
@@ -265,27 +357,99 @@ fn scan_chunk<'db, A: Accumulator>(
             opts.period_end
         ])
         .map_err(|e| db.err(e))?;
+    let Some(plan) = prescan else {
+        while let Some(row) = rows.next().map_err(|e| db.err(e))? {
+            let rowid = rowid_of(db, row)?;
+            let values: [ValueRef<'_>; 5] = [
+                row.get_ref(1).map_err(|e| db.err(e))?,
+                row.get_ref(2).map_err(|e| db.err(e))?,
+                row.get_ref(3).map_err(|e| db.err(e))?,
+                row.get_ref(4).map_err(|e| db.err(e))?,
+                row.get_ref(5).map_err(|e| db.err(e))?,
+            ];
+            count_row(db, state, shard, rowid, values)?;
+        }
+        return Ok(());
+    };
+    let n = plan.columns.len();
+    // The range being fingerprinted: its number, fingerprint and rows. A chunk holds whole
+    // ranges (see [`Chunks::new`]), so a range never continues in another chunk.
+    let mut current: Option<(u64, Fingerprint, u64)> = None;
+    // Gitcord's table has six columns: no allocation per row up to this many.
+    const INLINE: usize = 16;
     while let Some(row) = rows.next().map_err(|e| db.err(e))? {
-        let rowid = match row.get_ref(0).map_err(|e| db.err(e))? {
-            ValueRef::Integer(n) => n,
-            other => return Err(db.bad(format!("contributions has a rowid of {other:?}"))),
+        let rowid = rowid_of(db, row)?;
+        let heap: Vec<ValueRef<'_>>;
+        let mut inline = [ValueRef::Null; INLINE];
+        let values: &[ValueRef<'_>] = if n <= INLINE {
+            for (i, v) in inline.iter_mut().take(n).enumerate() {
+                *v = row.get_ref(i + 1).map_err(|e| db.err(e))?;
+            }
+            &inline[..n]
+        } else {
+            heap = (1..=n)
+                .map(|i| row.get_ref(i))
+                .collect::<Result<_, _>>()
+                .map_err(|e| db.err(e))?;
+            &heap
         };
-        let values: [ValueRef<'_>; 5] = [
-            row.get_ref(1).map_err(|e| db.err(e))?,
-            row.get_ref(2).map_err(|e| db.err(e))?,
-            row.get_ref(3).map_err(|e| db.err(e))?,
-            row.get_ref(4).map_err(|e| db.err(e))?,
-            row.get_ref(5).map_err(|e| db.err(e))?,
-        ];
-        let fp = fingerprint(state, &values);
-        shard.buckets[(fp >> (64 - BUCKET_BITS)) as usize].push((fp, rowid));
-        let c = contribution(&values).map_err(|reason| db.bad(reason))?;
-        shard
-            .acc
-            .add(c)
-            .map_err(|reason| db.bad(format!("contributions row {rowid}: {reason}")))?;
+        let range = (plan.spec.range_of)(rowid);
+        if current.as_ref().is_none_or(|c| c.0 != range) {
+            if let Some((range, fp, rows)) = current.take() {
+                shard.digests.push(RangeDigest {
+                    range,
+                    fingerprint: fp.finish(),
+                    rows,
+                });
+            }
+            let fp = Fingerprint::new(&plan.spec.key, plan.spec.format, &plan.columns);
+            current = Some((range, fp, 0));
+        }
+        if let Some((_, fp, rows)) = current.as_mut() {
+            fp.row(rowid, values, &plan.secret);
+            *rows += 1;
+        }
+        if matches!(
+            row.get_ref(n + 1).map_err(|e| db.err(e))?,
+            ValueRef::Integer(1)
+        ) {
+            let window = plan.window.map(|i| values[i]);
+            count_row(db, state, shard, rowid, window)?;
+        }
+    }
+    if let Some((range, fp, rows)) = current {
+        shard.digests.push(RangeDigest {
+            range,
+            fingerprint: fp.finish(),
+            rows,
+        });
     }
     Ok(())
+}
+
+/// A scanned row's rowid.
+fn rowid_of(db: &Db, row: &rusqlite::Row<'_>) -> Result<i64, StateError> {
+    match row.get_ref(0).map_err(|e| db.err(e))? {
+        ValueRef::Integer(n) => Ok(n),
+        other => Err(db.bad(format!("contributions has a rowid of {other:?}"))),
+    }
+}
+
+/// Counts one row of the window into `shard`, keeping its fingerprint for the duplicates.
+fn count_row<A: Accumulator>(
+    db: &Db,
+    state: &foldhash::quality::RandomState,
+    shard: &mut Shard<A>,
+    rowid: i64,
+    values: [ValueRef<'_>; 5],
+) -> Result<(), StateError> {
+    let fp = fingerprint(state, &values);
+    shard.buckets[(fp >> (64 - BUCKET_BITS)) as usize].push((fp, rowid));
+    let c = contribution(&values).map_err(|reason| db.bad(reason))?;
+    shard
+        .acc
+        .add(c)
+        .map_err(|reason| db.bad(format!("contributions row {rowid}: {reason}")))
 }
 
 /// The row as a contribution, or which column is not text.
@@ -455,20 +619,49 @@ mod tests {
 
     #[test]
     fn chunks_cover_the_rowids_once_in_order() {
-        let c = Chunks::new(Some((5, 104)), 10);
+        let c = Chunks::new(Some((5, 104)), 10, 1);
         assert_eq!(c.count, 10);
         assert_eq!(c.range(0), (5, 14));
         assert_eq!(c.range(9), (95, 104));
         // At most MAX_CHUNKS chunks, however small the minimum.
-        let c = Chunks::new(Some((1, 1_000_000)), 1);
+        let c = Chunks::new(Some((1, 1_000_000)), 1, 1);
         assert_eq!(c.count, 64);
         assert_eq!(c.range(63).1, 1_000_000);
         // The whole of i64 without overflow.
-        let c = Chunks::new(Some((i64::MIN, i64::MAX)), 16_384);
+        let c = Chunks::new(Some((i64::MIN, i64::MAX)), 16_384, 1);
         assert_eq!(c.range(0).0, i64::MIN);
         assert_eq!(c.range(c.count - 1).1, i64::MAX);
         // An empty table has no chunks.
-        assert_eq!(Chunks::new(None, 10).count, 0);
+        assert_eq!(Chunks::new(None, 10, 1).count, 0);
+    }
+
+    #[test]
+    fn aligned_chunks_hold_whole_ranges() {
+        for (lo, hi, min) in [
+            (5, 100_000, 1_000),
+            (-300, 70_000, 16_384),
+            (256, 257, 1),
+            (i64::MIN, i64::MAX, 16_384),
+            (i64::MAX - 10, i64::MAX, 1),
+        ] {
+            let c = Chunks::new(Some((lo, hi)), min, 256);
+            assert!(c.count >= 1 && c.count <= MAX_CHUNKS as usize);
+            let mut next = lo;
+            for i in 0..c.count {
+                let (a, b) = c.range(i);
+                assert_eq!(a, next, "chunk {i} of {lo}..={hi}");
+                assert!(a <= b);
+                if i > 0 {
+                    assert_eq!(
+                        a.rem_euclid(256),
+                        0,
+                        "chunk {i} of {lo}..={hi} starts mid-range"
+                    );
+                }
+                next = b.wrapping_add(1);
+            }
+            assert_eq!(c.range(c.count - 1).1, hi);
+        }
     }
 
     #[test]

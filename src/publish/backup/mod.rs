@@ -25,11 +25,13 @@ use git2::{Oid, Repository, Signature, Time};
 use rusqlite::types::ValueRef;
 
 use crate::input::config::{Config, ConfigError};
-use crate::input::state::backup::{MasterRow, Reader};
+use crate::input::state::backup::{
+    Fingerprint, Hook, MasterRow, Prescan, Prescanned, Reader, PRESCANNED_TABLE,
+};
 use crate::input::state::StateError;
 use crate::publish::clone::{Author, DataRepo, GitContext, RepoError};
 use crate::snapshot::backup::{
-    self as format, AuditEntry, Fingerprint, Manifest, Redacted, SchemaRow, SnapshotRef, TableEntry,
+    self as format, AuditEntry, Manifest, Redacted, SchemaRow, SnapshotRef, TableEntry,
 };
 use crate::time::Timestamp;
 
@@ -304,10 +306,24 @@ impl Backup {
         })
     }
 
-    /// Reads every table inside the snapshot's read transaction (the hook of
-    /// [`crate::input::state::read_with`]), writing the objects of the ranges that changed.
-    pub fn read(&mut self, reader: &Reader<'_>) -> Result<(), StateError> {
+    /// Whether the window scan fingerprints [`PRESCANNED_TABLE`] for this backup: whenever
+    /// there is a previous backup to compare with. A first backup reads it itself, writing
+    /// each range as it reads it (comparing with nothing, it would read every row twice).
+    fn prescan_spec(&self) -> Option<Prescan> {
+        self.cache.root.is_some().then_some(Prescan {
+            key: self.cache.key,
+            format: format::FORMAT,
+            range_rowids: format::RANGE_ROWIDS,
+            range_of: format::range_of,
+            is_secret: format::is_secret,
+        })
+    }
+
+    /// Reads every table inside the snapshot's read transaction, but [`PRESCANNED_TABLE`]
+    /// when the window scan fingerprints it, writing the objects of the ranges that changed.
+    fn read_tables(&mut self, reader: &Reader<'_>) -> Result<(), StateError> {
         let started = std::time::Instant::now();
+        let prescanned = self.prescan_spec().is_some();
         let master = reader.master()?;
         let user_version = reader.user_version()?;
         let git_err = |e: git2::Error| reader.bad(format!("writing the backup: {}", e.message()));
@@ -318,7 +334,7 @@ impl Backup {
         let mut sink = Sink {
             repo: &self.repo,
             odb: &odb,
-            mempack: &mempack,
+            mempack: Some(&mempack),
             objects: Vec::new(),
             pending: 0,
         };
@@ -333,6 +349,15 @@ impl Backup {
                     "table {} is a virtual table, which the backup cannot copy (snapshots.backup: false publishes without a backup)",
                     row.name
                 )));
+            }
+            if prescanned && row.name == PRESCANNED_TABLE {
+                // Filled in by `finish`, in its place among the tables.
+                tables.push(TableRead {
+                    name: row.name.clone(),
+                    columns: Vec::new(),
+                    ranges: BTreeMap::new(),
+                });
+                continue;
             }
             let columns = reader.columns(&row.name)?;
             let ranges = read_table(
@@ -351,7 +376,7 @@ impl Backup {
         }
         sink.flush()
             .map_err(|e| reader.bad(format!("writing the backup: {e}")))?;
-        self.work.read_seconds = started.elapsed().as_secs_f64();
+        self.work.read_seconds += started.elapsed().as_secs_f64();
         self.read = Some(StateRead {
             user_version,
             master,
@@ -442,7 +467,7 @@ fn read_table(
             }
             current = Some(Current {
                 range,
-                fp: Fingerprint::new(&key, columns),
+                fp: Fingerprint::new(&key, format::FORMAT, columns),
                 rows: 0,
                 lines: (!old.contains_key(&range)).then(Lines::default),
             });
@@ -461,13 +486,36 @@ fn read_table(
     }
     // Ranges the previous backup had whose rows changed: read again, still in the same
     // transaction, and written.
+    write_again(sink, work, reader, table, columns, &secret, again, &mut out)?;
+    Ok(out)
+}
+
+/// Reads the ranges `again` (range, fingerprint, rows) of `table` whose rows changed since the
+/// previous backup, and writes them into `out`.
+#[allow(clippy::too_many_arguments)]
+fn write_again(
+    sink: &mut Sink<'_, '_>,
+    work: &mut Work,
+    reader: &Reader<'_>,
+    table: &str,
+    columns: &[String],
+    secret: &[bool],
+    again: Vec<(u64, [u8; 16], u64)>,
+    out: &mut BTreeMap<u64, RangeEntry>,
+) -> Result<(), StateError> {
     for (range, fingerprint, rows) in again {
         let (lo, hi) = format::range_bounds(range);
         let mut lines = Lines::default();
         reader.rows(table, columns, Some((lo, hi)), &mut |rowid, values| {
-            lines.push(rowid, values, &secret);
+            lines.push(rowid, values, secret);
             Ok(())
         })?;
+        if lines.rows.len() as u64 != rows {
+            return Err(reader.bad(format!(
+                "{table} rowids {lo}..{hi}: {} rows read again, {rows} scanned, in one transaction",
+                lines.rows.len()
+            )));
+        }
         work.ranges_written += 1;
         work.bytes_serialized += lines.buf.len() as u64;
         let (oid, split, files) = write_range(sink, lo, hi, &lines.buf, &lines.rows)
@@ -483,7 +531,82 @@ fn read_table(
             },
         );
     }
-    Ok(out)
+    Ok(())
+}
+
+impl Hook for Backup {
+    fn prescan(&self) -> Option<Prescan> {
+        self.prescan_spec()
+    }
+
+    fn read(&mut self, reader: &Reader<'_>) -> Result<(), StateError> {
+        self.read_tables(reader)
+    }
+
+    /// Compares the window scan's fingerprints of [`PRESCANNED_TABLE`] with the previous
+    /// backup's, and reads and writes the ranges that changed.
+    fn finish(
+        &mut self,
+        reader: &Reader<'_>,
+        prescanned: Option<Prescanned>,
+    ) -> Result<(), StateError> {
+        let Some(prescanned) = prescanned else {
+            return Ok(());
+        };
+        let started = std::time::Instant::now();
+        let git_err = |e: git2::Error| reader.bad(format!("writing the backup: {}", e.message()));
+        // The run's mempack (added by `read_tables`) is still the odb's first backend, so these
+        // objects reach memory first too and the clone as one more pack.
+        let odb = self.repo.odb().map_err(git_err)?;
+        let mut sink = Sink {
+            repo: &self.repo,
+            odb: &odb,
+            mempack: None,
+            objects: Vec::new(),
+            pending: 0,
+        };
+        let table = PRESCANNED_TABLE;
+        let columns = prescanned.columns;
+        let secret: Vec<bool> = columns
+            .iter()
+            .map(|c| format::is_secret(table, c))
+            .collect();
+        let empty = BTreeMap::new();
+        let old = self.cache.tables.get(table).unwrap_or(&empty);
+        let mut out = BTreeMap::new();
+        let mut again = Vec::new();
+        for d in prescanned.ranges {
+            match old.get(&d.range) {
+                Some(e) if e.fingerprint == d.fingerprint && e.rows == d.rows => {
+                    self.work.ranges_kept += 1;
+                    out.insert(d.range, *e);
+                }
+                _ => again.push((d.range, d.fingerprint, d.rows)),
+            }
+        }
+        write_again(
+            &mut sink,
+            &mut self.work,
+            reader,
+            table,
+            &columns,
+            &secret,
+            again,
+            &mut out,
+        )?;
+        sink.flush()
+            .map_err(|e| reader.bad(format!("writing the backup: {e}")))?;
+        let Some(read) = self.read.as_mut() else {
+            return Err(reader.bad("the backup's tables were never read".into()));
+        };
+        let Some(slot) = read.tables.iter_mut().find(|t| t.name == table) else {
+            return Err(reader.bad(format!("{table} is not among the tables read")));
+        };
+        slot.columns = columns;
+        slot.ranges = out;
+        self.work.read_seconds += started.elapsed().as_secs_f64();
+        Ok(())
+    }
 }
 
 impl Backup {
@@ -651,7 +774,9 @@ impl Lines {
 struct Sink<'a, 'r> {
     repo: &'r Repository,
     odb: &'a git2::Odb<'r>,
-    mempack: &'a git2::Mempack<'a>,
+    /// The run's mempack, emptied once its objects are packed (`None`: a later step of the
+    /// run, whose few objects stay in memory too until the run ends).
+    mempack: Option<&'a git2::Mempack<'a>>,
     objects: Vec<Oid>,
     pending: usize,
 }
@@ -698,7 +823,9 @@ impl Sink<'_, '_> {
             return Err(e.to_string());
         }
         writer.commit().map_err(git)?;
-        self.mempack.reset().map_err(git)?;
+        if let Some(mempack) = self.mempack {
+            mempack.reset().map_err(git)?;
+        }
         self.objects.clear();
         self.pending = 0;
         Ok(())
