@@ -44,7 +44,9 @@ pub use branch::{
 
 /// The cache file in the clone's `.git`.
 const CACHE_FILE: &str = "gitcord-snapshot-backup-cache";
-const CACHE_HEADER: &str = "gitcord-snapshot backup cache 1";
+const CACHE_HEADER: &str = "gitcord-snapshot backup cache 2";
+/// Caches whose fingerprints no longer compare (version 1: SHA-256): read as no cache, quietly.
+const OLD_CACHE_HEADERS: &[&str] = &["gitcord-snapshot backup cache 1"];
 
 /// The backup branch, `None` when `snapshots.backup: false`.
 pub fn branch(config: &Config) -> Result<Option<String>, ConfigError> {
@@ -114,6 +116,13 @@ impl Cache {
             Some(_) => {
                 log::info!(
                     "{} describes another backup than the branch tip; backing up every range again",
+                    path.display()
+                );
+                Cache::fresh()
+            }
+            None if OLD_CACHE_HEADERS.contains(&text.lines().next().unwrap_or_default()) => {
+                log::info!(
+                    "{} was written by an earlier version; backing up every range again (once)",
                     path.display()
                 );
                 Cache::fresh()
