@@ -246,8 +246,8 @@ impl<'c> Reader<'c> {
 /// (rowids, type tags, bytes; a secret column as NULL / not NULL only), so equal fingerprints
 /// mean equal files. BLAKE3 in its keyed mode (a PRF), with a random key kept in the clone, so
 /// that nobody who can put text into Gitcord's rows (GitHub payloads) can craft two ranges with
-/// one fingerprint; it is the cost of every run's look at every row, and hashes them about six
-/// times faster than HMAC-style SHA-256 would.
+/// one fingerprint. It is the cost of every run's look at every row, and BLAKE3 hashes them
+/// several times faster than SHA-256 (the fingerprint this replaced).
 pub struct Fingerprint {
     hasher: blake3::Hasher,
     /// The rows' bytes, hashed a block at a time: one hash call per row value cost more than

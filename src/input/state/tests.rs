@@ -369,8 +369,8 @@ impl backup::Hook for Probe {
         let secret = vec![false; self.columns.len()];
         let (spec, columns, own) = (&self.spec, &self.columns, &mut self.own);
         let mut current: Option<(u64, backup::Fingerprint, u64)> = None;
-        let mut done = |c: Option<(u64, backup::Fingerprint, u64)>,
-                        own: &mut Vec<backup::RangeDigest>| {
+        let done = |c: Option<(u64, backup::Fingerprint, u64)>,
+                    own: &mut Vec<backup::RangeDigest>| {
             if let Some((range, fp, rows)) = c {
                 own.push(backup::RangeDigest {
                     range,
