@@ -15,7 +15,7 @@ use crate::input::state::backup::Reader;
 use crate::publish::audit::SnapshotContext;
 use crate::publish::backup::Backup;
 use crate::publish::clone::{Committed, DataRepo, SnapshotFiles};
-use crate::publish::metrics::{self, RunMetrics};
+use crate::publish::metrics::{self, BackupMetrics, BackupWork, RunMetrics};
 use crate::publish::session::{clone_dir, record, Session, Target};
 use crate::snapshot::build::{self, Inputs};
 use crate::snapshot::format;
@@ -141,7 +141,8 @@ pub fn run(req: &Request) -> Result<Report, Error> {
             .map(PathBuf::from),
     };
     let mut snapshot_bytes = 0;
-    let result = publish_snapshot(&config, req, &mut snapshot_bytes);
+    let mut backup_work = None;
+    let result = publish_snapshot(&config, req, &mut snapshot_bytes, &mut backup_work);
     if let Some(path) = metrics_file {
         let exit_code = result.as_ref().err().map_or(0, |e| e.exit_code().code());
         write_metrics(
@@ -151,6 +152,7 @@ pub fn run(req: &Request) -> Result<Report, Error> {
             exit_code,
             started.elapsed().as_secs_f64(),
             snapshot_bytes,
+            backup_work,
         );
     }
     result
@@ -160,6 +162,7 @@ fn publish_snapshot(
     config: &Config,
     req: &Request,
     snapshot_bytes: &mut u64,
+    backup_work: &mut Option<BackupWork>,
 ) -> Result<Report, Error> {
     // With the backup on, the clone comes first: the backup's cache of the previous run lives
     // in it, and the backup is read inside the snapshot's own read transaction. Without it,
@@ -177,6 +180,8 @@ fn publish_snapshot(
             let mut backup = Backup::open(&session.repo, &branch, audit_log)?;
             let mut hook = |reader: &Reader<'_>| backup.read(reader);
             let snapshot = build::build_with(config, &req.inputs, Some(&mut hook))?;
+            // What the backup did in the read transaction, for the metrics, whatever follows.
+            *backup_work = Some(BackupWork::from(&backup.work));
             (snapshot, session, Some(backup))
         }
     };
@@ -348,6 +353,7 @@ fn write_metrics(
     exit_code: i32,
     duration: f64,
     snapshot_bytes: u64,
+    backup_work: Option<BackupWork>,
 ) {
     let repo = clone_dir(config, req.target.clone_dir.as_deref())
         .ok()
@@ -365,6 +371,10 @@ fn write_metrics(
         duration_seconds: duration,
         snapshot_bytes,
         finished_at: chrono::Utc::now().timestamp(),
+        backup: match crate::publish::backup::branch(config) {
+            Ok(Some(branch)) => Some(BackupMetrics::read(repo.as_ref(), &branch, backup_work)),
+            _ => None,
+        },
     };
     if let Err(e) = metrics::write(path, &metrics) {
         log::warn!("cannot write metrics to {}: {e}", path.display());
