@@ -257,3 +257,84 @@ fn queued_backups_are_salvaged_into_a_backup_repository_of_its_own() {
     assert!(verify.stdout.contains("3 backups"), "{}", verify.stdout);
     server.stop();
 }
+
+#[test]
+fn the_backup_of_a_snapshot_left_out_stays_aside_and_a_second_salvage_adds_nothing() {
+    let mut server = GitServer::start();
+    let bare = server.create_bare_repo("data");
+    let host = Host::for_server(&server, "data");
+    let clone = host.clone_path("clone");
+    let git_dir = clone.join(".git");
+    install(&host, 1);
+    host.push("clone", 1, &[]).expect_code(0);
+    server.set_mode(Mode::Unavailable503);
+    for v in 2..=3 {
+        install(&host, v);
+        host.push("clone", v, &[]).expect_code(75);
+    }
+    server.set_mode(Mode::Normal);
+    // Snapshot 2's meta.json (a blob only it has) is truncated: snapshot 2 cannot be salvaged.
+    let blob = git(
+        &git_dir,
+        &[
+            "rev-parse",
+            &format!("main~1:snapshots/{}/meta.json", dir_name(2)),
+        ],
+    );
+    let blob = blob.trim();
+    let path = git_dir.join("objects").join(&blob[..2]).join(&blob[2..]);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+
+    install(&host, 4);
+    let run = host.push("clone", 4, &[]);
+    run.expect_code(0);
+    assert!(
+        run.stderr
+            .contains(&format!("the backup of snapshots/{} (commit", dir_name(2)))
+            && run.stderr.contains("is not salvaged: its snapshot was not"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("salvaged 1 queued backup(s) from"),
+        "{}",
+        run.stderr
+    );
+    let want = [dir_name(1), dir_name(3), dir_name(4)];
+    assert_eq!(history(&bare), (want.to_vec(), true));
+    assert_eq!(backed_up(&bare, BRANCH), (want.to_vec(), true));
+    // The left-out backup is still in the set-aside copy.
+    let aside = broken_copies(&clone);
+    assert_eq!(aside.len(), 1);
+    assert_eq!(
+        backed_up(&aside[0], BRANCH).0,
+        [dir_name(1), dir_name(2), dir_name(3)]
+    );
+    let to = "restored3/state.db";
+    restore(&host, "clone", &dir_name(3), to).expect_code(0);
+    assert_eq!(
+        dump(&host.env.path(to)),
+        dump_without_secrets(3, &host.env.path("."))
+    );
+
+    // A run killed after salvaging, before marking the copy salvaged: the next run salvages it
+    // again, and adds no second backup of anything.
+    let marker = aside[0].join("gitcord-snapshot-salvaged");
+    assert!(marker.exists(), "premise: the copy is marked salvaged");
+    std::fs::remove_file(&marker).unwrap();
+    install(&host, 4);
+    let run = host.push("clone", 5, &[]);
+    run.expect_code(0);
+    assert!(marker.exists(), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("queued backup(s) from"),
+        "{}",
+        run.stderr
+    );
+    let want = [dir_name(1), dir_name(3), dir_name(4), dir_name(5)];
+    assert_eq!(history(&bare), (want.to_vec(), true));
+    assert_eq!(backed_up(&bare, BRANCH), (want.to_vec(), true));
+    fsck(&bare);
+    server.stop();
+}

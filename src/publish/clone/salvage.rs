@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use git2::{ObjectType, Oid, Repository};
 
 use super::{read_dir_entries, write_file_atomically, DataRepo, RepoError, BROKEN_PREFIX};
-use crate::publish::tree::walk_tree;
 use crate::publish::treediff::snapshot_changes;
 
 /// Written into a set-aside clone once its queue has been salvaged.
@@ -221,23 +220,45 @@ impl DataRepo {
 }
 
 /// Copies tree `id` and everything below it from `from` to `to`, object by object (same ids),
-/// skipping what `to` already has.
+/// skipping what `to` already has. Children are written before the tree that names them, so an
+/// object in `to` always comes with everything below it: a copy that fails halfway (an object
+/// that cannot be read) leaves no tree whose presence would pass for a complete one when the
+/// salvage runs again (a run killed before marking the copy salvaged).
 pub(crate) fn copy_tree(from: &Repository, to: &Repository, id: Oid) -> Result<(), git2::Error> {
+    let src = from.odb()?;
     let dst = to.odb()?;
-    walk_tree(
-        from,
-        id,
-        |oid| dst.exists(oid),
-        |oid, object| {
-            let written = dst.write(object.kind(), object.data())?;
-            if written != oid {
-                return Err(git2::Error::from_str(&format!(
-                    "object {oid} reads back as {written}"
-                )));
-            }
-            Ok(())
-        },
-    )
+    copy_object(from, &src, &dst, id)
+}
+
+fn copy_object(
+    from: &Repository,
+    src: &git2::Odb<'_>,
+    dst: &git2::Odb<'_>,
+    oid: Oid,
+) -> Result<(), git2::Error> {
+    if dst.exists(oid) {
+        return Ok(());
+    }
+    let object = src.read(oid)?;
+    if object.kind() == ObjectType::Tree {
+        let children: Vec<Oid> = from
+            .find_tree(oid)?
+            .iter()
+            // Submodule entries are commits of other repositories: not followed.
+            .filter(|e| e.filemode() != 0o160000)
+            .map(|e| e.id())
+            .collect();
+        for child in children {
+            copy_object(from, src, dst, child)?;
+        }
+    }
+    let written = dst.write(object.kind(), object.data())?;
+    if written != oid {
+        return Err(git2::Error::from_str(&format!(
+            "object {oid} reads back as {written}"
+        )));
+    }
+    Ok(())
 }
 
 /// Every damaged clone set aside in `root`, oldest first, and whether its queue was salvaged
