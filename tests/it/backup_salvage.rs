@@ -177,6 +177,14 @@ fn queued_backups_are_salvaged_when_the_backup_ref_is_garbage_too() {
 }
 
 #[test]
+fn a_garbage_backup_ref_alone_gets_the_clone_rebuilt_and_its_queue_salvaged() {
+    // Before the health check read every branch, this clone failed every run with 74.
+    both_queues_are_salvaged(|git_dir| {
+        std::fs::write(git_dir.join(format!("refs/heads/{BRANCH}")), "garbage\n").unwrap();
+    });
+}
+
+#[test]
 fn queued_backups_are_salvaged_into_a_backup_repository_of_its_own() {
     let mut server = GitServer::start();
     let data = server.create_bare_repo("data");
