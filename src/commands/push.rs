@@ -14,7 +14,7 @@ use crate::input::config::Config;
 use crate::publish::audit::SnapshotContext;
 use crate::publish::backup::Backup;
 use crate::publish::clone::{Committed, DataRepo, SnapshotFiles};
-use crate::publish::metrics::{self, RunMetrics};
+use crate::publish::metrics::{self, BackupMetrics, BackupWork, RunMetrics};
 use crate::publish::session::{clone_dir, record, Session, Target};
 use crate::snapshot::build::{self, Inputs};
 use crate::snapshot::format;
@@ -140,7 +140,8 @@ pub fn run(req: &Request) -> Result<Report, Error> {
             .map(PathBuf::from),
     };
     let mut snapshot_bytes = 0;
-    let result = publish_snapshot(&config, req, &mut snapshot_bytes);
+    let mut backup_work = None;
+    let result = publish_snapshot(&config, req, &mut snapshot_bytes, &mut backup_work);
     if let Some(path) = metrics_file {
         let exit_code = result.as_ref().err().map_or(0, |e| e.exit_code().code());
         write_metrics(
@@ -150,6 +151,7 @@ pub fn run(req: &Request) -> Result<Report, Error> {
             exit_code,
             started.elapsed().as_secs_f64(),
             snapshot_bytes,
+            backup_work,
         );
     }
     result
@@ -159,6 +161,7 @@ fn publish_snapshot(
     config: &Config,
     req: &Request,
     snapshot_bytes: &mut u64,
+    backup_work: &mut Option<BackupWork>,
 ) -> Result<Report, Error> {
     // With the backup on, the clone comes first: the backup's cache of the previous run lives
     // in it, and the backup is read inside the snapshot's own read transaction. Without it,
@@ -175,6 +178,8 @@ fn publish_snapshot(
                 .map(|d| d.join(crate::snapshot::backup::AUDIT_FILE));
             let mut backup = Backup::open(&session.repo, &branch, audit_log)?;
             let snapshot = build::build_with(config, &req.inputs, Some(&mut backup))?;
+            // What the backup did in the read transaction, for the metrics, whatever follows.
+            *backup_work = Some(BackupWork::from(&backup.work));
             (snapshot, session, Some(backup))
         }
     };
@@ -346,6 +351,7 @@ fn write_metrics(
     exit_code: i32,
     duration: f64,
     snapshot_bytes: u64,
+    backup_work: Option<BackupWork>,
 ) {
     let repo = clone_dir(config, req.target.clone_dir.as_deref())
         .ok()
@@ -363,6 +369,10 @@ fn write_metrics(
         duration_seconds: duration,
         snapshot_bytes,
         finished_at: chrono::Utc::now().timestamp(),
+        backup: match crate::publish::backup::branch(config) {
+            Ok(Some(branch)) => Some(BackupMetrics::read(repo.as_ref(), &branch, backup_work)),
+            _ => None,
+        },
     };
     if let Err(e) = metrics::write(path, &metrics) {
         log::warn!("cannot write metrics to {}: {e}", path.display());

@@ -305,8 +305,9 @@ impl Session {
                 }
             }
         }
-        // A clone rebuilt after damage: what was queued in the broken one goes on top.
-        repo.salvage()?;
+        // A clone rebuilt after damage: what was queued in the broken one (snapshots and their
+        // backups) goes on top.
+        backup::salvage(&repo, publish.backup_branch.as_deref())?;
         Ok(Session {
             repo,
             publish,

@@ -274,3 +274,69 @@ fn moving_the_backup_to_its_own_repository_sends_every_backup_there() {
     assert_eq!(status(&host)["backup"]["queued"], 0);
     server.stop();
 }
+
+#[test]
+fn metrics_describe_the_backup_queue_and_what_each_run_backed_up() {
+    let mut server = GitServer::start();
+    server.create_bare_repo("data");
+    // The backup repository does not exist yet: every backup stays queued.
+    let host = host(&server);
+    host.add_config("  metrics_file: \"gitcord.prom\"\n");
+    let metrics = || -> std::collections::BTreeMap<String, f64> {
+        std::fs::read_to_string(host.env.path("gitcord.prom"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| {
+                let (name, value) = l.rsplit_once(' ').unwrap();
+                (
+                    name.strip_prefix("gitcord_snapshot_").unwrap().to_owned(),
+                    value.parse().unwrap(),
+                )
+            })
+            .collect()
+    };
+    install(&host, 1);
+    let first = host.push("clone", 1, &[]);
+    assert_ne!(first.code, 0);
+    let m = metrics();
+    assert_eq!(m["last_run_exit_code"], f64::from(first.code));
+    assert_eq!(m["queued_commits"], 0.0, "the snapshot was pushed");
+    assert_eq!(m["backup_queued_commits"], 1.0);
+    // Snapshot 1 is from 2024: its queued backup is old enough to alert on.
+    assert!(m["backup_oldest_queued_age_seconds"] > 86_400.0 * 300.0);
+    assert_eq!(m["backup_last_pushed_timestamp_seconds"], 0.0);
+    // A first backup writes every range and keeps none.
+    let written = m["last_run_backup_ranges_written"];
+    assert!(written > 0.0);
+    assert_eq!(m["last_run_backup_ranges_kept"], 0.0);
+    assert!(m["last_run_backup_bytes_serialized"] > 1000.0);
+    assert!(m["last_run_backup_read_seconds"] >= 0.0);
+    assert_eq!(m.len(), 14, "{m:?}");
+
+    // The repository is there now; the same database again: both backups pushed, and the run's
+    // backup kept every range it wrote the first time.
+    server.create_bare_repo("backups");
+    install(&host, 1);
+    host.push("clone", 2, &[]).expect_code(0);
+    let m = metrics();
+    assert_eq!(m["backup_queued_commits"], 0.0);
+    assert_eq!(m["backup_oldest_queued_age_seconds"], 0.0);
+    let at2 = chrono::DateTime::parse_from_rfc3339(&crate::support::host::at(2))
+        .unwrap()
+        .timestamp();
+    assert_eq!(m["backup_last_pushed_timestamp_seconds"], at2 as f64);
+    assert_eq!(m["last_run_backup_ranges_written"], 0.0);
+    assert_eq!(m["last_run_backup_ranges_kept"], written);
+    assert_eq!(m["last_run_backup_bytes_serialized"], 0.0);
+    assert_eq!(backed_up(&server, "backups"), [dir_name(1), dir_name(2)]);
+
+    // With the backup off, no backup series at all.
+    host.add_config("  backup: false\n");
+    host.push("clone", 3, &[]).expect_code(0);
+    let m = metrics();
+    assert_eq!(m["last_run_exit_code"], 0.0);
+    assert!(m.keys().all(|k| !k.contains("backup")), "{m:?}");
+    assert_eq!(m.len(), 7);
+    server.stop();
+}

@@ -9,6 +9,7 @@ mod support;
 
 mod backup;
 mod backup_remote;
+mod backup_salvage;
 mod bench;
 mod crash;
 mod diff;

@@ -36,11 +36,13 @@ use crate::snapshot::backup::{
 use crate::time::Timestamp;
 
 mod branch;
+mod salvage;
 use branch::move_ref;
 pub use branch::{
     exists, find, integrate, local_tip, queued, read_manifest, remote_tip, set_backup_remote,
     set_remote_tip, Found, BACKUP_REMOTE,
 };
+pub use salvage::salvage;
 
 /// The cache file in the clone's `.git`.
 const CACHE_FILE: &str = "gitcord-snapshot-backup-cache";

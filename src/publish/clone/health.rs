@@ -68,7 +68,52 @@ impl DataRepo {
                 })?;
             }
         }
-        Ok(())
+        check_other_refs(&self.repo)
+    }
+}
+
+/// Every other branch and remote-tracking ref (the backup branch, local and as last seen) must
+/// be readable and name a commit whose tree can be read: a run reads them (the backup's parent),
+/// and one that cannot would fail every run with 74 instead of getting the clone rebuilt.
+/// libgit2's reference iterator skips a loose ref it cannot parse, so the loose ones are found
+/// by their files, the packed ones by the iterator, and each is read by name.
+fn check_other_refs(repo: &git2::Repository) -> Result<(), String> {
+    let mut names = std::collections::BTreeSet::new();
+    for dir in ["refs/heads", "refs/remotes"] {
+        loose_refs(repo.path(), dir, &mut names);
+        let mut refs = repo
+            .references_glob(&format!("{dir}/*"))
+            .map_err(|e| format!("{dir}: {}", e.message()))?;
+        for name in refs.names() {
+            names.insert(
+                name.map_err(|e| format!("{dir}: {}", e.message()))?
+                    .to_owned(),
+            );
+        }
+    }
+    for name in names {
+        let commit = repo
+            .refname_to_id(&name)
+            .and_then(|oid| repo.find_commit(oid))
+            .map_err(|e| format!("{name}: {}", e.message()))?;
+        commit
+            .tree()
+            .map_err(|e| format!("the tree of {name}: {}", e.message()))?;
+    }
+    Ok(())
+}
+
+/// The names of the loose ref files below `<git_dir>/<dir>`.
+fn loose_refs(git_dir: &Path, dir: &str, out: &mut std::collections::BTreeSet<String>) {
+    for e in read_dir_entries(&git_dir.join(dir)).unwrap_or_default() {
+        let name = format!("{dir}/{}", e.file_name().to_string_lossy());
+        match e.file_type() {
+            Ok(t) if t.is_dir() => loose_refs(git_dir, &name, out),
+            Ok(t) if t.is_file() => {
+                out.insert(name);
+            }
+            _ => {}
+        }
     }
 }
 

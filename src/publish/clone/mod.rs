@@ -44,7 +44,8 @@ pub use error::RepoError;
 pub(crate) use latest::latest_for;
 #[allow(unused_imports)]
 pub use reads::StoredSnapshot;
-pub use salvage::set_aside_copies;
+pub(crate) use salvage::copy_tree;
+pub use salvage::{set_aside_copies, SetAside};
 pub(crate) use tracking::PUSH_CONFIG;
 
 use std::fs::{self, File};

@@ -3,27 +3,61 @@
 //! rebuild itself ([`super::health`]) because it runs later, once the session has refilled
 //! the new clone from the remote.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Oid, Repository};
 
 use super::{read_dir_entries, write_file_atomically, DataRepo, RepoError, BROKEN_PREFIX};
-use crate::publish::tree::walk_tree;
 use crate::publish::treediff::snapshot_changes;
 
 /// Written into a set-aside clone once its queue has been salvaged.
 const SALVAGED_MARKER: &str = "gitcord-snapshot-salvaged";
 
+/// A damaged clone set aside, as the snapshots' salvage left it: handed to the backup's salvage
+/// ([`crate::publish::backup::salvage`]) before the copy is marked salvaged, so that a run
+/// killed in between salvages both again.
+pub struct SetAside<'a> {
+    /// The copy (`<clone_dir>/.git.broken-<UTC time>`).
+    pub path: &'a Path,
+    /// It, opened.
+    pub repo: &'a Repository,
+    /// Queued snapshots found in it and not put on the branch (unreadable, or conflicting
+    /// with another writer's of the same name): they stay in the copy, their backups with them.
+    pub left_out: &'a BTreeSet<String>,
+}
+
 impl DataRepo {
     /// Replays onto the branch the snapshot commits that were queued in the damaged clones set
     /// aside and not yet salvaged, as far as they can still be read:
     /// each with its original message, author and times. A snapshot whose files cannot be
-    /// read is left out with a warning; it stays in the set-aside copy. Returns how many
-    /// commits were replayed.
-    pub fn salvage(&self) -> Result<usize, RepoError> {
+    /// read is left out with a warning; it stays in the set-aside copy. Then `more` gets each
+    /// copy (the backups queued in it). Returns how many snapshot commits were replayed.
+    pub fn salvage_with(
+        &self,
+        mut more: impl FnMut(&DataRepo, &SetAside<'_>) -> Result<(), RepoError>,
+    ) -> Result<usize, RepoError> {
         let mut replayed = 0;
         for aside in &self.set_aside {
-            replayed += self.salvage_from(aside)?;
+            match Repository::open_bare(aside) {
+                Ok(old) => {
+                    let mut left_out = BTreeSet::new();
+                    replayed += self.salvage_from(aside, &old, &mut left_out)?;
+                    more(
+                        self,
+                        &SetAside {
+                            path: aside,
+                            repo: &old,
+                            left_out: &left_out,
+                        },
+                    )?;
+                }
+                Err(e) => log::warn!(
+                    "nothing can be salvaged from {}: {}",
+                    aside.display(),
+                    e.message()
+                ),
+            }
             // Only now is this copy done with: a run killed before this line salvages it
             // again (replaying what is already on the branch changes nothing).
             write_file_atomically(&aside.join(SALVAGED_MARKER), b"salvaged\n")?;
@@ -31,18 +65,12 @@ impl DataRepo {
         Ok(replayed)
     }
 
-    fn salvage_from(&self, aside: &Path) -> Result<usize, RepoError> {
-        let old = match Repository::open_bare(aside) {
-            Ok(old) => old,
-            Err(e) => {
-                log::warn!(
-                    "nothing can be salvaged from {}: {}",
-                    aside.display(),
-                    e.message()
-                );
-                return Ok(0);
-            }
-        };
+    fn salvage_from(
+        &self,
+        aside: &Path,
+        old: &Repository,
+        left_out: &mut BTreeSet<String>,
+    ) -> Result<usize, RepoError> {
         // The branch: ours by name, else what HEAD names, else the only branch there is.
         let old_tip = old
             .refname_to_id(&self.branch_ref())
@@ -53,11 +81,11 @@ impl DataRepo {
                     .references_glob("refs/heads/*")
                     .ok()?
                     .filter_map(|r| r.ok()?.target())
-                    .filter(|oid| !is_backup_commit(&old, *oid))
+                    .filter(|oid| !is_backup_commit(old, *oid))
                     .collect();
                 (heads.len() == 1).then(|| heads[0])
             })
-            .or_else(|| self.lost_tip(&old));
+            .or_else(|| self.lost_tip(old));
         let Some(old_tip) = old_tip else {
             log::warn!(
                 "no branch can be read in {}; its queued snapshots (if any) are not salvaged",
@@ -92,8 +120,8 @@ impl DataRepo {
             // Without a readable parent, whatever the branch lacks counts as added.
             let parent = commit.parent(0).ok().and_then(|p| p.tree().ok());
             let changes = commit.tree().and_then(|tree| {
-                snapshot_changes(&old, parent.as_ref(), &tree)
-                    .or_else(|_| snapshot_changes(&old, None, &tree))
+                snapshot_changes(old, parent.as_ref(), &tree)
+                    .or_else(|_| snapshot_changes(old, None, &tree))
             });
             let changes = match changes {
                 Ok(changes) => changes,
@@ -108,13 +136,16 @@ impl DataRepo {
             };
             let mut added = Vec::new();
             for (name, entry) in changes.added {
-                match copy_tree(&old, &self.repo, entry.id) {
+                match copy_tree(old, &self.repo, entry.id) {
                     Ok(()) => added.push((name, entry)),
-                    Err(e) => log::warn!(
-                        "snapshots/{name} (commit {oid}) cannot be read from {}: {}; it is not salvaged",
-                        aside.display(),
-                        e.message()
-                    ),
+                    Err(e) => {
+                        log::warn!(
+                            "snapshots/{name} (commit {oid}) cannot be read from {}: {}; it is not salvaged",
+                            aside.display(),
+                            e.message()
+                        );
+                        left_out.insert(name);
+                    }
                 }
             }
             let removed = changes.removed;
@@ -131,10 +162,14 @@ impl DataRepo {
                 Ok(None) => {}
                 // Another writer published the same name with other content meanwhile: the
                 // snapshot stays in the set-aside copy for a person to look at.
-                Err(RepoError::Conflict(name)) => log::warn!(
-                    "snapshots/{name} (commit {oid} in {}) conflicts with the branch; not salvaged",
-                    aside.display()
-                ),
+                Err(RepoError::Conflict(name)) => {
+                    log::warn!(
+                        "snapshots/{name} (commit {oid} in {}) conflicts with the branch; not salvaged",
+                        aside.display()
+                    );
+                    left_out.insert(name);
+                    left_out.extend(added.into_iter().map(|(name, _)| name));
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -185,23 +220,45 @@ impl DataRepo {
 }
 
 /// Copies tree `id` and everything below it from `from` to `to`, object by object (same ids),
-/// skipping what `to` already has.
-fn copy_tree(from: &Repository, to: &Repository, id: Oid) -> Result<(), git2::Error> {
+/// skipping what `to` already has. Children are written before the tree that names them, so an
+/// object in `to` always comes with everything below it: a copy that fails halfway (an object
+/// that cannot be read) leaves no tree whose presence would pass for a complete one when the
+/// salvage runs again (a run killed before marking the copy salvaged).
+pub(crate) fn copy_tree(from: &Repository, to: &Repository, id: Oid) -> Result<(), git2::Error> {
+    let src = from.odb()?;
     let dst = to.odb()?;
-    walk_tree(
-        from,
-        id,
-        |oid| dst.exists(oid),
-        |oid, object| {
-            let written = dst.write(object.kind(), object.data())?;
-            if written != oid {
-                return Err(git2::Error::from_str(&format!(
-                    "object {oid} reads back as {written}"
-                )));
-            }
-            Ok(())
-        },
-    )
+    copy_object(from, &src, &dst, id)
+}
+
+fn copy_object(
+    from: &Repository,
+    src: &git2::Odb<'_>,
+    dst: &git2::Odb<'_>,
+    oid: Oid,
+) -> Result<(), git2::Error> {
+    if dst.exists(oid) {
+        return Ok(());
+    }
+    let object = src.read(oid)?;
+    if object.kind() == ObjectType::Tree {
+        let children: Vec<Oid> = from
+            .find_tree(oid)?
+            .iter()
+            // Submodule entries are commits of other repositories: not followed.
+            .filter(|e| e.filemode() != 0o160000)
+            .map(|e| e.id())
+            .collect();
+        for child in children {
+            copy_object(from, src, dst, child)?;
+        }
+    }
+    let written = dst.write(object.kind(), object.data())?;
+    if written != oid {
+        return Err(git2::Error::from_str(&format!(
+            "object {oid} reads back as {written}"
+        )));
+    }
+    Ok(())
 }
 
 /// Every damaged clone set aside in `root`, oldest first, and whether its queue was salvaged
