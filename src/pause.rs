@@ -14,9 +14,11 @@ pub const AT: &str = "GITCORD_SNAPSHOT_PAUSE_AT";
 pub const FILE: &str = "GITCORD_SNAPSHOT_PAUSE_FILE";
 
 /// Stops here, forever, if the test asked for `phase`: `fetch` (objects arriving),
-/// `commit` (committed, not yet pushed), `push` (objects leaving), `pack` (a pack half
-/// written), `view` (the working copy half updated), `backup` (the backup's objects written,
-/// not committed) or `backup-cache` (the backup committed, its cache not yet updated).
+/// `commit` (committed, not yet pushed), `push` (objects leaving), `pushed` (the remote
+/// updated, the clone not yet told), `pack` (a pack half written), `view` (the working copy
+/// half updated), `backup` (the backup's objects written, not committed), `backup-cache` (the
+/// backup committed, its cache not yet updated) or `backup-pushed` (a backup repository of its
+/// own updated, the clone not yet told).
 pub fn point(phase: &str) {
     if std::env::var_os(AT).is_none_or(|p| p != phase) {
         return;

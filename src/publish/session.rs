@@ -416,6 +416,7 @@ fn push_backup_queue(repo: &DataRepo, spec: &RemoteSpec, b: &str) -> Result<(), 
         };
         match remote::push(repo, spec, std::slice::from_ref(&update)) {
             Ok(()) => {
+                crate::pause::point("backup-pushed");
                 backup::set_remote_tip(repo.git(), b, update.new).map_err(local)?;
                 log::info!("pushed the backups to {} ({b})", spec.url);
                 return Ok(());
@@ -489,6 +490,9 @@ fn push_queue(
         }
         match remote::push(repo, spec, &updates) {
             Ok(()) => {
+                // The remote has it; the clone does not know yet. A run killed here finds its
+                // queue refused as stale next time, fetches, and sees it already pushed.
+                crate::pause::point("pushed");
                 repo.set_remote_tip(repo.tip().map_err(local)?)
                     .map_err(local)?;
                 if let Some(b) = backup {

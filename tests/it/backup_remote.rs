@@ -202,6 +202,51 @@ fn an_unreachable_backup_repository_leaves_the_snapshot_pushed_and_the_backup_qu
 }
 
 #[test]
+fn a_run_killed_after_the_backup_repository_took_its_push_heals_without_a_second_backup() {
+    let mut server = GitServer::start();
+    server.create_bare_repo("data");
+    server.create_bare_repo("backups");
+    let host = host(&server);
+    install(&host, 1);
+    host.push("clone", 1, &[]).expect_code(0);
+    install(&host, 2);
+    crate::crash::kill_at(&host, "clone", 2, "backup-pushed");
+    // The backup repository has backup 2; the clone still counts it as queued.
+    assert_eq!(backed_up(&server, "backups"), [dir_name(1), dir_name(2)]);
+    let clone = git2::Repository::open_bare(host.clone_path("clone").join(".git")).unwrap();
+    let local = clone
+        .refname_to_id(&format!("refs/heads/{BRANCH}"))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        server.ref_target("backups", &format!("refs/heads/{BRANCH}")),
+        Some(local.clone())
+    );
+    assert_ne!(
+        clone
+            .refname_to_id(&format!("refs/remotes/backup/{BRANCH}"))
+            .unwrap()
+            .to_string(),
+        local,
+        "premise: the clone did not record the push"
+    );
+    drop(clone);
+    assert_eq!(status(&host)["backup"]["queued"], 1);
+    // The next run: exit 0, one backup per snapshot, in order, nothing queued, fsck clean.
+    install(&host, 3);
+    host.push("clone", 3, &[]).expect_code(0);
+    assert_eq!(
+        backed_up(&server, "backups"),
+        [dir_name(1), dir_name(2), dir_name(3)]
+    );
+    assert_eq!(status(&host)["backup"]["queued"], 0);
+    assert_eq!(server.refs("data").len(), 1);
+    crate::support::git::fsck(&server.repo_path("backups"));
+    crate::support::git::fsck(&host.clone_path("clone").join(".git"));
+    server.stop();
+}
+
+#[test]
 fn backups_replay_onto_another_writers_in_the_backup_repository() {
     let mut server = GitServer::start();
     server.create_bare_repo("data");

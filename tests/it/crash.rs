@@ -142,7 +142,7 @@ fn broken_copies(clone: &Path) -> Vec<PathBuf> {
 
 /// Starts `push` of snapshot `n` with the pause point `phase` armed, waits until the run has
 /// stopped there, kills it with SIGKILL and checks that the signal is what ended it.
-fn kill_at(host: &Host, clone: &str, n: u32, phase: &str) {
+pub(crate) fn kill_at(host: &Host, clone: &str, n: u32, phase: &str) {
     let file = host.env.path(&format!("paused-{n}-{phase}"));
     let log_path = host.env.path(&format!("paused-{n}-{phase}.log"));
     let log = std::fs::File::create(&log_path).unwrap();
@@ -806,6 +806,45 @@ fn killed_during_the_push() {
     kill_at(host, "clone", 1, "push");
     assert_eq!(history(git_dir).0, [dir_name(0), dir_name(1)], "committed");
     recovers(host, bare, 2, &[dir_name(0), dir_name(1)]);
+}
+
+#[test]
+fn killed_after_the_remote_took_the_push_before_the_clone_recorded_it() {
+    let scene = Scene::published();
+    let (host, git_dir, bare) = (&scene.host, &scene.git_dir, &scene.bare);
+    kill_at(host, "clone", 1, "pushed");
+    // The remote has snapshot 1 and its backup; the clone still thinks both are queued.
+    assert_eq!(history(bare).0, [dir_name(0), dir_name(1)], "pushed");
+    let clone = git2::Repository::open_bare(git_dir).unwrap();
+    let remote_main = bare_tip(bare, "refs/heads/main");
+    assert_ne!(
+        clone.refname_to_id("refs/remotes/origin/main").unwrap(),
+        remote_main,
+        "premise: the clone did not record the push"
+    );
+    assert_eq!(clone.refname_to_id("refs/heads/main").unwrap(), remote_main);
+    let backup_tip = bare_tip(bare, "refs/heads/gitcord-backup");
+    assert_eq!(
+        clone.refname_to_id("refs/heads/gitcord-backup").unwrap(),
+        backup_tip
+    );
+    drop(clone);
+    recovers(host, bare, 2, &[dir_name(0), dir_name(1)]);
+    // One backup per snapshot on the remote, in order, none twice.
+    let backups = git(bare, &["log", "--format=%s", "--reverse", "gitcord-backup"]);
+    let named: Vec<&str> = backups
+        .lines()
+        .map(|l| l.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(named, [dir_name(0), dir_name(1), dir_name(2)]);
+}
+
+/// The commit `name` points to in the bare repository.
+fn bare_tip(bare: &Path, name: &str) -> git2::Oid {
+    git2::Repository::open_bare(bare)
+        .unwrap()
+        .refname_to_id(name)
+        .unwrap()
 }
 
 #[test]
