@@ -385,3 +385,69 @@ fn metrics_describe_the_backup_queue_and_what_each_run_backed_up() {
     assert_eq!(m.len(), 7);
     server.stop();
 }
+
+#[test]
+fn moving_the_backup_back_to_the_data_repository_sends_every_backup_there() {
+    let mut server = GitServer::start();
+    server.create_bare_repo("data");
+    server.create_bare_repo("backups");
+    let host = host(&server);
+    for v in 1..=2 {
+        install(&host, v);
+        host.push("clone", v, &[]).expect_code(0);
+    }
+    assert_eq!(backed_up(&server, "backups"), [dir_name(1), dir_name(2)]);
+    assert_eq!(server.refs("data").len(), 1);
+    // The operator removes backup_remote_url again.
+    let config = std::fs::read_to_string(host.env.path("config.yaml")).unwrap();
+    let without: String = config
+        .lines()
+        .filter(|l| !l.contains("backup_remote_url"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(without, config, "premise: the key was there");
+    host.env.write("config.yaml", without);
+    install(&host, 3);
+    host.push("clone", 3, &[]).expect_code(0);
+    // Every backup is now on the data repository's backup branch, the backup repository left
+    // where it was, and the clone has nothing queued.
+    assert_eq!(
+        backed_up(&server, "data"),
+        [dir_name(1), dir_name(2), dir_name(3)]
+    );
+    assert_eq!(backed_up(&server, "backups"), [dir_name(1), dir_name(2)]);
+    assert_eq!(status(&host)["backup"]["queued"], 0);
+    for v in 1..=3 {
+        let fresh = host.env.path(&format!("fresh{v}/.git"));
+        bare_clone(&server.repo_path("data"), &fresh);
+        let to = format!("restored{v}/state.db");
+        restore(&host, &format!("fresh{v}"), &dir_name(v), &to).expect_code(0);
+        assert_eq!(
+            dump(&host.env.path(&to)),
+            dump_without_secrets(v, &host.env.path(".")),
+            "snapshot {v}"
+        );
+    }
+    server.stop();
+}
+
+#[test]
+fn no_push_with_a_backup_repository_touches_neither_repository_and_queues_the_backup() {
+    let mut server = GitServer::start();
+    server.create_bare_repo("data");
+    server.create_bare_repo("backups");
+    let host = host(&server);
+    install(&host, 1);
+    host.push("clone", 1, &["--no-push"]).expect_code(0);
+    assert!(server.refs("data").is_empty());
+    assert!(server.refs("backups").is_empty());
+    let st = status(&host);
+    assert_eq!(st["queued"], 1);
+    assert_eq!(st["backup"]["queued"], 1);
+    install(&host, 2);
+    host.push("clone", 2, &[]).expect_code(0);
+    assert_eq!(backed_up(&server, "backups"), [dir_name(1), dir_name(2)]);
+    assert_eq!(server.refs("data").len(), 1);
+    assert_eq!(status(&host)["backup"]["queued"], 0);
+    server.stop();
+}
