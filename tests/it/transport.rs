@@ -223,3 +223,50 @@ fn the_token_is_in_no_log_line_even_at_trace_level() {
         );
     }
 }
+
+#[test]
+fn a_redirect_to_another_server_is_followed_without_the_token() {
+    let first = GitServer::start();
+    let second = GitServer::start();
+    first.create_bare_repo("data");
+    let bare = second.create_bare_repo("data");
+    // The first server says the repository is now on the second (another port: another origin).
+    let url = first
+        .url("data")
+        .replace("/git/", &format!("/elsewhere/{}/", second.port()));
+    // Each test server has a CA of its own: the host trusts both.
+    let both = std::env::temp_dir().join(format!(
+        "gitcord-snapshot-two-cas-{}-{}.pem",
+        std::process::id(),
+        second.port()
+    ));
+    let pem = std::fs::read_to_string(first.ca_file()).unwrap()
+        + &std::fs::read_to_string(second.ca_file()).unwrap();
+    std::fs::write(&both, pem).unwrap();
+    let host = Host::new(&url, first.token(), Some(both.clone()));
+    let run = host.push("clone", 0, &[]);
+    let _ = std::fs::remove_file(&both);
+    run.expect_error(
+        77,
+        &["asks for credentials", "only sent to the configured host"],
+    );
+    assert!(!run.stderr.contains(first.token()), "{}", run.stderr);
+    // The first server was sent the token; the second was asked without it, and nothing was
+    // pushed there.
+    let asked = first.access_log();
+    assert!(
+        asked.contains("/elsewhere/") && asked.contains(" 301 x-access-token "),
+        "{asked}"
+    );
+    let second_log = second.access_log();
+    let requests: Vec<&str> = second_log.lines().collect();
+    assert!(!requests.is_empty(), "the redirect was followed");
+    for line in &requests {
+        assert!(
+            line.contains(" 401 - "),
+            "a request reached the second server with credentials: {line}"
+        );
+    }
+    assert!(!second_log.contains("POST"), "{second_log}");
+    assert_eq!(history(&bare).0, Vec::<String>::new());
+}

@@ -925,6 +925,11 @@ http {{
         location ~ ^/insecure(?<insecure_path>/.*)$ {{
             return 301 http://$host:$server_port/git$insecure_path$is_args$args;
         }}
+        # /elsewhere/<port>/...: the repository moved to another server (another origin) on
+        # this machine, which must never be sent the token.
+        location ~ ^/elsewhere/(?<to_port>[0-9]+)(?<to_path>/.*)$ {{
+            return 301 https://$host:$to_port/git$to_path$is_args$args;
+        }}
 
         location ~ ^/(?<git_script>git|nothin)(?<git_path_info>/.*)$ {{
             fastcgi_pass "unix:{r}/fcgi.sock";
