@@ -31,10 +31,14 @@ pub trait Hook: Send {
     /// Fingerprint [`PRESCANNED_TABLE`] during the window scan, with this key; `None` when
     /// [`Hook::read`] reads it itself (a first backup, which writes every range as it reads).
     fn prescan(&self) -> Option<Prescan>;
-    /// Runs beside the window scan.
-    fn read(&mut self, reader: &Reader<'_>) -> Result<(), StateError>;
+    /// Runs beside the window scan; `prescanned` says whether the scan fingerprints
+    /// [`PRESCANNED_TABLE`]. It may decline what [`Hook::prescan`] asked (a table the scan
+    /// does not address by its real rowid, or one the hook's own read refuses, so that the
+    /// refusal comes in its usual place): then the hook reads the table itself, as without a
+    /// prescan.
+    fn read(&mut self, reader: &Reader<'_>, prescanned: bool) -> Result<(), StateError>;
     /// Runs after the window scan, still in the transaction, with what it fingerprinted
-    /// (`None` when nothing was asked).
+    /// (`None` when nothing was asked or the scan declined).
     fn finish(
         &mut self,
         reader: &Reader<'_>,

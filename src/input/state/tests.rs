@@ -356,6 +356,8 @@ struct Probe {
     own: Vec<backup::RangeDigest>,
     columns: Vec<String>,
     got: Option<backup::Prescanned>,
+    /// What [`backup::Hook::read`] was told.
+    prescanned: bool,
 }
 
 impl backup::Hook for Probe {
@@ -363,7 +365,8 @@ impl backup::Hook for Probe {
         Some(self.spec)
     }
 
-    fn read(&mut self, reader: &backup::Reader<'_>) -> Result<(), StateError> {
+    fn read(&mut self, reader: &backup::Reader<'_>, prescanned: bool) -> Result<(), StateError> {
+        self.prescanned = prescanned;
         let table = backup::PRESCANNED_TABLE;
         self.columns = reader.columns(table)?;
         let secret = vec![false; self.columns.len()];
@@ -455,6 +458,7 @@ fn the_window_scan_fingerprints_every_range_as_a_sequential_read_does() {
             own: Vec::new(),
             columns: Vec::new(),
             got: None,
+            prescanned: false,
         };
         let (_, counted) = read_with(&path, &options(sharing), &new, Some(&mut probe)).unwrap();
         let counted: Vec<(String, i64)> = counted
@@ -463,10 +467,63 @@ fn the_window_scan_fingerprints_every_range_as_a_sequential_read_does() {
             .filter(|(_, n)| *n != 0)
             .collect();
         assert_eq!(counted, want, "{sharing:?}: the window counts the same");
+        assert!(probe.prescanned, "{sharing:?}: the hook was told");
         let got = probe.got.expect("the scan's fingerprints");
         assert_eq!(got.columns, probe.columns);
         assert!(probe.own.len() > 150, "{} ranges", probe.own.len());
         assert_eq!(got.ranges, probe.own, "{sharing:?}");
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A contributions table with a column named `rowid`: the window scan reads that column as
+/// the rowid (its bounds and chunks), so it cannot fingerprint the table by its real rowids.
+/// It declines (the backup reads the table itself), and counts what it counts without a hook.
+#[test]
+fn the_window_scan_declines_to_fingerprint_a_table_with_a_column_named_rowid() {
+    use rusqlite::types::Value::Text;
+    let rows: Vec<_> = (0..600)
+        .map(|i| (Text(format!("u{}", i % 7)), "r", "{}"))
+        .collect();
+    let path = db_with("prescan-rowid-column", &rows);
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE contributions ADD COLUMN rowid INTEGER;
+             UPDATE contributions SET rowid = _rowid_ WHERE _rowid_ <= 20;",
+        )
+        .unwrap();
+    }
+    let spec = backup::Prescan {
+        key: [3; 32],
+        format: 9,
+        range_rowids: 16,
+        range_of: |rowid| ((rowid as u64) ^ (1 << 63)) >> 4,
+        is_secret: |_, _| false,
+    };
+    for sharing in sharings() {
+        let want = read_all(&path, sharing, None).unwrap();
+        let new = || Rows {
+            counts: Default::default(),
+            refuse: None,
+        };
+        let mut probe = Probe {
+            spec,
+            own: Vec::new(),
+            columns: Vec::new(),
+            got: None,
+            prescanned: false,
+        };
+        let (_, counted) = read_with(&path, &options(sharing), &new, Some(&mut probe)).unwrap();
+        let counted: Vec<(String, i64)> = counted
+            .counts
+            .into_iter()
+            .filter(|(_, n)| *n != 0)
+            .collect();
+        assert_eq!(counted, want, "{sharing:?}: the window counts the same");
+        assert!(probe.own.len() > 30, "{} ranges", probe.own.len());
+        assert_eq!(probe.got, None, "{sharing:?}: declined");
+        assert!(!probe.prescanned, "{sharing:?}: the hook was told");
     }
     let _ = std::fs::remove_file(&path);
 }

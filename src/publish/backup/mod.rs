@@ -332,9 +332,8 @@ impl Backup {
 
     /// Reads every table inside the snapshot's read transaction, but [`PRESCANNED_TABLE`]
     /// when the window scan fingerprints it, writing the objects of the ranges that changed.
-    fn read_tables(&mut self, reader: &Reader<'_>) -> Result<(), StateError> {
+    fn read_tables(&mut self, reader: &Reader<'_>, prescanned: bool) -> Result<(), StateError> {
         let started = std::time::Instant::now();
-        let prescanned = self.prescan_spec().is_some();
         let master = reader.master()?;
         let user_version = reader.user_version()?;
         let git_err = |e: git2::Error| reader.bad(format!("writing the backup: {}", e.message()));
@@ -550,8 +549,8 @@ impl Hook for Backup {
         self.prescan_spec()
     }
 
-    fn read(&mut self, reader: &Reader<'_>) -> Result<(), StateError> {
-        self.read_tables(reader)
+    fn read(&mut self, reader: &Reader<'_>, prescanned: bool) -> Result<(), StateError> {
+        self.read_tables(reader, prescanned)
     }
 
     /// Compares the window scan's fingerprints of [`PRESCANNED_TABLE`] with the previous
