@@ -101,3 +101,63 @@ fn a_later_backup_reports_the_same_error_as_a_first_one() {
     let last_line = |s: &str| s.lines().last().unwrap_or_default().to_owned();
     assert_eq!(last_line(&later.stderr), last_line(&first.stderr));
 }
+
+/// When every contributions range changed since the previous backup (a column added by a
+/// Gitcord migration changes every fingerprint), the prescanned backup writes them all again:
+/// it must hold no more of them in memory than a first backup does, which packs and forgets
+/// its objects every few megabytes.
+#[test]
+fn a_later_backup_that_rewrites_every_range_keeps_its_memory_flat() {
+    let host = Host::for_case("basic");
+    install(&host, 1);
+    // About 110 MB of rows, outside the window: more than a backup holds in memory at once.
+    let conn = rusqlite::Connection::open(host.env.path("state.db")).unwrap();
+    conn.execute_batch("BEGIN").unwrap();
+    {
+        let mut insert = conn
+            .prepare(
+                "INSERT INTO contributions (github_user, event_type, repo, created_at, payload_json)
+                 VALUES ('bulk', 'pr_merged', 'org/repo', '2001-01-01T00:00:00+00:00', ?1)",
+            )
+            .unwrap();
+        for i in 0..72_000 {
+            insert
+                .execute([format!("{{\"n\":{i},\"body\":\"{}\"}}", "x".repeat(1500))])
+                .unwrap();
+        }
+    }
+    conn.execute_batch("COMMIT").unwrap();
+    drop(conn);
+    let first = crate::hostile::measured(host.command("clone", 1, &["--no-push", "-v"]));
+    first.run.expect_code(0);
+    let conn = rusqlite::Connection::open(host.env.path("state.db")).unwrap();
+    conn.execute_batch("ALTER TABLE contributions ADD COLUMN extra TEXT;")
+        .unwrap();
+    drop(conn);
+    let later = crate::hostile::measured(host.command("clone", 2, &["--no-push", "-v"]));
+    later.run.expect_code(0);
+    // Every contributions range written again (the bulk rows fill about 128 of them).
+    let line = later
+        .run
+        .stderr
+        .lines()
+        .find(|l| l.contains("backed up state.db as"))
+        .unwrap_or_else(|| panic!("{}", later.run.stderr));
+    let written: u64 = line
+        .rsplit_once(": ")
+        .and_then(|(_, r)| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(written > 250, "{line}");
+    restore(&host, "clone", "latest", "r/state.db").expect_code(0);
+    assert_eq!(
+        crate::backup::dump(&host.env.path("r/state.db")),
+        want_dump(&host, "want.db"),
+    );
+    assert!(
+        later.max_rss_kib < first.max_rss_kib + 16 * 1024,
+        "the later backup peaked at {} KiB, the first at {} KiB",
+        later.max_rss_kib,
+        first.max_rss_kib
+    );
+}

@@ -344,7 +344,7 @@ impl Backup {
         let mut sink = Sink {
             repo: &self.repo,
             odb: &odb,
-            mempack: Some(&mempack),
+            mempack: &mempack,
             objects: Vec::new(),
             pending: 0,
         };
@@ -565,13 +565,16 @@ impl Hook for Backup {
         };
         let started = std::time::Instant::now();
         let git_err = |e: git2::Error| reader.bad(format!("writing the backup: {}", e.message()));
-        // The run's mempack (added by `read_tables`) is still the odb's first backend, so these
-        // objects reach memory first too and the clone as one more pack.
+        // Objects go to memory first and reach the clone as packs, as in `read_tables`, with a
+        // mempack of this step's own above that one (writes go to the first backend), emptied
+        // at every flush: when every range changed (a column added), this step writes the
+        // whole table, and must not hold all of it in memory until the run ends.
         let odb = self.repo.odb().map_err(git_err)?;
+        let mempack = odb.add_new_mempack_backend(1001).map_err(git_err)?;
         let mut sink = Sink {
             repo: &self.repo,
             odb: &odb,
-            mempack: None,
+            mempack: &mempack,
             objects: Vec::new(),
             pending: 0,
         };
@@ -784,9 +787,8 @@ impl Lines {
 struct Sink<'a, 'r> {
     repo: &'r Repository,
     odb: &'a git2::Odb<'r>,
-    /// The run's mempack, emptied once its objects are packed (`None`: a later step of the
-    /// run, whose few objects stay in memory too until the run ends).
-    mempack: Option<&'a git2::Mempack<'a>>,
+    /// Where new objects are written first, emptied once they are packed.
+    mempack: &'a git2::Mempack<'a>,
     objects: Vec<Oid>,
     pending: usize,
 }
@@ -833,9 +835,7 @@ impl Sink<'_, '_> {
             return Err(e.to_string());
         }
         writer.commit().map_err(git)?;
-        if let Some(mempack) = self.mempack {
-            mempack.reset().map_err(git)?;
-        }
+        self.mempack.reset().map_err(git)?;
         self.objects.clear();
         self.pending = 0;
         Ok(())
