@@ -161,3 +161,46 @@ fn a_later_backup_that_rewrites_every_range_keeps_its_memory_flat() {
         first.max_rss_kib
     );
 }
+
+/// A backup cache written by the previous version (SHA-256 fingerprints, `cache 1`) is read as
+/// no cache: the next run backs up every range again without a warning, writes a cache of the
+/// current version, and the run after it compares with that one (the prescan).
+#[test]
+fn a_cache_of_the_previous_version_is_rebuilt_once_quietly() {
+    let host = Host::for_case("basic");
+    install(&host, 1);
+    host.push("clone", 1, &["--no-push"]).expect_code(0);
+    let cache = host.env.path("clone/.git/gitcord-snapshot-backup-cache");
+    let text = std::fs::read_to_string(&cache).unwrap();
+    let (header, rest) = text.split_once('\n').unwrap();
+    assert_eq!(header, "gitcord-snapshot backup cache 2");
+    std::fs::write(&cache, format!("gitcord-snapshot backup cache 1\n{rest}")).unwrap();
+    install(&host, 2);
+    let run = host.push("clone", 2, &["--no-push", "-v"]);
+    run.expect_code(0);
+    // The one warning is the case's config (Gitcord's own writer is on), none about the cache.
+    assert!(
+        !run.stderr
+            .lines()
+            .any(|l| l.contains("warn: ") && l.contains("cache")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("written by an earlier version"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(" 0 kept;"), "{}", run.stderr);
+    let text = std::fs::read_to_string(&cache).unwrap();
+    assert!(text.starts_with("gitcord-snapshot backup cache 2\n"));
+    install(&host, 4);
+    let run = host.push("clone", 3, &["--no-push", "-v"]);
+    run.expect_code(0);
+    assert!(!run.stderr.contains(" 0 kept;"), "{}", run.stderr);
+    restore(&host, "clone", "latest", "r/state.db").expect_code(0);
+    assert_eq!(
+        crate::backup::dump(&host.env.path("r/state.db")),
+        want_dump(&host, "want.db"),
+    );
+}
