@@ -124,13 +124,11 @@ fn healed(host: &Host, run: &Run, backups_salvaged: usize) {
     assert_eq!(status["backup"]["queued"], 0);
 }
 
-/// Snapshot 1 published; 2 and 3 committed with their backups and queued (503); the clone
-/// damaged by `damage`; snapshot 4 pushed.
-fn both_queues_are_salvaged(damage: impl FnOnce(&Path)) {
-    let mut server = GitServer::start();
+/// A host whose clone published snapshot 1 to repository `data` of `server` (returned), then
+/// committed 2 and 3 with their backups and queued them (the server answered 503).
+fn two_queued(server: &mut GitServer) -> (PathBuf, Host) {
     let bare = server.create_bare_repo("data");
-    let host = Host::for_server(&server, "data");
-    let git_dir = host.clone_path("clone").join(".git");
+    let host = Host::for_server(server, "data");
     install(&host, 1);
     host.push("clone", 1, &[]).expect_code(0);
     server.set_mode(Mode::Unavailable503);
@@ -139,6 +137,15 @@ fn both_queues_are_salvaged(damage: impl FnOnce(&Path)) {
         host.push("clone", v, &[]).expect_code(75);
     }
     server.set_mode(Mode::Normal);
+    (bare, host)
+}
+
+/// Snapshot 1 published; 2 and 3 committed with their backups and queued (503); the clone
+/// damaged by `damage`; snapshot 4 pushed.
+fn both_queues_are_salvaged(damage: impl FnOnce(&Path)) {
+    let mut server = GitServer::start();
+    let (bare, host) = two_queued(&mut server);
+    let git_dir = host.clone_path("clone").join(".git");
     let names = |r: std::ops::RangeInclusive<u32>| r.map(dir_name).collect::<Vec<_>>();
     assert_eq!(backed_up(&bare, BRANCH).0, names(1..=1), "premise");
     assert_eq!(backed_up(&git_dir, BRANCH).0, names(1..=3), "premise");
@@ -269,18 +276,9 @@ fn queued_backups_are_salvaged_into_a_backup_repository_of_its_own() {
 #[test]
 fn the_backup_of_a_snapshot_left_out_stays_aside_and_a_second_salvage_adds_nothing() {
     let mut server = GitServer::start();
-    let bare = server.create_bare_repo("data");
-    let host = Host::for_server(&server, "data");
+    let (bare, host) = two_queued(&mut server);
     let clone = host.clone_path("clone");
     let git_dir = clone.join(".git");
-    install(&host, 1);
-    host.push("clone", 1, &[]).expect_code(0);
-    server.set_mode(Mode::Unavailable503);
-    for v in 2..=3 {
-        install(&host, v);
-        host.push("clone", v, &[]).expect_code(75);
-    }
-    server.set_mode(Mode::Normal);
     // Snapshot 2's meta.json (a blob only it has) is truncated: snapshot 2 cannot be salvaged.
     let blob = git(
         &git_dir,

@@ -414,6 +414,15 @@ impl backup::Hook for Probe {
     }
 }
 
+/// A prescan of 16-rowid ranges, nothing secret.
+const SMALL_RANGES: backup::Prescan = backup::Prescan {
+    key: [3; 32],
+    format: 9,
+    range_rowids: 16,
+    range_of: |rowid| ((rowid as u64) ^ (1 << 63)) >> 4,
+    is_secret: |_, _| false,
+};
+
 /// The window read with a [`Probe`] asking for `spec`: it counts what a read without a hook
 /// counts, and the probe says what the scan handed it.
 fn probed(path: &Path, sharing: Sharing, spec: backup::Prescan) -> Probe {
@@ -467,15 +476,8 @@ fn the_window_scan_fingerprints_every_range_as_a_sequential_read_does() {
         )
         .unwrap();
     }
-    let spec = backup::Prescan {
-        key: [3; 32],
-        format: 9,
-        range_rowids: 16,
-        range_of: |rowid| ((rowid as u64) ^ (1 << 63)) >> 4,
-        is_secret: |_, _| false,
-    };
     for sharing in sharings() {
-        let probe = probed(&path, sharing, spec);
+        let probe = probed(&path, sharing, SMALL_RANGES);
         assert!(probe.prescanned, "{sharing:?}: the hook was told");
         let got = probe.got.expect("the scan's fingerprints");
         assert_eq!(got.columns, probe.columns);
@@ -503,15 +505,8 @@ fn the_window_scan_declines_to_fingerprint_a_table_with_a_column_named_rowid() {
         )
         .unwrap();
     }
-    let spec = backup::Prescan {
-        key: [3; 32],
-        format: 9,
-        range_rowids: 16,
-        range_of: |rowid| ((rowid as u64) ^ (1 << 63)) >> 4,
-        is_secret: |_, _| false,
-    };
     for sharing in sharings() {
-        let probe = probed(&path, sharing, spec);
+        let probe = probed(&path, sharing, SMALL_RANGES);
         assert!(probe.own.len() > 30, "{} ranges", probe.own.len());
         assert_eq!(probe.got, None, "{sharing:?}: declined");
         assert!(!probe.prescanned, "{sharing:?}: the hook was told");

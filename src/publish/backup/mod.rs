@@ -341,13 +341,7 @@ impl Backup {
         // once), not as thousands of loose objects each synced on its own.
         let odb = self.repo.odb().map_err(git_err)?;
         let mempack = odb.add_new_mempack_backend(1000).map_err(git_err)?;
-        let mut sink = Sink {
-            repo: &self.repo,
-            odb: &odb,
-            mempack: &mempack,
-            objects: Vec::new(),
-            pending: 0,
-        };
+        let mut sink = Sink::new(&self.repo, &odb, &mempack);
         let mut tables = Vec::new();
         for row in master.iter().filter(|r| r.kind == "table") {
             if row
@@ -571,13 +565,7 @@ impl Hook for Backup {
         // whole table, and must not hold all of it in memory until the run ends.
         let odb = self.repo.odb().map_err(git_err)?;
         let mempack = odb.add_new_mempack_backend(1001).map_err(git_err)?;
-        let mut sink = Sink {
-            repo: &self.repo,
-            odb: &odb,
-            mempack: &mempack,
-            objects: Vec::new(),
-            pending: 0,
-        };
+        let mut sink = Sink::new(&self.repo, &odb, &mempack);
         let table = PRESCANNED_TABLE;
         let columns = prescanned.columns;
         let secret: Vec<bool> = columns
@@ -796,7 +784,21 @@ struct Sink<'a, 'r> {
 /// How many bytes of new objects are held in memory before they are packed.
 const FLUSH_BYTES: usize = 64 << 20;
 
-impl Sink<'_, '_> {
+impl<'a, 'r> Sink<'a, 'r> {
+    fn new(
+        repo: &'r Repository,
+        odb: &'a git2::Odb<'r>,
+        mempack: &'a git2::Mempack<'a>,
+    ) -> Sink<'a, 'r> {
+        Sink {
+            repo,
+            odb,
+            mempack,
+            objects: Vec::new(),
+            pending: 0,
+        }
+    }
+
     fn wrote(&mut self, oid: Oid, bytes: usize) -> Result<(), git2::Error> {
         self.objects.push(oid);
         self.pending += bytes;
