@@ -344,3 +344,102 @@ fn the_backup_of_a_snapshot_left_out_stays_aside_and_a_second_salvage_adds_nothi
     fsck(&bare);
     server.stop();
 }
+
+/// Every pack of `git_dir` turned into loose objects (so that one object can be taken away).
+fn unpack_all(git_dir: &Path) {
+    let pack_dir = git_dir.join("objects/pack");
+    let aside = git_dir.join("packs-aside");
+    std::fs::create_dir_all(&aside).unwrap();
+    for e in std::fs::read_dir(&pack_dir).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::rename(&p, aside.join(p.file_name().unwrap())).unwrap();
+    }
+    for e in std::fs::read_dir(&aside).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "pack") {
+            let status = crate::support::git::git_command(git_dir)
+                .arg("unpack-objects")
+                .arg("-q")
+                .stdin(std::fs::File::open(&p).unwrap())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+    std::fs::remove_dir_all(&aside).unwrap();
+}
+
+/// A chunk of a queued backup lost below a readable backup tip (a disk losing one object):
+/// the next run still publishes its snapshot, and every snapshot that reaches the remote has a
+/// whole backup there.
+#[test]
+fn a_queued_backup_missing_a_chunk_blocks_nothing() {
+    let mut server = GitServer::start();
+    let (bare, host) = two_queued(&mut server);
+    let git_dir = host.clone_path("clone").join(".git");
+    // A chunk file that only the backup of snapshot 2 has (v2 changed its rows).
+    let changed = git(
+        &git_dir,
+        &[
+            "diff-tree",
+            "-r",
+            "--no-renames",
+            "--diff-filter=AM",
+            "--format=",
+            &format!("{BRANCH}~2"),
+            &format!("{BRANCH}~1"),
+        ],
+    );
+    let blob = changed
+        .lines()
+        .filter(|l| l.contains("tables/"))
+        .map(|l| l.split_whitespace().nth(3).unwrap().to_owned())
+        .find(|b| {
+            // Not also in snapshot 3's backup.
+            !git(&git_dir, &["ls-tree", "-r", BRANCH]).contains(b.as_str())
+        })
+        .unwrap_or_else(|| panic!("no chunk only backup 2 has:\n{changed}"));
+    unpack_all(&git_dir);
+    std::fs::remove_file(git_dir.join("objects").join(&blob[..2]).join(&blob[2..])).unwrap();
+
+    install(&host, 4);
+    let run = host.push("clone", 4, &["-v"]);
+    // Before the health check read the backup branch's queue, this failed with 74 ("cannot
+    // read what to push from the clone") on every run, the snapshots queued behind it.
+    run.expect_code(0);
+    assert!(
+        run.stderr
+            .contains("the queue of refs/heads/gitcord-backup")
+            && run.stderr.contains(&blob),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(broken_copies(&host.clone_path("clone")).len(), 1);
+    assert!(
+        run.stderr.contains("salvaged 1 queued backup(s) from"),
+        "{}",
+        run.stderr
+    );
+    let names = |v: &[u32]| v.iter().map(|v| dir_name(*v)).collect::<Vec<_>>();
+    assert_eq!(history(&bare), (names(&[1, 2, 3, 4]), true));
+    // Backup 2 lost its chunk: it stays in the set-aside copy; the others are whole.
+    assert_eq!(backed_up(&bare, BRANCH), (names(&[1, 3, 4]), true));
+    fsck(&bare);
+    let fresh = host.env.path("fresh/.git");
+    bare_clone(&bare, &fresh);
+    for v in [1, 3, 4] {
+        let to = format!("restored{v}/state.db");
+        restore(&host, "fresh", &dir_name(v), &to).expect_code(0);
+        assert_eq!(
+            dump(&host.env.path(&to)),
+            dump_without_secrets(v, &host.env.path(".")),
+            "snapshot {v}"
+        );
+    }
+    // The next run finds nothing wrong.
+    install(&host, 4);
+    let run = host.push("clone", 5, &[]);
+    run.expect_code(0);
+    assert_eq!(broken_copies(&host.clone_path("clone")).len(), 1);
+    server.stop();
+}
