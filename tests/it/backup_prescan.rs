@@ -204,3 +204,68 @@ fn a_cache_of_the_previous_version_is_rebuilt_once_quietly() {
         want_dump(&host, "want.db"),
     );
 }
+
+/// A damaged page in the middle of `contributions` is named the same way whether the backup
+/// reads the table itself (a first backup) or the export's scan fingerprints it (a later one):
+/// "corrupt", as without a backup, not a generic bad-data line.
+#[test]
+fn a_damaged_contributions_page_reads_as_corrupt_in_a_first_and_a_later_backup() {
+    let host = Host::for_case("basic");
+    install(&host, 1);
+    let conn = rusqlite::Connection::open(host.env.path("state.db")).unwrap();
+    conn.execute_batch(
+        "INSERT INTO contributions (github_user, event_type, repo, created_at, payload_json)
+         WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 20000)
+         SELECT 'bulk', 'pr_merged', 'org/repo', '2001-01-01T00:00:00+00:00', printf('{\"n\":%d}', v)
+         FROM n;",
+    )
+    .unwrap();
+    drop(conn);
+    host.push("clone", 1, &["--no-push"]).expect_code(0);
+    // A leaf page of contributions, well inside the table, overwritten with garbage.
+    let out = std::process::Command::new("sqlite3")
+        .arg(host.env.path("state.db"))
+        .arg("SELECT pageno FROM dbstat WHERE name = 'contributions' AND pagetype = 'leaf' LIMIT 1 OFFSET 100")
+        .output()
+        .unwrap();
+    let page: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let mut bytes = std::fs::read(host.env.path("state.db")).unwrap();
+    let size = 4096;
+    let at = (page as usize - 1) * size;
+    bytes[at..at + size].fill(0x5a);
+    std::fs::write(host.env.path("state.db"), &bytes).unwrap();
+    let without = {
+        let config = std::fs::read_to_string(host.env.path("config.yaml")).unwrap();
+        host.env
+            .write("nobackup.yaml", format!("{config}  backup: false\n"));
+        host.run(&[
+            "export",
+            "--config",
+            "nobackup.yaml",
+            "--roles-file",
+            "roles.json",
+            "--out",
+            "out",
+        ])
+    };
+    let later = host.push("clone", 2, &["--no-push"]);
+    let first = host.push("other", 2, &["--no-push"]);
+    let last_line = |s: &str| s.lines().last().unwrap_or_default().to_owned();
+    assert_eq!(first.code, 65, "{}", first.stderr);
+    assert_eq!(later.code, first.code, "{}", later.stderr);
+    assert!(
+        last_line(&without.stderr).contains("is corrupt or not an SQLite database"),
+        "{}",
+        without.stderr
+    );
+    assert!(
+        last_line(&first.stderr).contains("is corrupt or not an SQLite database"),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        last_line(&later.stderr).contains("is corrupt or not an SQLite database"),
+        "{}",
+        later.stderr
+    );
+}

@@ -13,6 +13,7 @@ use super::StateError;
 pub struct Reader<'c> {
     conn: &'c Connection,
     path: &'c Path,
+    db: &'c super::Db,
 }
 
 /// The one table the contributions window already scans whole: the backup can have its
@@ -99,15 +100,18 @@ pub struct MasterRow {
 }
 
 impl<'c> Reader<'c> {
-    pub(super) fn new(conn: &'c Connection, path: &'c Path) -> Reader<'c> {
-        Reader { conn, path }
+    pub(super) fn new(db: &'c super::Db) -> Reader<'c> {
+        Reader {
+            conn: &db.conn,
+            path: &db.path,
+            db,
+        }
     }
 
+    /// As the export names SQLite's failures (a damaged page is "corrupt" whichever read
+    /// meets it first, the backup's or the export's scan).
     fn err(&self, e: rusqlite::Error) -> StateError {
-        StateError::BadData {
-            path: self.path.to_owned(),
-            reason: e.to_string(),
-        }
+        self.db.err(e)
     }
 
     /// A failure found while reading, naming the database.

@@ -173,7 +173,7 @@ pub fn read<A: Accumulator>(
 /// - the backup's reader refuses the table (a generated column, no rowid): its refusal comes
 ///   from the hook's read, in its usual place among the errors, not before the tables'.
 fn prescan_plan(db: &Db, spec: backup::Prescan) -> Option<window::PrescanPlan> {
-    let reader = backup::Reader::new(&db.conn, &db.path);
+    let reader = backup::Reader::new(db);
     let columns = reader.columns(backup::PRESCANNED_TABLE).ok()?;
     let rowid = reader.rowid_column(&columns);
     if rowid != "rowid" {
@@ -267,7 +267,7 @@ pub fn read_with<A: Accumulator>(
                 )?,
             };
             if let Some(hook) = hook.as_deref_mut() {
-                hook.read(&backup::Reader::new(&db.conn, &db.path), prescan.is_some())?;
+                hook.read(&backup::Reader::new(db), prescan.is_some())?;
             }
             Ok(tables)
         },
@@ -281,7 +281,7 @@ pub fn read_with<A: Accumulator>(
             ranges: digests,
         });
         // Still inside the transaction: the first connection holds SHARED until COMMIT.
-        hook.finish(&backup::Reader::new(&db.conn, &db.path), prescanned)?;
+        hook.finish(&backup::Reader::new(&db), prescanned)?;
     }
     db.conn.execute_batch("COMMIT").map_err(|e| db.err(e))?;
     Ok((tables, acc))
