@@ -92,6 +92,18 @@ pub(crate) fn restore(host: &Host, clone: &str, snapshot: &str, to: &str) -> Run
     ])
 }
 
+/// Restores snapshot `v` from clone `clone` into `restored-<clone>-<v>/state.db` and checks
+/// that it is fixture `v`'s database (its secret column NULL).
+pub(crate) fn assert_restores(host: &Host, clone: &str, v: u32) {
+    let to = format!("restored-{clone}-{v}/state.db");
+    restore(host, clone, &dir_name(v), &to).expect_code(0);
+    assert_eq!(
+        dump(&host.env.path(&to)),
+        dump_without_secrets(v, &host.env.path(".")),
+        "snapshot {v}"
+    );
+}
+
 pub(crate) fn bare_clone(from: &Path, to: &Path) {
     let out = git::command()
         .args(["clone", "--quiet", "--bare"])

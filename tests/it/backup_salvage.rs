@@ -7,7 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::backup::{bare_clone, dump, dump_without_secrets, install, restore, BRANCH};
+use crate::backup::{
+    assert_restores, bare_clone, dump, dump_without_secrets, install, restore, BRANCH,
+};
 use crate::support::git::{fsck, git, history};
 use crate::support::git_server::{GitServer, Mode};
 use crate::support::host::{dir_name, Host};
@@ -70,13 +72,7 @@ fn ranges(run: &Run) -> (u64, u64) {
 /// export.
 fn every_snapshot_restores(host: &Host, fresh: &str) {
     for v in 1..=4 {
-        let to = format!("restored-{fresh}-{v}/state.db");
-        restore(host, fresh, &dir_name(v), &to).expect_code(0);
-        assert_eq!(
-            dump(&host.env.path(&to)),
-            dump_without_secrets(v, &host.env.path(".")),
-            "snapshot {v}"
-        );
+        assert_restores(host, fresh, v);
     }
     let proof = host.run(&[
         "verify",
@@ -259,13 +255,7 @@ fn queued_backups_are_salvaged_into_a_backup_repository_of_its_own() {
         .unwrap();
     assert!(fetched.status.success());
     for v in 1..=3 {
-        let to = format!("restored{v}/state.db");
-        restore(&host, "fresh", &dir_name(v), &to).expect_code(0);
-        assert_eq!(
-            dump(&host.env.path(&to)),
-            dump_without_secrets(v, &host.env.path(".")),
-            "snapshot {v}"
-        );
+        assert_restores(&host, "fresh", v);
     }
     let verify = host.run(&["verify", "--config", "config.yaml"]);
     verify.expect_code(0);
@@ -428,13 +418,7 @@ fn a_queued_backup_missing_a_chunk_blocks_nothing() {
     let fresh = host.env.path("fresh/.git");
     bare_clone(&bare, &fresh);
     for v in [1, 3, 4] {
-        let to = format!("restored{v}/state.db");
-        restore(&host, "fresh", &dir_name(v), &to).expect_code(0);
-        assert_eq!(
-            dump(&host.env.path(&to)),
-            dump_without_secrets(v, &host.env.path(".")),
-            "snapshot {v}"
-        );
+        assert_restores(&host, "fresh", v);
     }
     // The next run finds nothing wrong.
     install(&host, 4);
