@@ -516,9 +516,9 @@ fn the_window_scan_declines_to_fingerprint_a_table_with_a_column_named_rowid() {
 
 /// The prescan over a table wider than the scan's inline row (16 values): extra columns of
 /// every type (one named `_rowid_`, which leaves `rowid` the real one), rowids at both ends
-/// of i64 and far apart, duplicates across ranges, in WAL mode, on one to four connections.
+/// of i64 and far apart, duplicates across ranges, on one to four connections and in WAL.
 #[test]
-fn the_window_scan_fingerprints_a_wide_sparse_table_in_wal_on_up_to_four_connections() {
+fn the_window_scan_fingerprints_a_wide_sparse_table_on_up_to_four_connections_and_in_wal() {
     use rusqlite::types::Value::Text;
     let rows: Vec<_> = (0..700)
         .map(|i| {
@@ -532,7 +532,7 @@ fn the_window_scan_fingerprints_a_wide_sparse_table_in_wal_on_up_to_four_connect
     let path = db_with("prescan-wide", &rows);
     {
         let conn = Connection::open(&path).unwrap();
-        let mut sql = String::from("PRAGMA journal_mode = WAL;");
+        let mut sql = String::new();
         for c in 0..14 {
             sql += &format!("ALTER TABLE contributions ADD COLUMN c{c};");
         }
@@ -558,7 +558,17 @@ fn the_window_scan_fingerprints_a_wide_sparse_table_in_wal_on_up_to_four_connect
         connections: 4,
         min_chunk_rowids: 1,
     });
-    for sharing in sharings {
+    // Rollback journal (shared out between connections), then WAL (read on one).
+    for (mode, sharing) in ["DELETE", "WAL"]
+        .into_iter()
+        .flat_map(|m| sharings.iter().map(move |s| (m, *s)))
+    {
+        let conn = Connection::open(&path).unwrap();
+        let set: String = conn
+            .query_row(&format!("PRAGMA journal_mode = {mode}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(set.to_uppercase(), mode);
+        drop(conn);
         let probe = probed(&path, sharing, spec);
         assert!(probe.prescanned, "{sharing:?}");
         let got = probe.got.expect("the scan's fingerprints");
