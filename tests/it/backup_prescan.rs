@@ -293,3 +293,57 @@ fn a_chain_of_later_backups_ends_with_the_tree_a_first_backup_writes() {
         assert_eq!(a, b, "state {v}");
     }
 }
+
+/// Contributions at both ends of i64 and far apart: a later backup (prescanned) after rows at
+/// the edges changed and went restores to the database and writes the tree a first backup
+/// writes.
+#[test]
+fn contributions_at_the_ends_of_i64_are_backed_up_by_a_later_backup() {
+    let host = Host::for_case("basic");
+    install(&host, 1);
+    let row = |id: &str, payload: &str| {
+        format!(
+            "INSERT INTO contributions (id, github_user, event_type, repo, created_at, payload_json)
+             VALUES ({id}, 'edge', 'pr_merged', 'org/repo', '2024-01-10T00:00:00+00:00', '{payload}');"
+        )
+    };
+    let conn = rusqlite::Connection::open(host.env.path("state.db")).unwrap();
+    conn.execute_batch(
+        &[
+            row("-9223372036854775808", "{}"),
+            row("-5", "{}"),
+            row("4611686018427387904", "{}"),
+            row("9223372036854775806", "{}"),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    drop(conn);
+    host.push("clone", 1, &["--no-push"]).expect_code(0);
+    let conn = rusqlite::Connection::open(host.env.path("state.db")).unwrap();
+    conn.execute_batch(&format!(
+        "UPDATE contributions SET payload_json = '{{\"edited\":1}}' WHERE id = -9223372036854775808;
+         DELETE FROM contributions WHERE id = -5;
+         UPDATE contributions SET created_at = 20240110 WHERE id = 4611686018427387904;
+         {}",
+        row("9223372036854775807", "{}")
+    ))
+    .unwrap();
+    drop(conn);
+    let run = host.push("clone", 2, &["--no-push", "-v"]);
+    run.expect_code(0);
+    assert!(!run.stderr.contains(" 0 kept;"), "{}", run.stderr);
+    host.push("first", 2, &["--no-push"]).expect_code(0);
+    let tables = |clone: &str| {
+        crate::support::git::git(
+            &host.clone_path(clone).join(".git"),
+            &["rev-parse", &format!("{}:tables", crate::backup::BRANCH)],
+        )
+    };
+    assert_eq!(tables("clone"), tables("first"));
+    restore(&host, "clone", "latest", "r/state.db").expect_code(0);
+    assert_eq!(
+        crate::backup::dump(&host.env.path("r/state.db")),
+        want_dump(&host, "want.db"),
+    );
+}
