@@ -347,3 +347,41 @@ fn contributions_at_the_ends_of_i64_are_backed_up_by_a_later_backup() {
         want_dump(&host, "want.db"),
     );
 }
+
+/// A purely local clone (no remote: no `remote_url`, no `repo_path`) pushes nothing, so its
+/// backup branch has no queue to check: a lost pack of backup chunks is written again by the
+/// next run, as before, without setting the clone aside (and no run walks the whole backup
+/// history looking for a queue).
+#[test]
+fn a_purely_local_clone_is_not_rebuilt_for_a_lost_backup_pack() {
+    let host = Host::for_case("basic");
+    let config = std::fs::read_to_string(host.env.path("config.yaml")).unwrap();
+    let config = crate::support::testenv::remove_key(&config, "snapshots", "remote_url");
+    host.env.write(
+        "config.yaml",
+        crate::support::testenv::remove_key(&config, "snapshots", "repo_path"),
+    );
+    install(&host, 1);
+    host.push("local", 1, &["--no-push"]).expect_code(0);
+    let git_dir = host.clone_path("local").join(".git");
+    let remotes = crate::support::git::git(&git_dir, &["remote"]);
+    assert_eq!(remotes.trim(), "", "premise: no remote");
+    for e in std::fs::read_dir(git_dir.join("objects/pack")).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    install(&host, 2);
+    let run = host.push("local", 2, &["--no-push", "-v"]);
+    run.expect_code(0);
+    assert!(
+        run.stderr
+            .contains("is missing from the clone; backing up every range again")
+            && !run.stderr.contains("moving it aside"),
+        "{}",
+        run.stderr
+    );
+    restore(&host, "local", "latest", "r/state.db").expect_code(0);
+    assert_eq!(
+        crate::backup::dump(&host.env.path("r/state.db")),
+        want_dump(&host, "want.db"),
+    );
+}

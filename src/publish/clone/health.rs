@@ -121,6 +121,11 @@ fn check_other_queues(
     ours: &[String; 2],
     names: &std::collections::BTreeSet<String>,
 ) -> Result<(), String> {
+    // A purely local repository pushes nothing: no queue to check, and walking one would walk
+    // the whole backup history on every run.
+    if repo.remotes().map_or(true, |r| r.is_empty()) {
+        return Ok(());
+    }
     let others: Vec<&String> = names.iter().filter(|n| !ours.contains(n)).collect();
     let pushed: Vec<git2::Oid> = names
         .iter()
