@@ -92,6 +92,18 @@ pub(crate) fn restore(host: &Host, clone: &str, snapshot: &str, to: &str) -> Run
     ])
 }
 
+/// Restores snapshot `v` from clone `clone` into `restored-<clone>-<v>/state.db` and checks
+/// that it is fixture `v`'s database (its secret column NULL).
+pub(crate) fn assert_restores(host: &Host, clone: &str, v: u32) {
+    let to = format!("restored-{clone}-{v}/state.db");
+    restore(host, clone, &dir_name(v), &to).expect_code(0);
+    assert_eq!(
+        dump(&host.env.path(&to)),
+        dump_without_secrets(v, &host.env.path(".")),
+        "snapshot {v}"
+    );
+}
+
 pub(crate) fn bare_clone(from: &Path, to: &Path) {
     let out = git::command()
         .args(["clone", "--quiet", "--bare"])
@@ -1116,9 +1128,12 @@ fn a_lost_pack_of_backup_chunks_is_written_again_by_the_next_run() {
     install(&host, 2);
     let run = host.push("clone", 2, &["--no-push", "-v"]);
     run.expect_code(0);
+    // Backup 1 is queued (never pushed) and its chunks are gone, so it could never be pushed:
+    // the clone is set aside and rebuilt (backup 1 stays there), and the new backup is whole.
     assert!(
         run.stderr
-            .contains("is missing from the clone; backing up every range again"),
+            .contains("the queue of refs/heads/gitcord-backup")
+            && run.stderr.contains("moving it aside"),
         "{}",
         run.stderr
     );
@@ -1127,6 +1142,42 @@ fn a_lost_pack_of_backup_chunks_is_written_again_by_the_next_run() {
         dump(&host.env.path("r/state.db")),
         dump_without_secrets(2, &host.env.path("."))
     );
+}
+
+#[test]
+fn a_lost_pack_of_pushed_backup_chunks_is_written_again_by_the_next_run() {
+    let mut server = GitServer::start();
+    let bare = server.create_bare_repo("data");
+    let host = Host::for_server(&server, "data");
+    install(&host, 1);
+    host.push("clone", 1, &[]).expect_code(0);
+    let packs = host.env.path("clone/.git/objects/pack");
+    for e in std::fs::read_dir(&packs).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    // The remote has backup 1, whose chunks the push deltas changed ones against: the clone
+    // is rebuilt from the remote, and the next backup is incremental again.
+    install(&host, 2);
+    let run = host.push("clone", 2, &["-v"]);
+    run.expect_code(0);
+    // Before the health check looked up the remote backup's objects, the push failed with 74
+    // on every run ("cannot read what to push from the clone"), snapshots queued behind it.
+    assert!(
+        run.stderr.contains("refs/remotes/origin/gitcord-backup")
+            && run.stderr.contains("moving it aside"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(" 0 kept;"), "{}", run.stderr);
+    assert_eq!(backed_up(&server), [dir_name(1), dir_name(2)]);
+    let fresh = host.env.path("fresh/.git");
+    bare_clone(&bare, &fresh);
+    restore(&host, "fresh", &dir_name(2), "r/state.db").expect_code(0);
+    assert_eq!(
+        dump(&host.env.path("r/state.db")),
+        dump_without_secrets(2, &host.env.path("."))
+    );
+    server.stop();
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::backup::{bare_clone, dump, dump_without_secrets, install, restore, BRANCH};
+use crate::backup::{assert_restores, bare_clone, install, restore, BRANCH};
 use crate::support::git_server::GitServer;
 use crate::support::host::{dir_name, Host};
 
@@ -145,13 +145,7 @@ fn backups_go_to_their_own_repository_and_restore_from_a_bare_clone_of_it() {
         partial.stderr
     );
     for v in 1..=4 {
-        let to = format!("restored{v}/state.db");
-        restore(&host, "fresh", &dir_name(v), &to).expect_code(0);
-        assert_eq!(
-            dump(&host.env.path(&to)),
-            dump_without_secrets(v, &host.env.path(".")),
-            "snapshot {v}"
-        );
+        assert_restores(&host, "fresh", v);
     }
     server.stop();
 }

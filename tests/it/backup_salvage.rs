@@ -7,7 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::backup::{bare_clone, dump, dump_without_secrets, install, restore, BRANCH};
+use crate::backup::{
+    assert_restores, bare_clone, dump, dump_without_secrets, install, restore, BRANCH,
+};
 use crate::support::git::{fsck, git, history};
 use crate::support::git_server::{GitServer, Mode};
 use crate::support::host::{dir_name, Host};
@@ -70,13 +72,7 @@ fn ranges(run: &Run) -> (u64, u64) {
 /// export.
 fn every_snapshot_restores(host: &Host, fresh: &str) {
     for v in 1..=4 {
-        let to = format!("restored-{fresh}-{v}/state.db");
-        restore(host, fresh, &dir_name(v), &to).expect_code(0);
-        assert_eq!(
-            dump(&host.env.path(&to)),
-            dump_without_secrets(v, &host.env.path(".")),
-            "snapshot {v}"
-        );
+        assert_restores(host, fresh, v);
     }
     let proof = host.run(&[
         "verify",
@@ -124,13 +120,11 @@ fn healed(host: &Host, run: &Run, backups_salvaged: usize) {
     assert_eq!(status["backup"]["queued"], 0);
 }
 
-/// Snapshot 1 published; 2 and 3 committed with their backups and queued (503); the clone
-/// damaged by `damage`; snapshot 4 pushed.
-fn both_queues_are_salvaged(damage: impl FnOnce(&Path)) {
-    let mut server = GitServer::start();
+/// A host whose clone published snapshot 1 to repository `data` of `server` (returned), then
+/// committed 2 and 3 with their backups and queued them (the server answered 503).
+fn two_queued(server: &mut GitServer) -> (PathBuf, Host) {
     let bare = server.create_bare_repo("data");
-    let host = Host::for_server(&server, "data");
-    let git_dir = host.clone_path("clone").join(".git");
+    let host = Host::for_server(server, "data");
     install(&host, 1);
     host.push("clone", 1, &[]).expect_code(0);
     server.set_mode(Mode::Unavailable503);
@@ -139,6 +133,15 @@ fn both_queues_are_salvaged(damage: impl FnOnce(&Path)) {
         host.push("clone", v, &[]).expect_code(75);
     }
     server.set_mode(Mode::Normal);
+    (bare, host)
+}
+
+/// Snapshot 1 published; 2 and 3 committed with their backups and queued (503); the clone
+/// damaged by `damage`; snapshot 4 pushed.
+fn both_queues_are_salvaged(damage: impl FnOnce(&Path)) {
+    let mut server = GitServer::start();
+    let (bare, host) = two_queued(&mut server);
+    let git_dir = host.clone_path("clone").join(".git");
     let names = |r: std::ops::RangeInclusive<u32>| r.map(dir_name).collect::<Vec<_>>();
     assert_eq!(backed_up(&bare, BRANCH).0, names(1..=1), "premise");
     assert_eq!(backed_up(&git_dir, BRANCH).0, names(1..=3), "premise");
@@ -252,13 +255,7 @@ fn queued_backups_are_salvaged_into_a_backup_repository_of_its_own() {
         .unwrap();
     assert!(fetched.status.success());
     for v in 1..=3 {
-        let to = format!("restored{v}/state.db");
-        restore(&host, "fresh", &dir_name(v), &to).expect_code(0);
-        assert_eq!(
-            dump(&host.env.path(&to)),
-            dump_without_secrets(v, &host.env.path(".")),
-            "snapshot {v}"
-        );
+        assert_restores(&host, "fresh", v);
     }
     let verify = host.run(&["verify", "--config", "config.yaml"]);
     verify.expect_code(0);
@@ -269,18 +266,9 @@ fn queued_backups_are_salvaged_into_a_backup_repository_of_its_own() {
 #[test]
 fn the_backup_of_a_snapshot_left_out_stays_aside_and_a_second_salvage_adds_nothing() {
     let mut server = GitServer::start();
-    let bare = server.create_bare_repo("data");
-    let host = Host::for_server(&server, "data");
+    let (bare, host) = two_queued(&mut server);
     let clone = host.clone_path("clone");
     let git_dir = clone.join(".git");
-    install(&host, 1);
-    host.push("clone", 1, &[]).expect_code(0);
-    server.set_mode(Mode::Unavailable503);
-    for v in 2..=3 {
-        install(&host, v);
-        host.push("clone", v, &[]).expect_code(75);
-    }
-    server.set_mode(Mode::Normal);
     // Snapshot 2's meta.json (a blob only it has) is truncated: snapshot 2 cannot be salvaged.
     let blob = git(
         &git_dir,
@@ -344,5 +332,98 @@ fn the_backup_of_a_snapshot_left_out_stays_aside_and_a_second_salvage_adds_nothi
     assert_eq!(history(&bare), (want.to_vec(), true));
     assert_eq!(backed_up(&bare, BRANCH), (want.to_vec(), true));
     fsck(&bare);
+    server.stop();
+}
+
+/// Every pack of `git_dir` turned into loose objects (so that one object can be taken away).
+fn unpack_all(git_dir: &Path) {
+    let pack_dir = git_dir.join("objects/pack");
+    let aside = git_dir.join("packs-aside");
+    std::fs::create_dir_all(&aside).unwrap();
+    for e in std::fs::read_dir(&pack_dir).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::rename(&p, aside.join(p.file_name().unwrap())).unwrap();
+    }
+    for e in std::fs::read_dir(&aside).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "pack") {
+            let status = crate::support::git::git_command(git_dir)
+                .arg("unpack-objects")
+                .arg("-q")
+                .stdin(std::fs::File::open(&p).unwrap())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+    std::fs::remove_dir_all(&aside).unwrap();
+}
+
+/// A chunk of a queued backup lost below a readable backup tip (a disk losing one object):
+/// the next run still publishes its snapshot, and every snapshot that reaches the remote has a
+/// whole backup there.
+#[test]
+fn a_queued_backup_missing_a_chunk_blocks_nothing() {
+    let mut server = GitServer::start();
+    let (bare, host) = two_queued(&mut server);
+    let git_dir = host.clone_path("clone").join(".git");
+    // A chunk file that only the backup of snapshot 2 has (v2 changed its rows).
+    let changed = git(
+        &git_dir,
+        &[
+            "diff-tree",
+            "-r",
+            "--no-renames",
+            "--diff-filter=AM",
+            "--format=",
+            &format!("{BRANCH}~2"),
+            &format!("{BRANCH}~1"),
+        ],
+    );
+    let blob = changed
+        .lines()
+        .filter(|l| l.contains("tables/"))
+        .map(|l| l.split_whitespace().nth(3).unwrap().to_owned())
+        .find(|b| {
+            // Not also in snapshot 3's backup.
+            !git(&git_dir, &["ls-tree", "-r", BRANCH]).contains(b.as_str())
+        })
+        .unwrap_or_else(|| panic!("no chunk only backup 2 has:\n{changed}"));
+    unpack_all(&git_dir);
+    std::fs::remove_file(git_dir.join("objects").join(&blob[..2]).join(&blob[2..])).unwrap();
+
+    install(&host, 4);
+    let run = host.push("clone", 4, &["-v"]);
+    // Before the health check read the backup branch's queue, this failed with 74 ("cannot
+    // read what to push from the clone") on every run, the snapshots queued behind it.
+    run.expect_code(0);
+    assert!(
+        run.stderr
+            .contains("the queue of refs/heads/gitcord-backup")
+            && run.stderr.contains(&blob),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(broken_copies(&host.clone_path("clone")).len(), 1);
+    assert!(
+        run.stderr.contains("salvaged 1 queued backup(s) from"),
+        "{}",
+        run.stderr
+    );
+    let names = |v: &[u32]| v.iter().map(|v| dir_name(*v)).collect::<Vec<_>>();
+    assert_eq!(history(&bare), (names(&[1, 2, 3, 4]), true));
+    // Backup 2 lost its chunk: it stays in the set-aside copy; the others are whole.
+    assert_eq!(backed_up(&bare, BRANCH), (names(&[1, 3, 4]), true));
+    fsck(&bare);
+    let fresh = host.env.path("fresh/.git");
+    bare_clone(&bare, &fresh);
+    for v in [1, 3, 4] {
+        assert_restores(&host, "fresh", v);
+    }
+    // The next run finds nothing wrong.
+    install(&host, 4);
+    let run = host.push("clone", 5, &[]);
+    run.expect_code(0);
+    assert_eq!(broken_copies(&host.clone_path("clone")).len(), 1);
     server.stop();
 }

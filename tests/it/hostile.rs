@@ -7,10 +7,10 @@ use std::time::Duration;
 use crate::support::testenv::{Case, Run, TestEnv};
 
 /// A run of the binary with its wall time and peak resident set.
-struct Measured {
-    run: Run,
-    wall: Duration,
-    max_rss_kib: i64,
+pub(crate) struct Measured {
+    pub(crate) run: Run,
+    pub(crate) wall: Duration,
+    pub(crate) max_rss_kib: i64,
 }
 
 /// Python's `subprocess` (vfork + exec) starts the binary and `os.wait4` reads that one
@@ -26,7 +26,7 @@ with open(sys.argv[1], "w") as f:
     f.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss} {wall}")
 "#;
 
-fn measured(cmd: Command) -> Measured {
+pub(crate) fn measured(cmd: Command) -> Measured {
     let report = tempfile::NamedTempFile::new().unwrap();
     let mut wrapped = Command::new("python3");
     wrapped

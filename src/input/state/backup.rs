@@ -13,6 +13,7 @@ use super::StateError;
 pub struct Reader<'c> {
     conn: &'c Connection,
     path: &'c Path,
+    db: &'c super::Db,
 }
 
 /// The one table the contributions window already scans whole: the backup can have its
@@ -31,10 +32,14 @@ pub trait Hook: Send {
     /// Fingerprint [`PRESCANNED_TABLE`] during the window scan, with this key; `None` when
     /// [`Hook::read`] reads it itself (a first backup, which writes every range as it reads).
     fn prescan(&self) -> Option<Prescan>;
-    /// Runs beside the window scan.
-    fn read(&mut self, reader: &Reader<'_>) -> Result<(), StateError>;
+    /// Runs beside the window scan; `prescanned` says whether the scan fingerprints
+    /// [`PRESCANNED_TABLE`]. It may decline what [`Hook::prescan`] asked (a table the scan
+    /// does not address by its real rowid, or one the hook's own read refuses, so that the
+    /// refusal comes in its usual place): then the hook reads the table itself, as without a
+    /// prescan.
+    fn read(&mut self, reader: &Reader<'_>, prescanned: bool) -> Result<(), StateError>;
     /// Runs after the window scan, still in the transaction, with what it fingerprinted
-    /// (`None` when nothing was asked).
+    /// (`None` when nothing was asked or the scan declined).
     fn finish(
         &mut self,
         reader: &Reader<'_>,
@@ -95,15 +100,18 @@ pub struct MasterRow {
 }
 
 impl<'c> Reader<'c> {
-    pub(super) fn new(conn: &'c Connection, path: &'c Path) -> Reader<'c> {
-        Reader { conn, path }
+    pub(super) fn new(db: &'c super::Db) -> Reader<'c> {
+        Reader {
+            conn: &db.conn,
+            path: &db.path,
+            db,
+        }
     }
 
+    /// As the export names SQLite's failures (a damaged page is "corrupt" whichever read
+    /// meets it first, the backup's or the export's scan).
     fn err(&self, e: rusqlite::Error) -> StateError {
-        StateError::BadData {
-            path: self.path.to_owned(),
-            reason: e.to_string(),
-        }
+        self.db.err(e)
     }
 
     /// A failure found while reading, naming the database.

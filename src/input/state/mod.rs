@@ -165,6 +165,27 @@ pub fn read<A: Accumulator>(
     read_with(path, opts, new_acc, None)
 }
 
+/// How the window scan fingerprints the contributions for the backup, or `None` when it
+/// cannot, and the backup reads the table itself as a first backup does ([`backup::Hook::read`]):
+/// - the scan addresses rows as `rowid` (its bounds, chunks, duplicates and messages), so a
+///   table with a column of that name is scanned by that column; the backup must address the
+///   real rowid, and the scan's chunks would not cover its rows;
+/// - the backup's reader refuses the table (a generated column, no rowid): its refusal comes
+///   from the hook's read, in its usual place among the errors, not before the tables'.
+fn prescan_plan(db: &Db, spec: backup::Prescan) -> Option<window::PrescanPlan> {
+    let reader = backup::Reader::new(db);
+    let columns = reader.columns(backup::PRESCANNED_TABLE).ok()?;
+    let rowid = reader.rowid_column(&columns);
+    if rowid != "rowid" {
+        log::info!(
+            "{}: contributions has a column named rowid; the backup reads the table itself",
+            db.path.display()
+        );
+        return None;
+    }
+    window::PrescanPlan::new(spec, columns, rowid, &CONTRIBUTION_COLUMNS).ok()
+}
+
 /// [`read`], running `hook` inside the same read transaction (see [`backup::Hook`]): its
 /// `read` once the snapshot's tables are read (on the connection that read them, while the
 /// others scan the contributions), its `finish` after the scan, so what it reads describes the
@@ -193,17 +214,10 @@ pub fn read_with<A: Accumulator>(
     db.require(&schema, "scores", &SCORE_COLUMNS, false)?;
     db.require(&schema, "contributions", &CONTRIBUTION_COLUMNS, false)?;
     // The backup's fingerprints of every contributions range, made by the window scan.
-    let prescan = match hook.as_ref().and_then(|h| h.prescan()) {
-        None => None,
-        Some(spec) => {
-            let reader = backup::Reader::new(&db.conn, &db.path);
-            let columns = reader.columns(backup::PRESCANNED_TABLE)?;
-            let rowid = reader.rowid_column(&columns);
-            let plan = window::PrescanPlan::new(spec, columns, rowid, &CONTRIBUTION_COLUMNS)
-                .map_err(|reason| db.bad(reason))?;
-            Some(plan)
-        }
-    };
+    let prescan = hook
+        .as_ref()
+        .and_then(|h| h.prescan())
+        .and_then(|spec| prescan_plan(&db, spec));
     let align = prescan.as_ref().map_or(1, |plan| plan.range_rowids());
     let chunks = window::Chunks::new(db.rowid_bounds()?, opts.sharing.min_chunk_rowids, align);
     let mut dbs = vec![db];
@@ -253,7 +267,7 @@ pub fn read_with<A: Accumulator>(
                 )?,
             };
             if let Some(hook) = hook.as_deref_mut() {
-                hook.read(&backup::Reader::new(&db.conn, &db.path))?;
+                hook.read(&backup::Reader::new(db), prescan.is_some())?;
             }
             Ok(tables)
         },
@@ -267,7 +281,7 @@ pub fn read_with<A: Accumulator>(
             ranges: digests,
         });
         // Still inside the transaction: the first connection holds SHARED until COMMIT.
-        hook.finish(&backup::Reader::new(&db.conn, &db.path), prescanned)?;
+        hook.finish(&backup::Reader::new(&db), prescanned)?;
     }
     db.conn.execute_batch("COMMIT").map_err(|e| db.err(e))?;
     Ok((tables, acc))

@@ -356,6 +356,8 @@ struct Probe {
     own: Vec<backup::RangeDigest>,
     columns: Vec<String>,
     got: Option<backup::Prescanned>,
+    /// What [`backup::Hook::read`] was told.
+    prescanned: bool,
 }
 
 impl backup::Hook for Probe {
@@ -363,10 +365,13 @@ impl backup::Hook for Probe {
         Some(self.spec)
     }
 
-    fn read(&mut self, reader: &backup::Reader<'_>) -> Result<(), StateError> {
+    fn read(&mut self, reader: &backup::Reader<'_>, prescanned: bool) -> Result<(), StateError> {
+        self.prescanned = prescanned;
         let table = backup::PRESCANNED_TABLE;
         self.columns = reader.columns(table)?;
-        let secret = vec![false; self.columns.len()];
+        let secret: Vec<bool> = (self.columns.iter())
+            .map(|c| (self.spec.is_secret)(table, c))
+            .collect();
         let (spec, columns, own) = (&self.spec, &self.columns, &mut self.own);
         let mut current: Option<(u64, backup::Fingerprint, u64)> = None;
         let done = |c: Option<(u64, backup::Fingerprint, u64)>,
@@ -409,6 +414,40 @@ impl backup::Hook for Probe {
     }
 }
 
+/// A prescan of 16-rowid ranges, nothing secret.
+const SMALL_RANGES: backup::Prescan = backup::Prescan {
+    key: [3; 32],
+    format: 9,
+    range_rowids: 16,
+    range_of: |rowid| ((rowid as u64) ^ (1 << 63)) >> 4,
+    is_secret: |_, _| false,
+};
+
+/// The window read with a [`Probe`] asking for `spec`: it counts what a read without a hook
+/// counts, and the probe says what the scan handed it.
+fn probed(path: &Path, sharing: Sharing, spec: backup::Prescan) -> Probe {
+    let want = read_all(path, sharing, None).unwrap();
+    let new = || Rows {
+        counts: Default::default(),
+        refuse: None,
+    };
+    let mut probe = Probe {
+        spec,
+        own: Vec::new(),
+        columns: Vec::new(),
+        got: None,
+        prescanned: false,
+    };
+    let (_, counted) = read_with(path, &options(sharing), &new, Some(&mut probe)).unwrap();
+    let counted: Vec<(String, i64)> = counted
+        .counts
+        .into_iter()
+        .filter(|(_, n)| *n != 0)
+        .collect();
+    assert_eq!(counted, want, "{sharing:?}: the window counts the same");
+    probe
+}
+
 #[test]
 fn the_window_scan_fingerprints_every_range_as_a_sequential_read_does() {
     use rusqlite::types::Value::Text;
@@ -437,36 +476,105 @@ fn the_window_scan_fingerprints_every_range_as_a_sequential_read_does() {
         )
         .unwrap();
     }
-    let spec = backup::Prescan {
-        key: [3; 32],
-        format: 9,
-        range_rowids: 16,
-        range_of: |rowid| ((rowid as u64) ^ (1 << 63)) >> 4,
-        is_secret: |_, _| false,
-    };
     for sharing in sharings() {
-        let want = read_all(&path, sharing, None).unwrap();
-        let new = || Rows {
-            counts: Default::default(),
-            refuse: None,
-        };
-        let mut probe = Probe {
-            spec,
-            own: Vec::new(),
-            columns: Vec::new(),
-            got: None,
-        };
-        let (_, counted) = read_with(&path, &options(sharing), &new, Some(&mut probe)).unwrap();
-        let counted: Vec<(String, i64)> = counted
-            .counts
-            .into_iter()
-            .filter(|(_, n)| *n != 0)
-            .collect();
-        assert_eq!(counted, want, "{sharing:?}: the window counts the same");
+        let probe = probed(&path, sharing, SMALL_RANGES);
+        assert!(probe.prescanned, "{sharing:?}: the hook was told");
         let got = probe.got.expect("the scan's fingerprints");
         assert_eq!(got.columns, probe.columns);
         assert!(probe.own.len() > 150, "{} ranges", probe.own.len());
         assert_eq!(got.ranges, probe.own, "{sharing:?}");
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A contributions table with a column named `rowid`: the window scan reads that column as
+/// the rowid (its bounds and chunks), so it cannot fingerprint the table by its real rowids.
+/// It declines (the backup reads the table itself), and counts what it counts without a hook.
+#[test]
+fn the_window_scan_declines_to_fingerprint_a_table_with_a_column_named_rowid() {
+    use rusqlite::types::Value::Text;
+    let rows: Vec<_> = (0..600)
+        .map(|i| (Text(format!("u{}", i % 7)), "r", "{}"))
+        .collect();
+    let path = db_with("prescan-rowid-column", &rows);
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE contributions ADD COLUMN rowid INTEGER;
+             UPDATE contributions SET rowid = _rowid_ WHERE _rowid_ <= 20;",
+        )
+        .unwrap();
+    }
+    for sharing in sharings() {
+        let probe = probed(&path, sharing, SMALL_RANGES);
+        assert!(probe.own.len() > 30, "{} ranges", probe.own.len());
+        assert_eq!(probe.got, None, "{sharing:?}: declined");
+        assert!(!probe.prescanned, "{sharing:?}: the hook was told");
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+/// The prescan over a table wider than the scan's inline row (16 values): extra columns of
+/// every type (one named `_rowid_`, which leaves `rowid` the real one), rowids at both ends
+/// of i64 and far apart, duplicates across ranges, on one to four connections and in WAL.
+#[test]
+fn the_window_scan_fingerprints_a_wide_sparse_table_on_up_to_four_connections_and_in_wal() {
+    use rusqlite::types::Value::Text;
+    let rows: Vec<_> = (0..700)
+        .map(|i| {
+            (
+                Text(format!("u{}", i % 9)),
+                "r",
+                if i % 4 == 0 { "{}" } else { "{\"a\":1}" },
+            )
+        })
+        .collect();
+    let path = db_with("prescan-wide", &rows);
+    {
+        let conn = Connection::open(&path).unwrap();
+        let mut sql = String::new();
+        for c in 0..14 {
+            sql += &format!("ALTER TABLE contributions ADD COLUMN c{c};");
+        }
+        sql += "ALTER TABLE contributions ADD COLUMN _rowid_ TEXT;
+            UPDATE contributions SET c0 = id, c1 = id * 0.5, c2 = x'00ff', c3 = 't' || id,
+                c13 = CASE WHEN id % 3 = 0 THEN NULL ELSE id END, _rowid_ = 'x';
+            UPDATE contributions SET id = id * 1000003 WHERE id % 5 = 0;
+            INSERT INTO contributions (id, github_user, event_type, repo, created_at, payload_json)
+              VALUES (-9223372036854775808, 'min', 'pr_merged', 'r', '2024-01-10T00:00:00+00:00', '{}'),
+                     (9223372036854775807, 'max', 'pr_merged', 'r', '2024-01-10T00:00:00+00:00', '{}'),
+                     (9223372036854775000, 'u1', 'pr_merged', 'r', '2024-01-10T00:00:00+00:00', '{}');";
+        conn.execute_batch(&sql).unwrap();
+    }
+    let spec = backup::Prescan {
+        key: [5; 32],
+        format: 2,
+        range_rowids: 256,
+        range_of: |rowid| ((rowid as u64) ^ (1 << 63)) >> 8,
+        is_secret: |_, c| c == "c3",
+    };
+    let mut sharings = sharings();
+    sharings.push(Sharing {
+        connections: 4,
+        min_chunk_rowids: 1,
+    });
+    // Rollback journal (shared out between connections), then WAL (read on one).
+    for (mode, sharing) in ["DELETE", "WAL"]
+        .into_iter()
+        .flat_map(|m| sharings.iter().map(move |s| (m, *s)))
+    {
+        let conn = Connection::open(&path).unwrap();
+        let set: String = conn
+            .query_row(&format!("PRAGMA journal_mode = {mode}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(set.to_uppercase(), mode);
+        drop(conn);
+        let probe = probed(&path, sharing, spec);
+        assert!(probe.prescanned, "{sharing:?}");
+        let got = probe.got.expect("the scan's fingerprints");
+        assert_eq!(got.columns.len(), 21);
+        assert_eq!(got.ranges, probe.own, "{sharing:?}");
+        assert!(got.ranges.len() > 140, "{}", got.ranges.len());
     }
     let _ = std::fs::remove_file(&path);
 }

@@ -22,6 +22,12 @@
 //! what a sequential `SELECT DISTINCT` gives, and a hash collision can never drop a row. Errors
 //! match too: the failure at the lowest rowid is the one reported (a duplicate fails exactly as
 //! the earlier row it copies, which comes first).
+//!
+//! **For the backup.** When the backup has a previous one to compare with
+//! ([`super::backup::Hook::prescan`]), the same scan reads every row and column, evaluates the
+//! window's condition as a column instead of a filter, and fingerprints each rowid range
+//! ([`PrescanPlan`]); chunks then start at range boundaries, so each range is read whole by
+//! one thread. What is counted, and which error wins, are the same either way.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -332,9 +332,8 @@ impl Backup {
 
     /// Reads every table inside the snapshot's read transaction, but [`PRESCANNED_TABLE`]
     /// when the window scan fingerprints it, writing the objects of the ranges that changed.
-    fn read_tables(&mut self, reader: &Reader<'_>) -> Result<(), StateError> {
+    fn read_tables(&mut self, reader: &Reader<'_>, prescanned: bool) -> Result<(), StateError> {
         let started = std::time::Instant::now();
-        let prescanned = self.prescan_spec().is_some();
         let master = reader.master()?;
         let user_version = reader.user_version()?;
         let git_err = |e: git2::Error| reader.bad(format!("writing the backup: {}", e.message()));
@@ -342,13 +341,7 @@ impl Backup {
         // once), not as thousands of loose objects each synced on its own.
         let odb = self.repo.odb().map_err(git_err)?;
         let mempack = odb.add_new_mempack_backend(1000).map_err(git_err)?;
-        let mut sink = Sink {
-            repo: &self.repo,
-            odb: &odb,
-            mempack: Some(&mempack),
-            objects: Vec::new(),
-            pending: 0,
-        };
+        let mut sink = Sink::new(&self.repo, &odb, &mempack);
         let mut tables = Vec::new();
         for row in master.iter().filter(|r| r.kind == "table") {
             if row
@@ -550,8 +543,8 @@ impl Hook for Backup {
         self.prescan_spec()
     }
 
-    fn read(&mut self, reader: &Reader<'_>) -> Result<(), StateError> {
-        self.read_tables(reader)
+    fn read(&mut self, reader: &Reader<'_>, prescanned: bool) -> Result<(), StateError> {
+        self.read_tables(reader, prescanned)
     }
 
     /// Compares the window scan's fingerprints of [`PRESCANNED_TABLE`] with the previous
@@ -566,16 +559,13 @@ impl Hook for Backup {
         };
         let started = std::time::Instant::now();
         let git_err = |e: git2::Error| reader.bad(format!("writing the backup: {}", e.message()));
-        // The run's mempack (added by `read_tables`) is still the odb's first backend, so these
-        // objects reach memory first too and the clone as one more pack.
+        // Objects go to memory first and reach the clone as packs, as in `read_tables`, with a
+        // mempack of this step's own above that one (writes go to the first backend), emptied
+        // at every flush: when every range changed (a column added), this step writes the
+        // whole table, and must not hold all of it in memory until the run ends.
         let odb = self.repo.odb().map_err(git_err)?;
-        let mut sink = Sink {
-            repo: &self.repo,
-            odb: &odb,
-            mempack: None,
-            objects: Vec::new(),
-            pending: 0,
-        };
+        let mempack = odb.add_new_mempack_backend(1001).map_err(git_err)?;
+        let mut sink = Sink::new(&self.repo, &odb, &mempack);
         let table = PRESCANNED_TABLE;
         let columns = prescanned.columns;
         let secret: Vec<bool> = columns
@@ -785,9 +775,8 @@ impl Lines {
 struct Sink<'a, 'r> {
     repo: &'r Repository,
     odb: &'a git2::Odb<'r>,
-    /// The run's mempack, emptied once its objects are packed (`None`: a later step of the
-    /// run, whose few objects stay in memory too until the run ends).
-    mempack: Option<&'a git2::Mempack<'a>>,
+    /// Where new objects are written first, emptied once they are packed.
+    mempack: &'a git2::Mempack<'a>,
     objects: Vec<Oid>,
     pending: usize,
 }
@@ -795,7 +784,21 @@ struct Sink<'a, 'r> {
 /// How many bytes of new objects are held in memory before they are packed.
 const FLUSH_BYTES: usize = 64 << 20;
 
-impl Sink<'_, '_> {
+impl<'a, 'r> Sink<'a, 'r> {
+    fn new(
+        repo: &'r Repository,
+        odb: &'a git2::Odb<'r>,
+        mempack: &'a git2::Mempack<'a>,
+    ) -> Sink<'a, 'r> {
+        Sink {
+            repo,
+            odb,
+            mempack,
+            objects: Vec::new(),
+            pending: 0,
+        }
+    }
+
     fn wrote(&mut self, oid: Oid, bytes: usize) -> Result<(), git2::Error> {
         self.objects.push(oid);
         self.pending += bytes;
@@ -834,9 +837,7 @@ impl Sink<'_, '_> {
             return Err(e.to_string());
         }
         writer.commit().map_err(git)?;
-        if let Some(mempack) = self.mempack {
-            mempack.reset().map_err(git)?;
-        }
+        self.mempack.reset().map_err(git)?;
         self.objects.clear();
         self.pending = 0;
         Ok(())

@@ -18,11 +18,13 @@
 
 use std::collections::HashSet;
 
-use git2::{ErrorCode, ObjectType, Oid, Repository};
+use git2::{ErrorCode, Oid, Repository};
 
 use super::branch::{local_tip, move_ref, BACKUP_REMOTE};
 use super::{Cache, CACHE_FILE};
-use crate::publish::clone::{copy_tree, DataRepo, GitContext, RepoError, SetAside, REMOTE_NAME};
+use crate::publish::clone::{
+    copy_tree, lost_tip, DataRepo, GitContext, RepoError, SetAside, REMOTE_NAME,
+};
 use crate::snapshot::backup::snapshot_of_message;
 
 /// Salvages every damaged clone set aside and not salvaged yet: its queued snapshots, then (with
@@ -49,7 +51,7 @@ fn salvage_from(data: &DataRepo, branch: &str, aside: &SetAside<'_>) -> Result<u
                 aside.path.display(),
                 e.message()
             );
-            lost_tip(data.git(), old)
+            lost_tip(data.git(), old, true)
         }
     };
     let Some(old_tip) = old_tip else {
@@ -170,33 +172,6 @@ fn backed_up(repo: &Repository, branch: &str) -> Result<HashSet<String>, RepoErr
         }
     }
     Ok(out)
-}
-
-/// The backup branch tip of a set-aside copy whose ref cannot be read: among the backup
-/// commits in its objects that the rebuilt clone lacks, the newest (by committer time, the
-/// snapshot time) that no other such commit has as its parent.
-fn lost_tip(new: &Repository, old: &Repository) -> Option<Oid> {
-    let odb = old.odb().ok()?;
-    let mut commits = Vec::new();
-    odb.foreach(|oid| {
-        if matches!(odb.read_header(*oid), Ok((_, ObjectType::Commit))) {
-            commits.push(*oid);
-        }
-        true
-    })
-    .ok()?;
-    let commits: Vec<git2::Commit<'_>> = commits
-        .into_iter()
-        .filter(|oid| new.find_commit(*oid).is_err())
-        .filter_map(|oid| old.find_commit(oid).ok())
-        .filter(|c| snapshot_of_message(&String::from_utf8_lossy(c.message_raw_bytes())).is_some())
-        .collect();
-    let parents: HashSet<Oid> = commits.iter().flat_map(|c| c.parent_ids()).collect();
-    commits
-        .iter()
-        .filter(|c| !parents.contains(&c.id()))
-        .max_by_key(|c| (c.committer().when().seconds(), c.id()))
-        .map(git2::Commit::id)
 }
 
 /// Copies the set-aside copy's backup cache into the rebuilt clone when it describes the

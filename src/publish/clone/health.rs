@@ -68,7 +68,7 @@ impl DataRepo {
                 })?;
             }
         }
-        check_other_refs(&self.repo)
+        check_other_refs(&self.repo, [self.branch_ref(), self.tracking_ref()])
     }
 }
 
@@ -76,8 +76,10 @@ impl DataRepo {
 /// be readable and name a commit whose tree can be read: a run reads them (the backup's parent),
 /// and one that cannot would fail every run with 74 instead of getting the clone rebuilt.
 /// libgit2's reference iterator skips a loose ref it cannot parse, so the loose ones are found
-/// by their files, the packed ones by the iterator, and each is read by name.
-fn check_other_refs(repo: &git2::Repository) -> Result<(), String> {
+/// by their files, the packed ones by the iterator, and each is read by name. Then what the
+/// push of the other branches reads ([`check_other_queues`]); `ours` (the branch and its
+/// remote-tracking ref) are checked above.
+fn check_other_refs(repo: &git2::Repository, ours: [String; 2]) -> Result<(), String> {
     let mut names = std::collections::BTreeSet::new();
     for dir in ["refs/heads", "refs/remotes"] {
         loose_refs(repo.path(), dir, &mut names);
@@ -91,14 +93,114 @@ fn check_other_refs(repo: &git2::Repository) -> Result<(), String> {
             );
         }
     }
-    for name in names {
+    for name in &names {
         let commit = repo
-            .refname_to_id(&name)
+            .refname_to_id(name)
             .and_then(|oid| repo.find_commit(oid))
             .map_err(|e| format!("{name}: {}", e.message()))?;
         commit
             .tree()
             .map_err(|e| format!("the tree of {name}: {}", e.message()))?;
+    }
+    check_other_queues(repo, &ours, &names)
+}
+
+/// What a push of every other branch (the backup branch) reads must be in the clone, or that
+/// push fails every run with 74, snapshots and all when they share the push, below tips that
+/// read fine:
+/// - every object a queued commit (one that no remote-tracking ref has) adds to its parent's
+///   tree (one missing chunk of a queued backup);
+/// - every object of the other remote-tracking tips (the remote's backup, as last seen): the
+///   push deltas a changed chunk against its previous version there (a lost pack of pushed
+///   chunks).
+///
+/// Trees are read, blobs looked up in the index: the cost follows what the queue adds and the
+/// size of one backup tree (a few dozen trees, an index lookup per chunk), not the history.
+fn check_other_queues(
+    repo: &git2::Repository,
+    ours: &[String; 2],
+    names: &std::collections::BTreeSet<String>,
+) -> Result<(), String> {
+    // A purely local repository pushes nothing: no queue to check, and walking one would walk
+    // the whole backup history on every run.
+    if repo.remotes().map_or(true, |r| r.is_empty()) {
+        return Ok(());
+    }
+    let others: Vec<&String> = names.iter().filter(|n| !ours.contains(n)).collect();
+    let pushed: Vec<git2::Oid> = names
+        .iter()
+        .filter(|n| n.starts_with("refs/remotes/"))
+        .filter_map(|n| repo.refname_to_id(n).ok())
+        .collect();
+    let odb = repo
+        .odb()
+        .map_err(|e| format!("the object database: {}", e.message()))?;
+    for name in others {
+        let failed = |e: git2::Error| format!("{name}: {}", e.message());
+        if name.starts_with("refs/remotes/") {
+            let tip = repo.refname_to_id(name).map_err(failed)?;
+            let tree = repo
+                .find_commit(tip)
+                .and_then(|c| c.tree())
+                .map_err(failed)?;
+            check_added(repo, &odb, None, &tree).map_err(failed)?;
+            continue;
+        }
+        let mut walk = repo.revwalk().map_err(failed)?;
+        walk.push(repo.refname_to_id(name).map_err(failed)?)
+            .map_err(failed)?;
+        for oid in &pushed {
+            walk.hide(*oid).map_err(failed)?;
+        }
+        for oid in walk {
+            let commit = oid.and_then(|oid| repo.find_commit(oid)).map_err(failed)?;
+            let parent = match commit.parent_count() {
+                0 => None,
+                _ => Some(commit.parent(0).and_then(|p| p.tree()).map_err(failed)?),
+            };
+            let tree = commit.tree().map_err(failed)?;
+            check_added(repo, &odb, parent.as_ref(), &tree).map_err(|e| {
+                format!(
+                    "the queue of {name}: commit {}: {}",
+                    commit.id(),
+                    e.message()
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Every object of `tree` that `old` (the same place in the parent's tree) does not have:
+/// trees read, blobs looked up in the index.
+fn check_added(
+    repo: &git2::Repository,
+    odb: &git2::Odb<'_>,
+    old: Option<&git2::Tree<'_>>,
+    tree: &git2::Tree<'_>,
+) -> Result<(), git2::Error> {
+    for entry in tree.iter() {
+        let before = old.and_then(|t| t.get_name_bytes(entry.name_bytes()));
+        if before.as_ref().is_some_and(|b| b.id() == entry.id()) {
+            continue;
+        }
+        match entry.kind() {
+            Some(git2::ObjectType::Tree) => {
+                let below = before
+                    .filter(|b| b.kind() == Some(git2::ObjectType::Tree))
+                    .and_then(|b| repo.find_tree(b.id()).ok());
+                check_added(repo, odb, below.as_ref(), &repo.find_tree(entry.id())?)?;
+            }
+            Some(git2::ObjectType::Blob) if !odb.exists(entry.id()) => {
+                return Err(git2::Error::from_str(&format!(
+                    "object {} ({}) is missing",
+                    entry.id(),
+                    String::from_utf8_lossy(entry.name_bytes())
+                )));
+            }
+            // A submodule's commit belongs to another repository.
+            _ => {}
+        }
     }
     Ok(())
 }

@@ -44,7 +44,7 @@ pub use error::RepoError;
 pub(crate) use latest::latest_for;
 #[allow(unused_imports)]
 pub use reads::StoredSnapshot;
-pub(crate) use salvage::copy_tree;
+pub(crate) use salvage::{copy_tree, lost_tip};
 pub use salvage::{set_aside_copies, SetAside};
 pub(crate) use tracking::PUSH_CONFIG;
 

@@ -183,34 +183,12 @@ impl DataRepo {
     }
 
     /// The branch tip of a set-aside clone whose branch ref cannot be read (destroyed, garbage):
-    /// among the commits in its objects that this clone lacks, the newest (by committer time,
-    /// which is the snapshot time) that no other such commit has as its parent. A commit left
-    /// over from an earlier replay holds the same snapshots as its replayed copy, so picking
-    /// either loses nothing.
+    /// its newest snapshot commit this clone lacks ([`lost_tip`]). A commit left over from an
+    /// earlier replay holds the same snapshots as its replayed copy, so picking either loses
+    /// nothing.
     fn lost_tip(&self, old: &Repository) -> Option<Oid> {
-        let odb = old.odb().ok()?;
-        let mut commits = Vec::new();
-        odb.foreach(|oid| {
-            if matches!(odb.read_header(*oid), Ok((_, ObjectType::Commit))) {
-                commits.push(*oid);
-            }
-            true
-        })
-        .ok()?;
-        let commits: Vec<git2::Commit<'_>> = commits
-            .into_iter()
-            .filter(|oid| self.repo.find_commit(*oid).is_err())
-            .filter_map(|oid| old.find_commit(oid).ok())
-            // Backup commits (their own branch) are never the snapshot branch's tip.
-            .filter(|c| !is_backup_commit(old, c.id()))
-            .collect();
-        let parents: std::collections::HashSet<Oid> =
-            commits.iter().flat_map(|c| c.parent_ids()).collect();
-        let tip = commits
-            .iter()
-            .filter(|c| !parents.contains(&c.id()))
-            .max_by_key(|c| (c.committer().when().seconds(), c.id()))?
-            .id();
+        // Backup commits (their own branch) are never the snapshot branch's tip.
+        let tip = lost_tip(&self.repo, old, false)?;
         log::warn!(
             "the branch of {} cannot be read; salvaging from its newest unpublished commit {tip}",
             old.path().display()
@@ -294,13 +272,44 @@ fn list_set_aside(root: &Path) -> Result<Vec<(PathBuf, bool)>, RepoError> {
     Ok(out)
 }
 
-/// Whether `oid` is a commit of the backup branch (publish/backup.rs), which salvage skips:
-/// that branch is never the snapshot branch, and a rebuilt clone backs everything up again.
+/// Whether `oid` is a commit of the backup branch (publish/backup), which is never the
+/// snapshot branch (its queued commits have a salvage of their own).
 fn is_backup_commit(repo: &Repository, oid: Oid) -> bool {
-    repo.find_commit(oid).is_ok_and(|c| {
-        crate::snapshot::backup::snapshot_of_message(&String::from_utf8_lossy(
-            c.message_raw_bytes(),
-        ))
-        .is_some()
+    repo.find_commit(oid).is_ok_and(|c| is_backup(&c))
+}
+
+fn is_backup(commit: &git2::Commit<'_>) -> bool {
+    crate::snapshot::backup::snapshot_of_message(&String::from_utf8_lossy(
+        commit.message_raw_bytes(),
+    ))
+    .is_some()
+}
+
+/// The tip of a branch of set-aside clone `old` whose ref cannot be read (destroyed, garbage):
+/// among the commits in its objects that `new` lacks, backup commits (`backups`) or snapshot
+/// commits, the newest (by committer time, which is the snapshot time) that no other such
+/// commit has as its parent.
+pub(crate) fn lost_tip(new: &Repository, old: &Repository, backups: bool) -> Option<Oid> {
+    let odb = old.odb().ok()?;
+    let mut commits = Vec::new();
+    odb.foreach(|oid| {
+        if matches!(odb.read_header(*oid), Ok((_, ObjectType::Commit))) {
+            commits.push(*oid);
+        }
+        true
     })
+    .ok()?;
+    let commits: Vec<git2::Commit<'_>> = commits
+        .into_iter()
+        .filter(|oid| new.find_commit(*oid).is_err())
+        .filter_map(|oid| old.find_commit(oid).ok())
+        .filter(|c| is_backup(c) == backups)
+        .collect();
+    let parents: std::collections::HashSet<Oid> =
+        commits.iter().flat_map(|c| c.parent_ids()).collect();
+    commits
+        .iter()
+        .filter(|c| !parents.contains(&c.id()))
+        .max_by_key(|c| (c.committer().when().seconds(), c.id()))
+        .map(git2::Commit::id)
 }
