@@ -414,13 +414,7 @@ fn moving_the_backup_back_to_the_data_repository_sends_every_backup_there() {
     for v in 1..=3 {
         let fresh = host.env.path(&format!("fresh{v}/.git"));
         bare_clone(&server.repo_path("data"), &fresh);
-        let to = format!("restored{v}/state.db");
-        restore(&host, &format!("fresh{v}"), &dir_name(v), &to).expect_code(0);
-        assert_eq!(
-            dump(&host.env.path(&to)),
-            dump_without_secrets(v, &host.env.path(".")),
-            "snapshot {v}"
-        );
+        assert_restores(&host, &format!("fresh{v}"), v);
     }
     server.stop();
 }

@@ -946,8 +946,16 @@ fn drain(host: &Host, index: u64, hosts: u64, report: &mut HostReport) {
 }
 
 /// One soak host: runs `push` of its own snapshots (`n = index + hosts * k`), killing each
-/// after a random delay spread over `span`, until `kills` kills have landed.
-fn soak_host(host: &Host, index: u64, hosts: u64, kills: u64, seed: u64, span: u64) -> HostReport {
+/// after a random delay spread over `span` (microseconds; shrunk whenever a run ends before
+/// its kill), until `kills` kills have landed.
+fn soak_host(
+    host: &Host,
+    index: u64,
+    hosts: u64,
+    kills: u64,
+    seed: u64,
+    mut span: u64,
+) -> HostReport {
     let mut report = HostReport::default();
     let mut seed = seed;
     let clone_git = host.clone_path("clone").join(".git");
@@ -982,6 +990,9 @@ fn soak_host(host: &Host, index: u64, hosts: u64, kills: u64, seed: u64, span: u
             }
         } else {
             *report.exits.entry(status.code().unwrap_or(-1)).or_default() += 1;
+            // The run ended before its kill: runs are quicker now than when the span was
+            // measured (a load that came and went). Shrink it, so kills keep landing.
+            span = (span * 9 / 10).max(2_000);
         }
     }
     report.next = index + hosts * (k + 1);
