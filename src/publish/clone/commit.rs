@@ -49,10 +49,8 @@ impl DataRepo {
                 _ => Err(RepoError::Conflict(snap.name.to_owned())),
             };
         }
-        // Add one entry to snapshots/ without re-listing it through a map.
-        let mut sub = self.repo.treebuilder(existing.as_ref()).ctx("build tree")?;
-        sub.insert(snap.name, dir, 0o040000).ctx("build tree")?;
-        let sub = sub.write().ctx("write tree")?;
+        // Add one entry to snapshots/ without re-listing it (append.rs).
+        let sub = self.add_snapshot_dir(existing.as_ref(), snap.name, dir)?;
         let mut root = self
             .repo
             .treebuilder(base_tree.as_ref())

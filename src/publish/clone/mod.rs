@@ -24,6 +24,7 @@
 //! copy), [`tracking`] (what the clone remembers of the remote). This file holds what they
 //! share: the handle, its branch, the clone's file names and two filesystem helpers.
 
+mod append;
 mod commit;
 mod error;
 mod health;

@@ -235,25 +235,11 @@ fn write_pack(
 }
 
 /// A tree's bytes as git stores them, rebuilt from libgit2's parsed copy (cached: this run
-/// has read or written it already) rather than read again: at a year of hourly snapshots
-/// `snapshots/` is 480 KB, and reading it means inflating it and hashing it with libgit2's
-/// collision-detecting SHA-1. Checked against the tree's id with a plain SHA-1; `None` for a
-/// tree that does not rebuild exactly (one written with non-canonical modes), to be read
-/// from the object database.
+/// has read or written it already) rather than read again
+/// ([`crate::publish::tree::canonical_bytes`]); `None` for a tree that does not rebuild
+/// exactly, to be read from the object database.
 fn tree_bytes(repo: &Repository, id: Oid) -> Result<Option<Vec<u8>>, git2::Error> {
-    use sha1::{Digest, Sha1};
-    let tree = repo.find_tree(id)?;
-    let mut out = Vec::with_capacity(tree.len() * 64);
-    for entry in tree.iter() {
-        out.extend_from_slice(format!("{:o} ", entry.filemode_raw()).as_bytes());
-        out.extend_from_slice(entry.name_bytes());
-        out.push(0);
-        out.extend_from_slice(entry.id().as_bytes());
-    }
-    let mut hash = Sha1::new();
-    hash.update(format!("tree {}\0", out.len()).as_bytes());
-    hash.update(&out);
-    Ok((hash.finalize().as_slice() == id.as_bytes()).then_some(out))
+    Ok(crate::publish::tree::canonical_bytes(&repo.find_tree(id)?))
 }
 
 /// An error writing the request: the transport kept why.
