@@ -7,6 +7,7 @@
 
 use git2::{ObjectType, Oid, Repository, Tree};
 
+use crate::publish::rawtree::RawTree;
 use crate::snapshot::SNAPSHOTS_DIR;
 
 /// The `snapshots/` directory of root tree `root`, `None` when there is none or when
@@ -18,6 +19,20 @@ pub(crate) fn snapshots_dir<'r>(
     match root.get_name(SNAPSHOTS_DIR) {
         Some(entry) if entry.kind() == Some(ObjectType::Tree) => {
             repo.find_tree(entry.id()).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The `snapshots/` directory of root tree `root` as stored ([`crate::publish::rawtree`]: read
+/// once a run, checked against its id), `None` as for [`snapshots_dir`].
+pub(crate) fn snapshots_raw(
+    repo: &Repository,
+    root: &Tree<'_>,
+) -> Result<Option<std::sync::Arc<RawTree>>, git2::Error> {
+    match root.get_name(SNAPSHOTS_DIR) {
+        Some(entry) if entry.kind() == Some(ObjectType::Tree) => {
+            crate::publish::rawtree::read(repo, entry.id()).map(Some)
         }
         _ => Ok(None),
     }
@@ -87,42 +102,4 @@ pub(crate) fn walk_tree(
         visit(oid, &object)?;
     }
     Ok(())
-}
-
-/// Tree `tree`'s bytes as git stores them, rebuilt from libgit2's parsed copy (which a run
-/// has in its object cache once it has read the tree) rather than read, inflated and hashed
-/// again: at a year of hourly snapshots `snapshots/` is 480 KB. Checked against the tree's id
-/// with a plain SHA-1, so they are the stored bytes exactly; `None` for a tree that does not
-/// rebuild to its id (one written with non-canonical modes), to be read from the object
-/// database instead.
-pub(crate) fn canonical_bytes(tree: &Tree<'_>) -> Option<Vec<u8>> {
-    use sha1::{Digest, Sha1};
-    let mut out = Vec::with_capacity(tree.len() * 64);
-    for entry in tree.iter() {
-        push_octal(&mut out, entry.filemode_raw());
-        out.push(b' ');
-        out.extend_from_slice(entry.name_bytes());
-        out.push(0);
-        out.extend_from_slice(entry.id().as_bytes());
-    }
-    let mut hash = Sha1::new();
-    hash.update(format!("tree {}\0", out.len()).as_bytes());
-    hash.update(&out);
-    (hash.finalize().as_slice() == tree.id().as_bytes()).then_some(out)
-}
-
-/// `mode` in octal, as git writes a tree entry's mode (no leading zeros).
-fn push_octal(out: &mut Vec<u8>, mode: i32) {
-    let mut digits = [0u8; 12];
-    let mut n = mode as u32;
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n & 7) as u8;
-        n >>= 3;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }

@@ -25,11 +25,11 @@ use std::fs;
 use std::io::Write as _;
 use std::path::Path;
 
-use git2::{Oid, Tree};
+use git2::Oid;
 use sha1::{Digest, Sha1};
 
 use super::{DataRepo, GitContext, RepoError};
-use crate::publish::tree::canonical_bytes;
+use crate::publish::rawtree::{self, git_order, RawTree};
 
 /// A directory's mode in a tree entry.
 const DIR_MODE: &[u8] = b"40000";
@@ -39,38 +39,45 @@ impl DataRepo {
     /// added; `name` must not be in it. Returns the new tree's id, written.
     pub(super) fn add_snapshot_dir(
         &self,
-        existing: Option<&Tree<'_>>,
+        existing: Option<&RawTree>,
         name: &str,
         dir: Oid,
     ) -> Result<Oid, RepoError> {
         if let Some(bytes) = existing.and_then(|t| spliced(t, name, dir)) {
-            return self.write_tree_bytes(&bytes);
+            return self.write_tree_bytes(bytes);
         }
-        let mut sub = self.repo.treebuilder(existing).ctx("build tree")?;
+        let old = existing
+            .map(|t| self.repo.find_tree(t.id))
+            .transpose()
+            .ctx("read snapshots/")?;
+        let mut sub = self.repo.treebuilder(old.as_ref()).ctx("build tree")?;
         sub.insert(name, dir, 0o040000).ctx("build tree")?;
         sub.write().ctx("write tree")
     }
 
     /// Writes a tree object of `bytes` (a loose object, uncompressed) unless the clone has
-    /// it already; returns its id.
-    fn write_tree_bytes(&self, bytes: &[u8]) -> Result<Oid, RepoError> {
+    /// it already, and keeps it for the rest of the run (the readers' index and the push read
+    /// it); returns its id.
+    fn write_tree_bytes(&self, bytes: Vec<u8>) -> Result<Oid, RepoError> {
         let header = format!("tree {}\0", bytes.len());
         let mut hash = Sha1::new();
         hash.update(header.as_bytes());
-        hash.update(bytes);
+        hash.update(&bytes);
         let id = Oid::from_bytes(hash.finalize().as_slice()).ctx("write tree")?;
         let odb = self.repo.odb().ctx("write tree")?;
-        if odb.exists(id) {
-            return Ok(id);
+        if !odb.exists(id) {
+            let objects = self.repo.path().join("objects");
+            write_loose(&objects, id, header.as_bytes(), &bytes).map_err(|e| RepoError::Git {
+                context: "write tree".into(),
+                source: git2::Error::from_str(&format!(
+                    "cannot write object {id} in {}: {e}",
+                    objects.display()
+                )),
+            })?;
         }
-        let objects = self.repo.path().join("objects");
-        write_loose(&objects, id, header.as_bytes(), bytes).map_err(|e| RepoError::Git {
-            context: "write tree".into(),
-            source: git2::Error::from_str(&format!(
-                "cannot write object {id} in {}: {e}",
-                objects.display()
-            )),
-        })?;
+        if let Some(tree) = RawTree::parse(id, bytes) {
+            rawtree::remember(tree);
+        }
         Ok(id)
     }
 }
@@ -84,15 +91,10 @@ fn write_loose(objects: &Path, id: Oid, header: &[u8], content: &[u8]) -> std::i
     let mut tmp = tempfile::Builder::new()
         .prefix("tmp_obj_")
         .tempfile_in(objects)?;
-    {
-        let mut z = flate2::write::ZlibEncoder::new(
-            std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut()),
-            flate2::Compression::none(),
-        );
-        z.write_all(header)?;
-        z.write_all(content)?;
-        z.finish()?.flush()?;
-    }
+    let mut object = Vec::with_capacity(header.len() + content.len());
+    object.extend_from_slice(header);
+    object.extend_from_slice(content);
+    tmp.write_all(&zlib_stored(&object))?;
     tmp.as_file().sync_all()?;
     fs::set_permissions(
         tmp.path(),
@@ -108,63 +110,48 @@ fn write_loose(objects: &Path, id: Oid, header: &[u8], content: &[u8]) -> std::i
     Ok(())
 }
 
-/// One entry of a tree's bytes: its mode and name.
-struct Raw<'a> {
-    mode: &'a [u8],
-    name: &'a [u8],
-}
-
-impl Raw<'_> {
-    fn is_dir(&self) -> bool {
-        self.mode == DIR_MODE
+/// `data` as a zlib stream of stored (uncompressed) blocks, as zlib writes at level 0: the
+/// header (deflate, 32 KiB window, no dictionary, fastest), blocks of at most 65,535 bytes
+/// each with its length and its complement, then the Adler-32 of `data`. Written here rather
+/// than by the deflate encoder, which takes longer over 480 KB even when storing.
+fn zlib_stored(data: &[u8]) -> Vec<u8> {
+    const BLOCK: usize = 65_535;
+    let mut out = Vec::with_capacity(data.len() + data.len() / BLOCK * 5 + 16);
+    out.extend_from_slice(&[0x78, 0x01]);
+    let blocks = data.len().div_ceil(BLOCK).max(1);
+    for i in 0..blocks {
+        let block = &data[(i * BLOCK).min(data.len())..((i + 1) * BLOCK).min(data.len())];
+        let len = block.len() as u16;
+        out.push(u8::from(i + 1 == blocks));
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
     }
+    out.extend_from_slice(&adler32(data).to_be_bytes());
+    out
 }
 
-/// The entries of tree bytes `bytes` with each one's end offset; `None` when malformed.
-fn entries(bytes: &[u8]) -> Option<Vec<(Raw<'_>, usize)>> {
-    let mut out = Vec::with_capacity(bytes.len() / 56 + 1);
-    let mut at = 0;
-    while at < bytes.len() {
-        let rest = &bytes[at..];
-        let space = rest.iter().position(|&b| b == b' ')?;
-        let nul = space + 1 + rest[space + 1..].iter().position(|&b| b == 0)?;
-        let end = at + nul + 1 + 20;
-        if end > bytes.len() {
-            return None;
+/// zlib's checksum (RFC 1950).
+fn adler32(data: &[u8]) -> u32 {
+    const MOD: u32 = 65_521;
+    // The most bytes before `b` could overflow 32 bits.
+    const NMAX: usize = 5552;
+    let (mut a, mut b) = (1u32, 0u32);
+    for chunk in data.chunks(NMAX) {
+        for &x in chunk {
+            a += u32::from(x);
+            b += a;
         }
-        out.push((
-            Raw {
-                mode: &rest[..space],
-                name: &rest[space + 1..nul],
-            },
-            end,
-        ));
-        at = end;
+        a %= MOD;
+        b %= MOD;
     }
-    Some(out)
-}
-
-/// git's order of tree entries: names compared as bytes, a directory's as if it ended in `/`.
-fn git_order(a: &[u8], a_dir: bool, b: &[u8], b_dir: bool) -> Ordering {
-    let key = |name: &[u8], dir: bool, i: usize| match name.get(i) {
-        Some(&c) => Some(c),
-        None if dir && i == name.len() => Some(b'/'),
-        None => None,
-    };
-    let mut i = 0;
-    loop {
-        match (key(a, a_dir, i), key(b, b_dir, i)) {
-            (None, None) => return Ordering::Equal,
-            (x, y) if x != y => return x.cmp(&y),
-            _ => i += 1,
-        }
-    }
+    (b << 16) | a
 }
 
 /// The bytes of tree `old` with directory `name` -> `dir` added at its place, exactly as
 /// libgit2's tree builder would write them; `None` when that cannot be promised (see the
 /// module doc) or `name` is not a plain name absent from `old`.
-fn spliced(old: &Tree<'_>, name: &str, dir: Oid) -> Option<Vec<u8>> {
+fn spliced(old: &RawTree, name: &str, dir: Oid) -> Option<Vec<u8>> {
     // Snapshot names: letters, digits, '-' and '_', none of which the builder's checks of a
     // name (no '/', no `.git` in any spelling a file system may take for it) can refuse.
     let new = name.as_bytes();
@@ -172,38 +159,51 @@ fn spliced(old: &Tree<'_>, name: &str, dir: Oid) -> Option<Vec<u8>> {
     if new.is_empty() || !new.iter().all(plain) {
         return None;
     }
-    let bytes = canonical_bytes(old)?;
-    let listed = entries(&bytes)?;
-    // Strictly in git's order (so no name twice with the same kind), and no name both a file
-    // and a directory: the builder would re-sort or drop entries of such a tree.
+    // Modes as the builder writes them, strictly in git's order (so no name twice with the
+    // same kind), and no name both a file and a directory: the builder would rewrite, re-sort
+    // or drop entries of any other tree.
     let mut files: Vec<&[u8]> = Vec::new();
-    for (i, (e, _)) in listed.iter().enumerate() {
+    let mut prev: Option<(&[u8], bool)> = None;
+    for e in old.iter() {
+        if !e.canonical_mode() {
+            return None;
+        }
         if !e.is_dir() {
             files.push(e.name);
         }
-        if let Some((prev, _)) = i.checked_sub(1).map(|p| &listed[p]) {
-            if git_order(prev.name, prev.is_dir(), e.name, e.is_dir()) != Ordering::Less {
+        if let Some((name, is_dir)) = prev {
+            if git_order(name, is_dir, e.name, e.is_dir()) != Ordering::Less {
                 return None;
             }
         }
+        prev = Some((e.name, e.is_dir()));
     }
     if !files.is_empty() {
         files.sort_unstable();
         let clash = |n: &[u8]| files.binary_search(&n).is_ok();
-        if clash(new) || listed.iter().any(|(e, _)| e.is_dir() && clash(e.name)) {
+        if clash(new) || old.iter().any(|e| e.is_dir() && clash(e.name)) {
             return None;
         }
     }
-    // The first entry after the new one; usually none (names start with the time).
-    let place =
-        listed.partition_point(|(e, _)| git_order(e.name, e.is_dir(), new, true) == Ordering::Less);
-    if listed.get(place).is_some_and(|(e, _)| e.name == new) {
+    // The first entry not before the new one (usually none: names start with the time).
+    let (mut lo, mut hi) = (0, old.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        let e = old.entry(mid);
+        if git_order(e.name, e.is_dir(), new, true) == Ordering::Less {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if lo < old.len() && old.entry(lo).name == new {
         return None;
     }
-    let at = match place {
+    let at = match lo {
         0 => 0,
-        p => listed[p - 1].1,
+        p => old.end_of(p - 1),
     };
+    let bytes = &old.bytes;
     let mut out = Vec::with_capacity(bytes.len() + new.len() + 28);
     out.extend_from_slice(&bytes[..at]);
     out.extend_from_slice(DIR_MODE);
@@ -218,12 +218,26 @@ fn spliced(old: &Tree<'_>, name: &str, dir: Oid) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use git2::Repository;
+    use git2::{Repository, Tree};
 
     fn builder_result(repo: &Repository, old: Option<&Tree<'_>>, name: &str, dir: Oid) -> Oid {
         let mut b = repo.treebuilder(old).unwrap();
         b.insert(name, dir, 0o040000).unwrap();
         b.write().unwrap()
+    }
+
+    #[test]
+    fn stored_zlib_streams_inflate_to_their_data() {
+        use std::io::Read as _;
+        for len in [0, 1, 100, 65_535, 65_536, 200_000] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 300) as u8).collect();
+            let mut back = Vec::new();
+            flate2::read::ZlibDecoder::new(&zlib_stored(&data)[..])
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, data, "{len}");
+        }
+        assert_eq!(adler32(b"Wikipedia"), 0x11E6_0398);
     }
 
     #[test]
@@ -249,6 +263,7 @@ mod tests {
         old.insert("README", blob, 0o100644).unwrap();
         old.insert("b.d", blob, 0o100644).unwrap();
         let old = repo.find_tree(old.write().unwrap()).unwrap();
+        let raw = rawtree::read(&repo, old.id()).unwrap();
         for name in [
             "2025-06-01T00-00-00-bbbbbbbb",
             "0",
@@ -260,7 +275,7 @@ mod tests {
             "README-d",
         ] {
             let want = builder_result(&repo, Some(&old), name, dir);
-            match spliced(&old, name, dir) {
+            match spliced(&raw, name, dir) {
                 Some(bytes) => {
                     let got = Oid::hash_object(git2::ObjectType::Tree, &bytes);
                     assert_eq!(got.unwrap(), want, "{name}");
@@ -270,7 +285,7 @@ mod tests {
         }
         // Names already there, of either kind, and names that are not plain, go to the builder.
         for name in ["b", "README", "b.d", "b.", ".git", "x/y"] {
-            assert!(spliced(&old, name, dir).is_none(), "{name}");
+            assert!(spliced(&raw, name, dir).is_none(), "{name}");
         }
     }
 }

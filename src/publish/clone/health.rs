@@ -10,7 +10,7 @@ use super::vouched::{self, Stamp};
 use super::{
     io_err, read_dir_entries, DataRepo, RepoError, BROKEN_PREFIX, INIT_PREFIX, TMP_PREFIX,
 };
-use crate::publish::tree::walk_tree;
+use crate::publish::tree::{snapshots_raw, walk_tree};
 use crate::publish::treediff::{snapshot_changes, EntryTarget};
 use crate::snapshot::SNAPSHOTS_DIR;
 
@@ -35,8 +35,8 @@ impl DataRepo {
             let tree = commit
                 .tree()
                 .map_err(|e| format!("the tree of commit {oid}: {}", e.message()))?;
-            self.snapshots_tree(&tree)
-                .map_err(|e| damaged("snapshots/", e))?;
+            // Read as stored and checked against its id (rawtree), kept for the commit.
+            snapshots_raw(&self.repo, &tree).map_err(|e| format!("snapshots/: {}", e.message()))?;
         }
         for oid in self.queued().map_err(|e| damaged("the queue", e))? {
             let commit = self
