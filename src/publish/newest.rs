@@ -167,7 +167,7 @@ pub fn newest_first(
         };
         let st = stamp(name);
         if st.is_empty() {
-            odd.push((name.to_owned(), e.id));
+            odd.push((name.to_owned(), e.id()));
             continue;
         }
         if current.as_deref() != Some(st) {
@@ -179,7 +179,7 @@ pub fn newest_first(
             }
             current = Some(st.to_owned());
         }
-        group.push((name.to_owned(), e.id));
+        group.push((name.to_owned(), e.id()));
     }
     if out.len() < want && !group.is_empty() {
         read_group(repo, parent, group, &mut out)?;

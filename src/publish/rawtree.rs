@@ -35,13 +35,18 @@ pub(crate) struct RawEntry<'a> {
     /// The mode as written (octal digits).
     pub(crate) mode_text: &'a [u8],
     pub(crate) name: &'a [u8],
-    pub(crate) id: Oid,
+    id: &'a [u8],
 }
 
 /// The modes git writes, each exactly as libgit2's tree builder writes it back.
 const CANONICAL_MODES: [&[u8]; 5] = [b"40000", b"100644", b"100755", b"120000", b"160000"];
 
 impl RawEntry<'_> {
+    /// The object the entry points at.
+    pub(crate) fn id(&self) -> Oid {
+        Oid::from_bytes(self.id).unwrap_or_else(|_| Oid::zero())
+    }
+
     /// The mode as a number.
     pub(crate) fn mode(&self) -> u32 {
         self.mode_text
@@ -69,6 +74,11 @@ impl RawEntry<'_> {
 }
 
 impl RawTree {
+    /// Tree `id` of `bytes` whose entries end at `ends` (as [`RawTree::parse`] finds them).
+    pub(crate) fn from_parts(id: Oid, bytes: Vec<u8>, ends: Vec<usize>) -> RawTree {
+        RawTree { id, bytes, ends }
+    }
+
     /// Tree `id` of `bytes` (not checked here), its entries found; `None` when malformed.
     pub(crate) fn parse(id: Oid, bytes: Vec<u8>) -> Option<RawTree> {
         let mut ends = Vec::with_capacity(bytes.len() / 56 + 1);
@@ -103,7 +113,7 @@ impl RawTree {
         RawEntry {
             mode_text: &e[..space],
             name: &e[space + 1..nul],
-            id: Oid::from_bytes(&e[nul + 1..]).unwrap_or_else(|_| Oid::zero()),
+            id: &e[nul + 1..],
         }
     }
 
@@ -319,7 +329,7 @@ mod tests {
             assert_eq!(raw.len(), tree.len());
             for (r, t) in raw.iter().zip(tree.iter()) {
                 assert_eq!(r.name, t.name_bytes());
-                assert_eq!(r.id, t.id());
+                assert_eq!(r.id(), t.id());
                 assert_eq!(r.mode(), t.filemode_raw() as u32);
                 assert_eq!(r.kind(), t.kind());
                 assert!(r.canonical_mode());

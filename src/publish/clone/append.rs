@@ -43,8 +43,8 @@ impl DataRepo {
         name: &str,
         dir: Oid,
     ) -> Result<Oid, RepoError> {
-        if let Some(bytes) = existing.and_then(|t| spliced(t, name, dir)) {
-            return self.write_tree_bytes(bytes);
+        if let Some((bytes, ends)) = existing.and_then(|t| spliced(t, name, dir)) {
+            return self.write_tree_bytes(bytes, ends);
         }
         let old = existing
             .map(|t| self.repo.find_tree(t.id))
@@ -58,7 +58,7 @@ impl DataRepo {
     /// Writes a tree object of `bytes` (a loose object, uncompressed) unless the clone has
     /// it already, and keeps it for the rest of the run (the readers' index and the push read
     /// it); returns its id.
-    fn write_tree_bytes(&self, bytes: Vec<u8>) -> Result<Oid, RepoError> {
+    fn write_tree_bytes(&self, bytes: Vec<u8>, ends: Vec<usize>) -> Result<Oid, RepoError> {
         let header = format!("tree {}\0", bytes.len());
         let mut hash = Sha1::new();
         hash.update(header.as_bytes());
@@ -75,9 +75,7 @@ impl DataRepo {
                 )),
             })?;
         }
-        if let Some(tree) = RawTree::parse(id, bytes) {
-            rawtree::remember(tree);
-        }
+        rawtree::remember(RawTree::from_parts(id, bytes, ends));
         Ok(id)
     }
 }
@@ -150,8 +148,9 @@ fn adler32(data: &[u8]) -> u32 {
 
 /// The bytes of tree `old` with directory `name` -> `dir` added at its place, exactly as
 /// libgit2's tree builder would write them; `None` when that cannot be promised (see the
-/// module doc) or `name` is not a plain name absent from `old`.
-fn spliced(old: &RawTree, name: &str, dir: Oid) -> Option<Vec<u8>> {
+/// module doc) or `name` is not a plain name absent from `old`. With the bytes, where each
+/// entry ends in them.
+fn spliced(old: &RawTree, name: &str, dir: Oid) -> Option<(Vec<u8>, Vec<usize>)> {
     // Snapshot names: letters, digits, '-' and '_', none of which the builder's checks of a
     // name (no '/', no `.git` in any spelling a file system may take for it) can refuse.
     let new = name.as_bytes();
@@ -212,7 +211,13 @@ fn spliced(old: &RawTree, name: &str, dir: Oid) -> Option<Vec<u8>> {
     out.push(0);
     out.extend_from_slice(dir.as_bytes());
     out.extend_from_slice(&bytes[at..]);
-    Some(out)
+    let added = out.len() - bytes.len();
+    let ends = (0..lo)
+        .map(|i| old.end_of(i))
+        .chain([at + added])
+        .chain((lo..old.len()).map(|i| old.end_of(i) + added))
+        .collect();
+    Some((out, ends))
 }
 
 #[cfg(test)]
@@ -276,9 +281,15 @@ mod tests {
         ] {
             let want = builder_result(&repo, Some(&old), name, dir);
             match spliced(&raw, name, dir) {
-                Some(bytes) => {
+                Some((bytes, ends)) => {
                     let got = Oid::hash_object(git2::ObjectType::Tree, &bytes);
                     assert_eq!(got.unwrap(), want, "{name}");
+                    let parsed = RawTree::parse(want, bytes.clone()).unwrap();
+                    let given = RawTree::from_parts(want, bytes, ends);
+                    assert_eq!(parsed.len(), given.len());
+                    for i in 0..given.len() {
+                        assert_eq!(parsed.end_of(i), given.end_of(i), "{name}");
+                    }
                 }
                 None => panic!("{name} not spliced"),
             }

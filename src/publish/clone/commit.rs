@@ -46,7 +46,7 @@ impl DataRepo {
             None => None,
         };
         if let Some(entry) = existing.as_ref().and_then(|t| t.get(snap.name.as_bytes())) {
-            return match (entry.id == dir, parent) {
+            return match (entry.id() == dir, parent) {
                 (true, Some(p)) => Ok(Committed::AlreadyPresent(p)),
                 _ => Err(RepoError::Conflict(snap.name.to_owned())),
             };

@@ -68,7 +68,7 @@ struct Target {
 impl From<RawEntry<'_>> for Target {
     fn from(e: RawEntry<'_>) -> Target {
         Target {
-            id: e.id,
+            id: e.id(),
             kind: e.kind(),
         }
     }
