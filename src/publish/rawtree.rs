@@ -239,6 +239,24 @@ pub(crate) fn remember(tree: RawTree) -> Arc<RawTree> {
     tree
 }
 
+/// Keeps inflated loose object `object` (`<type> <size>\0<content>`), read for another
+/// purpose, if it is a large tree and hashes to `id`.
+pub(crate) fn offer(id: Oid, mut object: Vec<u8>) {
+    if object.len() < KEEP_FROM || !object.starts_with(b"tree ") || cached(id).is_some() {
+        return;
+    }
+    if Sha1::digest(&object).as_slice() != id.as_bytes() {
+        return;
+    }
+    let Some(nul) = object.iter().take(32).position(|&b| b == 0) else {
+        return;
+    };
+    object.drain(..=nul);
+    if let Some(tree) = RawTree::parse(id, object) {
+        remember(tree);
+    }
+}
+
 fn cached(id: Oid) -> Option<Arc<RawTree>> {
     CACHE.lock().ok()?.iter().find(|t| t.id == id).cloned()
 }

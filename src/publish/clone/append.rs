@@ -22,7 +22,7 @@
 
 use std::cmp::Ordering;
 use std::fs;
-use std::io::Write as _;
+use std::io::Write;
 use std::path::Path;
 
 use git2::Oid;
@@ -89,10 +89,11 @@ fn write_loose(objects: &Path, id: Oid, header: &[u8], content: &[u8]) -> std::i
     let mut tmp = tempfile::Builder::new()
         .prefix("tmp_obj_")
         .tempfile_in(objects)?;
-    let mut object = Vec::with_capacity(header.len() + content.len());
-    object.extend_from_slice(header);
-    object.extend_from_slice(content);
-    tmp.write_all(&zlib_stored(&object))?;
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
+        zlib_stored(&[header, content], &mut w)?;
+        w.flush()?;
+    }
     tmp.as_file().sync_all()?;
     fs::set_permissions(
         tmp.path(),
@@ -108,42 +109,72 @@ fn write_loose(objects: &Path, id: Oid, header: &[u8], content: &[u8]) -> std::i
     Ok(())
 }
 
-/// `data` as a zlib stream of stored (uncompressed) blocks, as zlib writes at level 0: the
-/// header (deflate, 32 KiB window, no dictionary, fastest), blocks of at most 65,535 bytes
-/// each with its length and its complement, then the Adler-32 of `data`. Written here rather
-/// than by the deflate encoder, which takes longer over 480 KB even when storing.
-fn zlib_stored(data: &[u8]) -> Vec<u8> {
+/// `parts` (one after the other) as a zlib stream of stored (uncompressed) blocks, as zlib
+/// writes at level 0: the header (deflate, 32 KiB window, no dictionary, fastest), blocks of
+/// at most 65,535 bytes each with its length and its complement, then the Adler-32 of the
+/// data. Written here rather than by the deflate encoder, which takes longer over 480 KB even
+/// when storing, and without copying the parts together.
+fn zlib_stored(parts: &[&[u8]], out: &mut impl Write) -> std::io::Result<()> {
     const BLOCK: usize = 65_535;
-    let mut out = Vec::with_capacity(data.len() + data.len() / BLOCK * 5 + 16);
-    out.extend_from_slice(&[0x78, 0x01]);
-    let blocks = data.len().div_ceil(BLOCK).max(1);
+    out.write_all(&[0x78, 0x01])?;
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let blocks = total.div_ceil(BLOCK).max(1);
+    let mut checksum = Adler32::default();
+    let (mut part, mut offset) = (0, 0);
     for i in 0..blocks {
-        let block = &data[(i * BLOCK).min(data.len())..((i + 1) * BLOCK).min(data.len())];
-        let len = block.len() as u16;
-        out.push(u8::from(i + 1 == blocks));
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(block);
+        let len = (total - i * BLOCK).min(BLOCK);
+        out.write_all(&[u8::from(i + 1 == blocks)])?;
+        out.write_all(&(len as u16).to_le_bytes())?;
+        out.write_all(&(!(len as u16)).to_le_bytes())?;
+        // This block's bytes, from one part or across two.
+        let mut left = len;
+        while left > 0 {
+            let p: &[u8] = parts[part];
+            let bytes = &p[offset..offset + (p.len() - offset).min(left)];
+            out.write_all(bytes)?;
+            checksum.update(bytes);
+            offset += bytes.len();
+            left -= bytes.len();
+            if offset == p.len() {
+                part += 1;
+                offset = 0;
+            }
+        }
     }
-    out.extend_from_slice(&adler32(data).to_be_bytes());
-    out
+    out.write_all(&checksum.value().to_be_bytes())
 }
 
-/// zlib's checksum (RFC 1950).
-fn adler32(data: &[u8]) -> u32 {
-    const MOD: u32 = 65_521;
-    // The most bytes before `b` could overflow 32 bits.
-    const NMAX: usize = 5552;
-    let (mut a, mut b) = (1u32, 0u32);
-    for chunk in data.chunks(NMAX) {
-        for &x in chunk {
-            a += u32::from(x);
-            b += a;
-        }
-        a %= MOD;
-        b %= MOD;
+/// zlib's checksum (RFC 1950), over data given in pieces.
+struct Adler32 {
+    a: u32,
+    b: u32,
+}
+
+impl Default for Adler32 {
+    fn default() -> Adler32 {
+        Adler32 { a: 1, b: 0 }
     }
-    (b << 16) | a
+}
+
+impl Adler32 {
+    const MOD: u32 = 65_521;
+    /// The most bytes before `b` could overflow 32 bits.
+    const NMAX: usize = 5552;
+
+    fn update(&mut self, data: &[u8]) {
+        for chunk in data.chunks(Self::NMAX) {
+            for &x in chunk {
+                self.a += u32::from(x);
+                self.b += self.a;
+            }
+            self.a %= Self::MOD;
+            self.b %= Self::MOD;
+        }
+    }
+
+    fn value(&self) -> u32 {
+        (self.b << 16) | self.a
+    }
 }
 
 /// The bytes of tree `old` with directory `name` -> `dir` added at its place, exactly as
@@ -234,15 +265,23 @@ mod tests {
     #[test]
     fn stored_zlib_streams_inflate_to_their_data() {
         use std::io::Read as _;
-        for len in [0, 1, 100, 65_535, 65_536, 200_000] {
+        for len in [0usize, 1, 100, 65_535, 65_536, 200_000] {
             let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 300) as u8).collect();
-            let mut back = Vec::new();
-            flate2::read::ZlibDecoder::new(&zlib_stored(&data)[..])
-                .read_to_end(&mut back)
-                .unwrap();
-            assert_eq!(back, data, "{len}");
+            // Whole, and split in two anywhere (a header and the content).
+            for cut in [0, len / 3, len.saturating_sub(1), len] {
+                let mut stream = Vec::new();
+                zlib_stored(&[&data[..cut], &data[cut..]], &mut stream).unwrap();
+                let mut back = Vec::new();
+                flate2::read::ZlibDecoder::new(&stream[..])
+                    .read_to_end(&mut back)
+                    .unwrap();
+                assert_eq!(back, data, "{len} cut at {cut}");
+            }
         }
-        assert_eq!(adler32(b"Wikipedia"), 0x11E6_0398);
+        let mut adler = Adler32::default();
+        adler.update(b"Wiki");
+        adler.update(b"pedia");
+        assert_eq!(adler.value(), 0x11E6_0398);
     }
 
     #[test]

@@ -182,11 +182,16 @@ pub(super) fn damaged_loose_objects(git_dir: &Path) -> Vec<PathBuf> {
         let stamp = Stamp::of(&path);
         if let Some(stamp) = stamp.filter(|s| before.get(&name) == Some(s)) {
             now.insert(name, stamp);
-        } else if !loose_object_is_whole(&path) {
+        } else if let Some(object) = whole_loose_object(&path) {
+            // Usually the tree of snapshots/ the last run wrote, which this run reads next:
+            // kept, checked against its id, rather than read from the file again (rawtree).
+            crate::publish::rawtree::offer(oid, object);
+            if let Some(stamp) = stamp.filter(|s| Stamp::of(&path).as_ref() == Some(s)) {
+                // Vouched for only if nothing changed the file while it was read.
+                now.insert(name, stamp);
+            }
+        } else {
             bad.push(path);
-        } else if let Some(stamp) = stamp.filter(|s| Stamp::of(&path).as_ref() == Some(s)) {
-            // Vouched for only if nothing changed the file while it was read.
-            now.insert(name, stamp);
         }
     }
     // Packing removes loose objects: the record follows, and is rewritten only when it changed.
@@ -197,28 +202,22 @@ pub(super) fn damaged_loose_objects(git_dir: &Path) -> Vec<PathBuf> {
     bad
 }
 
-/// Whether a loose object file inflates completely into `<type> <size>\0<size bytes>`.
-fn loose_object_is_whole(path: &Path) -> bool {
+/// The inflated object (`<type> <size>\0<size bytes>`) of a loose object file, when it
+/// inflates completely into one; `None`: truncated or garbled.
+fn whole_loose_object(path: &Path) -> Option<Vec<u8>> {
     use std::io::Read as _;
-    let Ok(bytes) = fs::read(path) else {
-        return false;
-    };
-    let mut inflated = Vec::new();
+    let bytes = fs::read(path).ok()?;
+    let mut inflated = Vec::with_capacity(bytes.len() + bytes.len() / 2);
     let mut decoder = flate2::read::ZlibDecoder::new(&bytes[..]);
-    if decoder.read_to_end(&mut inflated).is_err() {
-        return false;
-    }
+    decoder.read_to_end(&mut inflated).ok()?;
     // A stream cut short ends without its checksum: the decoder reports it as an error or as
     // fewer bytes than the header announces.
-    let Some(nul) = inflated.iter().position(|b| *b == 0) else {
-        return false;
-    };
+    let nul = inflated.iter().position(|b| *b == 0)?;
     let header = String::from_utf8_lossy(&inflated[..nul]);
-    let Some((kind, size)) = header.split_once(' ') else {
-        return false;
-    };
-    ["commit", "tree", "blob", "tag"].contains(&kind)
-        && size.parse::<usize>().ok() == Some(inflated.len() - nul - 1)
+    let (kind, size) = header.split_once(' ')?;
+    let whole = ["commit", "tree", "blob", "tag"].contains(&kind)
+        && size.parse::<usize>().ok() == Some(inflated.len() - nul - 1);
+    whole.then_some(inflated)
 }
 
 /// Renames the damaged loose objects in the set-aside copy `aside` (found at those paths
