@@ -333,6 +333,27 @@ mod tests {
                 None => panic!("{name} not spliced"),
             }
         }
+        // Trees the builder would write otherwise go to it: a mode with a leading zero (old
+        // git), entries out of git's order, a name both a file and a directory.
+        let entry = |mode: &str, name: &str, id: Oid| {
+            let mut e = format!("{mode} {name}\0").into_bytes();
+            e.extend_from_slice(id.as_bytes());
+            e
+        };
+        for odd in [
+            [entry("040000", "a", dir), entry("40000", "b", dir)].concat(),
+            [entry("40000", "b", dir), entry("40000", "a", dir)].concat(),
+            [entry("100644", "a", blob), entry("40000", "a", dir)].concat(),
+        ] {
+            let id = repo
+                .odb()
+                .unwrap()
+                .write(git2::ObjectType::Tree, &odd)
+                .unwrap();
+            let raw = rawtree::read(&repo, id).unwrap();
+            assert_eq!(raw.bytes, odd);
+            assert!(spliced(&raw, "c", dir).is_none());
+        }
         // Names already there, of either kind, and names that are not plain, go to the builder.
         for name in ["b", "README", "b.d", "b.", ".git", "x/y"] {
             assert!(spliced(&raw, name, dir).is_none(), "{name}");
