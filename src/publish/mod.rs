@@ -15,6 +15,7 @@ pub mod http;
 pub mod metrics;
 pub mod newest;
 pub mod pointer;
+pub mod rawtree;
 pub mod remote;
 pub mod sendpack;
 pub mod session;

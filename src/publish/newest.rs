@@ -12,11 +12,14 @@
 //! few `meta.json` files: directories are taken in groups of equal stamps, newest group
 //! first, and only those groups are read.
 
+use std::sync::Arc;
+
 use git2::{ObjectType, Oid, Repository, Tree};
 
 use crate::publish::clone::{DataRepo, GitContext, RepoError};
+use crate::publish::rawtree::RawTree;
+use crate::publish::tree::snapshots_raw;
 use crate::snapshot::format::{Meta, FILE_NAMES, META};
-use crate::snapshot::SNAPSHOTS_DIR;
 
 /// One snapshot directory, as found in a tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,13 +67,10 @@ fn generated_at(repo: &Repository, dir: Oid) -> Result<Option<i64>, RepoError> {
     Ok(crate::time::parse_rfc3339(&meta.generated_at).map(|t| t.timestamp_micros()))
 }
 
-fn snapshots_of<'r>(repo: &'r Repository, root: &Tree<'_>) -> Result<Option<Tree<'r>>, RepoError> {
-    match root.get_name(SNAPSHOTS_DIR) {
-        Some(e) if e.kind() == Some(ObjectType::Tree) => {
-            Ok(Some(repo.find_tree(e.id()).ctx("read snapshots/")?))
-        }
-        _ => Ok(None),
-    }
+/// `snapshots/` as stored: a run reads it once ([`crate::publish::rawtree`]), also the one it
+/// has just written.
+fn snapshots_of(repo: &Repository, root: &Tree<'_>) -> Result<Option<Arc<RawTree>>, RepoError> {
+    snapshots_raw(repo, root).ctx("read snapshots/")
 }
 
 /// Orders `tied` (same `generated_at`) newest first by when history added them: a name that
@@ -91,9 +91,10 @@ fn by_commit_order(
         };
         let commit = repo.find_commit(commit).ctx("read commit")?;
         let sub = snapshots_of(repo, &commit.tree().ctx("read tree")?)?;
-        let (present, added_later): (Vec<Found>, Vec<Found>) = tied
-            .into_iter()
-            .partition(|f| sub.as_ref().is_some_and(|s| s.get_name(&f.name).is_some()));
+        let (present, added_later): (Vec<Found>, Vec<Found>) = tied.into_iter().partition(|f| {
+            sub.as_ref()
+                .is_some_and(|s| s.get(f.name.as_bytes()).is_some())
+        });
         out.extend(added_later);
         tied = present;
         at = commit.parent_id(0).ok();
@@ -161,7 +162,9 @@ pub fn newest_first(
         if e.kind() != Some(ObjectType::Tree) {
             continue;
         }
-        let Some(name) = e.name() else { continue };
+        let Ok(name) = std::str::from_utf8(e.name) else {
+            continue;
+        };
         let st = stamp(name);
         if st.is_empty() {
             odd.push((name.to_owned(), e.id()));

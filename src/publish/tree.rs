@@ -7,6 +7,7 @@
 
 use git2::{ObjectType, Oid, Repository, Tree};
 
+use crate::publish::rawtree::RawTree;
 use crate::snapshot::SNAPSHOTS_DIR;
 
 /// The `snapshots/` directory of root tree `root`, `None` when there is none or when
@@ -18,6 +19,20 @@ pub(crate) fn snapshots_dir<'r>(
     match root.get_name(SNAPSHOTS_DIR) {
         Some(entry) if entry.kind() == Some(ObjectType::Tree) => {
             repo.find_tree(entry.id()).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The `snapshots/` directory of root tree `root` as stored ([`crate::publish::rawtree`]: read
+/// once a run, checked against its id), `None` as for [`snapshots_dir`].
+pub(crate) fn snapshots_raw(
+    repo: &Repository,
+    root: &Tree<'_>,
+) -> Result<Option<std::sync::Arc<RawTree>>, git2::Error> {
+    match root.get_name(SNAPSHOTS_DIR) {
+        Some(entry) if entry.kind() == Some(ObjectType::Tree) => {
+            crate::publish::rawtree::read(repo, entry.id()).map(Some)
         }
         _ => Ok(None),
     }

@@ -10,7 +10,7 @@ use super::vouched::{self, Stamp};
 use super::{
     io_err, read_dir_entries, DataRepo, RepoError, BROKEN_PREFIX, INIT_PREFIX, TMP_PREFIX,
 };
-use crate::publish::tree::walk_tree;
+use crate::publish::tree::{snapshots_raw, walk_tree};
 use crate::publish::treediff::{snapshot_changes, EntryTarget};
 use crate::snapshot::SNAPSHOTS_DIR;
 
@@ -35,8 +35,8 @@ impl DataRepo {
             let tree = commit
                 .tree()
                 .map_err(|e| format!("the tree of commit {oid}: {}", e.message()))?;
-            self.snapshots_tree(&tree)
-                .map_err(|e| damaged("snapshots/", e))?;
+            // Read as stored and checked against its id (rawtree), kept for the commit.
+            snapshots_raw(&self.repo, &tree).map_err(|e| format!("snapshots/: {}", e.message()))?;
         }
         for oid in self.queued().map_err(|e| damaged("the queue", e))? {
             let commit = self
@@ -329,11 +329,16 @@ pub(super) fn damaged_loose_objects(git_dir: &Path) -> Vec<PathBuf> {
         let stamp = Stamp::of(&path);
         if let Some(stamp) = stamp.filter(|s| before.get(&name) == Some(s)) {
             now.insert(name, stamp);
-        } else if !loose_object_is_whole(&path) {
+        } else if let Some(object) = whole_loose_object(&path) {
+            // Usually the tree of snapshots/ the last run wrote, which this run reads next:
+            // kept, checked against its id, rather than read from the file again (rawtree).
+            crate::publish::rawtree::offer(oid, object);
+            if let Some(stamp) = stamp.filter(|s| Stamp::of(&path).as_ref() == Some(s)) {
+                // Vouched for only if nothing changed the file while it was read.
+                now.insert(name, stamp);
+            }
+        } else {
             bad.push(path);
-        } else if let Some(stamp) = stamp.filter(|s| Stamp::of(&path).as_ref() == Some(s)) {
-            // Vouched for only if nothing changed the file while it was read.
-            now.insert(name, stamp);
         }
     }
     // Packing removes loose objects: the record follows, and is rewritten only when it changed.
@@ -344,28 +349,22 @@ pub(super) fn damaged_loose_objects(git_dir: &Path) -> Vec<PathBuf> {
     bad
 }
 
-/// Whether a loose object file inflates completely into `<type> <size>\0<size bytes>`.
-fn loose_object_is_whole(path: &Path) -> bool {
+/// The inflated object (`<type> <size>\0<size bytes>`) of a loose object file, when it
+/// inflates completely into one; `None`: truncated or garbled.
+fn whole_loose_object(path: &Path) -> Option<Vec<u8>> {
     use std::io::Read as _;
-    let Ok(bytes) = fs::read(path) else {
-        return false;
-    };
-    let mut inflated = Vec::new();
+    let bytes = fs::read(path).ok()?;
+    let mut inflated = Vec::with_capacity(bytes.len() + bytes.len() / 2);
     let mut decoder = flate2::read::ZlibDecoder::new(&bytes[..]);
-    if decoder.read_to_end(&mut inflated).is_err() {
-        return false;
-    }
+    decoder.read_to_end(&mut inflated).ok()?;
     // A stream cut short ends without its checksum: the decoder reports it as an error or as
     // fewer bytes than the header announces.
-    let Some(nul) = inflated.iter().position(|b| *b == 0) else {
-        return false;
-    };
+    let nul = inflated.iter().position(|b| *b == 0)?;
     let header = String::from_utf8_lossy(&inflated[..nul]);
-    let Some((kind, size)) = header.split_once(' ') else {
-        return false;
-    };
-    ["commit", "tree", "blob", "tag"].contains(&kind)
-        && size.parse::<usize>().ok() == Some(inflated.len() - nul - 1)
+    let (kind, size) = header.split_once(' ')?;
+    let whole = ["commit", "tree", "blob", "tag"].contains(&kind)
+        && size.parse::<usize>().ok() == Some(inflated.len() - nul - 1);
+    whole.then_some(inflated)
 }
 
 /// Renames the damaged loose objects in the set-aside copy `aside` (found at those paths

@@ -5,7 +5,7 @@
 use git2::{ObjectType, Oid, Repository, Tree};
 
 use super::{DataRepo, GitContext, RepoError};
-use crate::publish::tree::{read_snapshot_dir, snapshots_dir, Entry};
+use crate::publish::tree::{read_snapshot_dir, snapshots_raw, Entry};
 use crate::snapshot::format::{Latest, FILE_NAMES};
 
 impl DataRepo {
@@ -58,7 +58,7 @@ pub(crate) fn latest_for(
     tree: &Tree<'_>,
     parent: Option<Oid>,
 ) -> Result<Option<Vec<u8>>, RepoError> {
-    let Some(sub) = snapshots_dir(repo, tree).ctx("read snapshots/")? else {
+    let Some(sub) = snapshots_raw(repo, tree).ctx("read snapshots/")? else {
         return Ok(None);
     };
     // Runs on every commit, over a `snapshots/` of every hour of the history: count the

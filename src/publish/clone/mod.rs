@@ -6,8 +6,9 @@
 //! directly from objects (no index, no checkout), so a run never reads, lists or checks out
 //! past snapshots' files, and an hourly cron never fills the disk with a checkout of every
 //! past snapshot. What still grows with the history is git's layout itself: each commit
-//! writes a new `snapshots/` tree listing every snapshot directory, and libgit2's push reads
-//! the remote tip's trees to leave them out (README, Performance).
+//! writes a new `snapshots/` tree listing every snapshot directory; a run reads the tip's
+//! once and writes the next by adding one entry to its bytes ([`append`],
+//! [`crate::publish::rawtree`]) (README, Performance).
 //!
 //! Crash safety comes from git's own design: objects are written before the branch moves, the
 //! branch moves by an atomic compare-and-swap, and the working copy is replaced by rename.
@@ -19,11 +20,13 @@
 //! [`open`] (refuse what is not ours, create atomically, lock), [`health`] (stale files, the
 //! health check, setting a damaged clone aside; [`vouched`]: the loose objects it already
 //! found whole), [`salvage`] (replaying what a set-aside clone
-//! had queued), [`commit`] (every commit and branch move), [`reads`] (names and files at any
+//! had queued), [`commit`] (every commit and branch move; [`append`]: the new `snapshots/`
+//! tree), [`reads`] (names and files at any
 //! commit), [`latest`] (the readers' pointer), [`pack`] (packing), [`view`] (the working
 //! copy), [`tracking`] (what the clone remembers of the remote). This file holds what they
 //! share: the handle, its branch, the clone's file names and two filesystem helpers.
 
+mod append;
 mod commit;
 mod error;
 mod health;

@@ -6,7 +6,7 @@ use git2::{ObjectType, Oid, Tree};
 
 use super::{DataRepo, GitContext, RepoError};
 use crate::publish::signing::AllowedSigners;
-use crate::publish::tree::{read_snapshot_dir, snapshots_dir, Entry};
+use crate::publish::tree::{read_snapshot_dir, snapshots_dir, snapshots_raw, Entry};
 
 impl DataRepo {
     /// Snapshot directory names at commit `at` (default: the branch tip), in name order.
@@ -17,13 +17,13 @@ impl DataRepo {
             return Ok(Vec::new());
         };
         let tree = self.commit_tree(commit)?;
-        let Some(sub) = self.snapshots_tree(&tree)? else {
+        let Some(sub) = snapshots_raw(&self.repo, &tree).ctx("read snapshots/")? else {
             return Ok(Vec::new());
         };
         let mut names: Vec<String> = sub
             .iter()
             .filter(|e| e.kind() == Some(ObjectType::Tree))
-            .filter_map(|e| e.name().map(str::to_owned))
+            .filter_map(|e| std::str::from_utf8(e.name).ok().map(str::to_owned))
             .collect();
         names.sort_unstable();
         Ok(names)
@@ -70,11 +70,12 @@ impl DataRepo {
         name: &str,
     ) -> Result<Vec<(String, Vec<u8>)>, RepoError> {
         let tree = self.commit_tree(commit)?;
-        let sub = self
-            .snapshots_tree(&tree)?
+        // As stored, read once a run (rawtree): the push reads the tree its commit wrote.
+        let sub = snapshots_raw(&self.repo, &tree)
+            .ctx("read snapshots/")?
             .ok_or_else(|| RepoError::NoSuchSnapshot(name.to_owned()))?;
         let entry = sub
-            .get_name(name)
+            .get(name.as_bytes())
             .ok_or_else(|| RepoError::NoSuchSnapshot(name.to_owned()))?;
         read_snapshot_dir(&self.repo, entry.id(), |_| true)
             .ctx("read snapshot")?

@@ -25,10 +25,12 @@ mod walk;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 
 use git2::{ObjectType, Oid, Repository};
 
 use crate::publish::http::{self, Failure, HttpRemote, Service};
+use crate::publish::rawtree::{self, RawTree};
 use pktline::Packet;
 
 /// One ref to update on the remote, in one push with any others.
@@ -197,19 +199,19 @@ fn write_pack(
     let mut pack = pack::PackWriter::new(out, count).map_err(wire)?;
     let mut in_pack: HashSet<Oid> = HashSet::with_capacity(entries.len());
     let mut deltas = 0;
-    let bytes_of = |id: Oid, kind: ObjectType| -> Result<Vec<u8>, PushError> {
-        if kind == ObjectType::Tree {
-            if let Some(bytes) = tree_bytes(repo, id).map_err(local)? {
-                return Ok(bytes);
-            }
-        }
-        Ok(odb.read(id).map_err(local)?.data().to_vec())
+    // Trees as the run holds them already (rawtree: `snapshots/` is read once a run).
+    let bytes_of = |id: Oid, kind: ObjectType| -> Result<Data, PushError> {
+        Ok(match kind {
+            ObjectType::Tree => Data::Tree(rawtree::read(repo, id).map_err(local)?),
+            _ => Data::Other(odb.read(id).map_err(local)?.data().to_vec()),
+        })
     };
     for entry in entries {
-        let data = &bytes_of(entry.id, entry.kind)?[..];
+        let data = bytes_of(entry.id, entry.kind)?;
+        let data = data.bytes();
         let mut delta = None;
         if let Some(base) = entry.base.filter(|b| thin || in_pack.contains(b)) {
-            let d = pack::delta(&bytes_of(base, entry.kind)?, data);
+            let d = pack::delta(bytes_of(base, entry.kind)?.bytes(), data);
             // The delta also costs the base's id.
             if d.len() + 20 < data.len() {
                 delta = Some((base, d));
@@ -234,26 +236,19 @@ fn write_pack(
     })
 }
 
-/// A tree's bytes as git stores them, rebuilt from libgit2's parsed copy (cached: this run
-/// has read or written it already) rather than read again: at a year of hourly snapshots
-/// `snapshots/` is 480 KB, and reading it means inflating it and hashing it with libgit2's
-/// collision-detecting SHA-1. Checked against the tree's id with a plain SHA-1; `None` for a
-/// tree that does not rebuild exactly (one written with non-canonical modes), to be read
-/// from the object database.
-fn tree_bytes(repo: &Repository, id: Oid) -> Result<Option<Vec<u8>>, git2::Error> {
-    use sha1::{Digest, Sha1};
-    let tree = repo.find_tree(id)?;
-    let mut out = Vec::with_capacity(tree.len() * 64);
-    for entry in tree.iter() {
-        out.extend_from_slice(format!("{:o} ", entry.filemode_raw()).as_bytes());
-        out.extend_from_slice(entry.name_bytes());
-        out.push(0);
-        out.extend_from_slice(entry.id().as_bytes());
+/// An object's content: a tree shared with the rest of the run, or anything else read.
+enum Data {
+    Tree(Arc<RawTree>),
+    Other(Vec<u8>),
+}
+
+impl Data {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Data::Tree(t) => &t.bytes,
+            Data::Other(b) => b,
+        }
     }
-    let mut hash = Sha1::new();
-    hash.update(format!("tree {}\0", out.len()).as_bytes());
-    hash.update(&out);
-    Ok((hash.finalize().as_slice() == id.as_bytes()).then_some(out))
 }
 
 /// An error writing the request: the transport kept why.
@@ -480,25 +475,6 @@ mod tests {
         let mut out = pkts(&[&band2, &band1]);
         out.extend_from_slice(pktline::FLUSH);
         out
-    }
-
-    #[test]
-    fn trees_rebuild_byte_for_byte() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = Repository::init_bare(dir.path()).unwrap();
-        let blob = repo.blob(b"x").unwrap();
-        let mut sub = repo.treebuilder(None).unwrap();
-        sub.insert("f.json", blob, 0o100644).unwrap();
-        let sub = sub.write().unwrap();
-        let mut root = repo.treebuilder(None).unwrap();
-        root.insert("snapshots", sub, 0o040000).unwrap();
-        root.insert("latest.json", blob, 0o100644).unwrap();
-        root.insert("run.sh", blob, 0o100755).unwrap();
-        let root = root.write().unwrap();
-        for id in [sub, root] {
-            let rebuilt = tree_bytes(&repo, id).unwrap().expect("canonical");
-            assert_eq!(rebuilt, repo.odb().unwrap().read(id).unwrap().data());
-        }
     }
 
     #[test]

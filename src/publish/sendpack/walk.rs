@@ -11,9 +11,9 @@
 
 use std::collections::HashSet;
 
-use git2::{ObjectType, Oid, Repository, Tree, TreeEntry};
+use git2::{ObjectType, Oid, Repository};
 
-use crate::publish::treediff::{differences, Difference};
+use crate::publish::rawtree::{self, differences, RawDifference, RawEntry, RawTree};
 
 /// One object to send, and what to encode it against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,24 +38,40 @@ pub(crate) fn objects_to_send(
     for &id in commits {
         let commit = repo.find_commit(id)?;
         walk.add(id, ObjectType::Commit, None);
-        let tree = commit.tree()?;
+        let tree = commit.tree_id();
         let parent_tree = match commit.parent_ids().next() {
-            Some(parent) => Some(repo.find_commit(parent)?.tree()?),
+            Some(parent) => Some(repo.find_commit(parent)?.tree_id()),
             None => None,
         };
-        match &parent_tree {
-            Some(old) if old.id() == tree.id() => {}
+        match parent_tree {
+            Some(old) if old == tree => {}
             Some(old) => {
-                walk.add(tree.id(), ObjectType::Tree, Some(old.id()));
-                walk.changed(old, &tree)?;
+                walk.add(tree, ObjectType::Tree, Some(old));
+                walk.changed(&*rawtree::read(repo, old)?, &*rawtree::read(repo, tree)?)?;
             }
             None => {
-                walk.add(tree.id(), ObjectType::Tree, None);
-                walk.added(&tree)?;
+                walk.add(tree, ObjectType::Tree, None);
+                walk.added(&*rawtree::read(repo, tree)?)?;
             }
         }
     }
     Ok(walk.out)
+}
+
+/// What a tree entry points at.
+#[derive(Clone, Copy)]
+struct Target {
+    id: Oid,
+    kind: Option<ObjectType>,
+}
+
+impl From<RawEntry<'_>> for Target {
+    fn from(e: RawEntry<'_>) -> Target {
+        Target {
+            id: e.id(),
+            kind: e.kind(),
+        }
+    }
 }
 
 struct Walk<'r> {
@@ -65,7 +81,7 @@ struct Walk<'r> {
     out: Vec<Entry>,
 }
 
-impl<'r> Walk<'r> {
+impl Walk<'_> {
     /// Lists `id` unless it is listed already. Returns whether it was new.
     fn add(&mut self, id: Oid, kind: ObjectType, base: Option<Oid>) -> bool {
         if !self.sent.insert(id) {
@@ -76,61 +92,62 @@ impl<'r> Walk<'r> {
     }
 
     /// The entries of `new` that differ from `old` (the same path in the parent).
-    fn changed(&mut self, old: &Tree<'_>, new: &Tree<'_>) -> Result<(), git2::Error> {
+    fn changed(&mut self, old: &RawTree, new: &RawTree) -> Result<(), git2::Error> {
         // The previous directory beside a new one: the last in the old listing.
         let neighbour = old
             .len()
             .checked_sub(1)
-            .and_then(|last| old.get(last))
-            .filter(|e| e.kind() == Some(ObjectType::Tree));
-        for difference in differences(old.iter(), new.iter()) {
-            match difference {
-                Difference::Removed(_) => {}
-                Difference::Changed(was, now) if was.kind() == now.kind() => {
-                    self.entry(&now, Some(&was))?;
+            .map(|last| Target::from(old.entry(last)))
+            .filter(|e| e.kind == Some(ObjectType::Tree));
+        let differences: Vec<(Target, Option<Target>)> = differences(old, new)
+            .into_iter()
+            .filter_map(|d| match d {
+                RawDifference::Removed => None,
+                RawDifference::Changed(was, now) if was.kind() == now.kind() => {
+                    Some((now.into(), Some(was.into())))
                 }
-                Difference::Changed(_, now) | Difference::Added(now) => {
-                    self.entry(&now, neighbour.as_ref())?;
+                RawDifference::Changed(_, now) | RawDifference::Added(now) => {
+                    Some((now.into(), neighbour))
                 }
-            }
+            })
+            .collect();
+        for (now, base) in differences {
+            self.entry(now, base)?;
         }
         Ok(())
     }
 
     /// Every entry of a tree with nothing like it on the remote (the first commit's).
-    fn added(&mut self, new: &Tree<'_>) -> Result<(), git2::Error> {
-        for entry in new.iter() {
-            self.entry(&entry, None)?;
+    fn added(&mut self, new: &RawTree) -> Result<(), git2::Error> {
+        let entries: Vec<Target> = new.iter().map(Target::from).collect();
+        for entry in entries {
+            self.entry(entry, None)?;
         }
         Ok(())
     }
 
     /// `now` (a tree or a blob; submodule links are not ours to send), against `base` when it
     /// is of the same kind; a tree's entries follow it.
-    fn entry(
-        &mut self,
-        now: &TreeEntry<'_>,
-        base: Option<&TreeEntry<'_>>,
-    ) -> Result<(), git2::Error> {
-        let kind = match now.kind() {
+    fn entry(&mut self, now: Target, base: Option<Target>) -> Result<(), git2::Error> {
+        let kind = match now.kind {
             Some(k @ (ObjectType::Tree | ObjectType::Blob)) => k,
             _ => return Ok(()),
         };
-        let base = base.filter(|b| b.kind() == Some(kind));
-        if base.is_some_and(|b| b.id() == now.id()) {
+        let base = base.filter(|b| b.kind == Some(kind));
+        if base.is_some_and(|b| b.id == now.id) {
             // The remote has this very object (or this pack sends it already).
-            self.sent.insert(now.id());
+            self.sent.insert(now.id);
             return Ok(());
         }
-        if !self.add(now.id(), kind, base.map(TreeEntry::id)) {
+        if !self.add(now.id, kind, base.map(|b| b.id)) {
             return Ok(());
         }
         if kind == ObjectType::Tree {
             // A tree is diffed against its base, the same path in the parent or the previous
             // directory beside it: what they share is on the remote already.
-            let tree = self.repo.find_tree(now.id())?;
+            let tree = rawtree::read(self.repo, now.id)?;
             match base {
-                Some(b) => self.changed(&self.repo.find_tree(b.id())?, &tree)?,
+                Some(b) => self.changed(&*rawtree::read(self.repo, b.id)?, &tree)?,
                 None => self.added(&tree)?,
             }
         }
