@@ -9,7 +9,7 @@
 #   3. a push where nothing changed;
 #   4. restore --snapshot latest from a fresh `git clone --bare`, verify --prove-restore latest,
 #      and verify of every backup.
-# See tests/it/backup.rs (bench_backup). Needs what the integration tests need
+# See tests/it/backup.rs (bench_backup); BENCH_PERF_DIR=<dir> records each push with perf. Needs what the integration tests need
 # (scripts/install-test-deps.sh) and python3. It asserts nothing about time.
 #
 #   scripts/bench-backup.sh

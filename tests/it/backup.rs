@@ -766,7 +766,27 @@ fn bench_backup() {
         env.write(&format!("{repo}.yaml"), c);
     }
     let run = |repo: &str, n: u32, log: &str| {
-        let mut cmd = Command::new(&binary);
+        // BENCH_PERF_DIR: each push recorded by `perf record --call-graph dwarf` there
+        // (perf-<repo>-<n>.data), to see where the backup's CPU goes.
+        let mut cmd = match std::env::var_os("BENCH_PERF_DIR") {
+            Some(dir) => {
+                let mut perf = Command::new("perf");
+                perf.args([
+                    "record",
+                    "-q",
+                    "--call-graph",
+                    "dwarf,32768",
+                    "-F",
+                    "2000",
+                    "-o",
+                ])
+                .arg(Path::new(&dir).join(format!("perf-{repo}-{n}.data")))
+                .arg("--")
+                .arg(&binary);
+                perf
+            }
+            None => Command::new(&binary),
+        };
         git::isolate(&mut cmd);
         cmd.current_dir(env.path("."))
             .env_remove("RUST_LOG")
@@ -881,6 +901,53 @@ fn bench_backup() {
     );
     // 3. Nothing changed.
     let same = step(3, "nothing changed", "0 rows: budget 16 KB = 16384".into());
+    // CPU per run, which one push measures too noisily to compare with the export: five more
+    // rounds of one Gitcord run then nothing changed, each push made with and without the
+    // backup, beside an export of the same database at the same time; medians.
+    let export_at = |n: u32| {
+        let mut cmd = Command::new(&binary);
+        cmd.current_dir(env.path("."))
+            .args([
+                "export",
+                "--config",
+                "plain.yaml",
+                "--roles-file",
+                "roles.json",
+            ])
+            .args(["--run-id", &crate::support::host::run_id(100 + n)])
+            .args(["--out", "export-rounds"])
+            .args(["--at", &format!("2025-01-31T{:02}:00:00+00:00", n % 24)]);
+        measured(&mut cmd, &env.path("export-round.log"))
+    };
+    let (mut inc_added, mut same_added, mut exports) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..5u32 {
+        let n = 4 + 2 * round;
+        gitcord_run(&env.path("state.db"), n);
+        let (with, _, _) = run("data", n, "round-data.log");
+        let (without, _, _) = run("plain", n, "round-plain.log");
+        inc_added.push(secs(with.cpu) - secs(without.cpu));
+        exports.push(secs(export_at(n).cpu));
+        let (with, _, _) = run("data", n + 1, "round-data.log");
+        let (without, _, _) = run("plain", n + 1, "round-plain.log");
+        same_added.push(secs(with.cpu) - secs(without.cpu));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let rounds = format!(
+        "CPU per run over 5 rounds (medians; each round one Gitcord run, then nothing changed): \
+         the export alone {:.2} s; the backup adds {:.2} s after a Gitcord run ({:.2}x the export), \
+         {:.2} s when nothing changed ({:.2}x); all rounds: export {:?}, after a run {:?}, unchanged {:?}",
+        median(&mut exports),
+        median(&mut inc_added),
+        median(&mut inc_added) / median(&mut exports),
+        median(&mut same_added),
+        median(&mut same_added) / median(&mut exports),
+        exports.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>(),
+        inc_added.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>(),
+        same_added.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>(),
+    );
     // 4. Restore from a fresh bare clone, and the proof.
     bare_clone(&server.repo_path("data"), &env.path("fresh/.git"));
     let mut cmd = Command::new(&binary);
@@ -921,6 +988,7 @@ fn bench_backup() {
         secs(inc.0.cpu) - secs(inc.1.cpu),
         secs(same.0.cpu) - secs(same.1.cpu)
     );
+    println!("{rounds}");
     println!(
         "restore --snapshot latest from a fresh bare clone: {:.2} s CPU, {:.2} s wall",
         secs(restore.cpu),
