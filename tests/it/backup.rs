@@ -805,7 +805,8 @@ fn bench_backup() {
         )
     };
     let secs = |d: std::time::Duration| d.as_secs_f64();
-    let export = {
+    // An export of the same database at snapshot time `n` into `out`, measured.
+    let export_at = |n: u32, out: &str| {
         let mut cmd = Command::new(&binary);
         cmd.current_dir(env.path("."))
             .args([
@@ -815,15 +816,13 @@ fn bench_backup() {
                 "--roles-file",
                 "roles.json",
             ])
-            .args([
-                "--run-id",
-                &crate::support::host::run_id(99),
-                "--out",
-                "export-out",
-                "--at",
-                "2025-01-31T02:00:00+00:00",
-            ]);
-        let cost = measured(&mut cmd, &env.path("export.log"));
+            .args(["--run-id", &crate::support::host::run_id(100 + n)])
+            .args(["--out", out])
+            .args(["--at", &format!("2025-01-31T{:02}:00:00+00:00", n % 24)]);
+        measured(&mut cmd, &env.path("export.log"))
+    };
+    let export = {
+        let cost = export_at(2, "export-out");
         let dirs: Vec<_> = std::fs::read_dir(env.path("export-out/snapshots"))
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -904,21 +903,6 @@ fn bench_backup() {
     // CPU per run, which one push measures too noisily to compare with the export: five more
     // rounds of one Gitcord run then nothing changed, each push made with and without the
     // backup, beside an export of the same database at the same time; medians.
-    let export_at = |n: u32| {
-        let mut cmd = Command::new(&binary);
-        cmd.current_dir(env.path("."))
-            .args([
-                "export",
-                "--config",
-                "plain.yaml",
-                "--roles-file",
-                "roles.json",
-            ])
-            .args(["--run-id", &crate::support::host::run_id(100 + n)])
-            .args(["--out", "export-rounds"])
-            .args(["--at", &format!("2025-01-31T{:02}:00:00+00:00", n % 24)]);
-        measured(&mut cmd, &env.path("export-round.log"))
-    };
     let (mut inc_added, mut same_added, mut exports) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..5u32 {
         let n = 4 + 2 * round;
@@ -926,7 +910,7 @@ fn bench_backup() {
         let (with, _, _) = run("data", n, "round-data.log");
         let (without, _, _) = run("plain", n, "round-plain.log");
         inc_added.push(secs(with.cpu) - secs(without.cpu));
-        exports.push(secs(export_at(n).cpu));
+        exports.push(secs(export_at(n, "export-rounds").cpu));
         let (with, _, _) = run("data", n + 1, "round-data.log");
         let (without, _, _) = run("plain", n + 1, "round-plain.log");
         same_added.push(secs(with.cpu) - secs(without.cpu));
