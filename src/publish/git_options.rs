@@ -93,10 +93,11 @@ fn apply() -> Result<(), OptionsError> {
         );
     }
     // libgit2 caches no tree larger than 4 KiB, and `snapshots/` lists every snapshot
-    // directory (about 55 bytes each: 480 KB after a year of hourly runs). A run reads it
-    // several times (health check, commit, readers' index, push), each time inflating and
-    // hashing it again; cached, the tip's and the new one are each read once. Memory stays
-    // within libgit2's overall cache limit (256 MiB by default).
+    // directory (about 55 bytes each: 480 KB after a year of hourly runs). A push run reads
+    // it as stored, once, through `publish::rawtree`; what still reads it through libgit2
+    // (`verify`'s walk over every commit, `diff`, `restore`, a packed tip) would otherwise
+    // inflate and hash it again at every lookup. Memory stays within libgit2's overall cache
+    // limit (256 MiB by default).
     // SAFETY: see the module doc.
     if let Err(e) =
         unsafe { git2::opts::set_cache_object_limit(git2::ObjectType::Tree, TREE_CACHE_LIMIT) }
