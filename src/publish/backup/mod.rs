@@ -6,7 +6,9 @@
 //! branch, or GitHub's API on it, never sees backup data.
 //!
 //! A run costs what changed, never the size of the database. Inside the snapshot's read
-//! transaction every table is scanned once, each rowid range's keyed fingerprint is compared
+//! transaction every table is scanned once (`contributions` by the export's own window scan,
+//! which fingerprints its ranges for us: [`Hook::prescan`]), each rowid range's keyed
+//! fingerprint is compared
 //! with the [`Cache`] of the previous backup (fingerprint → git object per range, kept in the
 //! clone's `.git`, checked against the branch tip's tree and rebuilt when it does not match), and
 //! only the ranges whose fingerprint changed are serialized (their rows read again, still inside
