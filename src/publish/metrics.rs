@@ -186,6 +186,16 @@ pub fn write(path: &Path, m: &RunMetrics) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    /// Every line of `want` is a whole line of `text`.
+    fn assert_lines(text: &str, want: &[&str]) {
+        for line in want {
+            assert!(
+                text.lines().any(|l| l == *line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
     #[test]
     fn renders_every_gauge_with_help_and_type() {
         let m = RunMetrics {
@@ -199,20 +209,18 @@ mod tests {
             backup: None,
         };
         let text = render(&m);
-        for line in [
-            "gitcord_snapshot_queued_commits 2",
-            "gitcord_snapshot_oldest_queued_age_seconds 3600",
-            "gitcord_snapshot_last_push_success_timestamp_seconds 900",
-            "gitcord_snapshot_last_run_exit_code 75",
-            "gitcord_snapshot_last_run_duration_seconds 0.250",
-            "gitcord_snapshot_last_run_snapshot_bytes 4096",
-            "gitcord_snapshot_last_run_timestamp_seconds 4600",
-        ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in\n{text}"
-            );
-        }
+        assert_lines(
+            &text,
+            &[
+                "gitcord_snapshot_queued_commits 2",
+                "gitcord_snapshot_oldest_queued_age_seconds 3600",
+                "gitcord_snapshot_last_push_success_timestamp_seconds 900",
+                "gitcord_snapshot_last_run_exit_code 75",
+                "gitcord_snapshot_last_run_duration_seconds 0.250",
+                "gitcord_snapshot_last_run_snapshot_bytes 4096",
+                "gitcord_snapshot_last_run_timestamp_seconds 4600",
+            ],
+        );
         assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 7);
         assert!(!text.contains("backup"), "no backup gauges when it is off");
     }
@@ -235,20 +243,18 @@ mod tests {
             ..RunMetrics::default()
         };
         let text = render(&m);
-        for line in [
-            "gitcord_snapshot_backup_queued_commits 3",
-            "gitcord_snapshot_backup_oldest_queued_age_seconds 7200",
-            "gitcord_snapshot_backup_last_pushed_timestamp_seconds 2000",
-            "gitcord_snapshot_last_run_backup_ranges_written 4",
-            "gitcord_snapshot_last_run_backup_ranges_kept 4096",
-            "gitcord_snapshot_last_run_backup_bytes_serialized 123456",
-            "gitcord_snapshot_last_run_backup_read_seconds 1.500",
-        ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in\n{text}"
-            );
-        }
+        assert_lines(
+            &text,
+            &[
+                "gitcord_snapshot_backup_queued_commits 3",
+                "gitcord_snapshot_backup_oldest_queued_age_seconds 7200",
+                "gitcord_snapshot_backup_last_pushed_timestamp_seconds 2000",
+                "gitcord_snapshot_last_run_backup_ranges_written 4",
+                "gitcord_snapshot_last_run_backup_ranges_kept 4096",
+                "gitcord_snapshot_last_run_backup_bytes_serialized 123456",
+                "gitcord_snapshot_last_run_backup_read_seconds 1.500",
+            ],
+        );
         assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 14);
         assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 14);
         // Nothing queued, never pushed, no backup this run: zeros, not missing series.
@@ -257,15 +263,16 @@ mod tests {
             backup: Some(BackupMetrics::default()),
             ..RunMetrics::default()
         });
-        for line in [
-            "gitcord_snapshot_backup_queued_commits 0",
-            "gitcord_snapshot_backup_oldest_queued_age_seconds 0",
-            "gitcord_snapshot_backup_last_pushed_timestamp_seconds 0",
-            "gitcord_snapshot_last_run_backup_ranges_written 0",
-            "gitcord_snapshot_last_run_backup_bytes_serialized 0",
-        ] {
-            assert!(idle.lines().any(|l| l == line), "missing {line:?}");
-        }
+        assert_lines(
+            &idle,
+            &[
+                "gitcord_snapshot_backup_queued_commits 0",
+                "gitcord_snapshot_backup_oldest_queued_age_seconds 0",
+                "gitcord_snapshot_backup_last_pushed_timestamp_seconds 0",
+                "gitcord_snapshot_last_run_backup_ranges_written 0",
+                "gitcord_snapshot_last_run_backup_bytes_serialized 0",
+            ],
+        );
     }
 
     #[test]

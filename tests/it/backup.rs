@@ -104,6 +104,27 @@ pub(crate) fn assert_restores(host: &Host, clone: &str, v: u32) {
     );
 }
 
+/// `verify --prove-restore all` on clone `clone` restores and re-exports each of its `n`
+/// backups to its snapshot's seven files, and finds no problem.
+pub(crate) fn assert_every_backup_proves(host: &Host, clone: &str, n: u32) {
+    let proof = host.run(&[
+        "verify",
+        "--config",
+        "config.yaml",
+        "--clone-dir",
+        clone,
+        "--prove-restore",
+        "all",
+    ]);
+    proof.expect_code(0);
+    assert_eq!(
+        proof.stdout,
+        format!(
+            "verified {n} commits, {n} snapshots, {n} backups, {n} restore(s) proved: no problems\n"
+        )
+    );
+}
+
 pub(crate) fn bare_clone(from: &Path, to: &Path) {
     let out = git::command()
         .args(["clone", "--quiet", "--bare"])
@@ -208,20 +229,7 @@ fn every_snapshot_restores_to_its_database_from_a_fresh_bare_clone() {
     }
     // The proof: each backup restored and exported with its snapshot's run id, time and roles
     // gives back all seven files byte for byte, contributors.json included.
-    let proof = host.run(&[
-        "verify",
-        "--config",
-        "config.yaml",
-        "--clone-dir",
-        "fresh",
-        "--prove-restore",
-        "all",
-    ]);
-    proof.expect_code(0);
-    assert_eq!(
-        proof.stdout,
-        "verified 4 commits, 4 snapshots, 4 backups, 4 restore(s) proved: no problems\n"
-    );
+    assert_every_backup_proves(&host, "fresh", 4);
     // It can fail: with other weights the restored database scores differently.
     let config = std::fs::read_to_string(host.env.path("config.yaml")).unwrap();
     assert!(config.contains("pr_merged: 5"));

@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::backup::{
-    assert_restores, bare_clone, dump, dump_without_secrets, install, restore, BRANCH,
+    assert_every_backup_proves, assert_restores, bare_clone, dump, dump_without_secrets, install,
+    restore, BRANCH,
 };
 use crate::support::git::{fsck, git, history};
 use crate::support::git_server::{GitServer, Mode};
@@ -74,20 +75,7 @@ fn every_snapshot_restores(host: &Host, fresh: &str) {
     for v in 1..=4 {
         assert_restores(host, fresh, v);
     }
-    let proof = host.run(&[
-        "verify",
-        "--config",
-        "config.yaml",
-        "--clone-dir",
-        fresh,
-        "--prove-restore",
-        "all",
-    ]);
-    proof.expect_code(0);
-    assert_eq!(
-        proof.stdout,
-        "verified 4 commits, 4 snapshots, 4 backups, 4 restore(s) proved: no problems\n"
-    );
+    assert_every_backup_proves(host, fresh, 4);
 }
 
 /// The run after the damage: exit 0, one copy set aside, the salvage named, and the backup

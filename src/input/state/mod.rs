@@ -175,15 +175,14 @@ pub fn read<A: Accumulator>(
 fn prescan_plan(db: &Db, spec: backup::Prescan) -> Option<window::PrescanPlan> {
     let reader = backup::Reader::new(db);
     let columns = reader.columns(backup::PRESCANNED_TABLE).ok()?;
-    let rowid = reader.rowid_column(&columns);
-    if rowid != "rowid" {
+    if reader.rowid_column(&columns) != "rowid" {
         log::info!(
             "{}: contributions has a column named rowid; the backup reads the table itself",
             db.path.display()
         );
         return None;
     }
-    window::PrescanPlan::new(spec, columns, rowid, &CONTRIBUTION_COLUMNS).ok()
+    window::PrescanPlan::new(spec, columns, &CONTRIBUTION_COLUMNS).ok()
 }
 
 /// [`read`], running `hook` inside the same read transaction (see [`backup::Hook`]): its

@@ -280,12 +280,12 @@ pub(super) struct PrescanPlan {
 }
 
 impl PrescanPlan {
-    /// A plan for `columns` (all of the table's, checked by the backup's reader), with the
-    /// rowid read under the name `rowid`.
+    /// A plan for `columns` (all of the table's, checked by the backup's reader; none of them
+    /// named `rowid`, so the rowid is read, ranged and ordered by that name, as the plain scan
+    /// does).
     pub(super) fn new(
         spec: Prescan,
         columns: Vec<String>,
-        rowid: &str,
         window_columns: &[&str; 5],
     ) -> Result<PrescanPlan, String> {
         let mut window = [0; 5];
@@ -297,7 +297,7 @@ impl PrescanPlan {
         }
         let table = super::backup::PRESCANNED_TABLE;
         let secret = columns.iter().map(|c| (spec.is_secret)(table, c)).collect();
-        let mut sql = format!("SELECT {rowid}");
+        let mut sql = "SELECT rowid".to_owned();
         for c in &columns {
             sql.push_str(", ");
             sql.push_str(&super::backup::quote(c));
@@ -306,7 +306,7 @@ impl PrescanPlan {
         // collation), as a column: 1 inside the window, 0 or NULL outside.
         sql.push_str(&format!(
             ", (created_at >= ?3 AND created_at <= ?4) FROM {table} NOT INDEXED \
-             WHERE {rowid} >= ?1 AND {rowid} <= ?2 ORDER BY {rowid}"
+             WHERE rowid >= ?1 AND rowid <= ?2 ORDER BY rowid"
         ));
         Ok(PrescanPlan {
             spec,
