@@ -2,11 +2,14 @@
 //! transaction (see [`super::read_with`]): the schema as stored, and rows in rowid order, whole
 //! tables or one rowid range at a time, as SQLite's own values (no conversion, no copy).
 
+use std::cell::RefCell;
+use std::ffi::c_int;
 use std::path::Path;
 
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 
+use super::raw::RawStatement;
 use super::StateError;
 
 /// Reads the database for the backup; lives only inside the read transaction.
@@ -14,6 +17,8 @@ pub struct Reader<'c> {
     conn: &'c Connection,
     path: &'c Path,
     db: &'c super::Db,
+    /// The statement [`Reader::rows`] ran last, by its SQL.
+    last: RefCell<Option<(String, RawStatement<'c>)>>,
 }
 
 /// The one table the contributions window already scans whole: the backup can have its
@@ -105,6 +110,7 @@ impl<'c> Reader<'c> {
             conn: &db.conn,
             path: &db.path,
             db,
+            last: RefCell::new(None),
         }
     }
 
@@ -221,31 +227,44 @@ impl<'c> Reader<'c> {
             sql.push_str(&format!(" WHERE {rowid} BETWEEN ?1 AND ?2"));
         }
         sql.push_str(&format!(" ORDER BY {rowid}"));
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
-        let mut rows = match range {
-            Some((lo, hi)) => stmt.query([lo, hi]),
-            None => stmt.query([]),
+        // The last statement is kept: re-reading changed ranges asks for the same one again
+        // and again. It is taken out while in use, so a nested call prepares its own.
+        let (sql, mut stmt) = match self.last.take() {
+            Some((text, mut stmt)) if text == sql => {
+                stmt.reset();
+                (text, stmt)
+            }
+            _ => {
+                let stmt = RawStatement::prepare(self.conn, &sql).map_err(|e| self.err(e))?;
+                (sql, stmt)
+            }
+        };
+        if let Some((lo, hi)) = range {
+            stmt.bind_int(1, lo).map_err(|e| self.err(e))?;
+            stmt.bind_int(2, hi).map_err(|e| self.err(e))?;
         }
-        .map_err(|e| self.err(e))?;
+        let n = columns.len();
+        let count = c_int::try_from(n + 1)
+            .map_err(|_| self.bad(format!("table {table} has {n} columns")))?;
         // The values of one row, without an allocation per row for Gitcord's narrow tables.
         const INLINE: usize = 16;
-        let n = columns.len();
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            let id: i64 = row.get(0).map_err(|e| self.err(e))?;
+        while stmt.step().map_err(|e| self.err(e))? {
+            let id = match stmt.value(0) {
+                ValueRef::Integer(id) => id,
+                other => return Err(self.bad(format!("table {table} has a rowid of {other:?}"))),
+            };
             if n <= INLINE {
                 let mut values = [ValueRef::Null; INLINE];
-                for (i, v) in values.iter_mut().take(n).enumerate() {
-                    *v = row.get_ref(i + 1).map_err(|e| self.err(e))?;
+                for (i, v) in (1..).zip(values.iter_mut().take(n)) {
+                    *v = stmt.value(i);
                 }
                 each(id, &values[..n])?;
             } else {
-                let values = (1..=n)
-                    .map(|i| row.get_ref(i))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| self.err(e))?;
+                let values: Vec<ValueRef<'_>> = (1..count).map(|i| stmt.value(i)).collect();
                 each(id, &values)?;
             }
         }
+        self.last.replace(Some((sql, stmt)));
         Ok(())
     }
 }

@@ -11,6 +11,7 @@
 //! [`window`] says how, and why Gitcord's `SELECT DISTINCT` is still reproduced exactly.
 
 pub mod backup;
+mod raw;
 mod window;
 
 use std::collections::{HashMap, HashSet};

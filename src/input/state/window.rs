@@ -36,6 +36,7 @@ use std::sync::Mutex;
 use rusqlite::types::{Value, ValueRef};
 
 use super::backup::{Fingerprint, Prescan, RangeDigest};
+use super::raw::RawStatement;
 use super::{checked_text, Contribution, Db, ReadOptions, StateError};
 use crate::threads;
 
@@ -198,7 +199,7 @@ where
                     let mut shard = Shard::new(new_acc());
                     let mut table_result = None;
                     let mut failure = None;
-                    let mut scan = None;
+                    let mut statements = Statements::default();
                     loop {
                         let task = next.fetch_add(1, Ordering::Relaxed);
                         if task > chunks.count || task > stop.load(Ordering::Relaxed) {
@@ -216,7 +217,7 @@ where
                         }
                         let range = chunks.range(task - 1);
                         if let Err(e) =
-                            scan_chunk(db, &mut scan, opts, prescan, range, state, &mut shard)
+                            scan_chunk(db, &mut statements, opts, prescan, range, state, &mut shard)
                         {
                             stop.fetch_min(task, Ordering::Relaxed);
                             failure = Some((task, e));
@@ -328,30 +329,45 @@ impl PrescanPlan {
     }
 }
 
+/// A reading thread's statement, prepared at its first chunk and reused for the next.
+#[derive(Default)]
+struct Statements<'db> {
+    window: Option<rusqlite::Statement<'db>>,
+    prescan: Option<RawStatement<'db>>,
+}
+
 /// Reads one chunk into `shard`, stopping at its first failing row.
 fn scan_chunk<'db, A: Accumulator>(
     db: &'db Db,
-    scan: &mut Option<rusqlite::Statement<'db>>,
+    statements: &mut Statements<'db>,
     opts: &ReadOptions,
     prescan: Option<&PrescanPlan>,
     (lo, hi): (i64, i64),
     state: &foldhash::quality::RandomState,
     shard: &mut Shard<A>,
 ) -> Result<(), StateError> {
+    if let Some(plan) = prescan {
+        return prescan_chunk(
+            db,
+            &mut statements.prescan,
+            opts,
+            plan,
+            (lo, hi),
+            state,
+            shard,
+        );
+    }
     // NOT INDEXED: the rowid range is the plan, whatever index a deployment may have added on
     // created_at (SQLite still seeks by rowid under NOT INDEXED).
-    let stmt = match scan {
+    let stmt = match &mut statements.window {
         Some(stmt) => stmt,
-        None => scan.insert(
+        None => statements.window.insert(
             db.conn
-                .prepare(match prescan {
-                    Some(plan) => &plan.sql,
-                    None => {
-                        "SELECT rowid, github_user, event_type, repo, created_at, payload_json \
-                         FROM contributions NOT INDEXED WHERE rowid >= ?1 AND rowid <= ?2 \
-                         AND created_at >= ?3 AND created_at <= ?4"
-                    }
-                })
+                .prepare(
+                    "SELECT rowid, github_user, event_type, repo, created_at, payload_json \
+                     FROM contributions NOT INDEXED WHERE rowid >= ?1 AND rowid <= ?2 \
+                     AND created_at >= ?3 AND created_at <= ?4",
+                )
                 .map_err(|e| db.err(e))?,
         ),
     };
@@ -363,40 +379,70 @@ fn scan_chunk<'db, A: Accumulator>(
             opts.period_end
         ])
         .map_err(|e| db.err(e))?;
-    let Some(plan) = prescan else {
-        while let Some(row) = rows.next().map_err(|e| db.err(e))? {
-            let rowid = rowid_of(db, row)?;
-            let values: [ValueRef<'_>; 5] = [
-                row.get_ref(1).map_err(|e| db.err(e))?,
-                row.get_ref(2).map_err(|e| db.err(e))?,
-                row.get_ref(3).map_err(|e| db.err(e))?,
-                row.get_ref(4).map_err(|e| db.err(e))?,
-                row.get_ref(5).map_err(|e| db.err(e))?,
-            ];
-            count_row(db, state, shard, rowid, values)?;
+    while let Some(row) = rows.next().map_err(|e| db.err(e))? {
+        let rowid = match row.get_ref(0).map_err(|e| db.err(e))? {
+            ValueRef::Integer(n) => n,
+            other => return Err(bad_rowid(db, other)),
+        };
+        let values: [ValueRef<'_>; 5] = [
+            row.get_ref(1).map_err(|e| db.err(e))?,
+            row.get_ref(2).map_err(|e| db.err(e))?,
+            row.get_ref(3).map_err(|e| db.err(e))?,
+            row.get_ref(4).map_err(|e| db.err(e))?,
+            row.get_ref(5).map_err(|e| db.err(e))?,
+        ];
+        count_row(db, state, shard, rowid, values)?;
+    }
+    Ok(())
+}
+
+/// Reads one chunk with every column ([`PrescanPlan`]), fingerprinting its ranges, and counts
+/// the rows inside the window into `shard`. Through [`RawStatement`]: this loop reads every
+/// value of the table on every run.
+fn prescan_chunk<'db, A: Accumulator>(
+    db: &'db Db,
+    stmt: &mut Option<RawStatement<'db>>,
+    opts: &ReadOptions,
+    plan: &PrescanPlan,
+    (lo, hi): (i64, i64),
+    state: &foldhash::quality::RandomState,
+    shard: &mut Shard<A>,
+) -> Result<(), StateError> {
+    let stmt = match stmt {
+        Some(stmt) => {
+            stmt.reset();
+            stmt
         }
-        return Ok(());
+        None => stmt.insert(RawStatement::prepare(&db.conn, &plan.sql).map_err(|e| db.err(e))?),
     };
+    stmt.bind_int(1, lo).map_err(|e| db.err(e))?;
+    stmt.bind_int(2, hi).map_err(|e| db.err(e))?;
+    stmt.bind_text(3, &opts.period_start)
+        .map_err(|e| db.err(e))?;
+    stmt.bind_text(4, &opts.period_end).map_err(|e| db.err(e))?;
     let n = plan.columns.len();
+    // Result columns: the rowid, the table's columns, the window's flag.
+    let flag = std::ffi::c_int::try_from(n + 1)
+        .map_err(|_| db.bad(format!("contributions has {n} columns")))?;
     // The range being fingerprinted: its number, fingerprint and rows. A chunk holds whole
     // ranges (see [`Chunks::new`]), so a range never continues in another chunk.
     let mut current: Option<(u64, Fingerprint, u64)> = None;
     // Gitcord's table has six columns: no allocation per row up to this many.
     const INLINE: usize = 16;
-    while let Some(row) = rows.next().map_err(|e| db.err(e))? {
-        let rowid = rowid_of(db, row)?;
+    while stmt.step().map_err(|e| db.err(e))? {
+        let rowid = match stmt.value(0) {
+            ValueRef::Integer(n) => n,
+            other => return Err(bad_rowid(db, other)),
+        };
         let heap: Vec<ValueRef<'_>>;
         let mut inline = [ValueRef::Null; INLINE];
         let values: &[ValueRef<'_>] = if n <= INLINE {
-            for (i, v) in inline.iter_mut().take(n).enumerate() {
-                *v = row.get_ref(i + 1).map_err(|e| db.err(e))?;
+            for (i, v) in (1..).zip(inline.iter_mut().take(n)) {
+                *v = stmt.value(i);
             }
             &inline[..n]
         } else {
-            heap = (1..=n)
-                .map(|i| row.get_ref(i))
-                .collect::<Result<_, _>>()
-                .map_err(|e| db.err(e))?;
+            heap = (1..flag).map(|i| stmt.value(i)).collect();
             &heap
         };
         let range = (plan.spec.range_of)(rowid);
@@ -415,10 +461,7 @@ fn scan_chunk<'db, A: Accumulator>(
             fp.row(rowid, values, &plan.secret);
             *rows += 1;
         }
-        if matches!(
-            row.get_ref(n + 1).map_err(|e| db.err(e))?,
-            ValueRef::Integer(1)
-        ) {
+        if matches!(stmt.value(flag), ValueRef::Integer(1)) {
             let window = plan.window.map(|i| values[i]);
             count_row(db, state, shard, rowid, window)?;
         }
@@ -433,12 +476,9 @@ fn scan_chunk<'db, A: Accumulator>(
     Ok(())
 }
 
-/// A scanned row's rowid.
-fn rowid_of(db: &Db, row: &rusqlite::Row<'_>) -> Result<i64, StateError> {
-    match row.get_ref(0).map_err(|e| db.err(e))? {
-        ValueRef::Integer(n) => Ok(n),
-        other => Err(db.bad(format!("contributions has a rowid of {other:?}"))),
-    }
+/// A scanned row whose rowid is not an integer (a `rowid` column of another type).
+fn bad_rowid(db: &Db, value: ValueRef<'_>) -> StateError {
+    db.bad(format!("contributions has a rowid of {value:?}"))
 }
 
 /// Counts one row of the window into `shard`, keeping its fingerprint for the duplicates.
