@@ -312,11 +312,23 @@ impl Fingerprint {
 
     /// Adds one row.
     pub fn row(&mut self, rowid: i64, values: &[ValueRef<'_>], secret: &[bool]) {
+        self.row_from(rowid, values.len(), |i| values[i], secret);
+    }
+
+    /// Adds one row of `n` values, value `i` being `value(i)`: the window scan hands them
+    /// over straight from SQLite, without gathering them first.
+    pub(super) fn row_from<'v>(
+        &mut self,
+        rowid: i64,
+        n: usize,
+        value: impl Fn(usize) -> ValueRef<'v>,
+        secret: &[bool],
+    ) {
         let buf = &mut self.buf;
         buf.extend_from_slice(&rowid.to_le_bytes());
-        for (i, v) in values.iter().enumerate() {
+        for i in 0..n {
             let secret = secret.get(i).copied().unwrap_or(false);
-            match v {
+            match value(i) {
                 ValueRef::Null => buf.push(0),
                 _ if secret => buf.push(5),
                 ValueRef::Integer(n) => {

@@ -29,6 +29,7 @@
 //! ([`PrescanPlan`]); chunks then start at range boundaries, so each range is read whole by
 //! one thread. What is counted, and which error wins, are the same either way.
 
+use std::ffi::c_int;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -422,28 +423,15 @@ fn prescan_chunk<'db, A: Accumulator>(
     stmt.bind_text(4, &opts.period_end).map_err(|e| db.err(e))?;
     let n = plan.columns.len();
     // Result columns: the rowid, the table's columns, the window's flag.
-    let flag = std::ffi::c_int::try_from(n + 1)
-        .map_err(|_| db.bad(format!("contributions has {n} columns")))?;
+    let flag =
+        c_int::try_from(n + 1).map_err(|_| db.bad(format!("contributions has {n} columns")))?;
     // The range being fingerprinted: its number, fingerprint and rows. A chunk holds whole
     // ranges (see [`Chunks::new`]), so a range never continues in another chunk.
     let mut current: Option<(u64, Fingerprint, u64)> = None;
-    // Gitcord's table has six columns: no allocation per row up to this many.
-    const INLINE: usize = 16;
     while stmt.step().map_err(|e| db.err(e))? {
         let rowid = match stmt.value(0) {
             ValueRef::Integer(n) => n,
             other => return Err(bad_rowid(db, other)),
-        };
-        let heap: Vec<ValueRef<'_>>;
-        let mut inline = [ValueRef::Null; INLINE];
-        let values: &[ValueRef<'_>] = if n <= INLINE {
-            for (i, v) in (1..).zip(inline.iter_mut().take(n)) {
-                *v = stmt.value(i);
-            }
-            &inline[..n]
-        } else {
-            heap = (1..flag).map(|i| stmt.value(i)).collect();
-            &heap
         };
         let range = (plan.spec.range_of)(rowid);
         if current.as_ref().is_none_or(|c| c.0 != range) {
@@ -457,12 +445,15 @@ fn prescan_chunk<'db, A: Accumulator>(
             let fp = Fingerprint::new(&plan.spec.key, plan.spec.format, &plan.columns);
             current = Some((range, fp, 0));
         }
+        // Result column `i + 1` is the table's column `i` (column 0 is the rowid); an index
+        // past the columns reads as NULL, and `i < n` here.
+        let column = |i: usize| stmt.value(c_int::try_from(i + 1).unwrap_or(c_int::MAX));
         if let Some((_, fp, rows)) = current.as_mut() {
-            fp.row(rowid, values, &plan.secret);
+            fp.row_from(rowid, n, column, &plan.secret);
             *rows += 1;
         }
         if matches!(stmt.value(flag), ValueRef::Integer(1)) {
-            let window = plan.window.map(|i| values[i]);
+            let window = plan.window.map(column);
             count_row(db, state, shard, rowid, window)?;
         }
     }
