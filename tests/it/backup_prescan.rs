@@ -162,8 +162,8 @@ fn a_later_backup_that_rewrites_every_range_keeps_its_memory_flat() {
     );
 }
 
-/// A backup cache written by the previous version (SHA-256 fingerprints, `cache 1`) is read as
-/// no cache: the next run backs up every range again without a warning, writes a cache of the
+/// A backup cache written by the previous version (`cache 2`: lengths fingerprinted as eight
+/// bytes; `cache 1`, SHA-256, is refused alike) is read as no cache: the next run backs up every range again without a warning, writes a cache of the
 /// current version, and the run after it compares with that one (the prescan).
 #[test]
 fn a_cache_of_the_previous_version_is_rebuilt_once_quietly() {
@@ -173,8 +173,8 @@ fn a_cache_of_the_previous_version_is_rebuilt_once_quietly() {
     let cache = host.env.path("clone/.git/gitcord-snapshot-backup-cache");
     let text = std::fs::read_to_string(&cache).unwrap();
     let (header, rest) = text.split_once('\n').unwrap();
-    assert_eq!(header, "gitcord-snapshot backup cache 2");
-    std::fs::write(&cache, format!("gitcord-snapshot backup cache 1\n{rest}")).unwrap();
+    assert_eq!(header, "gitcord-snapshot backup cache 3");
+    std::fs::write(&cache, format!("gitcord-snapshot backup cache 2\n{rest}")).unwrap();
     install(&host, 2);
     let run = host.push("clone", 2, &["--no-push", "-v"]);
     run.expect_code(0);
@@ -193,7 +193,7 @@ fn a_cache_of_the_previous_version_is_rebuilt_once_quietly() {
     );
     assert!(run.stderr.contains(" 0 kept;"), "{}", run.stderr);
     let text = std::fs::read_to_string(&cache).unwrap();
-    assert!(text.starts_with("gitcord-snapshot backup cache 2\n"));
+    assert!(text.starts_with("gitcord-snapshot backup cache 3\n"));
     install(&host, 4);
     let run = host.push("clone", 3, &["--no-push", "-v"]);
     run.expect_code(0);

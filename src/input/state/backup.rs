@@ -270,7 +270,7 @@ impl<'c> Reader<'c> {
 }
 
 /// A keyed 128-bit fingerprint of one range's rows, over exactly what its file would hold
-/// (rowids, type tags, bytes; a secret column as NULL / not NULL only), so equal fingerprints
+/// (rowids, type tags, lengths and bytes; a secret column as NULL / not NULL only), so equal fingerprints
 /// mean equal files. BLAKE3 in its keyed mode (a PRF), with a random key kept in the clone, so
 /// that nobody who can put text into Gitcord's rows (GitHub payloads) can craft two ranges with
 /// one fingerprint. It is the cost of every run's look at every row, and BLAKE3 hashes them
@@ -341,12 +341,12 @@ impl Fingerprint {
                 }
                 ValueRef::Text(b) => {
                     buf.push(3);
-                    buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                    push_length(buf, b.len());
                     buf.extend_from_slice(b);
                 }
                 ValueRef::Blob(b) => {
                     buf.push(4);
-                    buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                    push_length(buf, b.len());
                     buf.extend_from_slice(b);
                 }
             }
@@ -367,6 +367,18 @@ impl Fingerprint {
         SPARE_BUFFER.with(|spare| spare.replace(buf));
         out
     }
+}
+
+/// A length as LEB128 (seven bits a byte, low first, the high bit saying more follow): one
+/// byte for most of Gitcord's values, where eight fixed bytes made a third of what every run
+/// hashes. Prefix-free, so a row's bytes still decode one way only.
+fn push_length(buf: &mut Vec<u8>, len: usize) {
+    let mut n = len as u64;
+    while n >= 0x80 {
+        buf.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    buf.push(n as u8);
 }
 
 /// An SQL identifier, quoted.
@@ -400,6 +412,32 @@ mod tests {
             fp(ValueRef::Text(b"b"), true)
         );
         assert_ne!(fp(ValueRef::Null, true), fp(ValueRef::Text(b"b"), true));
+        // Where one value ends and the next begins is part of what is fingerprinted, at any
+        // length (LEB128 lengths of one to three bytes here).
+        let two = vec!["a".to_string(), "b".to_string()];
+        let pair = |a: &[u8], b: &[u8]| {
+            let mut f = Fingerprint::new(&key, 1, &two);
+            f.row(1, &[ValueRef::Text(a), ValueRef::Text(b)], &[false, false]);
+            f.finish()
+        };
+        for len in [0, 1, 127, 128, 300, 16_384, 70_000] {
+            let long = vec![b'x'; len + 1];
+            assert_ne!(pair(&long[..len], b"xy"), pair(&long, b"y"), "{len}");
+            if len > 0 {
+                assert_ne!(pair(&long[..len], b""), pair(b"", &long[..len]), "{len}");
+            }
+        }
+        let mut buf = Vec::new();
+        for (len, bytes) in [
+            (0usize, &[0u8][..]),
+            (127, &[0x7f]),
+            (128, &[0x80, 1]),
+            (16_384, &[0x80, 0x80, 1]),
+        ] {
+            buf.clear();
+            push_length(&mut buf, len);
+            assert_eq!(buf, bytes, "{len}");
+        }
         let mut other = Fingerprint::new(&[8u8; 32], 1, &cols);
         other.row(1, &[ValueRef::Integer(1)], &[false]);
         assert_ne!(other.finish(), fp(ValueRef::Integer(1), false));

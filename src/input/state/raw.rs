@@ -111,6 +111,7 @@ impl<'c> RawStatement<'c> {
     /// Column `index` (from 0) of the current row, as SQLite holds it. Only meaningful after
     /// `step` returned `true`, and `index` must be below the statement's column count: an
     /// index out of range reads as NULL (SQLite's own answer), never out of bounds.
+    #[inline]
     pub(super) fn value(&self, index: c_int) -> ValueRef<'_> {
         // SAFETY: see the module doc: the statement and connection are live and used by this
         // thread only, and the returned slices borrow `self`, so they end before the next

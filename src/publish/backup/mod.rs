@@ -48,9 +48,13 @@ pub use salvage::salvage;
 
 /// The cache file in the clone's `.git`.
 const CACHE_FILE: &str = "gitcord-snapshot-backup-cache";
-const CACHE_HEADER: &str = "gitcord-snapshot backup cache 2";
-/// Caches whose fingerprints no longer compare (version 1: SHA-256): read as no cache, quietly.
-const OLD_CACHE_HEADERS: &[&str] = &["gitcord-snapshot backup cache 1"];
+const CACHE_HEADER: &str = "gitcord-snapshot backup cache 3";
+/// Caches whose fingerprints no longer compare (version 1: SHA-256; 2: lengths as eight
+/// bytes): read as no cache, quietly.
+const OLD_CACHE_HEADERS: &[&str] = &[
+    "gitcord-snapshot backup cache 1",
+    "gitcord-snapshot backup cache 2",
+];
 
 /// The backup branch, `None` when `snapshots.backup: false`.
 pub fn branch(config: &Config) -> Result<Option<String>, ConfigError> {
