@@ -154,6 +154,31 @@ pub(crate) fn git_order(a: &[u8], a_dir: bool, b: &[u8], b_dir: bool) -> Orderin
     }
 }
 
+/// The bytes of a tree holding `entries` (name, mode, object), as git and libgit2's tree
+/// builder write them: in git's order, each `<octal mode> <name>\0<20-byte id>`. `None` when
+/// a name is empty, holds `/` or NUL, or comes twice: no tree can hold those.
+pub(crate) fn tree_bytes(entries: &mut [(&[u8], u32, Oid)]) -> Option<Vec<u8>> {
+    let is_dir = |mode: u32| mode == 0o040000;
+    entries.sort_by(|a, b| git_order(a.0, is_dir(a.1), b.0, is_dir(b.1)));
+    let mut names: Vec<&[u8]> = entries.iter().map(|e| e.0).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1])
+        || names
+            .iter()
+            .any(|n| n.is_empty() || n.contains(&b'/') || n.contains(&0))
+    {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(entries.iter().map(|e| e.0.len() + 28).sum());
+    for (name, mode, id) in entries.iter() {
+        bytes.extend_from_slice(format!("{mode:o} ").as_bytes());
+        bytes.extend_from_slice(name);
+        bytes.push(0);
+        bytes.extend_from_slice(id.as_bytes());
+    }
+    Some(bytes)
+}
+
 /// One way two trees differ.
 pub(crate) enum RawDifference<'a> {
     /// An entry only the old tree has (which one does not matter to the push).
@@ -373,6 +398,43 @@ mod tests {
         std::fs::set_permissions(&path, perms).unwrap();
         std::fs::write(&path, b"garbage").unwrap();
         assert!(read_loose(&dir.path().join("objects"), old.id).is_none());
+    }
+
+    /// The bytes are those libgit2's tree builder writes for the same entries, in any order
+    /// given; names a tree cannot hold are refused.
+    #[test]
+    fn tree_bytes_are_the_tree_builders() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let blob = repo.blob(b"x").unwrap();
+        let sub = repo.treebuilder(None).unwrap().write().unwrap();
+        let entries: Vec<(&[u8], u32, Oid)> = vec![
+            (b"b", 0o100644, blob),
+            (b"a.b", 0o100644, blob),
+            (b"a", 0o040000, sub),
+            (b"a-", 0o100755, blob),
+            (b"0000", 0o040000, sub),
+            (b"00000000-000000ff.jsonl", 0o100644, blob),
+        ];
+        for rotate in 0..entries.len() {
+            let mut given = entries.clone();
+            given.rotate_left(rotate);
+            let bytes = tree_bytes(&mut given).unwrap();
+            let mut b = repo.treebuilder(None).unwrap();
+            for (name, mode, id) in &entries {
+                b.insert(std::str::from_utf8(name).unwrap(), *id, *mode as i32)
+                    .unwrap();
+            }
+            let id = b.write().unwrap();
+            assert_eq!(bytes, repo.odb().unwrap().read(id).unwrap().data());
+        }
+        for bad in [&b""[..], b"a/b", b"a\0b"] {
+            assert_eq!(tree_bytes(&mut [(bad, 0o100644, blob)]), None);
+        }
+        assert_eq!(
+            tree_bytes(&mut [(b"a", 0o100644, blob), (b"a", 0o040000, sub)]),
+            None
+        );
     }
 
     #[test]
