@@ -226,6 +226,30 @@ mod tests {
         assert!(!raw.step().unwrap());
     }
 
+    /// A database stored as UTF-16 (SQLite converts text to UTF-8 as it is read, in place):
+    /// the text and its length are still the UTF-8 ones rusqlite reads.
+    #[test]
+    fn utf16_databases_read_as_utf8() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "PRAGMA encoding = 'UTF-16le';
+             CREATE TABLE t (a);
+             INSERT INTO t VALUES ('déjà vu ✓'), (''), (x'c3a9'), (NULL);",
+        )
+        .unwrap();
+        let sql = "SELECT a, a FROM t ORDER BY rowid";
+        let mut raw = RawStatement::prepare(&conn, sql).unwrap();
+        let mut expected = conn.prepare(sql).unwrap();
+        let mut rows = expected.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            assert!(raw.step().unwrap());
+            for i in 0..2 {
+                assert_eq!(raw.value(i), row.get_ref(i as usize).unwrap());
+            }
+        }
+        assert!(!raw.step().unwrap());
+    }
+
     #[test]
     fn errors_carry_sqlite_code_and_message() {
         let conn = Connection::open_in_memory().unwrap();
