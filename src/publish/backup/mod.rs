@@ -20,11 +20,10 @@
 //! snapshot branch, and replayed onto another writer's backups (same trees, new parents).
 //! `prune` never touches this branch: history keeps every backup.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use git2::{Oid, Repository, Signature, Time};
-use rusqlite::types::ValueRef;
 
 use crate::input::config::{Config, ConfigError};
 use crate::input::state::backup::{
@@ -33,28 +32,22 @@ use crate::input::state::backup::{
 use crate::input::state::StateError;
 use crate::publish::clone::{Author, DataRepo, GitContext, RepoError};
 use crate::snapshot::backup::{
-    self as format, AuditEntry, Manifest, Redacted, SchemaRow, SnapshotRef, TableEntry,
+    self as format, Manifest, Redacted, SchemaRow, SnapshotRef, TableEntry,
 };
 use crate::time::Timestamp;
 
 mod branch;
+mod cache;
+mod objects;
 mod salvage;
 use branch::move_ref;
 pub use branch::{
     exists, find, integrate, local_tip, queued, read_manifest, remote_tip, set_backup_remote,
     set_remote_tip, Found, BACKUP_REMOTE,
 };
+use cache::{Cache, RangeEntry, CACHE_FILE};
+use objects::{write_audit, write_range, Lines, Node, Sink};
 pub use salvage::salvage;
-
-/// The cache file in the clone's `.git`.
-const CACHE_FILE: &str = "gitcord-snapshot-backup-cache";
-const CACHE_HEADER: &str = "gitcord-snapshot backup cache 3";
-/// Caches whose fingerprints no longer compare (version 1: SHA-256; 2: lengths as eight
-/// bytes): read as no cache, quietly.
-const OLD_CACHE_HEADERS: &[&str] = &[
-    "gitcord-snapshot backup cache 1",
-    "gitcord-snapshot backup cache 2",
-];
 
 /// The backup branch, `None` when `snapshots.backup: false`.
 pub fn branch(config: &Config) -> Result<Option<String>, ConfigError> {
@@ -78,151 +71,6 @@ pub fn branch(config: &Config) -> Result<Option<String>, ConfigError> {
         ));
     }
     Ok(Some(name))
-}
-
-/// One range's objects, as the previous backup and this one hold them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct RangeEntry {
-    fingerprint: [u8; 16],
-    oid: Oid,
-    /// A directory of halves rather than one file.
-    split: bool,
-    rows: u64,
-    files: u64,
-}
-
-/// The previous backup's ranges, by table, and the key fingerprints are made with.
-#[derive(Debug)]
-struct Cache {
-    key: [u8; 32],
-    /// The root tree of the backup this cache describes.
-    root: Option<Oid>,
-    tables: HashMap<String, BTreeMap<u64, RangeEntry>>,
-}
-
-impl Cache {
-    fn fresh() -> Cache {
-        let mut key = [0u8; 32];
-        key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-        key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-        Cache {
-            key,
-            root: None,
-            tables: HashMap::new(),
-        }
-    }
-
-    /// The cache in `git_dir`, if it describes `tip_tree`; a fresh, empty one otherwise.
-    fn load(git_dir: &Path, tip_tree: Option<Oid>) -> Cache {
-        let path = git_dir.join(CACHE_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(_) => return Cache::fresh(),
-        };
-        match Cache::parse(&text) {
-            Some(cache) if cache.root.is_some() && cache.root == tip_tree => cache,
-            Some(_) => {
-                log::info!(
-                    "{} describes another backup than the branch tip; backing up every range again",
-                    path.display()
-                );
-                Cache::fresh()
-            }
-            None if OLD_CACHE_HEADERS.contains(&text.lines().next().unwrap_or_default()) => {
-                log::info!(
-                    "{} was written by an earlier version; backing up every range again (once)",
-                    path.display()
-                );
-                Cache::fresh()
-            }
-            None => {
-                log::warn!(
-                    "{} cannot be read; backing up every range again",
-                    path.display()
-                );
-                Cache::fresh()
-            }
-        }
-    }
-
-    fn parse(text: &str) -> Option<Cache> {
-        let mut lines = text.lines();
-        (lines.next()? == CACHE_HEADER).then_some(())?;
-        let key = unhex(lines.next()?.strip_prefix("key ")?)?;
-        let root = Oid::from_str(lines.next()?.strip_prefix("root ")?).ok()?;
-        let mut cache = Cache {
-            key: key.try_into().ok()?,
-            root: Some(root),
-            tables: HashMap::new(),
-        };
-        let mut current: Option<&mut BTreeMap<u64, RangeEntry>> = None;
-        for line in lines {
-            if let Some(name) = line.strip_prefix("table ") {
-                let name = String::from_utf8(unhex(name)?).ok()?;
-                current = Some(cache.tables.entry(name).or_default());
-                continue;
-            }
-            let f: Vec<&str> = line.split(' ').collect();
-            if f.len() != 6 {
-                return None;
-            }
-            let entry = RangeEntry {
-                fingerprint: unhex(f[1])?.try_into().ok()?,
-                oid: Oid::from_str(f[2]).ok()?,
-                split: match f[3] {
-                    "t" => true,
-                    "b" => false,
-                    _ => return None,
-                },
-                rows: f[4].parse().ok()?,
-                files: f[5].parse().ok()?,
-            };
-            current
-                .as_mut()?
-                .insert(u64::from_str_radix(f[0], 16).ok()?, entry);
-        }
-        Some(cache)
-    }
-
-    fn to_text(&self, root: Oid, tables: &[TableRead]) -> String {
-        use std::fmt::Write as _;
-        let mut s = format!("{CACHE_HEADER}\nkey {}\nroot {root}\n", hex(&self.key));
-        for t in tables {
-            let _ = writeln!(s, "table {}", hex(t.name.as_bytes()));
-            for (range, e) in &t.ranges {
-                let _ = writeln!(
-                    s,
-                    "{range:x} {} {} {} {} {}",
-                    hex(&e.fingerprint),
-                    e.oid,
-                    if e.split { "t" } else { "b" },
-                    e.rows,
-                    e.files
-                );
-            }
-        }
-        s
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    s
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// One table as read in the transaction: every range's objects.
@@ -764,221 +612,4 @@ impl Backup {
             log::warn!("cannot write {}: {e}", path.display());
         }
     }
-}
-
-/// A range's lines and where each row starts.
-#[derive(Default)]
-struct Lines {
-    buf: Vec<u8>,
-    rows: Vec<(i64, usize)>,
-}
-
-impl Lines {
-    fn push(&mut self, rowid: i64, values: &[ValueRef<'_>], secret: &[bool]) {
-        self.rows.push((rowid, self.buf.len()));
-        format::encode_row(&mut self.buf, rowid, values, secret);
-    }
-}
-
-/// Where a run's new objects go: into memory (libgit2's mempack backend, which the handle
-/// writes to first), then into the clone as one pack per [`FLUSH_BYTES`] and at the end: a few
-/// files, each synced once, instead of thousands of loose objects synced one by one, and
-/// memory bounded even for a first backup.
-struct Sink<'a, 'r> {
-    repo: &'r Repository,
-    odb: &'a git2::Odb<'r>,
-    /// Where new objects are written first, emptied once they are packed.
-    mempack: &'a git2::Mempack<'a>,
-    objects: Vec<Oid>,
-    pending: usize,
-}
-
-/// How many bytes of new objects are held in memory before they are packed.
-const FLUSH_BYTES: usize = 64 << 20;
-
-impl<'a, 'r> Sink<'a, 'r> {
-    fn new(
-        repo: &'r Repository,
-        odb: &'a git2::Odb<'r>,
-        mempack: &'a git2::Mempack<'a>,
-    ) -> Sink<'a, 'r> {
-        Sink {
-            repo,
-            odb,
-            mempack,
-            objects: Vec::new(),
-            pending: 0,
-        }
-    }
-
-    fn wrote(&mut self, oid: Oid, bytes: usize) -> Result<(), git2::Error> {
-        self.objects.push(oid);
-        self.pending += bytes;
-        if self.pending >= FLUSH_BYTES {
-            self.flush()
-                .map_err(|e| git2::Error::from_str(&e.to_string()))?;
-        }
-        Ok(())
-    }
-
-    /// Packs the objects held in memory into the clone (no delta search: see
-    /// [`Backup::open`]). libgit2's own mempack dump packs only what commits reach, so the
-    /// objects are packed one by one.
-    fn flush(&mut self) -> Result<(), String> {
-        if self.objects.is_empty() {
-            return Ok(());
-        }
-        let git = |e: git2::Error| e.message().to_owned();
-        let mut pb = self.repo.packbuilder().map_err(git)?;
-        for oid in &self.objects {
-            pb.insert_object(*oid, None).map_err(git)?;
-        }
-        let mut writer = self.odb.packwriter().map_err(git)?;
-        let mut failed = None;
-        pb.foreach(
-            |bytes| match std::io::Write::write_all(&mut writer, bytes) {
-                Ok(()) => true,
-                Err(e) => {
-                    failed = Some(e);
-                    false
-                }
-            },
-        )
-        .map_err(git)?;
-        if let Some(e) = failed {
-            return Err(e.to_string());
-        }
-        writer.commit().map_err(git)?;
-        self.mempack.reset().map_err(git)?;
-        self.objects.clear();
-        self.pending = 0;
-        Ok(())
-    }
-}
-
-/// Writes the rows `lo..=hi` (`buf`, rows starting at the offsets in `rows`): one blob, or a
-/// tree of halves while the blob would pass the cap. Returns the object, whether it is a tree,
-/// and how many files it holds.
-fn write_range(
-    sink: &mut Sink<'_, '_>,
-    lo: i64,
-    hi: i64,
-    buf: &[u8],
-    rows: &[(i64, usize)],
-) -> Result<(Oid, bool, u64), git2::Error> {
-    if buf.len() <= format::CHUNK_CAP || lo == hi || rows.len() <= 1 {
-        if buf.len() > 1_000_000 {
-            log::warn!(
-                "the backup file of rowids {lo}..{hi} holds {} bytes (one row larger than GitHub's 1 MB recommendation)",
-                buf.len()
-            );
-        }
-        let oid = sink.repo.blob(buf)?;
-        sink.wrote(oid, buf.len())?;
-        return Ok((oid, false, 1));
-    }
-    let mid = lo + (hi - lo) / 2;
-    let cut = rows.partition_point(|(id, _)| *id <= mid);
-    let at = rows.get(cut).map_or(buf.len(), |(_, off)| *off);
-    let mut tree = sink.repo.treebuilder(None)?;
-    let mut files = 0;
-    for (a, b, part, part_rows) in [
-        (lo, mid, &buf[..at], &rows[..cut]),
-        (mid + 1, hi, &buf[at..], &rows[cut..]),
-    ] {
-        if part_rows.is_empty() {
-            continue;
-        }
-        let shifted: Vec<(i64, usize)> = part_rows
-            .iter()
-            .map(|(id, off)| (*id, off - part_rows[0].1))
-            .collect();
-        let (oid, split, n) = write_range(sink, a, b, part, &shifted)?;
-        let name = match split {
-            true => format::range_name(a, b),
-            false => format!("{}.jsonl", format::range_name(a, b)),
-        };
-        tree.insert(name, oid, if split { 0o040000 } else { 0o100644 })?;
-        files += n;
-    }
-    let oid = tree.write()?;
-    sink.wrote(oid, 0)?;
-    Ok((oid, true, files))
-}
-
-/// A directory being assembled: files (and finished subtrees) and subdirectories.
-#[derive(Default)]
-struct Node {
-    files: BTreeMap<String, (Oid, i32)>,
-    dirs: BTreeMap<String, Node>,
-}
-
-impl Node {
-    /// Writes the tree and its subtrees, each only when the clone does not have it: its bytes
-    /// built and hashed here (about 30 trees a run, most unchanged), instead of libgit2's tree
-    /// builder, which looks up every entry's object (5,000 ranges at 1M contributions) and
-    /// rewrites or touches every tree.
-    fn write(&self, repo: &Repository) -> Result<Oid, RepoError> {
-        let odb = repo.odb().ctx("open the object database")?;
-        self.write_into(&odb)
-    }
-
-    fn write_into(&self, odb: &git2::Odb<'_>) -> Result<Oid, RepoError> {
-        let mut subtrees = Vec::with_capacity(self.dirs.len());
-        for (name, node) in &self.dirs {
-            subtrees.push((name, node.write_into(odb)?));
-        }
-        let mut entries: Vec<(&[u8], u32, Oid)> = self
-            .files
-            .iter()
-            .map(|(name, (oid, mode))| (name.as_bytes(), *mode as u32, *oid))
-            .chain(
-                subtrees
-                    .iter()
-                    .map(|(name, oid)| (name.as_bytes(), 0o040000, *oid)),
-            )
-            .collect();
-        let bytes =
-            crate::publish::rawtree::tree_bytes(&mut entries).ok_or_else(|| RepoError::Git {
-                context: "build tree".into(),
-                source: git2::Error::from_str("a backup tree entry has a name no tree can hold"),
-            })?;
-        let id = Oid::hash_object(git2::ObjectType::Tree, &bytes).ctx("build tree")?;
-        if odb.exists(id) {
-            return Ok(id);
-        }
-        odb.write(git2::ObjectType::Tree, &bytes).ctx("write tree")
-    }
-}
-
-/// The audit log's chunks written as blobs (only those git does not have yet cost a write),
-/// its manifest entry, and the `audit/` tree.
-fn write_audit(repo: &Repository, bytes: &[u8]) -> Result<(AuditEntry, Option<Oid>), RepoError> {
-    let mut node = Node::default();
-    let mut start = 0;
-    let cuts = format::audit_cuts(bytes);
-    for (i, end) in cuts.iter().enumerate() {
-        let (dir, file) = format::audit_path(i);
-        let oid = repo.blob(&bytes[start..*end]).ctx("write audit chunk")?;
-        node.dirs
-            .entry(dir)
-            .or_default()
-            .files
-            .insert(file, (oid, 0o100644));
-        start = *end;
-    }
-    let tree = if cuts.is_empty() {
-        None
-    } else {
-        Some(node.write(repo)?)
-    };
-    Ok((
-        AuditEntry {
-            bytes: bytes.len() as u64,
-            lines: bytes.iter().filter(|b| **b == b'\n').count() as u64,
-            chunks: cuts.len() as u64,
-            tree: tree.map(|t| t.to_string()),
-        },
-        tree,
-    ))
 }
