@@ -8,6 +8,7 @@
 mod support;
 
 mod backup;
+mod backup_fingerprints;
 mod backup_prescan;
 mod backup_remote;
 mod backup_salvage;

@@ -390,6 +390,25 @@ pub fn quote(name: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Where the column list ends and the rows begin is part of what is fingerprinted: a
+    /// table of two columns and one of its first column only, whose rows spell the same bytes
+    /// once the second column's name is read as the start of a row, differ. (The second name
+    /// is text tag 3 and a length of 10, the first table's row is read as the second's
+    /// text.)
+    #[test]
+    fn a_column_list_cannot_be_read_as_rows() {
+        let key = [7u8; 32];
+        let two = vec!["a".to_string(), "\u{3}\n".to_string()];
+        let mut f = Fingerprint::new(&key, 1, &two);
+        f.row(5, &[ValueRef::Null, ValueRef::Null], &[false, false]);
+        let one = vec!["a".to_string()];
+        let mut text = 5i64.to_le_bytes().to_vec();
+        text.extend_from_slice(&[0, 0]);
+        let mut g = Fingerprint::new(&key, 1, &one);
+        g.row(2, &[ValueRef::Text(&text)], &[false]);
+        assert_ne!(f.finish(), g.finish());
+    }
+
     #[test]
     fn fingerprints_see_type_value_and_secret_nullness_only() {
         let key = [7u8; 32];
