@@ -293,10 +293,13 @@ thread_local! {
 impl Fingerprint {
     /// A fingerprint under `key` for a table with these `columns` (a changed column list
     /// changes every fingerprint), and `format`, the version of the files it stands for (a new
-    /// format changes every fingerprint too).
+    /// format changes every fingerprint too). The number of columns comes first: without it,
+    /// a name could be read as the start of a row (a column dropped, a row changed, and the
+    /// range would hash the same bytes).
     pub fn new(key: &[u8; 32], format: u32, columns: &[String]) -> Fingerprint {
         let mut hasher = blake3::Hasher::new_keyed(key);
         hasher.update(&format.to_le_bytes());
+        hasher.update(&(columns.len() as u64).to_le_bytes());
         for c in columns {
             hasher.update(&(c.len() as u64).to_le_bytes());
             hasher.update(c.as_bytes());
