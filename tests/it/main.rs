@@ -10,6 +10,7 @@ mod support;
 mod backup;
 mod backup_fingerprints;
 mod backup_prescan;
+mod backup_raw;
 mod backup_remote;
 mod backup_salvage;
 mod bench;
