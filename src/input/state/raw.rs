@@ -250,6 +250,26 @@ mod tests {
         assert!(!raw.step().unwrap());
     }
 
+    /// What the statement refuses before SQLite sees it is named as it is: rusqlite's
+    /// `InvalidQuery` reads "Query is not read-only", which none of these is.
+    #[test]
+    fn refusals_name_their_cause() {
+        let conn = Connection::open_in_memory().unwrap();
+        for (sql, cause) in [
+            ("SELECT 'a\0b'", "holds a NUL byte"),
+            ("  -- nothing", "holds no statement"),
+        ] {
+            let Err(e) = RawStatement::prepare(&conn, sql) else {
+                panic!("prepared {sql:?}");
+            };
+            let text = e.to_string();
+            assert!(
+                text.contains(cause) && !text.contains("read-only"),
+                "{sql:?}: {text}"
+            );
+        }
+    }
+
     #[test]
     fn errors_carry_sqlite_code_and_message() {
         let conn = Connection::open_in_memory().unwrap();
