@@ -38,7 +38,7 @@ pub(super) struct RawStatement<'c> {
 impl<'c> RawStatement<'c> {
     /// Prepares `sql` (one statement) on `conn`.
     pub(super) fn prepare(conn: &'c Connection, sql: &str) -> rusqlite::Result<RawStatement<'c>> {
-        let text = CString::new(sql).map_err(|_| rusqlite::Error::InvalidQuery)?;
+        let text = CString::new(sql).map_err(|_| refusal("the SQL holds a NUL byte"))?;
         // SAFETY: `handle` is the live connection `conn` borrows for 'c; the statement is
         // finalized in `drop`, within 'c.
         unsafe {
@@ -59,7 +59,7 @@ impl<'c> RawStatement<'c> {
                     _conn: PhantomData,
                 }),
                 // Only whitespace or a comment: not a statement this module is used with.
-                None => Err(rusqlite::Error::InvalidQuery),
+                None => Err(refusal("the SQL holds no statement")),
             }
         }
     }
@@ -82,7 +82,8 @@ impl<'c> RawStatement<'c> {
 
     /// Binds parameter `index` (from 1) to a text; SQLite takes its own copy.
     pub(super) fn bind_text(&mut self, index: c_int, value: &str) -> rusqlite::Result<()> {
-        let len = c_int::try_from(value.len()).map_err(|_| rusqlite::Error::InvalidQuery)?;
+        let len = c_int::try_from(value.len())
+            .map_err(|_| refusal("a text of more than 2 GB cannot be bound"))?;
         // SAFETY: `value` is valid for `len` bytes during the call, and SQLITE_TRANSIENT has
         // SQLite copy it before returning.
         let rc = unsafe {
@@ -162,6 +163,12 @@ unsafe fn bytes<'a>(ptr: *const u8, len: c_int) -> &'a [u8] {
         Ok(len) if len > 0 && !ptr.is_null() => std::slice::from_raw_parts(ptr, len),
         _ => &[],
     }
+}
+
+/// What this module refuses before SQLite sees it, named (rusqlite's `InvalidQuery` would read
+/// "Query is not read-only").
+fn refusal(what: &str) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_MISUSE), Some(what.to_owned()))
 }
 
 /// SQLite's error `rc` on `db` as rusqlite reports it (code and message), so that callers
