@@ -154,7 +154,9 @@ impl Drop for RawStatement<'_> {
 }
 
 /// `len` bytes at `ptr` (an empty slice for a null pointer, SQLite's answer for an empty
-/// blob).
+/// blob, and for a text it could not convert from a UTF-16 database for want of memory: that
+/// one never completes a read, as the statement's next step then fails with SQLITE_NOMEM, which
+/// was checked with `sqlite3_hard_heap_limit64` on a 5 MB text).
 ///
 /// # Safety
 /// `ptr` must be valid for `len` bytes for as long as the returned slice is used.
