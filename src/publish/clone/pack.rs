@@ -111,6 +111,7 @@ impl DataRepo {
                 source: std::io::Error::other(format!("the merged pack lacks object {missing}")),
             });
         }
+        crate::pause::point("merged");
         for pack in &merged {
             // The merged pack can come out identical to one of them, under the same name.
             if *pack == new_pack {

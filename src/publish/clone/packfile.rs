@@ -59,6 +59,8 @@ impl<W> Crc<W> {
 /// A pack being written into `objects/pack` under a temporary name (`tmp_pack_*`, which the
 /// next run's recovery removes if this one is killed), with its index entries.
 struct NewPack {
+    /// The test pause point (src/pause.rs) reached as each entry is written.
+    phase: &'static str,
     dir: PathBuf,
     tmp: PathBuf,
     /// `None` once finished.
@@ -76,7 +78,7 @@ impl Drop for NewPack {
 }
 
 impl NewPack {
-    fn create(dir: &Path, count: u32) -> Result<NewPack, RepoError> {
+    fn create(phase: &'static str, dir: &Path, count: u32) -> Result<NewPack, RepoError> {
         let tmp = dir.join(format!(
             "tmp_pack_gitcord_{}_{}",
             std::process::id(),
@@ -95,6 +97,7 @@ impl NewPack {
         };
         let pack = PackWriter::new(out, count).map_err(io_err(&tmp))?;
         Ok(NewPack {
+            phase,
             dir: dir.to_owned(),
             tmp,
             pack: Some(pack),
@@ -119,7 +122,7 @@ impl NewPack {
         write(pack).map_err(io_err(&self.tmp))?;
         let crc = pack.get_mut().take();
         self.entries.push((id, crc, offset));
-        crate::pause::point("pack");
+        crate::pause::point(self.phase);
         Ok(())
     }
 
@@ -288,7 +291,7 @@ pub(super) fn pack_loose(
         *n += 1;
     }
     let count = plan.len() + rest.len() + outside.len();
-    let mut pack = NewPack::create(dir, count as u32)?;
+    let mut pack = NewPack::create("pack", dir, count as u32)?;
     let mut kept: HashMap<Oid, Vec<u8>> = HashMap::new();
     let mut depth: HashMap<Oid, u32> = HashMap::new();
     // Bases in older packs first, whole: the pack must stand alone.
@@ -589,7 +592,7 @@ pub(super) fn merge(
         }
     }
     let odb = repo.odb().ctx("merge packs")?;
-    let mut pack = NewPack::create(dir, chosen.len() as u32)?;
+    let mut pack = NewPack::create("merge", dir, chosen.len() as u32)?;
     let mut buf = Vec::new();
     for (s, source) in sources.iter().enumerate() {
         let mut file = io::BufReader::with_capacity(
