@@ -39,8 +39,14 @@ impl DataRepo {
         // A fresh handle: the session's may carry the backup's in-memory objects.
         let repo = Repository::open_bare(self.repo.path()).ctx("pack objects")?;
         let dir = self.repo.path().join("objects/pack");
+        let cpu = thread_cpu_seconds();
         let (pack, index) = packfile::pack_loose(&repo, &dir, &oids)?;
-        log::debug!("packed loose objects into {}", pack.display());
+        log::info!(
+            "packing: {} loose objects into {} bytes in {:.2} s of CPU",
+            oids.len(),
+            fs::metadata(&pack).map_or(0, |m| m.len()),
+            thread_cpu_seconds() - cpu
+        );
         // Only now that the pack and its index are in place, and list every one of them, do
         // the loose copies go.
         if let Some(missing) = oids.iter().find(|id| !index.contains(id)) {
@@ -104,7 +110,13 @@ impl DataRepo {
             held.len()
         );
         let repo = Repository::open_bare(self.repo.path()).ctx("merge packs")?;
+        let cpu = thread_cpu_seconds();
         let (new_pack, index) = packfile::merge(&repo, &dir, &merged)?;
+        log::info!(
+            "merged into {} bytes in {:.2} s of CPU",
+            fs::metadata(&new_pack).map_or(0, |m| m.len()),
+            thread_cpu_seconds() - cpu
+        );
         if let Some(missing) = held.iter().find(|id| !index.contains(id)) {
             return Err(RepoError::Io {
                 path: new_pack.with_extension("idx"),
@@ -129,6 +141,17 @@ impl DataRepo {
         }
         Ok(())
     }
+}
+
+/// This thread's CPU time (user and system), for the log lines `scripts/bench-pack.py` reads.
+fn thread_cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 /// The packs (size, path) to merge: sorted by size, the longest prefix whose merge leaves a
