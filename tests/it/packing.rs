@@ -142,3 +142,48 @@ fn killed_while_merging_packs_or_before_removing_the_old_ones() {
     assert_eq!(history(&bare).0, want);
     fsck(&bare);
 }
+
+/// A pack of ours damaged after it was written is found by the next run's health check, which
+/// sets the clone aside and rebuilds it from the remote, queue included.
+#[test]
+fn a_damaged_pack_of_ours_gets_the_clone_rebuilt() {
+    let server = GitServer::start();
+    let bare = server.create_bare_repo("data");
+    let host = Host::for_server(&server, "data");
+    let git_dir = host.clone_path("clone").join(".git");
+    host.push("clone", 0, &[]).expect_code(0);
+    let repo = git2::Repository::open_bare(&git_dir).unwrap();
+    for i in 0..520 {
+        repo.blob(format!("filler {i}\n").as_bytes()).unwrap();
+    }
+    drop(repo);
+    let before = packs(&git_dir);
+    let run = host.push("clone", 1, &["-v"]);
+    run.expect_code(0);
+    assert!(run.stderr.contains("packing: "), "{}", run.stderr);
+    let ours: Vec<PathBuf> = packs(&git_dir)
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert!(!ours.is_empty(), "premise: the run wrote a pack");
+    // The tip's objects are in it (packed after the commit): garble its second half.
+    for p in &ours {
+        let mut bytes = std::fs::read(p).unwrap();
+        let half = bytes.len() / 2;
+        for b in &mut bytes[half..] {
+            *b = !*b;
+        }
+        let mut perms = std::fs::metadata(p).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(p, perms).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    let run = host.push("clone", 2, &[]);
+    run.expect_code(0);
+    assert!(run.stderr.contains("is damaged"), "{}", run.stderr);
+    let want: Vec<String> = (0..3).map(dir_name).collect();
+    assert_eq!(history(&bare).0, want);
+    fsck(&bare);
+    fsck(&git_dir);
+}

@@ -290,24 +290,33 @@ pub(super) fn pack_loose(
         }
         *n += 1;
     }
-    let count = plan.len() + rest.len() + outside.len();
-    let mut pack = NewPack::create("pack", dir, count as u32)?;
+    // Bases in older packs go first, whole: the pack must stand alone. One that cannot be read
+    // (a damaged clone: the health check's business) is no base; its objects go whole.
     let mut kept: HashMap<Oid, Vec<u8>> = HashMap::new();
-    let mut depth: HashMap<Oid, u32> = HashMap::new();
-    // Bases in older packs first, whole: the pack must stand alone.
+    let mut outside_objects = Vec::new();
     for base in outside {
-        let object = odb.read(base).ctx("pack objects")?;
-        pack.whole(base, object.kind(), object.data())?;
+        match odb.read(base) {
+            Ok(object) => {
+                kept.insert(base, object.data().to_vec());
+                outside_objects.push((base, object.kind()));
+            }
+            Err(e) => log::warn!("packing: cannot read {base} (no delta against it): {e}"),
+        }
+    }
+    let count = plan.len() + rest.len() + outside_objects.len();
+    let mut pack = NewPack::create("pack", dir, count as u32)?;
+    let mut depth: HashMap<Oid, u32> = HashMap::new();
+    for (base, kind) in outside_objects {
+        pack.whole(base, kind, &kept[&base])?;
         depth.insert(base, 0);
-        kept.insert(base, object.data().to_vec());
     }
     for e in &plan {
         let object = odb.read(e.id).ctx("pack objects")?;
         let data = object.data();
         let mut written = false;
         if let Some(base) = e.base {
-            // A base in this pack written later (it is not, in a walk's order) or at the
-            // deepest allowed goes whole instead.
+            // A base in this pack written later (it is not, in a walk's order), not in it at
+            // all (an unreadable one) or at the deepest allowed: the object goes whole instead.
             let base_depth = match depth.get(&base) {
                 Some(d) => Some(*d),
                 None if rest_set.contains(&base) => Some(0),
@@ -323,17 +332,18 @@ pub(super) fn pack_loose(
                     }
                 };
                 let d = delta(base_bytes, data);
-                // Worth it only if clearly smaller; and trusted only once it rebuilds the object.
-                if d.len() < data.len() / 2 {
-                    if apply(base_bytes, &d).as_deref() != Some(data) {
-                        return Err(RepoError::Io {
-                            path: pack.tmp.clone(),
-                            source: io::Error::other(format!(
-                                "the delta of {} against {base} does not rebuild it",
-                                e.id
-                            )),
+                // Worth it only if clearly smaller; and trusted only once it rebuilds the object
+                // (else, a bug of the encoder, the object goes whole).
+                let rebuilds = d.len() < data.len() / 2
+                    && (apply(base_bytes, &d).as_deref() == Some(data)
+                        || {
+                            log::warn!(
+                            "packing: the delta of {} against {base} does not rebuild it; stored whole",
+                            e.id
+                        );
+                            false
                         });
-                    }
+                if rebuilds {
                     pack.ref_delta(e.id, base, &d)?;
                     depth.insert(e.id, base_depth + 1);
                     written = true;
