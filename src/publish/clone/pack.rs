@@ -23,7 +23,7 @@ const FACTOR: u64 = 2;
 
 impl DataRepo {
     /// Moves loose objects into one pack once enough have accumulated, then merges the small
-    /// packs ([`DataRepo::merge_small_packs`]).
+    /// packs (`merge_small_packs`).
     ///
     /// libgit2 writes each new object as its own file at the fastest (weakest) compression, so
     /// a clone of loose objects takes about twice the remote's space. Packing them every few
@@ -130,7 +130,7 @@ impl DataRepo {
                 continue;
             }
             // The pack before its index: an index without its pack is skipped by readers.
-            for ext in ["pack", "rev", "idx"] {
+            for ext in ["pack", "rev", "bitmap", "mtimes", "idx"] {
                 let path = pack.with_extension(ext);
                 match fs::remove_file(&path) {
                     Ok(()) => {}
