@@ -27,7 +27,7 @@ fn many_pushes_across_packings_and_merges_keep_the_clone_whole_and_the_remote_co
     let host = Host::for_server(&server, "data");
     let git_dir = host.clone_path("clone").join(".git");
     let runs = 9;
-    let (mut packings, mut merges) = (0, 0);
+    let (mut packings, mut merges, mut absorbed) = (0, 0, 0);
     let mut fillers = Vec::new();
     for n in 0..runs {
         if n > 0 {
@@ -46,6 +46,13 @@ fn many_pushes_across_packings_and_merges_keep_the_clone_whole_and_the_remote_co
         if run.stderr.contains("merging ") {
             merges += 1;
         }
+        // The backup's packs of this run's chunks are taken into the packing.
+        absorbed += run
+            .stderr
+            .lines()
+            .filter_map(|l| l.split_once("loose objects and ")?.1.split_once(' '))
+            .filter_map(|(n, _)| n.parse::<u32>().ok())
+            .sum::<u32>();
         assert!(!run.stderr.contains("cannot pack"), "{}", run.stderr);
         if n % 3 == 2 {
             fsck(&git_dir);
@@ -53,6 +60,7 @@ fn many_pushes_across_packings_and_merges_keep_the_clone_whole_and_the_remote_co
     }
     assert_eq!(packings, runs - 1, "every run after the first packed");
     assert!(merges >= 3, "{merges} merges");
+    assert!(absorbed >= 1, "no backup pack taken into a packing");
     // The clone: git accepts it whole, every pack of it, and nothing given to it was lost.
     git(&git_dir, &["fsck", "--full", "--strict", "--no-dangling"]);
     let packs = packs(&git_dir);

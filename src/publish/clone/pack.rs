@@ -40,16 +40,19 @@ impl DataRepo {
         let repo = Repository::open_bare(self.repo.path()).ctx("pack objects")?;
         let dir = self.repo.path().join("objects/pack");
         let cpu = thread_cpu_seconds();
-        let (pack, index) = packfile::pack_loose(&repo, &dir, &oids)?;
+        let packed = packfile::pack_loose(&repo, &dir, &oids, &packs(&dir)?)?;
+        let (pack, index) = (&packed.pack, &packed.index);
         log::info!(
-            "packing: {} loose objects into {} bytes in {:.2} s of CPU",
+            "packing: {} loose objects and {} packs into {} bytes in {:.2} s of CPU",
             oids.len(),
-            fs::metadata(&pack).map_or(0, |m| m.len()),
+            packed.absorbed.len(),
+            fs::metadata(pack).map_or(0, |m| m.len()),
             thread_cpu_seconds() - cpu
         );
         // Only now that the pack and its index are in place, and list every one of them, do
-        // the loose copies go.
-        if let Some(missing) = oids.iter().find(|id| !index.contains(id)) {
+        // the loose copies and the packs taken in go.
+        let held = packed.absorbed.iter().flat_map(|(_, ids)| ids);
+        if let Some(missing) = oids.iter().chain(held).find(|id| !index.contains(id)) {
             return Err(RepoError::Io {
                 path: pack.with_extension("idx"),
                 source: std::io::Error::other(format!("the new pack lacks object {missing}")),
@@ -61,6 +64,11 @@ impl DataRepo {
         for (_, path) in &loose {
             if let Some(dir) = path.parent() {
                 let _ = fs::remove_dir(dir); // only succeeds once empty
+            }
+        }
+        for (old, _) in &packed.absorbed {
+            if old != pack {
+                remove_pack(old)?;
             }
         }
         self.merge_small_packs()?;
@@ -79,23 +87,10 @@ impl DataRepo {
     /// merge removes.
     fn merge_small_packs(&self) -> Result<(), RepoError> {
         let dir = self.repo.path().join("objects/pack");
-        let mut packs: Vec<(u64, PathBuf)> = Vec::new();
-        for p in read_dir_entries(&dir)?.into_iter().map(|e| e.path()) {
-            let ext = p.extension().and_then(|x| x.to_str()).unwrap_or_default();
-            if ext == "idx" && !p.with_extension("pack").exists() {
-                // Left by a merge killed while removing its packs: invisible, so harmless.
-                let _ = fs::remove_file(&p);
-            }
-            if ext != "pack"
-                || p.with_extension("keep").exists()
-                || !p.with_extension("idx").exists()
-            {
-                continue;
-            }
-            if let Ok(m) = fs::metadata(&p) {
-                packs.push((m.len(), p));
-            }
-        }
+        let mut packs: Vec<(u64, PathBuf)> = packs(&dir)?
+            .into_iter()
+            .filter_map(|p| fs::metadata(&p).ok().map(|m| (m.len(), p)))
+            .collect();
         let merged = geometric_rollup(&mut packs);
         if merged.len() < 2 {
             return Ok(());
@@ -129,18 +124,42 @@ impl DataRepo {
             if *pack == new_pack {
                 continue;
             }
-            // The pack before its index: an index without its pack is skipped by readers.
-            for ext in ["pack", "rev", "bitmap", "mtimes", "idx"] {
-                let path = pack.with_extension(ext);
-                match fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(RepoError::Io { path, source: e }),
-                }
-            }
+            remove_pack(pack)?;
         }
         Ok(())
     }
+}
+
+/// The packs of `dir` a packing may rewrite: every `.pack` with its index and without a
+/// `.keep`. An index whose pack is gone (a merge killed while removing its packs: invisible,
+/// so harmless) is removed on the way.
+fn packs(dir: &Path) -> Result<Vec<PathBuf>, RepoError> {
+    let mut packs = Vec::new();
+    for p in read_dir_entries(dir)?.into_iter().map(|e| e.path()) {
+        let ext = p.extension().and_then(|x| x.to_str()).unwrap_or_default();
+        if ext == "idx" && !p.with_extension("pack").exists() {
+            let _ = fs::remove_file(&p);
+        }
+        if ext == "pack" && !p.with_extension("keep").exists() && p.with_extension("idx").exists() {
+            packs.push(p);
+        }
+    }
+    packs.sort();
+    Ok(packs)
+}
+
+/// Removes a pack and the files beside it, the pack before its index: an index without its
+/// pack is skipped by readers (and removed by [`packs`]).
+fn remove_pack(pack: &Path) -> Result<(), RepoError> {
+    for ext in ["pack", "rev", "bitmap", "mtimes", "idx"] {
+        let path = pack.with_extension(ext);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(RepoError::Io { path, source: e }),
+        }
+    }
+    Ok(())
 }
 
 /// This thread's CPU time (user and system), for the log lines `scripts/bench-pack.py` reads.

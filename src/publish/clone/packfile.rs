@@ -256,24 +256,54 @@ fn commits_in_order(odb: &Odb<'_>, repo: &Repository, ids: &[Oid]) -> Result<Vec
     Ok(order)
 }
 
+/// What [`pack_loose`] wrote: the new pack, its index, and the packs it took in (each with the
+/// objects it held), which the caller removes once it has checked the index lists them.
+pub(super) struct Packed {
+    pub(super) pack: PathBuf,
+    pub(super) index: packindex::PackIndex,
+    pub(super) absorbed: Vec<(PathBuf, Vec<Oid>)>,
+}
+
 /// Writes `loose` (every loose object of the clone) as one pack, with deltas as described in
-/// the module's documentation. Returns the new pack's path and index.
+/// the module's documentation, together with every pack of `packs` that holds nothing but
+/// objects the loose commits add: the backup's packs (one a run, whole objects, written
+/// without a delta search to keep each run cheap), whose chunks thus get deltas against their
+/// previous versions as on the remote.
 pub(super) fn pack_loose(
     repo: &Repository,
     dir: &Path,
     loose: &[Oid],
-) -> Result<(PathBuf, packindex::PackIndex), RepoError> {
+    packs: &[PathBuf],
+) -> Result<Packed, RepoError> {
     let odb = repo.odb().ctx("pack objects")?;
     let is_loose: HashSet<Oid> = loose.iter().copied().collect();
-    let mut listed = HashSet::new();
-    let mut plan: Vec<Entry> = Vec::new();
+    let mut walked = HashSet::new();
+    let mut all: Vec<Entry> = Vec::new();
     for commit in commits_in_order(&odb, repo, loose)? {
         for e in objects_to_send(repo, &[commit]).ctx("pack objects")? {
-            if is_loose.contains(&e.id) && listed.insert(e.id) {
-                plan.push(e);
+            if walked.insert(e.id) {
+                all.push(e);
             }
         }
     }
+    let mut batch = is_loose.clone();
+    let mut absorbed = Vec::new();
+    for p in packs {
+        let Ok(index) = packindex::read(&p.with_extension("idx")) else {
+            continue;
+        };
+        if !index.ids.is_empty()
+            && index
+                .ids
+                .iter()
+                .all(|id| walked.contains(id) || is_loose.contains(id))
+        {
+            batch.extend(index.ids.iter().copied());
+            absorbed.push((p.clone(), index.ids));
+        }
+    }
+    let plan: Vec<Entry> = all.into_iter().filter(|e| batch.contains(&e.id)).collect();
+    let listed: HashSet<Oid> = plan.iter().map(|e| e.id).collect();
     let rest: Vec<Oid> = loose
         .iter()
         .filter(|id| !listed.contains(id))
@@ -285,7 +315,7 @@ pub(super) fn pack_loose(
     let mut outside = Vec::new();
     for base in plan.iter().filter_map(|e| e.base) {
         let n = uses.entry(base).or_insert(0);
-        if *n == 0 && !is_loose.contains(&base) {
+        if *n == 0 && !batch.contains(&base) {
             outside.push(base);
         }
         *n += 1;
@@ -369,7 +399,12 @@ pub(super) fn pack_loose(
         let object = odb.read(id).ctx("pack objects")?;
         pack.whole(id, object.kind(), object.data())?;
     }
-    pack.finish()
+    let (pack, index) = pack.finish()?;
+    Ok(Packed {
+        pack,
+        index,
+        absorbed,
+    })
 }
 
 /// The type number of an `OFS_DELTA` and a `REF_DELTA` entry.
@@ -848,7 +883,21 @@ mod tests {
         let want = contents(&repo, &ids);
         let raw: usize = want.values().map(|(_, d)| d.len()).sum();
 
-        let (pack, index) = pack_loose(&repo, &repo.path().join("objects/pack"), &ids).unwrap();
+        let Packed {
+            pack,
+            index,
+            absorbed,
+        } = pack_loose(
+            &repo,
+            &repo.path().join("objects/pack"),
+            &ids,
+            &packs(&repo),
+        )
+        .unwrap();
+        assert!(
+            absorbed.is_empty(),
+            "the older pack holds commits: {absorbed:?}"
+        );
         for id in &ids {
             assert!(index.contains(id), "{id}");
         }
@@ -877,6 +926,73 @@ mod tests {
         git(repo.path(), &["fsck", "--full", "--strict"]);
     }
 
+    /// The backup's packs (whole objects, one a run) are taken into the packing when all they
+    /// hold is what the loose commits add; a pack with anything else (commits of the history)
+    /// is left alone.
+    #[test]
+    fn packs_of_what_the_loose_commits_add_are_taken_in_and_get_deltas() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        commit_snapshots(&repo, 0, 2);
+        libgit2_pack(&repo);
+        let history = packs(&repo);
+        commit_snapshots(&repo, 2, 6);
+        // The new blobs go into a pack of their own, as the backup's chunks do.
+        let odb = repo.odb().unwrap();
+        let blobs: Vec<(Oid, PathBuf)> = loose(&repo)
+            .into_iter()
+            .filter(|(id, _)| odb.read_header(*id).unwrap().1 == ObjectType::Blob)
+            .collect();
+        let mut pb = repo.packbuilder().unwrap();
+        for (id, _) in &blobs {
+            pb.insert_object(*id, None).unwrap();
+        }
+        let mut writer = odb.packwriter().unwrap();
+        pb.foreach(|bytes| std::io::Write::write_all(&mut writer, bytes).is_ok())
+            .unwrap();
+        writer.commit().unwrap();
+        for (_, path) in &blobs {
+            fs::remove_file(path).unwrap();
+        }
+        let chunks: Vec<PathBuf> = packs(&repo)
+            .into_iter()
+            .filter(|p| !history.contains(p))
+            .collect();
+        assert_eq!(chunks.len(), 1);
+        let objects = loose(&repo);
+        let ids: Vec<Oid> = objects.iter().map(|(id, _)| *id).collect();
+        let mut all = ids.clone();
+        all.extend(blobs.iter().map(|(id, _)| *id));
+        let want = contents(&repo, &all);
+
+        let packed = pack_loose(
+            &repo,
+            &repo.path().join("objects/pack"),
+            &ids,
+            &packs(&repo),
+        )
+        .unwrap();
+        assert_eq!(
+            packed.absorbed,
+            [(
+                chunks[0].clone(),
+                packindex::read(&chunks[0].with_extension("idx"))
+                    .unwrap()
+                    .ids
+            )]
+        );
+        assert_eq!(read_alone(&packed.pack, &all), want);
+        let verify = git(
+            repo.path(),
+            &[
+                "verify-pack",
+                "-v",
+                packed.pack.with_extension("idx").to_str().unwrap(),
+            ],
+        );
+        assert!(verify.contains("chain length = 5:"), "{verify}");
+    }
+
     #[test]
     fn chains_stop_at_the_maximum_depth() {
         let dir = tempfile::tempdir().unwrap();
@@ -885,7 +1001,9 @@ mod tests {
         let objects = loose(&repo);
         let ids: Vec<Oid> = objects.iter().map(|(id, _)| *id).collect();
         let want = contents(&repo, &ids);
-        let (pack, _) = pack_loose(&repo, &repo.path().join("objects/pack"), &ids).unwrap();
+        let pack = pack_loose(&repo, &repo.path().join("objects/pack"), &ids, &[])
+            .unwrap()
+            .pack;
         assert_eq!(read_alone(&pack, &ids), want);
         let verify = git(
             repo.path(),
@@ -921,7 +1039,7 @@ mod tests {
             commit_snapshots(&repo, from, count);
             let objects = loose(&repo);
             let ids: Vec<Oid> = objects.iter().map(|(id, _)| *id).collect();
-            pack_loose(&repo, &pack_dir, &ids).unwrap();
+            pack_loose(&repo, &pack_dir, &ids, &[]).unwrap();
             for (_, path) in objects {
                 fs::remove_file(path).unwrap();
             }
