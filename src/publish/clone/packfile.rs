@@ -8,6 +8,9 @@
 //!   in an older pack is written whole at the start of the new pack, so every pack stands
 //!   alone (no delta chain crosses packs) and chains stay as short as the runs one packing
 //!   gathers (capped at [`MAX_DEPTH`] anyway). Loose objects no commit reaches go in whole.
+//!   A pack holding nothing but objects the loose commits add (the backup's, one a run, whole
+//!   objects written without a search) is taken in the same way, and goes with the loose
+//!   objects.
 //! * Packs ([`merge`]): each entry is copied as stored (its CRC32 checked against its index),
 //!   an `OFS_DELTA` (which libgit2's pack builder writes) rewritten as a `REF_DELTA` naming
 //!   its base's id; nothing is inflated or searched again.

@@ -356,7 +356,8 @@ pub(crate) fn apply(base: &[u8], delta: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let want = size(delta, &mut i)?;
-    let mut out = Vec::with_capacity(want);
+    // The size a delta claims is only a hint until the result has it.
+    let mut out = Vec::with_capacity(want.min(1 << 26));
     while i < delta.len() {
         let command = delta[i];
         i += 1;
@@ -455,6 +456,24 @@ pub(crate) mod tests {
         ] {
             assert_eq!(apply(&b, &delta(&b, &t)), t);
         }
+    }
+
+    #[test]
+    fn a_delta_that_does_not_fit_its_base_or_its_size_rebuilds_nothing() {
+        let base = b"0123456789abcdef0123456789";
+        let good = delta(base, b"0123456789abcdef!");
+        assert_eq!(
+            super::apply(base, &good).as_deref(),
+            Some(&b"0123456789abcdef!"[..])
+        );
+        // Another base's size, a copy past the base's end, a result longer or shorter than
+        // said, the reserved instruction, a truncated copy.
+        assert_eq!(super::apply(b"short", &good), None);
+        assert_eq!(super::apply(base, &[26, 4, 0x91, 24, 4]), None);
+        assert_eq!(super::apply(base, &[26, 2, 3, b'a', b'b', b'c']), None);
+        assert_eq!(super::apply(base, &[26, 4, 3, b'a', b'b', b'c']), None);
+        assert_eq!(super::apply(base, &[26, 1, 0]), None);
+        assert_eq!(super::apply(base, &[26, 1, 0x91]), None);
     }
 
     #[test]
