@@ -292,6 +292,11 @@ pub(super) fn pack_loose(
     let mut batch = is_loose.clone();
     let mut absorbed = Vec::new();
     for p in packs {
+        // An index of more objects than the batch could hold is not read (the history's).
+        let most = 8 + 1024 + 40 + 28 * (walked.len() + is_loose.len()) as u64;
+        if fs::metadata(p.with_extension("idx")).map_or(true, |m| m.len() > most) {
+            continue;
+        }
         let Ok(index) = packindex::read(&p.with_extension("idx")) else {
             continue;
         };
