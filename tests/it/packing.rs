@@ -31,6 +31,17 @@ fn many_pushes_across_packings_and_merges_keep_the_clone_whole_and_the_remote_co
     let mut fillers = Vec::new();
     for n in 0..runs {
         if n > 0 {
+            // Gitcord ran: a few new contributions, so the backup writes a pack of changed
+            // chunks (each with its previous version as base) that the packing takes in.
+            let db = rusqlite::Connection::open(host.env.path("state.db")).unwrap();
+            db.execute(
+                "INSERT INTO contributions (github_user, event_type, repo, created_at, payload_json)
+                 SELECT github_user, event_type, repo, ?1, payload_json FROM contributions
+                 ORDER BY id DESC LIMIT 3",
+                [format!("2024-01-31T{n:02}:30:00+00:00")],
+            )
+            .unwrap();
+            drop(db);
             // Enough loose objects that this run packs (the snapshots' own objects with them),
             // none of them reachable: they must survive every packing and merge all the same.
             let repo = git2::Repository::open_bare(&git_dir).unwrap();

@@ -8,9 +8,9 @@
 //!   in an older pack is written whole at the start of the new pack, so every pack stands
 //!   alone (no delta chain crosses packs) and chains stay as short as the runs one packing
 //!   gathers (capped at [`MAX_DEPTH`] anyway). Loose objects no commit reaches go in whole.
-//!   A pack holding nothing but objects the loose commits add (the backup's, one a run, whole
-//!   objects written without a search) is taken in the same way, and goes with the loose
-//!   objects.
+//!   A pack holding nothing but objects the loose commits add, most of them with a base (the
+//!   backup's, one a run, whole objects written without a search), is taken in the same way,
+//!   and goes with the loose objects.
 //! * Packs ([`merge`]): each entry is copied as stored (its CRC32 checked against its index),
 //!   an `OFS_DELTA` (which libgit2's pack builder writes) rewritten as a `REF_DELTA` naming
 //!   its base's id; nothing is inflated or searched again.
@@ -280,11 +280,13 @@ pub(super) fn pack_loose(
 ) -> Result<Packed, RepoError> {
     let odb = repo.odb().ctx("pack objects")?;
     let is_loose: HashSet<Oid> = loose.iter().copied().collect();
-    let mut walked = HashSet::new();
+    // Each object the loose commits add, and whether it has a base.
+    let mut walked: HashMap<Oid, bool> = HashMap::new();
     let mut all: Vec<Entry> = Vec::new();
     for commit in commits_in_order(&odb, repo, loose)? {
         for e in objects_to_send(repo, &[commit]).ctx("pack objects")? {
-            if walked.insert(e.id) {
+            if let std::collections::hash_map::Entry::Vacant(v) = walked.entry(e.id) {
+                v.insert(e.base.is_some());
                 all.push(e);
             }
         }
@@ -300,11 +302,19 @@ pub(super) fn pack_loose(
         let Ok(index) = packindex::read(&p.with_extension("idx")) else {
             continue;
         };
+        // Only if the deltas are the point: a pack of objects with nothing like them before
+        // (a first, full backup) would only be deflated again, whole.
+        let with_base = index
+            .ids
+            .iter()
+            .filter(|id| walked.get(id) == Some(&true))
+            .count();
         if !index.ids.is_empty()
+            && with_base * 2 >= index.ids.len()
             && index
                 .ids
                 .iter()
-                .all(|id| walked.contains(id) || is_loose.contains(id))
+                .all(|id| walked.contains_key(id) || is_loose.contains(id))
         {
             batch.extend(index.ids.iter().copied());
             absorbed.push((p.clone(), index.ids));
