@@ -15,7 +15,9 @@ pub const FILE: &str = "GITCORD_SNAPSHOT_PAUSE_FILE";
 
 /// Stops here, forever, if the test asked for `phase`: `fetch` (objects arriving),
 /// `commit` (committed, not yet pushed), `push` (objects leaving), `pushed` (the remote
-/// updated, the clone not yet told), `pack` (a pack half written), `view` (the working copy
+/// updated, the clone not yet told), `pack` (a pack of loose objects half written), `merge` (a
+/// merge of packs half written), `merged` (the merged pack in place, the old ones not yet
+/// removed), `view` (the working copy
 /// half updated), `backup` (the backup's objects written, not committed), `backup-cache` (the
 /// backup committed, its cache not yet updated) or `backup-pushed` (a backup repository of its
 /// own updated, the clone not yet told).

@@ -22,6 +22,7 @@ mod git_server_smoke;
 mod hostile;
 mod newest;
 mod operations;
+mod packing;
 mod pointer;
 mod push;
 mod readers;

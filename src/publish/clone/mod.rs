@@ -33,6 +33,8 @@ mod health;
 mod latest;
 mod open;
 mod pack;
+mod packfile;
+mod packindex;
 mod reads;
 mod salvage;
 mod tracking;

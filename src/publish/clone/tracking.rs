@@ -109,8 +109,8 @@ impl DataRepo {
 /// and the search was a fifth of a push's time. libgit2 reads its "never delta objects larger
 /// than this" threshold from `pack.deltaCacheSize`; a one-byte value, layered over this handle's
 /// configuration only (nothing in `.git/config` changes), turns the search off. Local packing
-/// ([`DataRepo::pack_loose_objects`]) uses a separate handle and keeps its deltas, which is what
-/// keeps the clone small: consecutive snapshots differ by a few lines.
+/// ([`DataRepo::pack_loose_objects`]) writes its own deltas (each file against its previous
+/// version), which is what keeps the clone small: consecutive snapshots differ by a few lines.
 pub(super) fn no_deltas_for_push(repo: &Repository) -> Result<(), RepoError> {
     let path = repo.path().join(PUSH_CONFIG);
     if !path.exists() {

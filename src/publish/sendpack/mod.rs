@@ -19,9 +19,9 @@
 //! Unlike libgit2's push, nothing here reads the remote tip's whole tree: the work per push is
 //! what the new commits change.
 
-mod pack;
+pub(crate) mod pack;
 mod pktline;
-mod walk;
+pub(crate) mod walk;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};

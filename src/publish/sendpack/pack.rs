@@ -116,17 +116,37 @@ impl<W: Write> PackWriter<W> {
         self.entry(REF_DELTA, delta.len(), Some(base), delta)
     }
 
+    /// An entry as another pack stores it (header, base and deflated data), copied unchanged.
+    pub(crate) fn stored(&mut self, entry: &[u8]) -> io::Result<()> {
+        if self.remaining == 0 {
+            return Err(io::Error::other("more objects than the pack's header says"));
+        }
+        self.remaining -= 1;
+        self.put(entry)
+    }
+
+    /// The underlying writer (to see what an entry wrote, e.g. its CRC32 for a pack index).
+    pub(crate) fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Ends the pack with its SHA-1 and gives back the writer.
-    pub(crate) fn finish(mut self) -> io::Result<W> {
+    pub(crate) fn finish(self) -> io::Result<W> {
+        self.finish_with_checksum().map(|(out, _)| out)
+    }
+
+    /// Ends the pack with its SHA-1 and gives back the writer and that checksum (which names a
+    /// pack on disk and ends its index).
+    pub(crate) fn finish_with_checksum(mut self) -> io::Result<(W, [u8; 20])> {
         if self.remaining != 0 {
             return Err(io::Error::other(
                 "fewer objects than the pack's header says",
             ));
         }
-        let digest = self.hash.clone().finalize();
+        let digest: [u8; 20] = self.hash.clone().finalize().into();
         self.out.write_all(&digest)?;
         self.written += digest.len() as u64;
-        Ok(self.out)
+        Ok((self.out, digest))
     }
 }
 
@@ -312,58 +332,74 @@ pub(crate) fn delta(base: &[u8], target: &[u8]) -> Vec<u8> {
     out
 }
 
+/// git's patch-delta: `delta` applied to `base`, or `None` if the delta is malformed or does not
+/// fit `base`. A local pack checks each delta it writes with it before trusting it with the
+/// clone's objects (copying is cheap next to encoding).
+pub(crate) fn apply(base: &[u8], delta: &[u8]) -> Option<Vec<u8>> {
+    fn size(d: &[u8], i: &mut usize) -> Option<usize> {
+        let (mut n, mut shift) = (0usize, 0u32);
+        loop {
+            let b = *d.get(*i)?;
+            *i += 1;
+            n |= usize::from(b & 0x7f).checked_shl(shift)?;
+            shift += 7;
+            if b & 0x80 == 0 {
+                return Some(n);
+            }
+            if shift > 63 {
+                return None;
+            }
+        }
+    }
+    let mut i = 0;
+    if size(delta, &mut i)? != base.len() {
+        return None;
+    }
+    let want = size(delta, &mut i)?;
+    // The size a delta claims is only a hint until the result has it.
+    let mut out = Vec::with_capacity(want.min(1 << 26));
+    while i < delta.len() {
+        let command = delta[i];
+        i += 1;
+        if command & 0x80 != 0 {
+            let (mut offset, mut len) = (0usize, 0usize);
+            for k in 0..4 {
+                if command & (1 << k) != 0 {
+                    offset |= usize::from(*delta.get(i)?) << (8 * k);
+                    i += 1;
+                }
+            }
+            for k in 0..3 {
+                if command & (0x10 << k) != 0 {
+                    len |= usize::from(*delta.get(i)?) << (8 * k);
+                    i += 1;
+                }
+            }
+            if len == 0 {
+                len = 0x10000;
+            }
+            out.extend_from_slice(base.get(offset..offset.checked_add(len)?)?);
+        } else if command == 0 {
+            return None; // reserved
+        } else {
+            let n = usize::from(command);
+            out.extend_from_slice(delta.get(i..i + n)?);
+            i += n;
+        }
+        if out.len() > want {
+            return None;
+        }
+    }
+    (out.len() == want).then_some(out)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 
-    /// git's patch-delta, for the tests: the result of `delta` applied to `base`.
+    /// git's patch-delta: the result of `delta` applied to `base`.
     pub(crate) fn apply(base: &[u8], delta: &[u8]) -> Vec<u8> {
-        fn size(d: &[u8], i: &mut usize) -> usize {
-            let (mut n, mut shift) = (0usize, 0);
-            loop {
-                let b = d[*i];
-                *i += 1;
-                n |= usize::from(b & 0x7f) << shift;
-                shift += 7;
-                if b & 0x80 == 0 {
-                    return n;
-                }
-            }
-        }
-        let mut i = 0;
-        assert_eq!(size(delta, &mut i), base.len());
-        let want = size(delta, &mut i);
-        let mut out = Vec::new();
-        while i < delta.len() {
-            let command = delta[i];
-            i += 1;
-            if command & 0x80 != 0 {
-                let (mut offset, mut len) = (0usize, 0usize);
-                for k in 0..4 {
-                    if command & (1 << k) != 0 {
-                        offset |= usize::from(delta[i]) << (8 * k);
-                        i += 1;
-                    }
-                }
-                for k in 0..3 {
-                    if command & (0x10 << k) != 0 {
-                        len |= usize::from(delta[i]) << (8 * k);
-                        i += 1;
-                    }
-                }
-                if len == 0 {
-                    len = 0x10000;
-                }
-                out.extend_from_slice(&base[offset..offset + len]);
-            } else {
-                assert!(command != 0, "reserved instruction");
-                let n = usize::from(command);
-                out.extend_from_slice(&delta[i..i + n]);
-                i += n;
-            }
-        }
-        assert_eq!(out.len(), want);
-        out
+        super::apply(base, delta).expect("a well-formed delta")
     }
 
     /// A deterministic pseudo-random byte stream.
@@ -420,6 +456,24 @@ pub(crate) mod tests {
         ] {
             assert_eq!(apply(&b, &delta(&b, &t)), t);
         }
+    }
+
+    #[test]
+    fn a_delta_that_does_not_fit_its_base_or_its_size_rebuilds_nothing() {
+        let base = b"0123456789abcdef0123456789";
+        let good = delta(base, b"0123456789abcdef!");
+        assert_eq!(
+            super::apply(base, &good).as_deref(),
+            Some(&b"0123456789abcdef!"[..])
+        );
+        // Another base's size, a copy past the base's end, a result longer or shorter than
+        // said, the reserved instruction, a truncated copy.
+        assert_eq!(super::apply(b"short", &good), None);
+        assert_eq!(super::apply(base, &[26, 4, 0x91, 24, 4]), None);
+        assert_eq!(super::apply(base, &[26, 2, 3, b'a', b'b', b'c']), None);
+        assert_eq!(super::apply(base, &[26, 4, 3, b'a', b'b', b'c']), None);
+        assert_eq!(super::apply(base, &[26, 1, 0]), None);
+        assert_eq!(super::apply(base, &[26, 1, 0x91]), None);
     }
 
     #[test]
