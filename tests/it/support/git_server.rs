@@ -16,7 +16,9 @@
 //! * fcgiwrap runs with `-c 1` (no preforked workers) and a cleared
 //!   environment; each request forks one `git-http-backend`.
 //! * A tiny `sh` watchdog per server kills nginx and fcgiwrap if the test
-//!   process dies without running `Drop` (e.g. killed by a timeout).
+//!   process dies without running `Drop` (e.g. killed by a timeout). fcgiwrap
+//!   runs in a process group of its own, killed whole, so no `git-http-backend`
+//!   it forked outlives the server.
 //! * The port is never freed while the server lives: a [`HeldPort`] (bound with
 //!   `SO_REUSEPORT`, never listening) owns it, and nginx listens on it with
 //!   `reuseport`. [`GitServer::stop`] therefore leaves a port that refuses
@@ -28,6 +30,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread;
@@ -391,7 +394,7 @@ impl GitServer {
             }
             Err(why) => {
                 kill_wait(&mut nginx);
-                kill_wait(&mut fcgiwrap);
+                kill_group(&mut fcgiwrap);
                 let log = self.error_log() + &read_lossy(&root.join("logs/nginx.stderr"));
                 panic!(
                     "git test server failed to start on 127.0.0.1:{port}: {why}\n\
@@ -422,7 +425,10 @@ impl GitServer {
             .current_dir(root)
             .stdin(Stdio::null())
             .stdout(log_file(&root.join("logs/fcgiwrap.stdout")))
-            .stderr(log_file(&root.join("logs/fcgiwrap.stderr")));
+            .stderr(log_file(&root.join("logs/fcgiwrap.stderr")))
+            // A process group of its own, which the git-http-backend processes it forks
+            // inherit: stopping the server stops them too (see `kill_group`).
+            .process_group(0);
         cmd.spawn().unwrap_or_else(|e| {
             panic!(
                 "cannot spawn {}: {e}; {INSTALL_HINT}",
@@ -466,7 +472,7 @@ impl Procs {
             kill_wait(w);
         }
         kill_wait(&mut self.nginx);
-        kill_wait(&mut self.fcgiwrap);
+        kill_group(&mut self.fcgiwrap);
     }
 }
 
@@ -625,17 +631,31 @@ fn kill_wait(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Kills nginx and fcgiwrap if the test process goes away without `Drop`.
+/// Kills fcgiwrap and every process it forked (its process group): a `git-http-backend` that
+/// outlived its request must not outlive the server. (git's http-backend reads a request body
+/// of a given length in a loop that never ends when the body ends early, at 100% CPU; nginx
+/// no longer cuts bodies short, `fastcgi_ignore_client_abort`, but nothing may be left behind.)
+fn kill_group(fcgiwrap: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", fcgiwrap.id())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    kill_wait(fcgiwrap);
+}
+
+/// Kills nginx and fcgiwrap's process group (fcgiwrap and the backends it forked) if the test
+/// process goes away without `Drop`.
 fn spawn_watchdog(nginx: u32, fcgiwrap: u32) -> Option<Child> {
     Command::new("/bin/sh")
         .arg("-c")
         .arg(
-            "p=$1; shift; while kill -0 \"$p\" 2>/dev/null; do sleep 1; done; kill -9 \"$@\" 2>/dev/null",
+            "p=$1; shift; while kill -0 \"$p\" 2>/dev/null; do sleep 1; done; kill -9 -- \"$@\" 2>/dev/null",
         )
         .arg("git-server-watchdog")
         .arg(std::process::id().to_string())
         .arg(nginx.to_string())
-        .arg(fcgiwrap.to_string())
+        .arg(format!("-{fcgiwrap}"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -942,6 +962,11 @@ http {{
             fastcgi_read_timeout 300s;
             fastcgi_send_timeout 300s;
             fastcgi_buffering off;
+            # A client killed after sending its whole request (the crash tests' SIGKILL)
+            # must not cut the body nginx is still passing on: git's http-backend then waits
+            # forever for the rest, at 100% CPU, holding fcgiwrap's one worker, and every later
+            # request of the test times out. A real server finishes such a push, too.
+            fastcgi_ignore_client_abort on;
             fastcgi_param SCRIPT_FILENAME $git_program;
             fastcgi_param SCRIPT_NAME /$git_script;
             fastcgi_param PATH_INFO $git_path_info;
