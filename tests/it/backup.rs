@@ -30,7 +30,7 @@ pub(crate) fn install(host: &Host, v: u32) {
 }
 
 /// `sqlite3 .dump` of `db`, as bytes (TEXT that is not UTF-8 is dumped as it is stored).
-fn dump_bytes(db: &Path) -> Vec<u8> {
+pub(crate) fn dump_bytes(db: &Path) -> Vec<u8> {
     let out = Command::new("sqlite3")
         .arg(db)
         .arg(".dump")
@@ -47,6 +47,22 @@ fn dump_bytes(db: &Path) -> Vec<u8> {
 /// `sqlite3 .dump` of `db` (fixtures hold only UTF-8 text).
 pub(crate) fn dump(db: &Path) -> String {
     String::from_utf8(dump_bytes(db)).expect("a dump of UTF-8 text")
+}
+
+/// Overwrites leaf page number `offset` (counted from the table's first) of `table` in `db`
+/// with garbage, found with SQLite's `dbstat` (pages of 4 KB, SQLite's default).
+pub(crate) fn damage_leaf_page(db: &Path, table: &str, offset: u32) {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(format!(
+            "SELECT pageno FROM dbstat WHERE name = '{table}' AND pagetype = 'leaf' LIMIT 1 OFFSET {offset}"
+        ))
+        .output()
+        .unwrap();
+    let page: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let mut bytes = std::fs::read(db).unwrap();
+    bytes[(page - 1) * 4096..page * 4096].fill(0x5a);
+    std::fs::write(db, &bytes).unwrap();
 }
 
 /// `sqlite3 .dump` of fixture `v` with the one secret column as restore leaves it (NULL).

@@ -6,8 +6,8 @@
 use crate::backup::{install, restore};
 use crate::support::host::Host;
 
-/// `sqlite3 .dump` of a copy of `host`'s state.db with the secret column as restore leaves it.
-fn want_dump(host: &Host, name: &str) -> String {
+/// A copy of `host`'s state.db, named `name`, with the secret column as restore leaves it.
+pub(crate) fn as_restored(host: &Host, name: &str) -> std::path::PathBuf {
     let copy = host.env.path(name);
     let _ = std::fs::remove_file(&copy);
     std::fs::copy(host.env.path("state.db"), &copy).unwrap();
@@ -15,7 +15,12 @@ fn want_dump(host: &Host, name: &str) -> String {
     c.execute("UPDATE identity_links SET verification_code = NULL", [])
         .unwrap();
     drop(c);
-    crate::backup::dump(&copy)
+    copy
+}
+
+/// `sqlite3 .dump` of [`as_restored`].
+fn want_dump(host: &Host, name: &str) -> String {
+    crate::backup::dump(&as_restored(host, name))
 }
 
 /// A contributions table with a column literally named `rowid` (SQLite allows it; the real
@@ -223,17 +228,7 @@ fn a_damaged_contributions_page_reads_as_corrupt_in_a_first_and_a_later_backup()
     drop(conn);
     host.push("clone", 1, &["--no-push"]).expect_code(0);
     // A leaf page of contributions, well inside the table, overwritten with garbage.
-    let out = std::process::Command::new("sqlite3")
-        .arg(host.env.path("state.db"))
-        .arg("SELECT pageno FROM dbstat WHERE name = 'contributions' AND pagetype = 'leaf' LIMIT 1 OFFSET 100")
-        .output()
-        .unwrap();
-    let page: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    let mut bytes = std::fs::read(host.env.path("state.db")).unwrap();
-    let size = 4096;
-    let at = (page as usize - 1) * size;
-    bytes[at..at + size].fill(0x5a);
-    std::fs::write(host.env.path("state.db"), &bytes).unwrap();
+    crate::backup::damage_leaf_page(&host.env.path("state.db"), "contributions", 100);
     let without = {
         let config = std::fs::read_to_string(host.env.path("config.yaml")).unwrap();
         host.env

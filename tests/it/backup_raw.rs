@@ -6,8 +6,6 @@
 //! change) must end with the tree a first backup of the same state writes, and restore to the
 //! database.
 
-use std::path::Path;
-
 use crate::backup::{dump, install, restore, BRANCH};
 use crate::support::host::Host;
 
@@ -19,31 +17,9 @@ fn tables(host: &Host, clone: &str) -> String {
     )
 }
 
-/// `sqlite3 .dump` of `db`, as bytes (TEXT that is not UTF-8 is dumped as it is stored).
-fn dump_bytes(db: &Path) -> Vec<u8> {
-    let out = std::process::Command::new("sqlite3")
-        .arg(db)
-        .arg(".dump")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 /// `sqlite3 .dump` of a copy of `host`'s state.db with the secret column as restore leaves it.
 fn want_dump(host: &Host) -> Vec<u8> {
-    let copy = host.env.path("want.db");
-    let _ = std::fs::remove_file(&copy);
-    std::fs::copy(host.env.path("state.db"), &copy).unwrap();
-    let c = rusqlite::Connection::open(&copy).unwrap();
-    c.execute("UPDATE identity_links SET verification_code = NULL", [])
-        .unwrap();
-    drop(c);
-    dump_bytes(&copy)
+    crate::backup::dump_bytes(&crate::backup_prescan::as_restored(host, "want.db"))
 }
 
 /// The `N range(s) written (...), M kept` of a `-v` run's backup line.
@@ -77,7 +53,7 @@ fn assert_later_is_first(host: &Host, clone: &str, n: u32) {
     let to = format!("r{n}/state.db");
     restore(host, clone, "latest", &to).expect_code(0);
     assert!(
-        dump_bytes(&host.env.path(&to)) == want_dump(host),
+        crate::backup::dump_bytes(&host.env.path(&to)) == want_dump(host),
         "the restored database's dump differs"
     );
 }
@@ -99,15 +75,7 @@ fn a_damaged_page_of_a_table_only_the_backup_reads_is_corrupt_in_a_first_and_a_l
     .unwrap();
     drop(conn);
     host.push("clone", 1, &["--no-push"]).expect_code(0);
-    let out = std::process::Command::new("sqlite3")
-        .arg(host.env.path("state.db"))
-        .arg("SELECT pageno FROM dbstat WHERE name = 'extra' AND pagetype = 'leaf' LIMIT 1 OFFSET 40")
-        .output()
-        .unwrap();
-    let page: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    let mut bytes = std::fs::read(host.env.path("state.db")).unwrap();
-    bytes[(page - 1) * 4096..page * 4096].fill(0x5a);
-    std::fs::write(host.env.path("state.db"), &bytes).unwrap();
+    crate::backup::damage_leaf_page(&host.env.path("state.db"), "extra", 40);
     let later = host.push("clone", 2, &["--no-push"]);
     let first = host.push("other", 2, &["--no-push"]);
     for run in [&later, &first] {
