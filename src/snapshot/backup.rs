@@ -153,15 +153,21 @@ fn write_fmt(out: &mut Vec<u8>, args: std::fmt::Arguments<'_>) -> std::io::Resul
 }
 
 fn tagged_hex(out: &mut Vec<u8>, tag: &str, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.extend_from_slice(b"{\"");
     out.extend_from_slice(tag.as_bytes());
     out.extend_from_slice(b"\":\"");
+    push_hex(out, bytes);
+    out.extend_from_slice(b"\"}");
+}
+
+/// Appends `bytes` to `out` as lowercase hex digits, two a byte.
+pub(crate) fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
     for b in bytes {
         out.push(HEX[usize::from(b >> 4)]);
         out.push(HEX[usize::from(b & 15)]);
     }
-    out.extend_from_slice(b"\"}");
 }
 
 /// One value read back from a chunk line.
@@ -213,7 +219,8 @@ fn decode_value(v: serde_json::Value) -> Result<Decoded, String> {
     }))
 }
 
-fn unhex(h: &str) -> Result<Vec<u8>, String> {
+/// The bytes of hex digits `h` (either case).
+pub(crate) fn unhex(h: &str) -> Result<Vec<u8>, String> {
     if !h.len().is_multiple_of(2) || !h.is_ascii() {
         return Err(format!("{h:?} is not hex"));
     }
